@@ -1,0 +1,166 @@
+// Package sqlstore implements store.Store over database/sql for every SQL engine tandem
+// supports. The engines differ only in what a Dialect describes (placeholders, locking
+// clauses, how a unique violation looks); the queries, and so the behaviour, are shared.
+//
+// Times are stored as INTEGER microseconds since the Unix epoch (UTC) on every engine:
+// unambiguous, ordered, and the same on both sides of the conformance suite.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Dialect is what differs between engines.
+type Dialect struct {
+	Name string
+	// Numbered placeholders ($1, $2 …) instead of ?.
+	Numbered bool
+	// ForShare is appended to the lease read that fences a transaction, so a concurrent
+	// change of holder waits until the fenced write commits ("" where the engine
+	// serialises writers anyway).
+	ForShare string
+}
+
+// DB is a Store over one database handle.
+type DB struct {
+	db *sql.DB
+	d  Dialect
+}
+
+// New returns a Store over db, which must already hold the current schema.
+func New(db *sql.DB, d Dialect) *DB { return &DB{db: db, d: d} }
+
+// SQL returns the underlying handle (tests and engine adapters).
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Close closes the database handle.
+func (s *DB) Close() error { return s.db.Close() }
+
+// q rewrites ? placeholders for engines that number them.
+func (s *DB) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tx runs fn in one writing transaction (BEGIN IMMEDIATE on SQLite through the DSN).
+func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (s *DB) exec(ctx context.Context, qr querier, query string, args ...any) (int64, error) {
+	res, err := qr.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// bumpConfigVersion marks a change the schedulers must reload.
+func (s *DB) bumpConfigVersion(ctx context.Context, tx *sql.Tx) error {
+	if _, err := s.exec(ctx, tx, `UPDATE meta SET value = value + 1 WHERE key = 'config_version'`); err != nil {
+		return fmt.Errorf("bump config version: %w", err)
+	}
+	return nil
+}
+
+// ConfigVersion implements store.Store.
+func (s *DB) ConfigVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE key = 'config_version'`)).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("read config version: %w", err)
+	}
+	return v, nil
+}
+
+// checkEpoch fences a role-dependent write: it fails with ErrFenced unless epoch is the
+// primary lease's current epoch. Epoch 0 skips the check.
+func (s *DB) checkEpoch(ctx context.Context, tx *sql.Tx, epoch int64) error {
+	if epoch == 0 {
+		return nil
+	}
+	var cur int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch FROM leases WHERE name = ?`+s.d.ForShare), primaryLease).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errFenced(epoch, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("read lease epoch: %w", err)
+	}
+	if cur != epoch {
+		return errFenced(epoch, cur)
+	}
+	return nil
+}
+
+// micros stores an instant.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// microsPtr stores an optional instant (NULL when nil).
+func microsPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// instant reads an instant back as UTC.
+func instant(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// instantPtr reads an optional instant.
+func instantPtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := instant(v.Int64)
+	return &t
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

@@ -1,0 +1,232 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// OutputList implements store.Store: the outputs of a run's latest attempt that has any.
+func (s *DB) OutputList(ctx context.Context, runID int64) ([]store.Output, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT run_id, attempt, name, size, sha256, node, created_at FROM outputs
+		WHERE run_id = ? AND attempt = (SELECT MAX(attempt) FROM outputs WHERE run_id = ?) ORDER BY name`), runID, runID)
+	if err != nil {
+		return nil, fmt.Errorf("list outputs of run %d: %w", runID, err)
+	}
+	return scanOutputs(rows)
+}
+
+func scanOutputs(rows *sql.Rows) ([]store.Output, error) {
+	defer rows.Close()
+	var out []store.Output
+	for rows.Next() {
+		var o store.Output
+		var created int64
+		if err := rows.Scan(&o.RunID, &o.Attempt, &o.Name, &o.Size, &o.SHA256, &o.Node, &created); err != nil {
+			return nil, fmt.Errorf("scan output: %w", err)
+		}
+		o.CreatedAt = instant(created)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// OutputExpire implements store.Store.
+func (s *DB) OutputExpire(ctx context.Context, p store.OutputExpireParams) ([]store.Output, error) {
+	var out []store.Output
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT o.run_id, o.attempt, o.name, o.size, o.sha256, o.node, o.created_at
+			FROM outputs o JOIN runs r ON r.id = o.run_id WHERE r.finished_at IS NOT NULL AND r.finished_at < ?`), micros(p.Before))
+		if err != nil {
+			return err
+		}
+		if out, err = scanOutputs(rows); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM outputs WHERE run_id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, micros(p.Before))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire outputs: %w", err)
+	}
+	return out, nil
+}
+
+// NodeHeartbeat implements store.Store.
+func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) error {
+	n := p.Node
+	tags, err := json.Marshal(n.Tags)
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO nodes (id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
+			capacity = excluded.capacity, running = excluded.running, tags = excluded.tags, started_at = excluded.started_at,
+			heartbeat_at = excluded.heartbeat_at`,
+			n.ID, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(p.Now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// NodeList implements store.Store.
+func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at FROM nodes ORDER BY id`))
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Node
+	for rows.Next() {
+		var n store.Node
+		var tags string
+		var started, beat int64
+		if err := rows.Scan(&n.ID, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &tags, &started, &beat); err != nil {
+			return nil, fmt.Errorf("scan node: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
+			return nil, fmt.Errorf("decode tags of node %s: %w", n.ID, err)
+		}
+		n.StartedAt, n.HeartbeatAt = instant(started), instant(beat)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// EventAppend implements store.Store.
+func (s *DB) EventAppend(ctx context.Context, p store.EventAppendParams) error {
+	data, err := json.Marshal(p.Data)
+	if err != nil {
+		return fmt.Errorf("encode event data: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO events (type, at, node, message, data) VALUES (?, ?, ?, ?, ?)`,
+			p.Type, micros(p.Now), p.Node, p.Message, string(data))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append event %s: %w", p.Type, err)
+	}
+	return nil
+}
+
+// EventList implements store.Store.
+func (s *DB) EventList(ctx context.Context, p store.EventListParams) ([]store.Event, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q, args := `SELECT id, type, at, node, message, data FROM events`, []any{}
+	if p.Type != "" {
+		q += ` WHERE type = ?`
+		args = append(args, p.Type)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	rows, err := s.db.QueryContext(ctx, s.q(q), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		var data string
+		if err := rows.Scan(&e.ID, &e.Type, &at, &e.Node, &e.Message, &data); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		e.At = instant(at)
+		if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+			return nil, fmt.Errorf("decode event %d: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// LeaseGet implements store.Store.
+func (s *DB) LeaseGet(ctx context.Context, name string) (store.Lease, error) {
+	return s.leaseGet(ctx, s.db, name)
+}
+
+func (s *DB) leaseGet(ctx context.Context, qr querier, name string) (store.Lease, error) {
+	l := store.Lease{Name: name}
+	var exp int64
+	err := qr.QueryRowContext(ctx, s.q(`SELECT holder, epoch, expires_at FROM leases WHERE name = ?`), name).Scan(&l.Holder, &l.Epoch, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, notFound("lease", name)
+	}
+	if err != nil {
+		return l, fmt.Errorf("get lease %s: %w", name, err)
+	}
+	l.ExpiresAt = instant(exp)
+	return l, nil
+}
+
+// LeaseAcquire implements store.Store. The holder changes, and the epoch grows, only when
+// the lease is free or expired; a holder re-acquiring its own live lease just extends it.
+func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (store.Lease, error) {
+	var l store.Lease
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.leaseGet(ctx, tx, p.Name)
+		exp := micros(p.Now.Add(p.TTL))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			_, err = s.exec(ctx, tx, `INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, ?)`, p.Name, p.Holder, exp)
+		case err != nil:
+			return err
+		case cur.Holder == p.Holder && cur.ExpiresAt.After(p.Now):
+			_, err = s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ?`, exp, p.Name)
+		case cur.ExpiresAt.After(p.Now):
+			l = cur
+			return fmt.Errorf("lease %s held by %s (epoch %d): %w", p.Name, cur.Holder, cur.Epoch, store.ErrLeaseHeld)
+		default:
+			_, err = s.exec(ctx, tx, `UPDATE leases SET holder = ?, epoch = epoch + 1, expires_at = ? WHERE name = ?`, p.Holder, exp, p.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("take lease %s: %w", p.Name, err)
+		}
+		l, err = s.leaseGet(ctx, tx, p.Name)
+		return err
+	})
+	return l, err
+}
+
+// LeaseRenew implements store.Store.
+func (s *DB) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Lease, error) {
+	var l store.Lease
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		k, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
+			micros(p.Now.Add(p.TTL)), p.Name, p.Holder, p.Epoch)
+		if err != nil {
+			return fmt.Errorf("renew lease %s: %w", p.Name, err)
+		}
+		if k == 0 {
+			return fmt.Errorf("renew lease %s at epoch %d: %w", p.Name, p.Epoch, store.ErrFenced)
+		}
+		l, err = s.leaseGet(ctx, tx, p.Name)
+		return err
+	})
+	return l, err
+}
+
+// LeaseResign implements store.Store.
+func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
+			micros(p.Now), p.Name, p.Holder, p.Epoch)
+		if err != nil {
+			return fmt.Errorf("resign lease %s: %w", p.Name, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,377 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+const runColumns = `id, job_id, job, schedule_id, scheduled_at, scheduled_until, occurrences, trigger, state,
+	attempt, max_attempts, token, node, epoch, created_at, not_before, started_at, finished_at, exit_code,
+	reason, cancel_requested`
+
+const activeStates = `('queued', 'assigned', 'running')`
+
+func scanRun(r scanner, extra ...any) (store.Run, error) {
+	var run store.Run
+	var schedID, schedAt, schedUntil, started, finished, exit sql.NullInt64
+	var created, notBefore int64
+	var state string
+	var cancel int
+	dest := append([]any{&run.ID, &run.JobID, &run.Job, &schedID, &schedAt, &schedUntil, &run.Occurrences,
+		&run.Trigger, &state, &run.Attempt, &run.MaxAttempts, &run.Token, &run.Node, &run.Epoch, &created,
+		&notBefore, &started, &finished, &exit, &run.Reason, &cancel}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return run, err
+	}
+	run.ScheduleID = schedID.Int64
+	run.ScheduledAt, run.ScheduledUntil = instantPtr(schedAt), instantPtr(schedUntil)
+	run.State = store.RunState(state)
+	run.CreatedAt, run.NotBefore = instant(created), instant(notBefore)
+	run.StartedAt, run.FinishedAt = instantPtr(started), instantPtr(finished)
+	if exit.Valid {
+		c := int(exit.Int64)
+		run.ExitCode = &c
+	}
+	run.CancelRequested = cancel != 0
+	return run, nil
+}
+
+func (s *DB) runGet(ctx context.Context, qr querier, id int64) (store.Run, error) {
+	run, err := scanRun(qr.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return run, notFound("run", id)
+	}
+	if err != nil {
+		return run, fmt.Errorf("get run %d: %w", id, err)
+	}
+	return run, nil
+}
+
+// RunGet implements store.Store. It is the only read that returns captured output.
+func (s *DB) RunGet(ctx context.Context, id int64) (store.Run, error) {
+	var stdout, stderr []byte
+	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+runColumns+`, stdout, stderr FROM runs WHERE id = ?`), id)
+	run, err := scanRun(row, &stdout, &stderr)
+	if errors.Is(err, sql.ErrNoRows) {
+		return run, notFound("run", id)
+	}
+	if err != nil {
+		return run, fmt.Errorf("get run %d: %w", id, err)
+	}
+	run.Stdout, run.Stderr = stdout, stderr
+	return run, nil
+}
+
+// RunList implements store.Store.
+func (s *DB) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, error) {
+	var where []string
+	var args []any
+	if p.Job != "" {
+		where = append(where, "job = ?")
+		args = append(args, p.Job)
+	}
+	if len(p.States) > 0 {
+		where = append(where, "state IN ("+placeholders(len(p.States))+")")
+		for _, st := range p.States {
+			args = append(args, string(st))
+		}
+	}
+	if p.BeforeID > 0 {
+		where = append(where, "id < ?")
+		args = append(args, p.BeforeID)
+	}
+	q := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit)
+	return s.runs(ctx, s.db, q, args...)
+}
+
+func (s *DB) runs(ctx context.Context, qr querier, q string, args ...any) ([]store.Run, error) {
+	rows, err := qr.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Run
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		out = append(out, run)
+	}
+	return out, rows.Err()
+}
+
+// RunListForNode implements store.Store: the node's assigned and running runs.
+func (s *DB) RunListForNode(ctx context.Context, node string) ([]store.Run, error) {
+	return s.runs(ctx, s.db, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running') ORDER BY id`, node)
+}
+
+// RunListDispatchable implements store.Store.
+func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchableParams) ([]store.DispatchCandidate, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("r.", runColumns)+`, j.spec,
+		(SELECT COUNT(*) FROM runs a WHERE a.job_id = r.job_id AND a.state IN ('assigned', 'running'))
+		FROM runs r JOIN jobs j ON j.id = r.job_id
+		WHERE r.state = 'queued' AND r.not_before <= ? ORDER BY r.id LIMIT ?`), micros(p.Now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list dispatchable runs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DispatchCandidate
+	for rows.Next() {
+		var c store.DispatchCandidate
+		var spec string
+		run, err := scanRun(rows, &spec, &c.Active)
+		if err != nil {
+			return nil, fmt.Errorf("list dispatchable runs: %w", err)
+		}
+		c.Run = run
+		if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {
+			return nil, fmt.Errorf("decode job %s: %w", run.Job, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = prefix + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RunCreate implements store.Store.
+func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run, error) {
+	var run store.Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		j, err := s.jobGet(ctx, tx, p.Job)
+		if err != nil {
+			return err
+		}
+		trigger := p.Trigger
+		if trigger == "" {
+			trigger = store.TriggerManual
+		}
+		id, _, err := s.insertRun(ctx, tx, newRun{job: j.ID, name: j.Name, spec: j.Spec, trigger: trigger, now: p.Now})
+		if err != nil {
+			return err
+		}
+		run, err = s.runGet(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return run, fmt.Errorf("create run of %s: %w", p.Job, err)
+	}
+	return run, nil
+}
+
+type newRun struct {
+	job       int64
+	name      string
+	spec      job.Spec
+	schedule  int64
+	scheduled *time.Time
+	trigger   string
+	now       time.Time
+}
+
+// insertRun inserts a queued run after applying the job's overlap policy to its active
+// runs. It returns 0 when the occurrence already exists.
+func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, error) {
+	state, reason := store.RunQueued, ""
+	active, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE job_id = ? AND state IN `+activeStates+` ORDER BY id`, r.job)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(active) > 0 {
+		switch r.spec.Overlap {
+		case job.OverlapForbid:
+			state, reason = store.RunSkipped, fmt.Sprintf("overlap forbid: run %d is still %s", active[0].ID, active[0].State)
+		case job.OverlapReplace:
+			if err := s.replaceActive(ctx, tx, active, r.now); err != nil {
+				return 0, false, err
+			}
+		}
+	}
+	var sched any
+	if r.schedule != 0 {
+		sched = r.schedule
+	}
+	var finished any
+	if state.Final() {
+		finished = micros(r.now)
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state,
+		max_attempts, created_at, not_before, finished_at, reason)
+		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING RETURNING id`),
+		r.job, r.name, sched, microsPtr(r.scheduled), r.trigger, string(state), 1+r.spec.Retries,
+		micros(r.now), micros(r.now), finished, reason).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("insert run: %w", err)
+	}
+	return id, true, nil
+}
+
+// replaceActive ends the active runs of a job with overlap "replace": waiting ones at
+// once, running ones through a cancel request their worker acts on.
+func (s *DB) replaceActive(ctx context.Context, tx *sql.Tx, active []store.Run, now time.Time) error {
+	for _, a := range active {
+		var err error
+		if a.State == store.RunRunning {
+			_, err = s.exec(ctx, tx, `UPDATE runs SET cancel_requested = 1, reason = 'replaced by a newer run' WHERE id = ?`, a.ID)
+		} else {
+			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'canceled', reason = 'replaced by a newer run', finished_at = ?
+				WHERE id = ? AND state IN ('queued', 'assigned')`, micros(now), a.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("replace run %d: %w", a.ID, err)
+		}
+	}
+	return nil
+}
+
+// RunAssign implements store.Store.
+func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		n = 0
+		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
+			return err
+		}
+		for _, a := range p.Assignments {
+			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = ?, token = ?, attempt = attempt + 1, epoch = ?
+				WHERE id = ? AND state = 'queued'`, a.Node, a.Token, p.Epoch, a.RunID)
+			if err != nil {
+				return fmt.Errorf("assign run %d: %w", a.RunID, err)
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("assign runs: %w", err)
+	}
+	return n, nil
+}
+
+// RunStart implements store.Store.
+func (s *DB) RunStart(ctx context.Context, p store.RunStartParams) (store.Run, error) {
+	var run store.Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'running', started_at = ? WHERE id = ? AND token = ? AND state = 'assigned'`,
+			micros(p.Now), p.RunID, p.Token)
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			return fmt.Errorf("run %d: %w", p.RunID, store.ErrStale)
+		}
+		run, err = s.runGet(ctx, tx, p.RunID)
+		return err
+	})
+	if err != nil {
+		return run, fmt.Errorf("start run %d: %w", p.RunID, err)
+	}
+	return run, nil
+}
+
+// RunFinish implements store.Store.
+func (s *DB) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
+	var run store.Run
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.runGet(ctx, tx, p.RunID)
+		if err != nil {
+			return err
+		}
+		if cur.Token != p.Token || cur.State != store.RunRunning {
+			return fmt.Errorf("run %d is %s: %w", p.RunID, cur.State, store.ErrStale)
+		}
+		var exit any
+		if p.ExitCode != nil {
+			exit = *p.ExitCode
+		}
+		retry := p.RetryAt != nil && p.State == store.RunFailed && cur.Attempt < cur.MaxAttempts && !cur.CancelRequested
+		if retry {
+			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', not_before = ?, exit_code = ?,
+				reason = ?, stdout = ?, stderr = ?, started_at = NULL WHERE id = ?`,
+				micros(*p.RetryAt), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)
+		} else {
+			_, err = s.exec(ctx, tx, `UPDATE runs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, stdout = ?, stderr = ?
+				WHERE id = ?`, string(p.State), micros(p.Now), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)
+		}
+		if err != nil {
+			return err
+		}
+		for _, o := range p.Outputs {
+			if _, err := s.exec(ctx, tx, `INSERT INTO outputs (run_id, attempt, name, size, sha256, node, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, p.RunID, cur.Attempt, o.Name, o.Size, o.SHA256, cur.Node, micros(p.Now)); err != nil {
+				return fmt.Errorf("record output %s: %w", o.Name, err)
+			}
+		}
+		run, err = s.runGet(ctx, tx, p.RunID)
+		return err
+	})
+	if err != nil {
+		return run, fmt.Errorf("finish run %d: %w", p.RunID, err)
+	}
+	return run, nil
+}
+
+// RunCancel implements store.Store.
+func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run, error) {
+	var run store.Run
+	reason := p.Reason
+	if reason == "" {
+		reason = "canceled by request"
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := s.runGet(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		switch cur.State {
+		case store.RunQueued, store.RunAssigned:
+			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'canceled', reason = ?, finished_at = ? WHERE id = ?`, reason, micros(p.Now), p.ID)
+		case store.RunRunning:
+			_, err = s.exec(ctx, tx, `UPDATE runs SET cancel_requested = 1, reason = ? WHERE id = ?`, reason, p.ID)
+		default:
+			return fmt.Errorf("run %d already %s: %w", p.ID, cur.State, store.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		run, err = s.runGet(ctx, tx, p.ID)
+		return err
+	})
+	if err != nil {
+		return run, fmt.Errorf("cancel run %d: %w", p.ID, err)
+	}
+	return run, nil
+}

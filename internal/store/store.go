@@ -1,0 +1,313 @@
+// Package store is tandem's repository: the domain types every node shares and the Store
+// interface through which they are read and written. The repository is the single source of
+// truth; no node keeps state another node needs and cannot read from here.
+//
+// Engines (storesqlite, later storepg) implement Store with identical behaviour, proven by
+// the conformance suite in storetest. Invariants every engine keeps:
+//   - An occurrence (schedule, scheduled time) is inserted at most once, in the same
+//     transaction that advances the schedule's next_fire_at from the value the caller read
+//     (a compare-and-set), so a time is fired exactly once however many schedulers try.
+//   - Role-dependent writes (firing, assigning) carry the caller's lease epoch; when it is not
+//     the current epoch of the primary lease the write changes nothing and returns ErrFenced.
+//   - A worker's updates to a run are accepted only with the run's current attempt token.
+//   - Times are UTC instants; every writing transaction takes the write lock up front.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("conflict")
+	ErrFenced    = errors.New("fenced: lease epoch is not current")
+	ErrStale     = errors.New("stale attempt token")
+	ErrLeaseHeld = errors.New("lease held by another node")
+)
+
+// PrimaryLease names the lease whose holder fires schedules and dispatches runs.
+const PrimaryLease = "primary"
+
+// Store is the repository. All methods are safe for concurrent use. Each method is one
+// transaction: it either happens entirely or not at all.
+type Store interface {
+	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
+	JobGet(ctx context.Context, name string) (Job, error)
+	JobList(ctx context.Context) ([]Job, error)
+	JobDelete(ctx context.Context, name string) error
+	JobSetPaused(ctx context.Context, p JobSetPausedParams) (Job, error)
+
+	ScheduleList(ctx context.Context) ([]ScheduleEntry, error)
+	ScheduleInit(ctx context.Context, p ScheduleInitParams) (bool, error)
+	OccurrenceFire(ctx context.Context, p OccurrenceFireParams) ([]FireResult, error)
+
+	RunCreate(ctx context.Context, p RunCreateParams) (Run, error)
+	RunGet(ctx context.Context, id int64) (Run, error)
+	RunList(ctx context.Context, p RunListParams) ([]Run, error)
+	RunListDispatchable(ctx context.Context, p RunListDispatchableParams) ([]DispatchCandidate, error)
+	RunAssign(ctx context.Context, p RunAssignParams) (int, error)
+	RunListForNode(ctx context.Context, node string) ([]Run, error)
+	RunStart(ctx context.Context, p RunStartParams) (Run, error)
+	RunFinish(ctx context.Context, p RunFinishParams) (Run, error)
+	RunCancel(ctx context.Context, p RunCancelParams) (Run, error)
+
+	OutputList(ctx context.Context, runID int64) ([]Output, error)
+	OutputExpire(ctx context.Context, p OutputExpireParams) ([]Output, error)
+
+	LeaseAcquire(ctx context.Context, p LeaseAcquireParams) (Lease, error)
+	LeaseRenew(ctx context.Context, p LeaseRenewParams) (Lease, error)
+	LeaseResign(ctx context.Context, p LeaseResignParams) error
+	LeaseGet(ctx context.Context, name string) (Lease, error)
+
+	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
+	NodeList(ctx context.Context) ([]Node, error)
+
+	EventAppend(ctx context.Context, p EventAppendParams) error
+	EventList(ctx context.Context, p EventListParams) ([]Event, error)
+
+	// ConfigVersion grows whenever jobs or schedules change, so schedulers know to reload.
+	ConfigVersion(ctx context.Context) (int64, error)
+
+	Close() error
+}
+
+// Job is a stored job definition.
+type Job struct {
+	ID        int64
+	Name      string
+	Spec      job.Spec
+	Paused    bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Schedules []Schedule
+}
+
+// Schedule is one schedule expression of a job and its persisted firing state.
+type Schedule struct {
+	ID    int64
+	JobID int64
+	Index int    // position in the job's schedule list
+	Key   string // identity: expression, zone and bounds; a changed key restarts the schedule
+	Expr  string
+	// NextFireAt is the next occurrence to fire; nil means the scheduler must compute it
+	// from the current time (new, changed or resumed schedule).
+	NextFireAt *time.Time
+	Done       bool // no further occurrence
+}
+
+// ScheduleEntry is a schedule the scheduler should keep: its job is not paused.
+type ScheduleEntry struct {
+	Schedule
+	Job     string
+	Spec job.Spec
+}
+
+// ScheduleSpec is a schedule of a job being applied.
+type ScheduleSpec struct {
+	Key  string
+	Expr string
+}
+
+// JobApplyParams creates or replaces jobs by name, all or none. Schedules whose Key is
+// unchanged keep their firing state; the others start afresh.
+type JobApplyParams struct {
+	Jobs []JobDef
+	Now  time.Time
+}
+
+// JobDef is one job to apply: its validated spec and its schedules' identities.
+type JobDef struct {
+	Spec      job.Spec
+	Schedules []ScheduleSpec
+}
+
+// JobApplyResult says what JobApply did.
+type JobApplyResult struct {
+	Job     Job
+	Created bool
+}
+
+// JobSetPausedParams pauses or resumes a job. Resuming restarts its schedules from now, so
+// the paused time counts as neither fired nor missed.
+type JobSetPausedParams struct {
+	Name   string
+	Paused bool
+	Now    time.Time
+}
+
+// ScheduleInitParams sets the next fire time of a schedule whose NextFireAt is nil.
+type ScheduleInitParams struct {
+	ID         int64
+	NextFireAt *time.Time // nil with Done: the schedule has no occurrence left
+	Done       bool
+}
+
+// OccurrenceFireParams fires due occurrences of several schedules in one transaction.
+type OccurrenceFireParams struct {
+	Epoch int64 // the caller's primary lease epoch; 0 skips the check (single-node tests)
+	Now   time.Time
+	Items []FireItem
+}
+
+// FireItem advances one schedule from Expected to Next and records its occurrences.
+type FireItem struct {
+	ScheduleID int64
+	Expected   time.Time  // the next_fire_at the caller planned from
+	Next       *time.Time // new next_fire_at; nil when Done
+	Done       bool
+	Fire       []time.Time // occurrences that become runs
+	Records    []Record    // occurrences recorded without a run (missed, skipped)
+}
+
+// Record is a stretch of occurrences that did not become runs.
+type Record struct {
+	State  RunState // RunMissed or RunSkipped
+	First  time.Time
+	Last   time.Time
+	Count  int
+	Reason string
+}
+
+// FireResult says what happened to one FireItem.
+type FireResult struct {
+	ScheduleID int64
+	Applied    bool  // false: the schedule had moved on (someone else fired it) or is gone
+	Runs       []Run // runs created, including overlap-skipped ones
+}
+
+// RunCreateParams creates an on-demand run. The job's overlap policy applies.
+type RunCreateParams struct {
+	Job     string
+	Trigger string
+	Now     time.Time
+}
+
+// RunListParams filters RunList. Runs come newest first.
+type RunListParams struct {
+	Job      string
+	States   []RunState
+	BeforeID int64 // 0: from the newest
+	Limit    int   // 0: 100
+}
+
+// RunListDispatchableParams lists queued runs that may be assigned now, oldest first.
+type RunListDispatchableParams struct {
+	Now   time.Time
+	Limit int
+}
+
+// DispatchCandidate is a queued run with what the dispatcher needs to place it.
+type DispatchCandidate struct {
+	Run  Run
+	Spec job.Spec
+	// Active counts the job's other runs that are assigned or running (overlap "queue").
+	Active int
+}
+
+// RunAssignParams assigns queued runs to nodes; fenced by Epoch.
+type RunAssignParams struct {
+	Epoch       int64
+	Now         time.Time
+	Assignments []Assignment
+}
+
+// Assignment gives one queued run to a node with a fresh attempt token.
+type Assignment struct {
+	RunID int64
+	Node  string
+	Token string
+}
+
+// RunStartParams marks an assigned run as running on its node.
+type RunStartParams struct {
+	RunID int64
+	Token string
+	Now   time.Time
+}
+
+// RunFinishParams ends an attempt. With RetryAt set and attempts left, the run is queued
+// again for its next attempt instead of ending.
+type RunFinishParams struct {
+	RunID    int64
+	Token    string
+	Now      time.Time
+	State    RunState // succeeded, failed or canceled
+	ExitCode *int
+	Reason   string
+	Stdout   []byte
+	Stderr   []byte
+	Outputs  []Output
+	RetryAt  *time.Time
+}
+
+// RunCancelParams cancels a run: a queued or assigned run ends at once; a running one is
+// asked to stop and ends when its worker reports.
+type RunCancelParams struct {
+	ID     int64
+	Now    time.Time
+	Reason string
+}
+
+// OutputExpireParams removes the records of outputs of runs finished before Before.
+type OutputExpireParams struct {
+	Before time.Time
+}
+
+// LeaseAcquireParams takes a lease if it is free or expired at Now.
+type LeaseAcquireParams struct {
+	Name   string
+	Holder string
+	TTL    time.Duration
+	Now    time.Time
+}
+
+// LeaseRenewParams extends a lease still held by Holder at Epoch.
+type LeaseRenewParams struct {
+	Name   string
+	Holder string
+	Epoch  int64
+	TTL    time.Duration
+	Now    time.Time
+}
+
+// LeaseResignParams expires a lease held by Holder at Epoch, keeping the epoch.
+type LeaseResignParams struct {
+	Name   string
+	Holder string
+	Epoch  int64
+	Now    time.Time
+}
+
+// Lease is a named lease. Epoch grows by one on every change of holder and never resets.
+type Lease struct {
+	Name      string
+	Holder    string
+	Epoch     int64
+	ExpiresAt time.Time
+}
+
+// NodeHeartbeatParams records a node's liveness and load.
+type NodeHeartbeatParams struct {
+	Node Node
+	Now  time.Time
+}
+
+// EventAppendParams records one event.
+type EventAppendParams struct {
+	Type    string
+	Node    string
+	Message string
+	Data    map[string]any
+	Now     time.Time
+}
+
+// EventListParams filters EventList. Events come newest first.
+type EventListParams struct {
+	Type  string
+	Limit int
+}

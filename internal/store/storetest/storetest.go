@@ -1,0 +1,144 @@
+// Package storetest is the conformance suite every store.Store engine must pass: the same
+// tests, the same expectations, whatever the engine. An engine's test calls Run with a
+// function that returns a fresh, empty, migrated store for each test.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Open returns a fresh, empty store for one test; the engine closes it in t.Cleanup.
+type Open func(t *testing.T) store.Store
+
+// Run runs every conformance test against the engine.
+func Run(t *testing.T, open Open) {
+	tests := map[string]func(*testing.T, store.Store){
+		"JobApplyCreateUpdate":     testJobApplyCreateUpdate,
+		"JobApplyAllOrNothing":     testJobApplyAllOrNothing,
+		"JobDeleteAndPause":        testJobDeleteAndPause,
+		"ScheduleInitOnce":         testScheduleInitOnce,
+		"FireExactlyOnce":          testFireExactlyOnce,
+		"FireConcurrentSchedulers": testFireConcurrent,
+		"FireRecords":              testFireRecords,
+		"FireFenced":               testFireFenced,
+		"OverlapPolicies":          testOverlapPolicies,
+		"RunLifecycle":             testRunLifecycle,
+		"RunRetry":                 testRunRetry,
+		"RunCancel":                testRunCancel,
+		"RunListFilters":           testRunListFilters,
+		"DispatchQueueOverlap":     testDispatchQueueOverlap,
+		"OutputsExpire":            testOutputsExpire,
+		"Lease":                    testLease,
+		"NodesAndEvents":           testNodesAndEvents,
+		"TimesAreUTCInstants":      testTimes,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, open(t))
+		})
+	}
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func spec(name string, exprs ...string) job.Spec {
+	return job.Spec{Name: name, Schedule: exprs, Timezone: "UTC", Misfire: job.MisfireRunOnce,
+		Overlap: job.OverlapAllow, Command: &job.Command{Argv: []string{"true"}}}
+}
+
+func def(s job.Spec) store.JobDef {
+	d := store.JobDef{Spec: s}
+	for _, e := range s.Schedule {
+		d.Schedules = append(d.Schedules, store.ScheduleSpec{Key: e + "|UTC", Expr: e})
+	}
+	return d
+}
+
+func apply(t *testing.T, s store.Store, specs ...job.Spec) []store.JobApplyResult {
+	t.Helper()
+	p := store.JobApplyParams{Now: t0}
+	for _, sp := range specs {
+		p.Jobs = append(p.Jobs, def(sp))
+	}
+	res, err := s.JobApply(ctx(t), p)
+	if err != nil {
+		t.Fatalf("JobApply: %v", err)
+	}
+	return res
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// initAt sets the next fire time of every schedule of the job and returns the schedules.
+func initAt(t *testing.T, s store.Store, name string, at time.Time) []store.Schedule {
+	t.Helper()
+	j := must[store.Job](t)(s.JobGet(ctx(t), name))
+	for _, sc := range j.Schedules {
+		if ok := must[bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{ID: sc.ID, NextFireAt: &at})); !ok {
+			t.Fatalf("ScheduleInit %d: not applied", sc.ID)
+		}
+	}
+	return must[store.Job](t)(s.JobGet(ctx(t), name)).Schedules
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func fire(t *testing.T, s store.Store, epoch int64, sc store.Schedule, at ...time.Time) store.FireResult {
+	t.Helper()
+	next := at[len(at)-1].Add(time.Minute)
+	res, err := s.OccurrenceFire(ctx(t), store.OccurrenceFireParams{Epoch: epoch, Now: at[len(at)-1],
+		Items: []store.FireItem{{ScheduleID: sc.ID, Expected: *sc.NextFireAt, Next: &next, Fire: at}}})
+	if err != nil {
+		t.Fatalf("OccurrenceFire: %v", err)
+	}
+	return res[0]
+}
+
+func countRuns(t *testing.T, s store.Store, jobName string) int {
+	t.Helper()
+	return len(must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Job: jobName, Limit: 10000})))
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+}
+
+func testConcurrently(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+func name(prefix string, i int) string { return fmt.Sprintf("%s-%d", prefix, i) }
