@@ -43,7 +43,7 @@ type Store interface {
 	JobSetPaused(ctx context.Context, p JobSetPausedParams) (Job, error)
 
 	ScheduleList(ctx context.Context) ([]ScheduleEntry, error)
-	ScheduleInit(ctx context.Context, p ScheduleInitParams) (bool, error)
+	ScheduleInit(ctx context.Context, p ScheduleInitParams) ([]bool, error)
 	OccurrenceFire(ctx context.Context, p OccurrenceFireParams) ([]FireResult, error)
 
 	RunCreate(ctx context.Context, p RunCreateParams) (Run, error)
@@ -55,6 +55,8 @@ type Store interface {
 	RunStart(ctx context.Context, p RunStartParams) (Run, error)
 	RunFinish(ctx context.Context, p RunFinishParams) (Run, error)
 	RunCancel(ctx context.Context, p RunCancelParams) (Run, error)
+	// RunCounts counts the active runs (queued, assigned, running) by node and state.
+	RunCounts(ctx context.Context) ([]RunCount, error)
 
 	OutputList(ctx context.Context, runID int64) ([]Output, error)
 	OutputExpire(ctx context.Context, p OutputExpireParams) ([]Output, error)
@@ -103,7 +105,7 @@ type Schedule struct {
 // ScheduleEntry is a schedule the scheduler should keep: its job is not paused.
 type ScheduleEntry struct {
 	Schedule
-	Job     string
+	Job  string
 	Spec job.Spec
 }
 
@@ -140,8 +142,14 @@ type JobSetPausedParams struct {
 	Now    time.Time
 }
 
-// ScheduleInitParams sets the next fire time of a schedule whose NextFireAt is nil.
+// ScheduleInitParams sets the next fire time of schedules whose NextFireAt is nil, in
+// one transaction. The result says, item by item, whether it applied.
 type ScheduleInitParams struct {
+	Items []ScheduleInitItem
+}
+
+// ScheduleInitItem is the first next fire time of one schedule.
+type ScheduleInitItem struct {
 	ID         int64
 	NextFireAt *time.Time // nil with Done: the schedule has no occurrence left
 	Done       bool
@@ -253,8 +261,16 @@ type RunCancelParams struct {
 	Reason string
 }
 
-// OutputExpireParams removes the records of outputs of runs finished before Before.
+// RunCount is how many active runs one node has in one state ("" node: not assigned).
+type RunCount struct {
+	Node  string
+	State RunState
+	Count int
+}
+
+// OutputExpireParams removes the records of Node's outputs of runs finished before Before.
 type OutputExpireParams struct {
+	Node   string
 	Before time.Time
 }
 

@@ -309,16 +309,22 @@ func (s *DB) ScheduleList(ctx context.Context) ([]store.ScheduleEntry, error) {
 }
 
 // ScheduleInit implements store.Store.
-func (s *DB) ScheduleInit(ctx context.Context, p store.ScheduleInitParams) (bool, error) {
-	var n int64
+func (s *DB) ScheduleInit(ctx context.Context, p store.ScheduleInitParams) ([]bool, error) {
+	var out []bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		n, err = s.exec(ctx, tx, `UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at IS NULL AND done = 0`,
-			microsPtr(p.NextFireAt), boolInt(p.Done), p.ID)
-		return err
+		out = make([]bool, len(p.Items))
+		for i, it := range p.Items {
+			n, err := s.exec(ctx, tx, `UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at IS NULL AND done = 0`,
+				microsPtr(it.NextFireAt), boolInt(it.Done), it.ID)
+			if err != nil {
+				return err
+			}
+			out[i] = n == 1
+		}
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("init schedule %d: %w", p.ID, err)
+		return nil, fmt.Errorf("init schedules: %w", err)
 	}
-	return n == 1, nil
+	return out, nil
 }

@@ -40,14 +40,14 @@ func (s *DB) OutputExpire(ctx context.Context, p store.OutputExpireParams) ([]st
 	var out []store.Output
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT o.run_id, o.attempt, o.name, o.size, o.sha256, o.node, o.created_at
-			FROM outputs o JOIN runs r ON r.id = o.run_id WHERE r.finished_at IS NOT NULL AND r.finished_at < ?`), micros(p.Before))
+			FROM outputs o JOIN runs r ON r.id = o.run_id WHERE o.node = ? AND r.finished_at IS NOT NULL AND r.finished_at < ?`), p.Node, micros(p.Before))
 		if err != nil {
 			return err
 		}
 		if out, err = scanOutputs(rows); err != nil {
 			return err
 		}
-		_, err = s.exec(ctx, tx, `DELETE FROM outputs WHERE run_id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, micros(p.Before))
+		_, err = s.exec(ctx, tx, `DELETE FROM outputs WHERE node = ? AND run_id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, p.Node, micros(p.Before))
 		return err
 	})
 	if err != nil {
@@ -229,4 +229,24 @@ func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
 		}
 		return nil
 	})
+}
+
+// RunCounts implements store.Store.
+func (s *DB) RunCounts(ctx context.Context) ([]store.RunCount, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT node, state, COUNT(*) FROM runs WHERE state IN `+activeStates+` GROUP BY node, state ORDER BY node, state`))
+	if err != nil {
+		return nil, fmt.Errorf("count runs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RunCount
+	for rows.Next() {
+		var c store.RunCount
+		var state string
+		if err := rows.Scan(&c.Node, &state, &c.Count); err != nil {
+			return nil, fmt.Errorf("count runs: %w", err)
+		}
+		c.State = store.RunState(state)
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

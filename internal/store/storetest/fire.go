@@ -191,6 +191,12 @@ func testRunLifecycle(t *testing.T, s store.Store) {
 	if got := must[[]store.Run](t)(s.RunListForNode(ctx(t), "n1")); len(got) != 1 {
 		t.Fatalf("RunListForNode = %d runs", len(got))
 	}
+	must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "l", Now: t0}))
+	counts := must[[]store.RunCount](t)(s.RunCounts(ctx(t)))
+	want := []store.RunCount{{Node: "", State: store.RunQueued, Count: 1}, {Node: "n1", State: store.RunRunning, Count: 1}}
+	if len(counts) != 2 || counts[0] != want[0] || counts[1] != want[1] {
+		t.Fatalf("RunCounts = %+v, want %+v", counts, want)
+	}
 	// A stale token changes nothing.
 	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "old", Now: t0, State: store.RunFailed})
 	wantErr(t, err, store.ErrStale)
@@ -302,10 +308,13 @@ func testOutputsExpire(t *testing.T, s store.Store) {
 	startRun(t, s, r, "n", "t")
 	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunSucceeded,
 		Outputs: []store.Output{{Name: "x", Size: 1, SHA256: "h"}}}))
-	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Before: t0})); len(got) != 0 {
+	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "n", Before: t0})); len(got) != 0 {
 		t.Fatalf("expired too early: %+v", got)
 	}
-	got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Before: t0.Add(time.Second)}))
+	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "other", Before: t0.Add(time.Second)})); len(got) != 0 {
+		t.Fatalf("another node expired this node's outputs: %+v", got)
+	}
+	got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "n", Before: t0.Add(time.Second)}))
 	if len(got) != 1 || got[0].Name != "x" {
 		t.Fatalf("expired: %+v", got)
 	}

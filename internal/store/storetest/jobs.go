@@ -91,10 +91,10 @@ func testScheduleInitOnce(t *testing.T, s store.Store) {
 	apply(t, s, spec("i", "@every 1m"))
 	sc := must[store.Job](t)(s.JobGet(ctx(t), "i")).Schedules[0]
 	a, b := t0, t0.Add(time.Hour)
-	if !must[bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{ID: sc.ID, NextFireAt: &a})) {
+	if !must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(sc.ID, &a)))[0] {
 		t.Fatal("first init not applied")
 	}
-	if must[bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{ID: sc.ID, NextFireAt: &b})) {
+	if must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(sc.ID, &b)))[0] {
 		t.Fatal("second init applied over a set next fire time")
 	}
 	got := must[store.Job](t)(s.JobGet(ctx(t), "i")).Schedules[0].NextFireAt
@@ -111,7 +111,7 @@ func testTimes(t *testing.T, s store.Store) {
 	}
 	local := time.Date(2026, 10, 25, 2, 30, 0, 123456000, berlin) // an ambiguous wall time
 	sc := must[store.Job](t)(s.JobGet(ctx(t), "tz")).Schedules[0]
-	must[bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{ID: sc.ID, NextFireAt: &local}))
+	must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(sc.ID, &local)))
 	got := *must[store.Job](t)(s.JobGet(ctx(t), "tz")).Schedules[0].NextFireAt
 	if !got.Equal(local) || got.Location() != time.UTC {
 		t.Fatalf("stored %v, read back %v (want the same instant, in UTC)", local, got)

@@ -97,7 +97,7 @@ func initAt(t *testing.T, s store.Store, name string, at time.Time) []store.Sche
 	t.Helper()
 	j := must[store.Job](t)(s.JobGet(ctx(t), name))
 	for _, sc := range j.Schedules {
-		if ok := must[bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{ID: sc.ID, NextFireAt: &at})); !ok {
+		if ok := must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(sc.ID, &at))); !ok[0] {
 			t.Fatalf("ScheduleInit %d: not applied", sc.ID)
 		}
 	}
@@ -142,3 +142,7 @@ func testConcurrently(n int, fn func(i int)) {
 }
 
 func name(prefix string, i int) string { return fmt.Sprintf("%s-%d", prefix, i) }
+
+func initOne(id int64, at *time.Time) store.ScheduleInitParams {
+	return store.ScheduleInitParams{Items: []store.ScheduleInitItem{{ID: id, NextFireAt: at}}}
+}

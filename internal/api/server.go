@@ -1,0 +1,381 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// MaxBodyBytes bounds a request body (a job file).
+const MaxBodyBytes = 1 << 20
+
+// Backend is what the handlers need from the node serving them, beyond the repository.
+type Backend interface {
+	// Status builds the server-status table.
+	Status(ctx context.Context) (Status, error)
+	// JobsChanged tells the node's scheduler that jobs changed.
+	JobsChanged()
+	// RunsQueued tells the node's dispatcher that runs were queued.
+	RunsQueued()
+	// CancelLocal stops the run's attempt if it runs on this node.
+	CancelLocal(runID int64, why string)
+	// NodeID is this node's name.
+	NodeID() string
+	// NodeAddress returns the advertised address of a node ("" if unknown).
+	NodeAddress(ctx context.Context, id string) string
+	// OutputPath is where this node keeps an output file.
+	OutputPath(o store.Output) string
+}
+
+// Server serves the REST API.
+type Server struct {
+	store store.Store
+	b     Backend
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// NewServer returns the API handlers.
+func NewServer(st store.Store, b Backend, log *slog.Logger) *Server {
+	return &Server{store: st, b: b, log: log, now: time.Now}
+}
+
+// Register adds the API routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/v1/status", s.handle(s.status))
+	mux.HandleFunc("GET /api/v1/jobs", s.handle(s.jobList))
+	mux.HandleFunc("POST /api/v1/jobs", s.handle(s.jobApply))
+	mux.HandleFunc("GET /api/v1/jobs/{name}", s.handle(s.jobGet))
+	mux.HandleFunc("DELETE /api/v1/jobs/{name}", s.handle(s.jobDelete))
+	mux.HandleFunc("POST /api/v1/jobs/{name}/pause", s.handle(s.jobPause(true)))
+	mux.HandleFunc("POST /api/v1/jobs/{name}/resume", s.handle(s.jobPause(false)))
+	mux.HandleFunc("POST /api/v1/jobs/{name}/run", s.handle(s.jobRun))
+	mux.HandleFunc("GET /api/v1/runs", s.handle(s.runList))
+	mux.HandleFunc("GET /api/v1/runs/{id}", s.handle(s.runGet))
+	mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.handle(s.runCancel))
+	mux.HandleFunc("GET /api/v1/runs/{id}/outputs", s.handle(s.outputList))
+	mux.HandleFunc("GET /api/v1/runs/{id}/outputs/{name...}", s.outputGet)
+	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
+}
+
+// handler returns a value to encode as JSON with its status, or an error.
+type handler func(r *http.Request) (int, any, error)
+
+func (s *Server) handle(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		code, v, err := h(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, code, v)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+// badRequest is an error in the request itself.
+type badRequest struct {
+	field, msg string
+}
+
+func (e *badRequest) Error() string { return e.msg }
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *job.ValidationError
+	var br *badRequest
+	body := Error{Error: err.Error()}
+	code := http.StatusInternalServerError
+	switch {
+	case errors.As(err, &ve):
+		code, body.Field = http.StatusBadRequest, ve.Field
+	case errors.As(err, &br):
+		code, body.Field = http.StatusBadRequest, br.field
+	case errors.Is(err, store.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, store.ErrConflict):
+		code = http.StatusConflict
+	case errors.Is(err, store.ErrFenced):
+		code = http.StatusServiceUnavailable
+	}
+	if code == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, code, body)
+}
+
+func (s *Server) status(r *http.Request) (int, any, error) {
+	st, err := s.b.Status(r.Context())
+	return http.StatusOK, st, err
+}
+
+func (s *Server) jobList(r *http.Request) (int, any, error) {
+	jobs, err := s.store.JobList(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]Job, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, JobFrom(j))
+	}
+	return http.StatusOK, out, nil
+}
+
+// jobApply creates or updates the jobs of a job file (TOML or JSON), all or none.
+func (s *Server) jobApply(r *http.Request) (int, any, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		return 0, nil, &badRequest{"body", fmt.Sprintf("read job file: %v (at most %d bytes)", err, MaxBodyBytes)}
+	}
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		switch ct := r.Header.Get("Content-Type"); {
+		case strings.Contains(ct, "json"):
+			format = job.FormatJSON
+		case strings.Contains(ct, "toml"):
+			format = job.FormatTOML
+		default:
+			format = job.DetectFormat("", data)
+		}
+	}
+	specs, err := job.Parse(data, format)
+	if err != nil {
+		return 0, nil, err
+	}
+	p := store.JobApplyParams{Now: s.now()}
+	for _, sp := range specs {
+		d := store.JobDef{Spec: sp}
+		for i, e := range sp.Schedule {
+			d.Schedules = append(d.Schedules, store.ScheduleSpec{Key: sp.ScheduleKey(i), Expr: e})
+		}
+		p.Jobs = append(p.Jobs, d)
+	}
+	res, err := s.store.JobApply(r.Context(), p)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.b.JobsChanged()
+	out := make([]ApplyResult, 0, len(res))
+	code := http.StatusOK
+	for _, a := range res {
+		out = append(out, ApplyResult{Name: a.Job.Name, Created: a.Created, Job: JobFrom(a.Job)})
+		if a.Created {
+			code = http.StatusCreated
+		}
+		s.log.Info("job applied", "job", a.Job.Name, "created", a.Created)
+	}
+	return code, out, nil
+}
+
+func (s *Server) jobGet(r *http.Request) (int, any, error) {
+	j, err := s.store.JobGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, JobFrom(j), nil
+}
+
+func (s *Server) jobDelete(r *http.Request) (int, any, error) {
+	name := r.PathValue("name")
+	if err := s.store.JobDelete(r.Context(), name); err != nil {
+		return 0, nil, err
+	}
+	s.b.JobsChanged()
+	s.log.Info("job deleted", "job", name)
+	return http.StatusOK, map[string]string{"deleted": name}, nil
+}
+
+func (s *Server) jobPause(paused bool) handler {
+	return func(r *http.Request) (int, any, error) {
+		j, err := s.store.JobSetPaused(r.Context(), store.JobSetPausedParams{Name: r.PathValue("name"), Paused: paused, Now: s.now()})
+		if err != nil {
+			return 0, nil, err
+		}
+		s.b.JobsChanged()
+		s.log.Info("job paused state changed", "job", j.Name, "paused", paused)
+		return http.StatusOK, JobFrom(j), nil
+	}
+}
+
+func (s *Server) jobRun(r *http.Request) (int, any, error) {
+	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now()})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.b.RunsQueued()
+	return http.StatusCreated, RunFrom(run), nil
+}
+
+func (s *Server) runList(r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	p := store.RunListParams{Job: q.Get("job")}
+	for _, st := range q["state"] {
+		for _, one := range strings.Split(st, ",") {
+			if !store.RunState(one).Valid() {
+				return 0, nil, &badRequest{"state", fmt.Sprintf("%q is not a run state (queued, assigned, running, succeeded, failed, canceled, skipped, missed)", one)}
+			}
+			p.States = append(p.States, store.RunState(one))
+		}
+	}
+	var err error
+	if p.Limit, err = intParam(q.Get("limit"), "limit", 0, 10000); err != nil {
+		return 0, nil, err
+	}
+	before, err := intParam(q.Get("before"), "before", 0, 1<<62)
+	if err != nil {
+		return 0, nil, err
+	}
+	p.BeforeID = int64(before)
+	runs, err := s.store.RunList(r.Context(), p)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]Run, 0, len(runs))
+	for _, run := range runs {
+		out = append(out, RunFrom(run))
+	}
+	return http.StatusOK, out, nil
+}
+
+func intParam(v, name string, lo, hi int) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, &badRequest{name, fmt.Sprintf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)}
+	}
+	return n, nil
+}
+
+func runID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &badRequest{"id", fmt.Sprintf("run id must be a positive whole number, got %q", r.PathValue("id"))}
+	}
+	return id, nil
+}
+
+func (s *Server) runGet(r *http.Request) (int, any, error) {
+	id, err := runID(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	run, err := s.store.RunGet(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	v := RunFrom(run)
+	stdout, stderr := string(run.Stdout), string(run.Stderr)
+	v.Stdout, v.Stderr = &stdout, &stderr
+	outs, err := s.store.OutputList(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, o := range outs {
+		v.Outputs = append(v.Outputs, OutputFrom(o))
+	}
+	return http.StatusOK, v, nil
+}
+
+func (s *Server) runCancel(r *http.Request) (int, any, error) {
+	id, err := runID(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	run, err := s.store.RunCancel(r.Context(), store.RunCancelParams{ID: id, Now: s.now(), Reason: "canceled by request"})
+	if err != nil {
+		return 0, nil, err
+	}
+	s.b.CancelLocal(id, "canceled by request")
+	s.log.Info("run cancel requested", "run", id, "state", run.State)
+	return http.StatusOK, RunFrom(run), nil
+}
+
+func (s *Server) outputList(r *http.Request) (int, any, error) {
+	id, err := runID(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.store.RunGet(r.Context(), id); err != nil {
+		return 0, nil, err
+	}
+	outs, err := s.store.OutputList(r.Context(), id)
+	if err != nil {
+		return 0, nil, err
+	}
+	list := make([]Output, 0, len(outs))
+	for _, o := range outs {
+		list = append(list, OutputFrom(o))
+	}
+	return http.StatusOK, list, nil
+}
+
+// outputGet streams an output file, or redirects to the node that keeps it.
+func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	outs, err := s.store.OutputList(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for _, o := range outs {
+		if o.Name != name {
+			continue
+		}
+		if o.Node != s.b.NodeID() {
+			addr := s.b.NodeAddress(r.Context(), o.Node)
+			if addr == "" {
+				s.writeError(w, r, fmt.Errorf("output %s of run %d is kept on node %s, whose address is unknown: %w", name, id, o.Node, store.ErrNotFound))
+				return
+			}
+			http.Redirect(w, r, "http://"+addr+r.URL.Path, http.StatusTemporaryRedirect)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("X-Tandem-SHA256", o.SHA256)
+		http.ServeFile(w, r, s.b.OutputPath(o))
+		return
+	}
+	s.writeError(w, r, fmt.Errorf("output %q of run %d: %w", name, id, store.ErrNotFound))
+}
+
+func (s *Server) eventList(r *http.Request) (int, any, error) {
+	limit, err := intParam(r.URL.Query().Get("limit"), "limit", 0, 10000)
+	if err != nil {
+		return 0, nil, err
+	}
+	evs, err := s.store.EventList(r.Context(), store.EventListParams{Type: r.URL.Query().Get("type"), Limit: limit})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]Event, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data})
+	}
+	return http.StatusOK, out, nil
+}

@@ -1,0 +1,141 @@
+// Package api is tandem's REST API: the HTTP handlers every node serves and the JSON
+// types they exchange, shared with the Go client. The JSON shapes are documented in the
+// README and are stable: fields are added, never renamed or removed.
+package api
+
+import (
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Job is a job as the API shows it: the job file's fields plus its state.
+type Job struct {
+	job.Spec
+	Paused     bool       `json:"paused"`
+	NextFireAt *time.Time `json:"next_fire_at"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+}
+
+// ApplyResult is one job of an apply.
+type ApplyResult struct {
+	Name    string `json:"name"`
+	Created bool   `json:"created"`
+	Job     Job    `json:"job"`
+}
+
+// Run is a run as the API shows it.
+type Run struct {
+	ID              int64      `json:"id"`
+	Job             string     `json:"job"`
+	State           string     `json:"state"`
+	Attempt         int        `json:"attempt"`
+	MaxAttempts     int        `json:"max_attempts"`
+	Node            string     `json:"node"`
+	Trigger         string     `json:"trigger"`
+	ScheduledAt     *time.Time `json:"scheduled_at"`
+	ScheduledUntil  *time.Time `json:"scheduled_until,omitempty"`
+	Occurrences     int        `json:"occurrences"`
+	CreatedAt       time.Time  `json:"created_at"`
+	NotBefore       time.Time  `json:"not_before"`
+	StartedAt       *time.Time `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	DurationMS      *int64     `json:"duration_ms"`
+	ExitCode        *int       `json:"exit_code"`
+	Reason          string     `json:"reason"`
+	CancelRequested bool       `json:"cancel_requested"`
+	Epoch           int64      `json:"epoch"`
+	Stdout          *string    `json:"stdout,omitempty"`
+	Stderr          *string    `json:"stderr,omitempty"`
+	Outputs         []Output   `json:"outputs,omitempty"`
+}
+
+// Output is a file a run produced.
+type Output struct {
+	Name    string    `json:"name"`
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256"`
+	Node    string    `json:"node"`
+	Attempt int       `json:"attempt"`
+	Created time.Time `json:"created_at"`
+}
+
+// Status is the cluster's server-status table.
+type Status struct {
+	Primary string       `json:"primary"`
+	Epoch   int64        `json:"epoch"`
+	Nodes   []NodeStatus `json:"nodes"`
+}
+
+// NodeStatus is one row of the status table.
+type NodeStatus struct {
+	ID          string    `json:"id"`
+	Address     string    `json:"address"`
+	Mode        string    `json:"mode"`
+	Running     int       `json:"running"`
+	Queued      int       `json:"queued"`
+	Capacity    int       `json:"capacity"`
+	Priority    int       `json:"priority"`
+	Tags        []string  `json:"tags"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+	Services    []Service `json:"services"`
+}
+
+// Service is one service of a node and its status.
+type Service struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// Event is something that happened in the cluster.
+type Event struct {
+	ID      int64          `json:"id"`
+	Type    string         `json:"type"`
+	At      time.Time      `json:"at"`
+	Node    string         `json:"node"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// JobFrom converts a stored job.
+func JobFrom(j store.Job) Job {
+	v := Job{Spec: j.Spec, Paused: j.Paused, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	if j.Spec.Schedule == nil {
+		v.Schedule = []string{}
+	}
+	if !j.Paused {
+		for _, sc := range j.Schedules {
+			if sc.NextFireAt != nil && (v.NextFireAt == nil || sc.NextFireAt.Before(*v.NextFireAt)) {
+				t := *sc.NextFireAt
+				v.NextFireAt = &t
+			}
+		}
+	}
+	return v
+}
+
+// RunFrom converts a stored run.
+func RunFrom(r store.Run) Run {
+	v := Run{ID: r.ID, Job: r.Job, State: string(r.State), Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, Node: r.Node,
+		Trigger: r.Trigger, ScheduledAt: r.ScheduledAt, ScheduledUntil: r.ScheduledUntil, Occurrences: r.Occurrences,
+		CreatedAt: r.CreatedAt, NotBefore: r.NotBefore, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, ExitCode: r.ExitCode,
+		Reason: r.Reason, CancelRequested: r.CancelRequested, Epoch: r.Epoch}
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		d := r.FinishedAt.Sub(*r.StartedAt).Milliseconds()
+		v.DurationMS = &d
+	}
+	return v
+}
+
+// OutputFrom converts a stored output.
+func OutputFrom(o store.Output) Output {
+	return Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256, Node: o.Node, Attempt: o.Attempt, Created: o.CreatedAt}
+}

@@ -1,0 +1,84 @@
+// Package cli is the tandem command line: the server and the client commands, one file
+// per command group. Commands return errors; only main decides the exit code.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tandemhq/tandem/internal/client"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// globals are the flags every client command shares.
+type globals struct {
+	servers []string
+	json    bool
+	out     io.Writer
+	errOut  io.Writer
+}
+
+func (g *globals) client() *client.Client { return client.New(g.servers) }
+
+// printJSON writes v as indented JSON.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// NewRoot builds the command tree.
+func NewRoot() *cobra.Command {
+	g := &globals{out: os.Stdout, errOut: os.Stderr}
+	root := &cobra.Command{
+		Use:           "tandem",
+		Short:         "tandem: a highly available scheduler and distribution server for report jobs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	def := []string{client.ServerDefault}
+	if env := os.Getenv("TANDEM_SERVER"); env != "" {
+		def = strings.Split(env, ",")
+	}
+	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
+	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g))
+	return root
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ce *client.Error
+	jsonOut, _ := root.PersistentFlags().GetBool("json")
+	if cmd, _, ferr := root.Find(args); ferr == nil && cmd != nil {
+		if v, ferr := cmd.Flags().GetBool("json"); ferr == nil {
+			jsonOut = v
+		}
+	}
+	switch {
+	case jsonOut && errors.As(err, &ce):
+		enc := json.NewEncoder(os.Stderr)
+		_ = enc.Encode(map[string]string{"error": ce.Message, "field": ce.Field})
+	case jsonOut:
+		_ = json.NewEncoder(os.Stderr).Encode(map[string]string{"error": err.Error()})
+	default:
+		fmt.Fprintln(os.Stderr, "tandem:", err)
+	}
+	return 1
+}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/node"
+	"github.com/tandemhq/tandem/internal/store/storesqlite"
+)
+
+func newServerCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a tandem node (SQLite in ./tandem-data, listening on 127.0.0.1:8200 unless configured)",
+		Args:  cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "TOML configuration file")
+	f.String("data-dir", config.DataDirDefault, "data directory (SQLite repository, outputs)")
+	f.String("db", "", "repository: a SQLite path or sqlite://PATH (default DATA_DIR/tandem.db)")
+	f.String("listen", config.ListenDefault, "API and console address")
+	f.String("advertise", "", "address other nodes and clients use for this node (default --listen)")
+	f.String("node-id", "", "node name (default the host name)")
+	f.Int("priority", 0, "takeover priority among standbys, 0 first")
+	f.StringSlice("tags", nil, "node tags, comma separated")
+	f.Int("capacity", config.CapacityDefault, "runs executed at once")
+	f.Duration("shutdown-grace", config.ShutdownGraceDefault, "how long running runs may finish after SIGTERM")
+	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
+	f.String("log-format", config.LogFormatDefault, "text or json")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := config.Load(file, environ())
+		if err != nil {
+			return err
+		}
+		applyFlags(cmd, &cfg)
+		if err := cfg.Finish(); err != nil {
+			return err
+		}
+		return runServer(cmd.Context(), cfg)
+	}
+	return cmd
+}
+
+// environ returns the process environment as a map.
+func environ() map[string]string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// applyFlags overrides the configuration with the flags given on the command line.
+func applyFlags(cmd *cobra.Command, c *config.Config) {
+	f := cmd.Flags()
+	str := func(name string, dst *string) {
+		if f.Changed(name) {
+			*dst, _ = f.GetString(name)
+		}
+	}
+	str("data-dir", &c.DataDir)
+	str("db", &c.DB)
+	str("listen", &c.Listen)
+	str("advertise", &c.Advertise)
+	str("node-id", &c.NodeID)
+	str("log-level", &c.Log.Level)
+	str("log-format", &c.Log.Format)
+	if f.Changed("priority") {
+		c.Priority, _ = f.GetInt("priority")
+	}
+	if f.Changed("capacity") {
+		c.Capacity, _ = f.GetInt("capacity")
+	}
+	if f.Changed("tags") {
+		c.Tags, _ = f.GetStringSlice("tags")
+	}
+	if f.Changed("shutdown-grace") {
+		c.ShutdownGrace, _ = f.GetDuration("shutdown-grace")
+	}
+}
+
+func newLogger(c config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
+func runServer(ctx context.Context, cfg config.Config) error {
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := storesqlite.Open(ctx, storesqlite.Path(cfg.DB))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n := node.New(cfg, st, log)
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.DB)
+	<-ctx.Done()
+	log.Info("signal received: shutting down")
+	// The shutdown itself gets the grace period plus time to record what was canceled.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace+30*time.Second)
+	defer cancel()
+	return n.Stop(sctx)
+}

@@ -1,0 +1,200 @@
+// Package config owns tandem's server configuration: one typed struct, its defaults
+// (exported XxxDefault constants, each field's comment says its default), and how it is
+// assembled: defaults, then a TOML file, then TANDEM_* environment variables, then flags,
+// each overriding the one before. Validate names the field and what is allowed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/caarlos0/env/v11"
+)
+
+// Defaults.
+const (
+	DataDirDefault            = "tandem-data"
+	ListenDefault             = "127.0.0.1:8200"
+	CapacityDefault           = 4
+	ShutdownGraceDefault      = 30 * time.Second
+	OutputRetentionDefault    = 30 * 24 * time.Hour
+	OutputLimitDefault        = 1 << 20
+	LeaseRenewDefault         = 250 * time.Millisecond
+	LeaseTTLDefault           = 1500 * time.Millisecond
+	LeaseMarginDefault        = 500 * time.Millisecond
+	HeartbeatIntervalDefault  = time.Second
+	HeartbeatMaxMissedDefault = 3
+	LogLevelDefault           = "info"
+	LogFormatDefault          = "text"
+)
+
+// Config is a server's whole configuration.
+type Config struct {
+	// DataDir holds the SQLite repository and the outputs this node keeps. Default "tandem-data".
+	DataDir string `toml:"data_dir" env:"DATA_DIR"`
+	// DB is the repository: a SQLite path or sqlite:// URL. Default DataDir/tandem.db.
+	DB string `toml:"db" env:"DB"`
+	// Listen is the API and console address. Default 127.0.0.1:8200.
+	Listen string `toml:"listen" env:"LISTEN"`
+	// Advertise is the address other nodes and clients use for this node. Default Listen.
+	Advertise string `toml:"advertise" env:"ADVERTISE"`
+	// NodeID names this node in the cluster. Default the host name.
+	NodeID string `toml:"node_id" env:"NODE_ID"`
+	// Priority orders standbys for takeover, 0 first. Default 0.
+	Priority int `toml:"priority" env:"PRIORITY"`
+	// Tags are matched against jobs' tags. Default none.
+	Tags []string `toml:"tags" env:"TAGS" envSeparator:","`
+	// Capacity is how many runs this node executes at once. Default 4.
+	Capacity int `toml:"capacity" env:"CAPACITY"`
+	// ShutdownGrace is how long running runs may finish after SIGTERM. Default 30s.
+	ShutdownGrace time.Duration `toml:"shutdown_grace" env:"SHUTDOWN_GRACE"`
+	// OutputRetention is how long outputs are kept after their run ends. Default 720h.
+	OutputRetention time.Duration `toml:"output_retention" env:"OUTPUT_RETENTION"`
+	// OutputLimit is how many bytes of stdout and of stderr a run keeps. Default 1 MiB.
+	OutputLimit int64 `toml:"output_limit" env:"OUTPUT_LIMIT"`
+
+	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
+	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
+	Log       Log       `toml:"log" envPrefix:"LOG_"`
+}
+
+// Lease configures the primary lease.
+type Lease struct {
+	// Renew is how often the primary renews its lease. Default 250ms.
+	Renew time.Duration `toml:"renew" env:"RENEW"`
+	// TTL is how long a lease lasts without renewal. Default 1.5s.
+	TTL time.Duration `toml:"ttl" env:"TTL"`
+	// Margin is how long before TTL the holder stops trusting its role. Default 0.5s.
+	Margin time.Duration `toml:"margin" env:"MARGIN"`
+}
+
+// Heartbeat configures membership.
+type Heartbeat struct {
+	// Interval between heartbeats. Default 1s.
+	Interval time.Duration `toml:"interval" env:"INTERVAL"`
+	// MaxMissed heartbeats before a node is declared lost. Default 3.
+	MaxMissed int `toml:"max_missed" env:"MAX_MISSED"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level: debug, info, warn or error. Default info.
+	Level string `toml:"level" env:"LEVEL"`
+	// Format: text or json. Default text.
+	Format string `toml:"format" env:"FORMAT"`
+}
+
+// Default returns the configuration used when nothing is configured.
+func Default() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "tandem"
+	}
+	return Config{
+		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault,
+		ShutdownGrace: ShutdownGraceDefault, OutputRetention: OutputRetentionDefault, OutputLimit: OutputLimitDefault,
+		Lease:     Lease{Renew: LeaseRenewDefault, TTL: LeaseTTLDefault, Margin: LeaseMarginDefault},
+		Heartbeat: Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
+		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault},
+	}
+}
+
+// Load builds the configuration from the defaults, the TOML file at path (if path is not
+// empty) and the TANDEM_* environment. Flags are applied by the caller, then Finish.
+func Load(path string, environ map[string]string) (Config, error) {
+	c := Default()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &c)
+		if err != nil {
+			return c, fmt.Errorf("read config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return c, &Error{Field: und[0].String(), Problem: fmt.Sprintf("unknown setting in %s", path)}
+		}
+	}
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: "TANDEM_", Environment: environ}); err != nil {
+		return c, fmt.Errorf("read TANDEM_* environment: %w", err)
+	}
+	return c, nil
+}
+
+// Finish fills the settings derived from others, then validates.
+func (c *Config) Finish() error {
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "tandem.db")
+	}
+	if c.Advertise == "" {
+		c.Advertise = c.Listen
+	}
+	return c.Validate()
+}
+
+// Error names a setting and what is wrong with it.
+type Error struct {
+	Field   string
+	Problem string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config %s: %s", e.Field, e.Problem) }
+
+// Validate checks every setting.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &Error{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
+		bad("db", "PostgreSQL repositories are not supported by this build yet (use a SQLite path or sqlite://PATH)")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port (e.g. 127.0.0.1:8200)", c.Listen)
+	}
+	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " \t,") {
+		bad("node_id", "%q is not a node name: non-empty, no spaces or commas", c.NodeID)
+	}
+	if c.Priority < 0 || c.Priority > 1000 {
+		bad("priority", "must be between 0 (first) and 1000, got %d", c.Priority)
+	}
+	if c.Capacity < 0 || c.Capacity > 10000 {
+		bad("capacity", "must be between 0 (runs nothing) and 10000, got %d", c.Capacity)
+	}
+	if c.ShutdownGrace < 0 {
+		bad("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	}
+	if c.OutputRetention < time.Minute {
+		bad("output_retention", "must be at least 1m, got %s", c.OutputRetention)
+	}
+	if c.OutputLimit < 1024 || c.OutputLimit > 1<<30 {
+		bad("output_limit", "must be between 1024 and 1073741824 bytes, got %d", c.OutputLimit)
+	}
+	if c.Lease.Renew <= 0 || c.Lease.TTL < 2*c.Lease.Renew {
+		bad("lease.ttl", "must be at least twice lease.renew (%s), got %s", c.Lease.Renew, c.Lease.TTL)
+	}
+	if c.Lease.Margin <= 0 || c.Lease.Margin >= c.Lease.TTL-c.Lease.Renew {
+		bad("lease.margin", "must be positive and less than lease.ttl - lease.renew (%s), got %s", c.Lease.TTL-c.Lease.Renew, c.Lease.Margin)
+	}
+	if c.Heartbeat.Interval <= 0 {
+		bad("heartbeat.interval", "must be positive, got %s", c.Heartbeat.Interval)
+	}
+	if c.Heartbeat.MaxMissed < 1 {
+		bad("heartbeat.max_missed", "must be at least 1, got %d", c.Heartbeat.MaxMissed)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not a level (debug, info, warn, error)", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q is not a format (text, json)", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

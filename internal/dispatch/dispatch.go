@@ -1,0 +1,164 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// PollDefault is how often the dispatcher looks for queued runs when nobody wakes it
+// (retries become due, runs queued by other nodes).
+const PollDefault = 200 * time.Millisecond
+
+// Target is a node that can take runs.
+type Target struct {
+	ID   string
+	Free int // runs it can take now
+	Tags []string
+}
+
+// Params configures a Dispatcher.
+type Params struct {
+	Store store.Store
+	Log   *slog.Logger
+	Now   func() time.Time
+	Epoch int64
+	// Targets returns the live nodes and their free capacity, in a stable order.
+	Targets func(ctx context.Context) ([]Target, error)
+	// Assigned is called with the nodes that were given runs (to wake their workers).
+	Assigned func(nodes []string)
+	Poll     time.Duration
+}
+
+// Dispatcher assigns queued runs round-robin over the nodes with free capacity.
+type Dispatcher struct {
+	p    Params
+	wake chan struct{}
+	next int // round-robin position
+}
+
+// New returns a dispatcher; call Run to start it.
+func New(p Params) *Dispatcher {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Poll <= 0 {
+		p.Poll = PollDefault
+	}
+	return &Dispatcher{p: p, wake: make(chan struct{}, 1)}
+}
+
+// Wake asks the dispatcher to look for queued runs now. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run assigns runs until ctx is canceled (nil) or an assignment is fenced (an error
+// wrapping store.ErrFenced: this node is no longer primary).
+func (d *Dispatcher) Run(ctx context.Context) error {
+	tick := time.NewTicker(d.p.Poll)
+	defer tick.Stop()
+	for {
+		for {
+			n, err := d.Once(ctx)
+			if errors.Is(err, store.ErrFenced) {
+				return err
+			}
+			if err != nil && ctx.Err() == nil {
+				d.p.Log.Warn("dispatch failed", "err", err)
+			}
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// Once makes one pass: it reads the queued runs due now and assigns as many as the nodes
+// can take. It returns how many it assigned.
+func (d *Dispatcher) Once(ctx context.Context) (int, error) {
+	targets, err := d.p.Targets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	free := 0
+	for _, t := range targets {
+		free += t.Free
+	}
+	if free == 0 {
+		return 0, nil
+	}
+	cands, err := d.p.Store.RunListDispatchable(ctx, store.RunListDispatchableParams{Now: d.p.Now(), Limit: max(free, 1) * 4})
+	if err != nil {
+		return 0, err
+	}
+	var as []store.Assignment
+	queued := map[int64]bool{} // jobs with overlap "queue" already given a run this pass
+	for _, c := range cands {
+		if c.Spec.Overlap == job.OverlapQueue {
+			if c.Active > 0 || queued[c.Run.JobID] {
+				continue
+			}
+			queued[c.Run.JobID] = true
+		}
+		i := d.pick(targets, c.Spec.Tags)
+		if i < 0 {
+			continue
+		}
+		targets[i].Free--
+		as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
+	}
+	if len(as) == 0 {
+		return 0, nil
+	}
+	n, err := d.p.Store.RunAssign(ctx, store.RunAssignParams{Epoch: d.p.Epoch, Now: d.p.Now(), Assignments: as})
+	if err != nil {
+		return 0, err
+	}
+	if d.p.Assigned != nil {
+		var nodes []string
+		for _, a := range as {
+			if !slices.Contains(nodes, a.Node) {
+				nodes = append(nodes, a.Node)
+			}
+		}
+		d.p.Assigned(nodes)
+	}
+	return n, nil
+}
+
+// pick chooses the next node round-robin among those with free capacity and every tag.
+func (d *Dispatcher) pick(targets []Target, tags []string) int {
+	for k := range targets {
+		i := (d.next + k) % len(targets)
+		t := targets[i]
+		if t.Free > 0 && hasAll(t.Tags, tags) {
+			d.next = i + 1
+			return i
+		}
+	}
+	return -1
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,22 @@
+// Package lease keeps the primary lease: which node fires schedules and dispatches runs.
+//
+// The repository decides who leads; a process only bounds how long it trusts its last
+// successful renewal. State machine of one node:
+//
+//	standby ──(acquire succeeds: lease free or expired; epoch+1)──▶ primary
+//	primary ──(renew succeeds)──▶ primary, trusted until renewStart + TTL − margin
+//	primary ──(renew fenced: another holder or epoch)──▶ standby
+//	primary ──(trust deadline passes without a successful renew)──▶ standby
+//	primary ──(stop)──▶ resign (expire the lease, keep the epoch) ──▶ stopped
+//
+// Invariants:
+//   - Expiry is judged on the repository's side (a single clock for every node of one
+//     host's SQLite; the database clock on PostgreSQL), never by comparing a node's clock
+//     with a stored timestamp.
+//   - Trust is measured on the holder's monotonic clock from the START of the last
+//     successful renewal, so a slow renewal that succeeds late never extends trust
+//     beyond what the repository granted.
+//   - The epoch is the fencing token: every role-dependent write carries it, and the
+//     repository refuses writes from any epoch but the current one. Trust bounds how long
+//     a deposed primary keeps trying; the epoch makes its tries harmless.
+package lease

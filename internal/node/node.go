@@ -1,0 +1,255 @@
+// Package node composes one running tandem node: the repository, the lease keeper, the
+// worker, heartbeats, the API, and, while this node is primary, the scheduler and the
+// dispatcher. It owns every goroutine it starts and waits for them on Stop. Tests embed
+// nodes in-process through New, Start and Stop.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/lease"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/worker"
+)
+
+// Node modes as shown in the status table.
+const (
+	ModePrimary  = "primary"
+	ModeStandby  = "standby"
+	ModeStopping = "stopping"
+	ModeLost     = "lost"
+)
+
+// OutputSweepDefault is how often a node deletes its outputs past retention.
+const OutputSweepDefault = 10 * time.Minute
+
+// Node is one tandem server.
+type Node struct {
+	cfg     config.Config
+	store   store.Store
+	log     *slog.Logger
+	started time.Time
+
+	keeper *lease.Keeper
+	worker *worker.Worker
+	http   *http.Server
+	ln     net.Listener
+
+	mu      sync.Mutex
+	mode    string
+	role    *role // services running while primary; nil otherwise
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// New prepares a node over an open repository; Start runs it.
+func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
+	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), mode: ModeStandby}
+	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued})
+	n.keeper = lease.New(lease.Params{Store: st, Log: n.log.With("component", "lease"), Holder: Holder(cfg.NodeID),
+		Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin, Elected: n.elected, Deposed: n.deposed})
+	return n
+}
+
+// Holder names this process of a node as a lease holder: the node id and an
+// incarnation, so a restarted process never inherits its predecessor's epoch.
+func Holder(nodeID string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return nodeID + "#" + hex.EncodeToString(b[:])
+}
+
+// HolderNode returns the node id of a lease holder.
+func HolderNode(holder string) string {
+	id, _, _ := strings.Cut(holder, "#")
+	return id
+}
+
+// Addr is the address the API listens on (after Start).
+func (n *Node) Addr() string {
+	if n.ln == nil {
+		return n.cfg.Listen
+	}
+	return n.ln.Addr().String()
+}
+
+// Start opens the listener and starts every service. It returns once the node serves.
+func (n *Node) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.cfg.Listen, err)
+	}
+	n.ln = ln
+	n.started = time.Now()
+	mux := http.NewServeMux()
+	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.DB, "capacity", n.cfg.Capacity)
+	if err := n.heartbeat(ctx); err != nil {
+		n.log.Warn("first heartbeat failed", "err", err)
+	}
+	n.goFn(func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server stopped", "err", err)
+		}
+	})
+	n.goFn(func() { _ = n.worker.Run(ctx) })
+	n.goFn(func() { _ = n.keeper.Run(ctx) })
+	n.goFn(func() { n.heartbeats(ctx) })
+	n.goFn(func() { n.sweepOutputs(ctx) })
+	_ = n.store.EventAppend(ctx, store.EventAppendParams{Type: "node.joined", Node: n.cfg.NodeID, Now: time.Now(),
+		Message: fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise)})
+	return nil
+}
+
+func (n *Node) goFn(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// Stop shuts the node down gracefully: it stops firing and dispatching, resigns the
+// lease so a standby takes over at once, lets running runs finish within the shutdown
+// grace period (then cancels them and records that), and stops serving. Safe to call
+// twice; ctx bounds the whole shutdown.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopped || n.cancel == nil {
+		n.stopped = true
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	n.mode = ModeStopping
+	n.mu.Unlock()
+	n.log.Info("stopping: resigning the lease, waiting for running runs", "grace", n.cfg.ShutdownGrace)
+	n.cancel() // lease keeper resigns, scheduler and dispatcher stop, worker takes nothing new
+	grace, cancel := context.WithTimeout(ctx, n.cfg.ShutdownGrace)
+	defer cancel()
+	werr := n.worker.Shutdown(grace)
+	_ = n.heartbeat(context.WithoutCancel(ctx))
+	herr := n.http.Shutdown(ctx)
+	n.wg.Wait()
+	n.log.Info("node stopped")
+	return errors.Join(werr, herr)
+}
+
+// heartbeats records this node's liveness and load every interval.
+func (n *Node) heartbeats(ctx context.Context) {
+	t := time.NewTicker(n.cfg.Heartbeat.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+func (n *Node) heartbeat(ctx context.Context) error {
+	n.mu.Lock()
+	mode := n.mode
+	n.mu.Unlock()
+	return n.store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{
+		ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: mode, Priority: n.cfg.Priority, Capacity: n.cfg.Capacity,
+		Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}})
+}
+
+// sweepOutputs deletes this node's outputs of runs that ended longer ago than retention.
+func (n *Node) sweepOutputs(ctx context.Context) {
+	t := time.NewTicker(OutputSweepDefault)
+	defer t.Stop()
+	for {
+		if err := n.SweepOutputs(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("output sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SweepOutputs deletes the outputs past retention once.
+func (n *Node) SweepOutputs(ctx context.Context) error {
+	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Node: n.cfg.NodeID, Before: time.Now().Add(-n.cfg.OutputRetention)})
+	if err != nil {
+		return err
+	}
+	return removeOutputs(n.cfg.DataDir, gone, n.log)
+}
+
+// OutputPath implements api.Backend.
+func (n *Node) OutputPath(o store.Output) string {
+	return filepath.Join(n.cfg.DataDir, "outputs", strconv.FormatInt(o.RunID, 10), strconv.Itoa(o.Attempt), filepath.FromSlash(o.Name))
+}
+
+// NodeID implements api.Backend.
+func (n *Node) NodeID() string { return n.cfg.NodeID }
+
+// NodeAddress implements api.Backend.
+func (n *Node) NodeAddress(ctx context.Context, id string) string {
+	nodes, err := n.store.NodeList(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, nd := range nodes {
+		if nd.ID == id {
+			return nd.Address
+		}
+	}
+	return ""
+}
+
+// CancelLocal implements api.Backend.
+func (n *Node) CancelLocal(runID int64, why string) { n.worker.Cancel(runID, why) }
+
+// JobsChanged implements api.Backend.
+func (n *Node) JobsChanged() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.role != nil {
+		n.role.sched.Wake()
+	}
+}
+
+// RunsQueued implements api.Backend.
+func (n *Node) RunsQueued() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.role != nil {
+		n.role.disp.Wake()
+	}
+}
+
+// Mode returns the node's current mode.
+func (n *Node) Mode() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mode
+}

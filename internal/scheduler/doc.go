@@ -1,0 +1,19 @@
+// Package scheduler fires the due occurrences of every schedule. It runs only on the
+// primary, and every write it makes is fenced by the primary's lease epoch.
+//
+// State machine of one schedule, as persisted in the repository:
+//
+//	next_fire_at = NULL ──(init: first occurrence after now)──▶ next_fire_at = T
+//	next_fire_at = T ──(T due: plan occurrences T..now, CAS T → T')──▶ next_fire_at = T'
+//	next_fire_at = T ──(no occurrence left)──▶ done
+//
+// Invariants:
+//   - The scheduler never trusts memory over the repository: it plans from the persisted
+//     next_fire_at and commits the plan with a compare-and-set on it, in the same
+//     transaction that inserts the occurrences. A time is fired exactly once, even across
+//     restarts, failovers and racing schedulers.
+//   - Every occurrence from T up to T' is accounted for: fired as a run, recorded as missed
+//     (misfire policy), or recorded as skipped (blackout), never silently dropped.
+//   - Firing is timer-driven: the scheduler sleeps until the earliest next_fire_at, not on
+//     a coarse polling tick; a change of configuration wakes it.
+package scheduler

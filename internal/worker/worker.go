@@ -1,0 +1,293 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// PollDefault is how often a worker looks for runs assigned to it when nobody wakes it.
+const PollDefault = 250 * time.Millisecond
+
+// Params configures a Worker.
+type Params struct {
+	Store       store.Store
+	Log         *slog.Logger
+	Node        string
+	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT
+	Capacity    int
+	OutputLimit int64
+	HTTP        *http.Client
+	Now         func() time.Time
+	Poll        time.Duration
+	// OnFinish, if set, is called after an attempt's result is recorded (wakes the
+	// dispatcher so freed capacity is used at once).
+	OnFinish func()
+}
+
+// Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
+// is reported with the attempt token it was given, so a worker that lost its run to a
+// re-assignment cannot overwrite the new attempt's result.
+type Worker struct {
+	p    Params
+	wake chan struct{}
+
+	mu      sync.Mutex
+	active  map[int64]*attempt
+	stopped bool
+	// runCtx is the parent of every attempt: independent of Run's context so a shutdown
+	// can give running attempts a grace period before canceling them.
+	runCtx    context.Context
+	cancelAll context.CancelCauseFunc
+	wg        sync.WaitGroup
+}
+
+type attempt struct {
+	run    store.Run
+	cancel context.CancelCauseFunc
+}
+
+// New returns a worker; call Run to start it and Shutdown to stop it.
+func New(p Params) *Worker {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Poll <= 0 {
+		p.Poll = PollDefault
+	}
+	if p.HTTP == nil {
+		p.HTTP = &http.Client{}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Worker{p: p, wake: make(chan struct{}, 1), active: map[int64]*attempt{}, runCtx: ctx, cancelAll: cancel}
+}
+
+// Wake asks the worker to look for assigned runs now. It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Running returns how many attempts are executing.
+func (w *Worker) Running() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.active)
+}
+
+// Cancel stops a running attempt of the run on this node, if there is one.
+func (w *Worker) Cancel(runID int64, why string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.active[runID]
+	if ok {
+		a.cancel(errors.New(why))
+	}
+	return ok
+}
+
+// Run takes assigned runs until ctx is canceled. Attempts already started go on; call
+// Shutdown to wait for them.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.recover(ctx); err != nil && ctx.Err() == nil {
+		w.p.Log.Error("cannot recover runs left from an earlier process", "err", err)
+	}
+	tick := time.NewTicker(w.p.Poll)
+	defer tick.Stop()
+	for {
+		if err := w.poll(ctx); err != nil && ctx.Err() == nil {
+			w.p.Log.Warn("polling for assigned runs failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-w.wake:
+		}
+	}
+}
+
+// recover ends the runs this node had running when its previous process died: nothing
+// executes them any more. They fail (and are retried if attempts are left).
+func (w *Worker) recover(ctx context.Context) error {
+	runs, err := w.p.Store.RunListForNode(ctx, w.p.Node)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.State != store.RunRunning {
+			continue
+		}
+		now := w.p.Now()
+		_, err := w.p.Store.RunFinish(ctx, store.RunFinishParams{RunID: r.ID, Token: r.Token, Now: now, State: store.RunFailed,
+			Reason: "interrupted: the node's previous process ended while the run was running", RetryAt: &now})
+		if err != nil && !errors.Is(err, store.ErrStale) {
+			return err
+		}
+		w.p.Log.Warn("run interrupted by a restart", "run", r.ID, "job", r.Job, "attempt", r.Attempt)
+	}
+	return nil
+}
+
+func (w *Worker) poll(ctx context.Context) error {
+	runs, err := w.p.Store.RunListForNode(ctx, w.p.Node)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		w.mu.Lock()
+		a, running := w.active[r.ID]
+		full := len(w.active) >= w.p.Capacity || w.stopped
+		w.mu.Unlock()
+		switch {
+		case running && r.CancelRequested:
+			a.cancel(errors.New(r.Reason))
+		case !running && r.State == store.RunAssigned && !full:
+			w.start(ctx, r)
+		}
+	}
+	return nil
+}
+
+// start marks the run as running (with its token) and executes it in its own goroutine.
+func (w *Worker) start(ctx context.Context, r store.Run) {
+	run, err := w.p.Store.RunStart(ctx, store.RunStartParams{RunID: r.ID, Token: r.Token, Now: w.p.Now()})
+	if err != nil {
+		if !errors.Is(err, store.ErrStale) {
+			w.p.Log.Warn("cannot start run", "run", r.ID, "err", err)
+		}
+		return
+	}
+	actx, cancel := context.WithCancelCause(w.runCtx)
+	w.mu.Lock()
+	w.active[run.ID] = &attempt{run: run, cancel: cancel}
+	w.wg.Add(1)
+	w.mu.Unlock()
+	go func() {
+		defer w.wg.Done()
+		defer cancel(nil)
+		w.execute(actx, run)
+		w.mu.Lock()
+		delete(w.active, run.ID)
+		w.mu.Unlock()
+		if w.p.OnFinish != nil {
+			w.p.OnFinish()
+		}
+		w.Wake()
+	}()
+}
+
+// execute runs one attempt and records its result. The result is recorded even when the
+// attempt was canceled: with a context that outlives the cancellation.
+func (w *Worker) execute(ctx context.Context, run store.Run) {
+	log := w.p.Log.With("run", run.ID, "job", run.Job, "attempt", run.Attempt)
+	rec := context.WithoutCancel(ctx)
+	finish := func(p store.RunFinishParams) {
+		p.RunID, p.Token, p.Now = run.ID, run.Token, w.p.Now()
+		if _, err := w.p.Store.RunFinish(rec, p); err != nil {
+			log.Error("cannot record the run's result", "err", err)
+		}
+	}
+	j, err := w.p.Store.JobGet(ctx, run.Job)
+	if err != nil {
+		finish(store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("job definition: %v", err)})
+		return
+	}
+	dir := filepath.Join(w.p.DataDir, "outputs", strconv.FormatInt(run.ID, 10), strconv.Itoa(run.Attempt))
+	if err := os.RemoveAll(dir); err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		finish(store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("output directory: %v", err)})
+		return
+	}
+	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, OutputDir: dir, Timeout: j.Spec.Timeout.D(), OutputLimit: w.p.OutputLimit}
+	if run.ScheduledAt != nil {
+		x.ScheduledAt = *run.ScheduledAt
+	}
+	log.Info("run started")
+	var res Result
+	if j.Spec.Command != nil {
+		res = RunCommand(ctx, x, *j.Spec.Command)
+	} else {
+		res = RunHTTP(ctx, x, *j.Spec.HTTP, w.p.HTTP)
+	}
+	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
+	for _, o := range res.Outputs {
+		p.Outputs = append(p.Outputs, store.Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256})
+	}
+	switch {
+	case res.Err == nil:
+		p.State = store.RunSucceeded
+	case res.Canceled && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), errShutdown):
+		p.State, p.Reason = store.RunCanceled, fmt.Sprintf("canceled: %v", context.Cause(ctx))
+	default:
+		p.State, p.Reason = store.RunFailed, res.Err.Error()
+		if res.Canceled {
+			p.Reason = "interrupted: the server shut down after its grace period"
+		}
+		retryAt := w.p.Now().Add(Backoff(j.Spec, run.Attempt))
+		p.RetryAt = &retryAt
+	}
+	if res.StdoutTruncated || res.StderrTruncated {
+		p.Reason = join(p.Reason, fmt.Sprintf("output truncated to %d bytes per stream", x.outputLimit()))
+	}
+	finish(p)
+	log.Info("run ended", "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// Backoff is the delay before attempt+1 after attempt failed: retry_backoff doubled for
+// each earlier attempt, capped at retry_backoff_max.
+func Backoff(spec job.Spec, attempt int) time.Duration {
+	d := spec.RetryBackoff.D()
+	for i := 1; i < attempt && d < spec.RetryBackoffMax.D(); i++ {
+		d *= 2
+	}
+	return min(d, spec.RetryBackoffMax.D())
+}
+
+var errShutdown = errors.New("server shutting down")
+
+// Shutdown stops taking runs, lets running attempts finish until ctx ends, then cancels
+// them and waits until their results are recorded. Safe to call more than once.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	n := w.Running()
+	w.cancelAll(errShutdown)
+	<-done
+	if n > 0 {
+		w.p.Log.Warn("grace period over: canceled running runs", "count", n)
+	}
+	return nil
+}
