@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -30,13 +31,27 @@ func main() {
 	runs := flag.Int("runs", 3, "repetitions of each scenario")
 	n := flag.Int("n", 10000, "schedules")
 	spread := flag.Duration("spread", time.Minute, "spread of the first scenario")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var p50s, p99s, maxs, bursts []time.Duration
 	for i := range *runs {
 		lat, err := measure(*n, *spread)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "spread:", err)
-			os.Exit(1)
+			return
 		}
 		p50, p99, mx := pct(lat, 50), pct(lat, 99), pct(lat, 100)
 		fmt.Printf("run %d spread: n=%d p50=%s p99=%s max=%s\n", i+1, len(lat), ms(p50), ms(p99), ms(mx))
@@ -44,7 +59,7 @@ func main() {
 		lat, err = measure(*n, 0)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "burst:", err)
-			os.Exit(1)
+			return
 		}
 		last := pct(lat, 100)
 		fmt.Printf("run %d burst: n=%d all committed within %s of the instant (p50 %s)\n", i+1, len(lat), ms(last), ms(pct(lat, 50)))

@@ -3,13 +3,29 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
 )
+
+// firing holds the statements of one firing transaction, prepared once: a burst of
+// thousands of due schedules is the scheduler's hot path.
+type firing struct {
+	s              *DB
+	tx             *sql.Tx
+	p              store.OccurrenceFireParams
+	cas, jobs, ins *sql.Stmt
+	jobInfo        map[int64]jobInfo
+}
+
+type jobInfo struct {
+	name        string
+	paused      bool
+	overlap     string
+	maxAttempts int
+}
 
 // OccurrenceFire implements store.Store. Each item is applied only if the schedule's
 // next_fire_at still equals Expected (compare-and-set), so an occurrence fires once even
@@ -21,9 +37,13 @@ func (s *DB) OccurrenceFire(ctx context.Context, p store.OccurrenceFireParams) (
 		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
 			return err
 		}
-		specs := map[int64]job.Spec{}
+		f := &firing{s: s, tx: tx, p: p, jobInfo: map[int64]jobInfo{}}
+		if err := f.prepare(ctx); err != nil {
+			return err
+		}
+		defer f.close()
 		for _, it := range p.Items {
-			res, err := s.fireOne(ctx, tx, p, it, specs)
+			res, err := f.fire(ctx, it)
 			if err != nil {
 				return fmt.Errorf("fire schedule %d: %w", it.ScheduleID, err)
 			}
@@ -37,53 +57,88 @@ func (s *DB) OccurrenceFire(ctx context.Context, p store.OccurrenceFireParams) (
 	return out, nil
 }
 
-func (s *DB) fireOne(ctx context.Context, tx *sql.Tx, p store.OccurrenceFireParams, it store.FireItem, specs map[int64]job.Spec) (store.FireResult, error) {
+func (f *firing) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = f.tx.PrepareContext(ctx, f.s.q(q))
+		return st
+	}
+	f.cas = prep(`UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at = ? AND done = 0 RETURNING job_id`)
+	f.jobs = prep(`SELECT name, paused, overlap, max_attempts FROM jobs WHERE id = ?`)
+	f.ins = prep(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state, max_attempts, created_at, not_before)
+		VALUES (?, ?, ?, ?, 1, 'schedule', 'queued', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ` + runColumns)
+	if err != nil {
+		f.close()
+		return fmt.Errorf("prepare firing: %w", err)
+	}
+	return nil
+}
+
+func (f *firing) close() {
+	for _, st := range []*sql.Stmt{f.cas, f.jobs, f.ins} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+func (f *firing) fire(ctx context.Context, it store.FireItem) (store.FireResult, error) {
 	res := store.FireResult{ScheduleID: it.ScheduleID}
-	k, err := s.exec(ctx, tx, `UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at = ? AND done = 0`,
-		microsPtr(it.Next), boolInt(it.Done), it.ScheduleID, micros(it.Expected))
+	var jobID int64
+	err := f.cas.QueryRowContext(ctx, microsPtr(it.Next), boolInt(it.Done), it.ScheduleID, micros(it.Expected)).Scan(&jobID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, nil // moved on or gone: someone else fired it
+	}
 	if err != nil {
 		return res, err
 	}
-	if k == 0 {
-		return res, nil // moved on or gone: someone else fired it
-	}
 	res.Applied = true
-	var jobID int64
-	var name, specText string
-	var paused int
-	err = tx.QueryRowContext(ctx, s.q(`SELECT j.id, j.name, j.spec, j.paused FROM schedules s JOIN jobs j ON j.id = s.job_id WHERE s.id = ?`),
-		it.ScheduleID).Scan(&jobID, &name, &specText, &paused)
-	if err != nil {
-		return res, fmt.Errorf("read job: %w", err)
+	info, ok := f.jobInfo[jobID]
+	if !ok {
+		var paused int
+		if err := f.jobs.QueryRowContext(ctx, jobID).Scan(&info.name, &paused, &info.overlap, &info.maxAttempts); err != nil {
+			return res, fmt.Errorf("read job %d: %w", jobID, err)
+		}
+		info.paused = paused != 0
+		f.jobInfo[jobID] = info
 	}
-	if paused != 0 {
+	if info.paused {
 		return res, nil
 	}
-	spec, ok := specs[jobID]
-	if !ok {
-		if err := json.Unmarshal([]byte(specText), &spec); err != nil {
-			return res, fmt.Errorf("decode job %s: %w", name, err)
-		}
-		specs[jobID] = spec
-	}
 	for _, rec := range it.Records {
-		if err := s.insertRecord(ctx, tx, jobID, name, spec, it.ScheduleID, rec, p); err != nil {
+		if err := f.s.insertRecord(ctx, f.tx, jobID, info, it.ScheduleID, rec, f.p); err != nil {
 			return res, err
 		}
 	}
+	now := micros(f.p.Now)
 	for _, at := range it.Fire {
-		at := at
-		id, ok, err := s.insertRun(ctx, tx, newRun{job: jobID, name: name, spec: spec, schedule: it.ScheduleID,
-			scheduled: &at, trigger: store.TriggerSchedule, now: p.Now})
-		if err != nil {
-			return res, err
+		var run store.Run
+		var err error
+		if info.overlap == job.OverlapAllow || info.overlap == job.OverlapQueue {
+			// No policy to apply at insert time ("queue" is the dispatcher's business).
+			run, err = scanRun(f.ins.QueryRowContext(ctx, jobID, info.name, it.ScheduleID, micros(at), info.maxAttempts, now, now))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // this occurrence exists already
+			}
+		} else {
+			at := at
+			var id int64
+			var inserted bool
+			id, inserted, err = f.s.insertRun(ctx, f.tx, newRun{job: jobID, name: info.name, overlap: info.overlap,
+				maxAttempts: info.maxAttempts, schedule: it.ScheduleID, scheduled: &at, trigger: store.TriggerSchedule, now: f.p.Now})
+			if err == nil && !inserted {
+				continue
+			}
+			if err == nil {
+				run, err = f.s.runGet(ctx, f.tx, id)
+			}
 		}
-		if !ok {
-			continue
-		}
-		run, err := s.runGet(ctx, tx, id)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("insert occurrence %s: %w", at, err)
 		}
 		res.Runs = append(res.Runs, run)
 	}
@@ -91,15 +146,15 @@ func (s *DB) fireOne(ctx context.Context, tx *sql.Tx, p store.OccurrenceFirePara
 }
 
 // insertRecord stores a stretch of occurrences that became no run (missed or skipped).
-func (s *DB) insertRecord(ctx context.Context, tx *sql.Tx, jobID int64, name string, spec job.Spec, schedID int64, rec store.Record, p store.OccurrenceFireParams) error {
+func (s *DB) insertRecord(ctx context.Context, tx *sql.Tx, jobID int64, info jobInfo, schedID int64, rec store.Record, p store.OccurrenceFireParams) error {
 	if !rec.State.Final() || rec.Count <= 0 {
-		return fmt.Errorf("record %s of %d occurrences: %w", rec.State, rec.Count, errors.New("invalid record"))
+		return fmt.Errorf("record %s of %d occurrences: invalid record", rec.State, rec.Count)
 	}
 	_, err := s.exec(ctx, tx, `INSERT INTO runs (job_id, job, schedule_id, scheduled_at, scheduled_until, occurrences, trigger, state,
 		max_attempts, created_at, not_before, finished_at, reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		jobID, name, schedID, micros(rec.First), micros(rec.Last), rec.Count, store.TriggerSchedule, string(rec.State),
-		1+spec.Retries, micros(p.Now), micros(p.Now), micros(p.Now), rec.Reason)
+		jobID, info.name, schedID, micros(rec.First), micros(rec.Last), rec.Count, store.TriggerSchedule, string(rec.State),
+		info.maxAttempts, micros(p.Now), micros(p.Now), micros(p.Now), rec.Reason)
 	if err != nil {
 		return fmt.Errorf("record %s occurrences: %w", rec.State, err)
 	}

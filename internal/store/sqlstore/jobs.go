@@ -60,15 +60,16 @@ func (s *DB) jobApply(ctx context.Context, tx *sql.Tx, def store.JobDef, p store
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		created = true
-		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO jobs (name, spec, paused, created_at, updated_at)
-			VALUES (?, ?, 0, ?, ?) RETURNING id`), def.Spec.Name, string(spec), now, now).Scan(&id)
+		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO jobs (name, spec, paused, overlap, max_attempts, created_at, updated_at)
+			VALUES (?, ?, 0, ?, ?, ?, ?) RETURNING id`), def.Spec.Name, string(spec), def.Spec.Overlap, 1+def.Spec.Retries, now, now).Scan(&id)
 		if err != nil {
 			return store.JobApplyResult{}, fmt.Errorf("insert job %s: %w", def.Spec.Name, err)
 		}
 	case err != nil:
 		return store.JobApplyResult{}, fmt.Errorf("read job %s: %w", def.Spec.Name, err)
 	default:
-		if _, err := s.exec(ctx, tx, `UPDATE jobs SET spec = ?, updated_at = ? WHERE id = ?`, string(spec), now, id); err != nil {
+		if _, err := s.exec(ctx, tx, `UPDATE jobs SET spec = ?, overlap = ?, max_attempts = ?, updated_at = ? WHERE id = ?`,
+			string(spec), def.Spec.Overlap, 1+def.Spec.Retries, now, id); err != nil {
 			return store.JobApplyResult{}, fmt.Errorf("update job %s: %w", def.Spec.Name, err)
 		}
 	}

@@ -174,7 +174,8 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 		if trigger == "" {
 			trigger = store.TriggerManual
 		}
-		id, _, err := s.insertRun(ctx, tx, newRun{job: j.ID, name: j.Name, spec: j.Spec, trigger: trigger, now: p.Now})
+		id, _, err := s.insertRun(ctx, tx, newRun{job: j.ID, name: j.Name, overlap: j.Spec.Overlap, maxAttempts: 1 + j.Spec.Retries,
+			trigger: trigger, now: p.Now})
 		if err != nil {
 			return err
 		}
@@ -188,13 +189,14 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 }
 
 type newRun struct {
-	job       int64
-	name      string
-	spec      job.Spec
-	schedule  int64
-	scheduled *time.Time
-	trigger   string
-	now       time.Time
+	job         int64
+	name        string
+	overlap     string
+	maxAttempts int
+	schedule    int64
+	scheduled   *time.Time
+	trigger     string
+	now         time.Time
 }
 
 // insertRun inserts a queued run after applying the job's overlap policy to its active
@@ -206,7 +208,7 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 		return 0, false, err
 	}
 	if len(active) > 0 {
-		switch r.spec.Overlap {
+		switch r.overlap {
 		case job.OverlapForbid:
 			state, reason = store.RunSkipped, fmt.Sprintf("overlap forbid: run %d is still %s", active[0].ID, active[0].State)
 		case job.OverlapReplace:
@@ -228,7 +230,7 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 		max_attempts, created_at, not_before, finished_at, reason)
 		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING RETURNING id`),
-		r.job, r.name, sched, microsPtr(r.scheduled), r.trigger, string(state), 1+r.spec.Retries,
+		r.job, r.name, sched, microsPtr(r.scheduled), r.trigger, string(state), r.maxAttempts,
 		micros(r.now), micros(r.now), finished, reason).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil

@@ -11,6 +11,9 @@ CREATE TABLE jobs (
     name       TEXT NOT NULL UNIQUE,
     spec       TEXT NOT NULL,
     paused     INTEGER NOT NULL DEFAULT 0,
+    -- Copied out of spec for the firing path, which must not decode JSON per occurrence.
+    overlap      TEXT NOT NULL,
+    max_attempts INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
@@ -54,9 +57,10 @@ CREATE TABLE runs (
 );
 -- An occurrence exists once.
 CREATE UNIQUE INDEX runs_occurrence ON runs (schedule_id, scheduled_at) WHERE schedule_id IS NOT NULL;
-CREATE INDEX runs_active ON runs (state, not_before) WHERE state IN ('queued', 'assigned', 'running');
-CREATE INDEX runs_job ON runs (job_id, state);
-CREATE INDEX runs_node ON runs (node, state);
+-- Partial indexes: only active runs are entries, so they stay small and cheap to keep.
+CREATE INDEX runs_active_job ON runs (job_id) WHERE state IN ('queued', 'assigned', 'running');
+CREATE INDEX runs_queued ON runs (not_before, id) WHERE state = 'queued';
+CREATE INDEX runs_node_active ON runs (node) WHERE state IN ('assigned', 'running');
 CREATE INDEX runs_job_name ON runs (job, id);
 
 CREATE TABLE outputs (
