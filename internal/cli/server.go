@@ -14,6 +14,8 @@ import (
 
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/node"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storepg"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
 
@@ -27,7 +29,7 @@ func newServerCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "TOML configuration file")
 	f.String("data-dir", config.DataDirDefault, "data directory (SQLite repository, outputs)")
-	f.String("db", "", "repository: a SQLite path or sqlite://PATH (default DATA_DIR/tandem.db)")
+	f.String("db", "", "repository: a SQLite path or sqlite://PATH (default DATA_DIR/tandem.db), or postgres://USER:PASS@HOST:PORT/DB")
 	f.String("listen", config.ListenDefault, "API and console address")
 	f.String("advertise", "", "address other nodes and clients use for this node (default --listen)")
 	f.String("node-id", "", "node name (default the host name)")
@@ -106,7 +108,13 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	st, err := storesqlite.Open(ctx, storesqlite.Path(cfg.DB))
+	var st store.Store
+	var err error
+	if cfg.IsPostgres() {
+		st, err = storepg.Open(ctx, cfg.DB, log.With("component", "postgres"))
+	} else {
+		st, err = storesqlite.Open(ctx, storesqlite.Path(cfg.DB))
+	}
 	if err != nil {
 		return err
 	}
@@ -115,7 +123,7 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.DB)
+	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.RedactedDB())
 	<-ctx.Done()
 	log.Info("signal received: shutting down")
 	// The shutdown itself gets the grace period plus time to record what was canceled.

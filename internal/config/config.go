@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,8 @@ const (
 type Config struct {
 	// DataDir holds the SQLite repository and the outputs this node keeps. Default "tandem-data".
 	DataDir string `toml:"data_dir" env:"DATA_DIR"`
-	// DB is the repository: a SQLite path or sqlite:// URL. Default DataDir/tandem.db.
+	// DB is the repository: a SQLite path or sqlite://PATH (one host), or a
+	// postgres://USER:PASSWORD@HOST:PORT/DATABASE URL (a cluster). Default DataDir/tandem.db.
 	DB string `toml:"db" env:"DB"`
 	// Listen is the API and console address. Default 127.0.0.1:8200.
 	Listen string `toml:"listen" env:"LISTEN"`
@@ -135,6 +137,23 @@ func (c *Config) Finish() error {
 	return c.Validate()
 }
 
+// IsPostgres reports whether the repository is a PostgreSQL database.
+func (c *Config) IsPostgres() bool {
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+}
+
+// RedactedDB is DB without a password, for logs and messages.
+func (c *Config) RedactedDB() string {
+	u, err := url.Parse(c.DB)
+	if err != nil || u.User == nil {
+		return c.DB
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
 // Error names a setting and what is wrong with it.
 type Error struct {
 	Field   string
@@ -152,8 +171,10 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-		bad("db", "PostgreSQL repositories are not supported by this build yet (use a SQLite path or sqlite://PATH)")
+	if c.IsPostgres() {
+		if u, err := url.Parse(c.DB); err != nil || u.Host == "" {
+			bad("db", "%q is not a postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE URL", c.RedactedDB())
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (e.g. 127.0.0.1:8200)", c.Listen)

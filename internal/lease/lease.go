@@ -27,9 +27,10 @@ type Params struct {
 // Keeper acquires, renews and resigns the primary lease for one node.
 type Keeper struct {
 	p     Params
-	epoch int64     // 0 while not primary
-	trust time.Time // monotonic deadline of the role
-	kick  chan struct{}
+	epoch int64         // 0 while not primary
+	trust time.Time     // monotonic deadline of the role
+	kick  chan struct{} // step down now
+	wake  chan struct{} // try to acquire now
 }
 
 // New returns a keeper; call Run.
@@ -37,7 +38,15 @@ func New(p Params) *Keeper {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	return &Keeper{p: p, kick: make(chan struct{}, 1)}
+	return &Keeper{p: p, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+}
+
+// Wake asks a standby to try the lease now (the primary resigned). It never blocks.
+func (k *Keeper) Wake() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
 }
 
 // StepDown gives up the role at once (a fenced write showed it is lost).
@@ -59,6 +68,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 			k.resign(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
+		case <-k.wake:
 		case <-k.kick:
 			if k.epoch != 0 {
 				k.depose("a fenced write showed another node holds the lease")

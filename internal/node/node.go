@@ -102,7 +102,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
-	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.DB, "capacity", n.cfg.Capacity)
+	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity)
 	if err := n.heartbeat(ctx); err != nil {
 		n.log.Warn("first heartbeat failed", "err", err)
 	}
@@ -115,6 +115,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { n.heartbeats(ctx) })
 	n.goFn(func() { n.sweepOutputs(ctx) })
+	if nt, ok := n.store.(store.Notifier); ok {
+		n.goFn(func() { _ = nt.Listen(ctx, n.wakeup) })
+	}
 	_ = n.store.EventAppend(ctx, store.EventAppendParams{Type: "node.joined", Node: n.cfg.NodeID, Now: time.Now(),
 		Message: fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise)})
 	return nil
@@ -244,6 +247,24 @@ func (n *Node) RunsQueued() {
 	defer n.mu.Unlock()
 	if n.role != nil {
 		n.role.disp.Wake()
+	}
+}
+
+// wakeup acts on a hint pushed by another node: it only makes things happen sooner.
+func (n *Node) wakeup(w store.Wakeup) {
+	switch w.Topic {
+	case store.TopicRuns:
+		n.RunsQueued()
+	case store.TopicConfig:
+		n.JobsChanged()
+	case store.TopicLease:
+		n.keeper.Wake()
+	case store.TopicAssigned:
+		for _, id := range strings.Split(w.Payload, ",") {
+			if id == n.cfg.NodeID {
+				n.worker.Wake()
+			}
+		}
 	}
 }
 

@@ -30,6 +30,28 @@ var (
 	ErrLeaseHeld = errors.New("lease held by another node")
 )
 
+// Wake-up topics an engine with a Notifier pushes to every node. They are hints that
+// make things faster; correctness never depends on them (every consumer also polls).
+const (
+	TopicRuns     = "runs"     // runs were queued (dispatcher)
+	TopicAssigned = "assigned" // runs were assigned or asked to stop; payload: node ids, comma separated
+	TopicLease    = "lease"    // the primary lease was resigned (standbys)
+	TopicConfig   = "config"   // jobs changed (scheduler)
+)
+
+// Wakeup is one pushed hint.
+type Wakeup struct {
+	Topic   string
+	Payload string
+}
+
+// Notifier is implemented by engines that push wake-ups between nodes (PostgreSQL's
+// LISTEN/NOTIFY). Listen calls fn for each wake-up until ctx ends, reconnecting by itself
+// when its connection drops; it returns when ctx ends.
+type Notifier interface {
+	Listen(ctx context.Context, fn func(Wakeup)) error
+}
+
 // PrimaryLease names the lease whose holder fires schedules and dispatches runs.
 const PrimaryLease = "primary"
 

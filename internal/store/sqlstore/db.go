@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/store"
 )
 
 // Dialect is what differs between engines.
@@ -25,7 +27,28 @@ type Dialect struct {
 	// change of holder waits until the fenced write commits ("" where the engine
 	// serialises writers anyway).
 	ForShare string
+	// ForUpdate is appended to reads a transaction is about to change on the strength of
+	// what it read ("" where writers are serialised).
+	ForUpdate string
+	// NowSQL, if set, is an expression for the database's clock in microseconds since the
+	// epoch; leases are then judged by it instead of the caller's clock.
+	NowSQL string
+	// Notify, if set, publishes a wake-up to other nodes inside a transaction (delivered
+	// when it commits).
+	Notify func(ctx context.Context, tx *sql.Tx, topic, payload string) error
 }
+
+// CallTimeoutDefault bounds every repository call whose context has no earlier deadline,
+// so a database that went away cannot hang a node.
+const CallTimeoutDefault = 10 * time.Second
+
+// Wake-up topics, as in package store.
+const (
+	TopicRuns     = store.TopicRuns
+	TopicAssigned = store.TopicAssigned
+	TopicLease    = store.TopicLease
+	TopicConfig   = store.TopicConfig
+)
 
 // DB is a Store over one database handle.
 type DB struct {
@@ -68,8 +91,42 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// bound gives ctx the call deadline unless it has an earlier one.
+func bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < CallTimeoutDefault {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, CallTimeoutDefault)
+}
+
+// notify publishes a wake-up where the engine supports it.
+func (s *DB) notify(ctx context.Context, tx *sql.Tx, topic, payload string) error {
+	if s.d.Notify == nil {
+		return nil
+	}
+	if err := s.d.Notify(ctx, tx, topic, payload); err != nil {
+		return fmt.Errorf("notify %s: %w", topic, err)
+	}
+	return nil
+}
+
+// now is the time leases are judged by: the database's clock where the engine has one
+// for all nodes, else the caller's.
+func (s *DB) now(ctx context.Context, tx *sql.Tx, caller time.Time) (time.Time, error) {
+	if s.d.NowSQL == "" {
+		return caller, nil
+	}
+	var us int64
+	if err := tx.QueryRowContext(ctx, `SELECT `+s.d.NowSQL).Scan(&us); err != nil {
+		return time.Time{}, fmt.Errorf("read database clock: %w", err)
+	}
+	return instant(us), nil
+}
+
 // tx runs fn in one writing transaction (BEGIN IMMEDIATE on SQLite through the DSN).
 func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -97,11 +154,13 @@ func (s *DB) bumpConfigVersion(ctx context.Context, tx *sql.Tx) error {
 	if _, err := s.exec(ctx, tx, `UPDATE meta SET value = value + 1 WHERE key = 'config_version'`); err != nil {
 		return fmt.Errorf("bump config version: %w", err)
 	}
-	return nil
+	return s.notify(ctx, tx, TopicConfig, "")
 }
 
 // ConfigVersion implements store.Store.
 func (s *DB) ConfigVersion(ctx context.Context) (int64, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	var v int64
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE key = 'config_version'`)).Scan(&v)
 	if err != nil {

@@ -49,6 +49,11 @@ func (s *DB) OccurrenceFire(ctx context.Context, p store.OccurrenceFireParams) (
 			}
 			out = append(out, res)
 		}
+		for _, r := range out {
+			if len(r.Runs) > 0 {
+				return s.notify(ctx, tx, TopicRuns, "")
+			}
+		}
 		return nil
 	})
 	if err != nil {

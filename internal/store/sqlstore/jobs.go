@@ -154,6 +154,8 @@ func scanSchedule(r scanner, extra ...any) (store.Schedule, error) {
 
 // JobGet implements store.Store.
 func (s *DB) JobGet(ctx context.Context, name string) (store.Job, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	return s.jobGet(ctx, s.db, name)
 }
 
@@ -190,6 +192,8 @@ func scanJob(r scanner) (store.Job, error) {
 
 // JobList implements store.Store.
 func (s *DB) JobList(ctx context.Context) ([]store.Job, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, name, spec, paused, created_at, updated_at FROM jobs ORDER BY name`))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
@@ -280,6 +284,8 @@ func (s *DB) JobSetPaused(ctx context.Context, p store.JobSetPausedParams) (stor
 
 // ScheduleList implements store.Store.
 func (s *DB) ScheduleList(ctx context.Context) ([]store.ScheduleEntry, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT s.id, s.job_id, s.idx, s.key, s.expr, s.next_fire_at, s.done, j.name, j.spec
 		FROM schedules s JOIN jobs j ON j.id = s.job_id WHERE j.paused = 0 AND s.done = 0 ORDER BY s.id`))
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 
 // OutputList implements store.Store: the outputs of a run's latest attempt that has any.
 func (s *DB) OutputList(ctx context.Context, runID int64) ([]store.Output, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT run_id, attempt, name, size, sha256, node, created_at FROM outputs
 		WHERE run_id = ? AND attempt = (SELECT MAX(attempt) FROM outputs WHERE run_id = ?) ORDER BY name`), runID, runID)
 	if err != nil {
@@ -80,6 +82,8 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 
 // NodeList implements store.Store.
 func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at FROM nodes ORDER BY id`))
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -121,6 +125,8 @@ func (s *DB) EventAppend(ctx context.Context, p store.EventAppendParams) error {
 
 // EventList implements store.Store.
 func (s *DB) EventList(ctx context.Context, p store.EventListParams) ([]store.Event, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 100
@@ -155,13 +161,19 @@ func (s *DB) EventList(ctx context.Context, p store.EventListParams) ([]store.Ev
 
 // LeaseGet implements store.Store.
 func (s *DB) LeaseGet(ctx context.Context, name string) (store.Lease, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	return s.leaseGet(ctx, s.db, name)
 }
 
-func (s *DB) leaseGet(ctx context.Context, qr querier, name string) (store.Lease, error) {
+func (s *DB) leaseGet(ctx context.Context, qr querier, name string, lock ...string) (store.Lease, error) {
 	l := store.Lease{Name: name}
 	var exp int64
-	err := qr.QueryRowContext(ctx, s.q(`SELECT holder, epoch, expires_at FROM leases WHERE name = ?`), name).Scan(&l.Holder, &l.Epoch, &exp)
+	q := `SELECT holder, epoch, expires_at FROM leases WHERE name = ?`
+	if len(lock) > 0 {
+		q += lock[0]
+	}
+	err := qr.QueryRowContext(ctx, s.q(q), name).Scan(&l.Holder, &l.Epoch, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, notFound("lease", name)
 	}
@@ -177,16 +189,20 @@ func (s *DB) leaseGet(ctx context.Context, qr querier, name string) (store.Lease
 func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (store.Lease, error) {
 	var l store.Lease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.leaseGet(ctx, tx, p.Name)
-		exp := micros(p.Now.Add(p.TTL))
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		cur, err := s.leaseGet(ctx, tx, p.Name, s.d.ForUpdate)
+		exp := micros(now.Add(p.TTL))
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			_, err = s.exec(ctx, tx, `INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, ?)`, p.Name, p.Holder, exp)
 		case err != nil:
 			return err
-		case cur.Holder == p.Holder && cur.ExpiresAt.After(p.Now):
+		case cur.Holder == p.Holder && cur.ExpiresAt.After(now):
 			_, err = s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ?`, exp, p.Name)
-		case cur.ExpiresAt.After(p.Now):
+		case cur.ExpiresAt.After(now):
 			l = cur
 			return fmt.Errorf("lease %s held by %s (epoch %d): %w", p.Name, cur.Holder, cur.Epoch, store.ErrLeaseHeld)
 		default:
@@ -205,8 +221,12 @@ func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (stor
 func (s *DB) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Lease, error) {
 	var l store.Lease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
 		k, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
-			micros(p.Now.Add(p.TTL)), p.Name, p.Holder, p.Epoch)
+			micros(now.Add(p.TTL)), p.Name, p.Holder, p.Epoch)
 		if err != nil {
 			return fmt.Errorf("renew lease %s: %w", p.Name, err)
 		}
@@ -222,17 +242,26 @@ func (s *DB) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Le
 // LeaseResign implements store.Store.
 func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
-			micros(p.Now), p.Name, p.Holder, p.Epoch)
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		k, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
+			micros(now), p.Name, p.Holder, p.Epoch)
 		if err != nil {
 			return fmt.Errorf("resign lease %s: %w", p.Name, err)
 		}
-		return nil
+		if k == 0 {
+			return nil
+		}
+		return s.notify(ctx, tx, TopicLease, p.Holder)
 	})
 }
 
 // RunCounts implements store.Store.
 func (s *DB) RunCounts(ctx context.Context) ([]store.RunCount, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT node, state, COUNT(*) FROM runs WHERE state IN `+activeStates+` GROUP BY node, state ORDER BY node, state`))
 	if err != nil {
 		return nil, fmt.Errorf("count runs: %w", err)

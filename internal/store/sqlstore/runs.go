@@ -44,8 +44,12 @@ func scanRun(r scanner, extra ...any) (store.Run, error) {
 	return run, nil
 }
 
-func (s *DB) runGet(ctx context.Context, qr querier, id int64) (store.Run, error) {
-	run, err := scanRun(qr.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id))
+func (s *DB) runGet(ctx context.Context, qr querier, id int64, lock ...string) (store.Run, error) {
+	q := `SELECT ` + runColumns + ` FROM runs WHERE id = ?`
+	if len(lock) > 0 {
+		q += lock[0]
+	}
+	run, err := scanRun(qr.QueryRowContext(ctx, s.q(q), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return run, notFound("run", id)
 	}
@@ -57,6 +61,8 @@ func (s *DB) runGet(ctx context.Context, qr querier, id int64) (store.Run, error
 
 // RunGet implements store.Store. It is the only read that returns captured output.
 func (s *DB) RunGet(ctx context.Context, id int64) (store.Run, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	var stdout, stderr []byte
 	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+runColumns+`, stdout, stderr FROM runs WHERE id = ?`), id)
 	run, err := scanRun(row, &stdout, &stderr)
@@ -72,6 +78,8 @@ func (s *DB) RunGet(ctx context.Context, id int64) (store.Run, error) {
 
 // RunList implements store.Store.
 func (s *DB) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	var where []string
 	var args []any
 	if p.Job != "" {
@@ -120,11 +128,15 @@ func (s *DB) runs(ctx context.Context, qr querier, q string, args ...any) ([]sto
 
 // RunListForNode implements store.Store: the node's assigned and running runs.
 func (s *DB) RunListForNode(ctx context.Context, node string) ([]store.Run, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	return s.runs(ctx, s.db, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running') ORDER BY id`, node)
 }
 
 // RunListDispatchable implements store.Store.
 func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchableParams) ([]store.DispatchCandidate, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 1000
@@ -179,6 +191,9 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 		if err != nil {
 			return err
 		}
+		if err := s.notify(ctx, tx, TopicRuns, ""); err != nil {
+			return err
+		}
 		run, err = s.runGet(ctx, tx, id)
 		return err
 	})
@@ -203,6 +218,13 @@ type newRun struct {
 // runs. It returns 0 when the occurrence already exists.
 func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, error) {
 	state, reason := store.RunQueued, ""
+	if s.d.ForUpdate != "" && (r.overlap == job.OverlapForbid || r.overlap == job.OverlapReplace) {
+		// Serialise inserts of one job so two cannot both see "no active run".
+		var id int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM jobs WHERE id = ?`+s.d.ForUpdate), r.job).Scan(&id); err != nil {
+			return 0, false, fmt.Errorf("lock job %s: %w", r.name, err)
+		}
+	}
 	active, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE job_id = ? AND state IN `+activeStates+` ORDER BY id`, r.job)
 	if err != nil {
 		return 0, false, err
@@ -275,7 +297,15 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 			}
 			n += int(k)
 		}
-		return nil
+		nodes := map[string]bool{}
+		var list []string
+		for _, a := range p.Assignments {
+			if !nodes[a.Node] {
+				nodes[a.Node] = true
+				list = append(list, a.Node)
+			}
+		}
+		return s.notify(ctx, tx, TopicAssigned, strings.Join(list, ","))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("assign runs: %w", err)
@@ -308,7 +338,7 @@ func (s *DB) RunStart(ctx context.Context, p store.RunStartParams) (store.Run, e
 func (s *DB) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
 	var run store.Run
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.runGet(ctx, tx, p.RunID)
+		cur, err := s.runGet(ctx, tx, p.RunID, s.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -330,6 +360,11 @@ func (s *DB) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run,
 		}
 		if err != nil {
 			return err
+		}
+		if retry {
+			if err := s.notify(ctx, tx, TopicRuns, ""); err != nil {
+				return err
+			}
 		}
 		for _, o := range p.Outputs {
 			if _, err := s.exec(ctx, tx, `INSERT INTO outputs (run_id, attempt, name, size, sha256, node, created_at)
@@ -354,7 +389,7 @@ func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run,
 		reason = "canceled by request"
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.runGet(ctx, tx, p.ID)
+		cur, err := s.runGet(ctx, tx, p.ID, s.d.ForUpdate)
 		if err != nil {
 			return err
 		}
@@ -362,7 +397,9 @@ func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run,
 		case store.RunQueued, store.RunAssigned:
 			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'canceled', reason = ?, finished_at = ? WHERE id = ?`, reason, micros(p.Now), p.ID)
 		case store.RunRunning:
-			_, err = s.exec(ctx, tx, `UPDATE runs SET cancel_requested = 1, reason = ? WHERE id = ?`, reason, p.ID)
+			if _, err = s.exec(ctx, tx, `UPDATE runs SET cancel_requested = 1, reason = ? WHERE id = ?`, reason, p.ID); err == nil {
+				err = s.notify(ctx, tx, TopicAssigned, cur.Node)
+			}
 		default:
 			return fmt.Errorf("run %d already %s: %w", p.ID, cur.State, store.ErrConflict)
 		}
