@@ -150,6 +150,10 @@ func unknownKey(key string) *ValidationError {
 func tomlError(err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
+		if pe.LastKey != "" && strings.Contains(pe.Message, "is not a duration") {
+			// A value our own types refused: the key is to blame, not the syntax.
+			return invalid(pe.LastKey, "line %d: %s", pe.Position.Line, pe.Message)
+		}
 		return invalid("toml", "malformed TOML at line %d: %s", pe.Position.Line, pe.Message)
 	}
 	// Type mismatches name the key: "toml: line 3 (last key "timeout"): ..."
@@ -170,6 +174,8 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &se):
 		return invalid("json", "malformed JSON at byte %d: %v", se.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("json", "malformed JSON: the document ends too early")
 	case errors.As(err, &te):
 		return invalid(te.Field, "wrong type: got a JSON %s, want %s", te.Value, te.Type)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
