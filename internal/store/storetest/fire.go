@@ -85,9 +85,9 @@ func testFireRecords(t *testing.T, s store.Store) {
 func testFireFenced(t *testing.T, s store.Store) {
 	apply(t, s, spec("x", "@every 1m"))
 	sc := initAt(t, s, "x", t0)[0]
-	l1 := must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Second, Now: t0}))
+	l1 := must[store.Lease](t)(acquire(t, s, "a", 50*time.Millisecond))
 	// b takes over after a's lease expired: a's epoch is stale.
-	l2 := must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Second, Now: t0.Add(2 * time.Second)}))
+	l2 := acquireWhenFree(t, s, "b", time.Minute)
 	if l2.Epoch != l1.Epoch+1 {
 		t.Fatalf("epoch %d after takeover, want %d", l2.Epoch, l1.Epoch+1)
 	}
@@ -323,40 +323,69 @@ func testOutputsExpire(t *testing.T, s store.Store) {
 	}
 }
 
-func testLease(t *testing.T, s store.Store) {
-	acq := func(holder string, at time.Time) (store.Lease, error) {
-		return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: holder, TTL: time.Second, Now: at})
+// Leases are judged by the engine's clock (the database's where it has one), so these
+// tests use real time and short TTLs rather than a fixed instant.
+func acquire(t *testing.T, s store.Store, holder string, ttl time.Duration) (store.Lease, error) {
+	t.Helper()
+	return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: holder, TTL: ttl, Now: time.Now()})
+}
+
+// acquireWhenFree polls until holder gets the lease (the current one expires).
+func acquireWhenFree(t *testing.T, s store.Store, holder string, ttl time.Duration) store.Lease {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := acquire(t, s, holder, ttl)
+		if err == nil {
+			return l
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) || time.Now().After(deadline) {
+			t.Fatalf("acquire for %s: %v", holder, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func testLease(t *testing.T, s store.Store) {
 	_, err := s.LeaseGet(ctx(t), store.PrimaryLease)
 	wantErr(t, err, store.ErrNotFound)
-	a := must[store.Lease](t)(acq("a", t0))
-	if a.Epoch != 1 || a.Holder != "a" || !a.ExpiresAt.Equal(t0.Add(time.Second)) {
-		t.Fatalf("first acquire: %+v", a)
+	before := time.Now()
+	a := must[store.Lease](t)(acquire(t, s, "a", time.Minute))
+	if a.Epoch != 1 || a.Holder != "a" || a.ExpiresAt.Before(before.Add(50*time.Second)) || a.ExpiresAt.After(before.Add(70*time.Second)) {
+		t.Fatalf("first acquire: %+v, want epoch 1 expiring in about a minute", a)
 	}
-	_, err = acq("b", t0.Add(500*time.Millisecond))
+	_, err = acquire(t, s, "b", time.Minute)
 	wantErr(t, err, store.ErrLeaseHeld)
-	if again := must[store.Lease](t)(acq("a", t0.Add(500*time.Millisecond))); again.Epoch != 1 {
+	if again := must[store.Lease](t)(acquire(t, s, "a", time.Minute)); again.Epoch != 1 {
 		t.Fatalf("holder re-acquire changed the epoch: %+v", again)
 	}
-	r := must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: time.Second, Now: t0.Add(time.Second)}))
-	if !r.ExpiresAt.Equal(t0.Add(2 * time.Second)) {
-		t.Fatalf("renewed lease: %+v", r)
+	r := must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: 2 * time.Minute, Now: time.Now()}))
+	if !r.ExpiresAt.After(a.ExpiresAt.Add(30 * time.Second)) {
+		t.Fatalf("renewed lease: %+v (was %+v)", r, a)
 	}
-	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "b", Epoch: 1, TTL: time.Second, Now: t0})
+	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "b", Epoch: 1, TTL: time.Second, Now: time.Now()})
 	wantErr(t, err, store.ErrFenced)
-	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, Now: t0.Add(time.Second)}); err != nil {
+	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	b := must[store.Lease](t)(acq("b", t0.Add(time.Second)))
+	// Resigned: free at once, the epoch grows on the change of holder.
+	b := must[store.Lease](t)(acquire(t, s, "b", 100*time.Millisecond))
 	if b.Epoch != 2 || b.Holder != "b" {
 		t.Fatalf("acquire after resign: %+v", b)
 	}
-	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: time.Second, Now: t0})
+	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: time.Second, Now: time.Now()})
 	wantErr(t, err, store.ErrFenced)
-	// Concurrent acquirers of an expired lease: exactly one wins.
+	// Expired: exactly one of several concurrent acquirers wins.
+	for {
+		l := must[store.Lease](t)(s.LeaseGet(ctx(t), store.PrimaryLease))
+		if time.Now().After(l.ExpiresAt.Add(50 * time.Millisecond)) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	wins := make([]bool, 6)
 	testConcurrently(6, func(i int) {
-		_, err := acq(name("c", i), t0.Add(time.Hour))
+		_, err := acquire(t, s, name("c", i), time.Minute)
 		wins[i] = err == nil
 		if err != nil && !errors.Is(err, store.ErrLeaseHeld) {
 			t.Errorf("acquirer %d: %v", i, err)

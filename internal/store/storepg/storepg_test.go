@@ -1,0 +1,123 @@
+package storepg_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/pgtest"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storepg"
+	"github.com/tandemhq/tandem/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func open(t *testing.T) store.Store {
+	t.Helper()
+	s, err := storepg.Open(context.Background(), pgtest.NewDatabase(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, open) }
+
+// Nodes starting at the same moment migrate one database once.
+func TestConcurrentMigration(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := storepg.Open(context.Background(), url, nil)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("opener %d: %v", i, err)
+		}
+	}
+	s, err := storepg.Open(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.SQL().QueryRow(`SELECT COUNT(*) FROM goose_db_version WHERE version_id > 0`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("migrations applied %d times (err %v), want once", n, err)
+	}
+}
+
+// A queued run wakes listeners on other connections at once.
+func TestListenWakeups(t *testing.T) {
+	s := open(t).(*storepg.Store)
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan store.Wakeup, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Listen(ctx, func(w store.Wakeup) { got <- w })
+	}()
+	defer func() { cancel(); <-done }()
+	sp := job.Spec{Name: "w", Command: &job.Command{Argv: []string{"true"}}}
+	sp.Default()
+	// The listener connects asynchronously: repeat the change until a wake-up arrives.
+	deadline := time.After(20 * time.Second)
+	for {
+		if _, err := s.JobApply(ctx, store.JobApplyParams{Now: time.Now(), Jobs: []store.JobDef{{Spec: sp}}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case w := <-got:
+			if w.Topic != store.TopicConfig {
+				t.Fatalf("wake-up %+v, want topic %s", w, store.TopicConfig)
+			}
+			if _, err := s.RunCreate(ctx, store.RunCreateParams{Job: "w", Now: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				select {
+				case w := <-got:
+					if w.Topic == store.TopicRuns {
+						return
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no runs wake-up after RunCreate")
+				}
+			}
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no wake-up within 20s")
+		}
+	}
+}
+
+// The lease is judged by the database clock: a caller whose clock is hours off neither
+// takes a live lease nor keeps an expired one.
+func TestLeaseUsesDatabaseClock(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	a, err := s.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Minute, Now: now.Add(-5 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.ExpiresAt.Sub(now); d < 50*time.Second || d > 70*time.Second {
+		t.Fatalf("lease expires %s from now, want about a minute (database clock)", d)
+	}
+	if _, err := s.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Minute, Now: now.Add(5 * time.Hour)}); err == nil {
+		t.Fatal("a node with a clock 5h ahead took a live lease")
+	}
+}
