@@ -1,0 +1,513 @@
+package schedule
+
+import (
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+)
+
+// cronExpr is a parsed cron expression as bit sets. It is comparable: two expressions
+// are equivalent exactly when they are ==.
+type cronExpr struct {
+	sec, min uint64   // bits 0-59
+	hour     uint32   // bits 0-23
+	dom      uint32   // bits 1-31
+	month    uint16   // bits 1-12
+	dow      uint8    // bits 0-6, 0 = Sunday
+	domStar  bool     // day-of-month written as * or ?
+	dowStar  bool     // day-of-week written as * or ?
+	domLast  uint32   // bit n: L-n (bit 0: L)
+	domW     uint32   // bit n: nW
+	domLW    bool     // LW
+	dowLast  uint8    // bit x: last x-day of the month (xL)
+	dowNth   [7]uint8 // dowNth[x] bit n: n-th x-day of the month (x#n)
+}
+
+func parseCron(fields []string) (*cronExpr, error) {
+	kinds := []fieldKind{fMinute, fHour, fDom, fMonth, fDow}
+	if len(fields) == 6 {
+		kinds = append([]fieldKind{fSecond}, kinds...)
+	}
+	c := &cronExpr{sec: 1}
+	for i, k := range kinds {
+		fv, problem := parseField(k, fields[i])
+		if problem != "" {
+			return nil, &ParseError{Field: fieldSpecs[k].name, Value: fields[i], Problem: problem, pos: i + 1}
+		}
+		switch k {
+		case fSecond:
+			c.sec = fv.bits
+		case fMinute:
+			c.min = fv.bits
+		case fHour:
+			c.hour = uint32(fv.bits)
+		case fDom:
+			c.dom, c.domStar, c.domLast, c.domW, c.domLW = uint32(fv.bits), fv.star, fv.last, fv.w, fv.lw
+		case fMonth:
+			c.month = uint16(fv.bits)
+		case fDow:
+			c.dow, c.dowStar, c.dowLast, c.dowNth = uint8(fv.bits), fv.star, fv.dowLast, fv.nth
+		}
+	}
+	if p := c.neverMatches(); p != "" {
+		i := len(kinds) - 3
+		return nil, &ParseError{Field: "day-of-month", Value: fields[i], Problem: p, pos: i + 1}
+	}
+	return c, nil
+}
+
+var monthNames = [...]string{"", "January", "February", "March", "April", "May", "June",
+	"July", "August", "September", "October", "November", "December"}
+
+// neverMatches explains why no real date can match, or returns "". Only day-of-month can
+// make that happen: day-of-week always matches some day of every month.
+func (c *cronExpr) neverMatches() string {
+	if c.domStar || !c.dowStar {
+		return "" // unrestricted, or ORed with a restricted day-of-week
+	}
+	longest := 0
+	for m := 1; m <= 12; m++ {
+		if c.month&(1<<m) == 0 {
+			continue
+		}
+		ml := monthLen(2000, m) // 2000 is a leap year: the longest each month gets
+		longest = max(longest, ml)
+		if c.dom&(1<<(ml+1)-1) != 0 || c.domLast&(1<<ml-1) != 0 || c.domW&(1<<(ml+1)-1) != 0 || c.domLW {
+			return ""
+		}
+	}
+	if bits.OnesCount16(c.month) == 1 {
+		m := bits.TrailingZeros16(c.month)
+		return fmt.Sprintf("never matches: %s has at most %d days", monthNames[m], longest)
+	}
+	return fmt.Sprintf("never matches: none of the selected months has more than %d days", longest)
+}
+
+func (c *cronExpr) String() string {
+	var f []string
+	if c.sec != 1 {
+		f = append(f, renderStar(c.sec, 0, 59))
+	}
+	f = append(f, renderStar(c.min, 0, 59), renderStar(uint64(c.hour), 0, 23))
+	if c.domStar {
+		f = append(f, "*")
+	} else {
+		var p []string
+		if c.dom != 0 {
+			p = append(p, renderSet(uint64(c.dom), 1, 31))
+		}
+		for n := 0; n <= 30; n++ {
+			if c.domLast&(1<<n) != 0 {
+				if n == 0 {
+					p = append(p, "L")
+				} else {
+					p = append(p, fmt.Sprintf("L-%d", n))
+				}
+			}
+		}
+		for n := 1; n <= 31; n++ {
+			if c.domW&(1<<n) != 0 {
+				p = append(p, fmt.Sprintf("%dW", n))
+			}
+		}
+		if c.domLW {
+			p = append(p, "LW")
+		}
+		f = append(f, strings.Join(p, ","))
+	}
+	f = append(f, renderStar(uint64(c.month), 1, 12))
+	if c.dowStar {
+		f = append(f, "*")
+	} else {
+		var p []string
+		if c.dow != 0 {
+			p = append(p, renderSet(uint64(c.dow), 0, 6))
+		}
+		for x := 0; x < 7; x++ {
+			if c.dowLast&(1<<x) != 0 {
+				p = append(p, fmt.Sprintf("%dL", x))
+			}
+		}
+		for x := 0; x < 7; x++ {
+			for n := 1; n <= 5; n++ {
+				if c.dowNth[x]&(1<<n) != 0 {
+					p = append(p, fmt.Sprintf("%d#%d", x, n))
+				}
+			}
+		}
+		f = append(f, strings.Join(p, ","))
+	}
+	return strings.Join(f, " ")
+}
+
+// renderStar renders fields without * semantics: the full set is simply *.
+func renderStar(set uint64, lo, hi int) string {
+	if set == rangeBits(lo, hi, 1) {
+		return "*"
+	}
+	return renderSet(set, lo, hi)
+}
+
+func (c *cronExpr) newSeq(s *Schedule) sequence {
+	return &cronSeq{it: newCronIter(c, s), loc: s.loc()}
+}
+
+// dayMatches reports whether day d of month m of year y matches the day fields; wd is its
+// weekday and ml the month's length.
+func (c *cronExpr) dayMatches(y int64, m, d, wd, ml int) bool {
+	domOK := c.dom&(1<<d) != 0 || c.domLast&(1<<(ml-d)) != 0
+	if !domOK && (c.domW != 0 || c.domLW) {
+		first := (wd - (d-1)%7 + 7) % 7 // weekday of the 1st
+		if c.domLW && d == nearestWeekday(ml, ml, first) {
+			domOK = true
+		}
+		for w := c.domW; w != 0 && !domOK; w &= w - 1 {
+			n := bits.TrailingZeros32(w)
+			domOK = n <= ml && d == nearestWeekday(n, ml, first)
+		}
+	}
+	dowOK := c.dow&(1<<wd) != 0 || (c.dowLast&(1<<wd) != 0 && d+7 > ml) ||
+		c.dowNth[wd]&(1<<((d-1)/7+1)) != 0
+	if c.domStar || c.dowStar {
+		return domOK && dowOK
+	}
+	return domOK || dowOK // Vixie: both restricted means either may match
+}
+
+// nearestWeekday returns the Monday-to-Friday day nearest day n of a month of ml days
+// whose 1st has weekday first, without leaving the month.
+func nearestWeekday(n, ml, first int) int {
+	switch (first + n - 1) % 7 {
+	case 6: // Saturday: Friday before, or Monday after when n is the 1st
+		if n == 1 {
+			return 3
+		}
+		return n - 1
+	case 0: // Sunday: Monday after, or Friday before when n is the last day
+		if n == ml {
+			return n - 2
+		}
+		return n + 1
+	}
+	return n
+}
+
+func nextBit(set uint64, from int) int {
+	if from >= 64 {
+		return -1
+	}
+	x := set & (^uint64(0) << uint(from))
+	if x == 0 {
+		return -1
+	}
+	return bits.TrailingZeros64(x)
+}
+
+func prevBit(set uint64, from int) int {
+	if from < 0 {
+		return -1
+	}
+	if from < 63 {
+		set &= 1<<uint(from+1) - 1
+	}
+	return bits.Len64(set) - 1
+}
+
+// nextTOD returns the first matching time of day (seconds) at or after tod.
+func (c *cronExpr) nextTOD(tod int) (int, bool) {
+	if tod < 0 {
+		tod = 0
+	}
+	h, m, s := tod/3600, tod/60%60, tod%60
+	for h < 24 {
+		if nh := nextBit(uint64(c.hour), h); nh != h {
+			if nh < 0 {
+				return 0, false
+			}
+			h, m, s = nh, 0, 0
+		}
+		nm := nextBit(c.min, m)
+		if nm < 0 {
+			h, m, s = h+1, 0, 0
+			continue
+		}
+		if nm != m {
+			m, s = nm, 0
+		}
+		ns := nextBit(c.sec, s)
+		if ns < 0 {
+			m, s = m+1, 0
+			if m == 60 {
+				h, m = h+1, 0
+			}
+			continue
+		}
+		return h*3600 + m*60 + ns, true
+	}
+	return 0, false
+}
+
+// prevTOD returns the last matching time of day at or before tod.
+func (c *cronExpr) prevTOD(tod int) (int, bool) {
+	if tod >= secondsPerDay {
+		tod = secondsPerDay - 1
+	}
+	if tod < 0 {
+		return 0, false
+	}
+	h, m, s := tod/3600, tod/60%60, tod%60
+	for h >= 0 {
+		if ph := prevBit(uint64(c.hour), h); ph != h {
+			if ph < 0 {
+				return 0, false
+			}
+			h, m, s = ph, 59, 59
+		}
+		pm := prevBit(c.min, m)
+		if pm < 0 {
+			h, m, s = h-1, 59, 59
+			continue
+		}
+		if pm != m {
+			m, s = pm, 59
+		}
+		ps := prevBit(c.sec, s)
+		if ps < 0 {
+			m, s = m-1, 59
+			if m < 0 {
+				h, m = h-1, 59
+			}
+			continue
+		}
+		return h*3600 + m*60 + ps, true
+	}
+	return 0, false
+}
+
+// countFrom returns how many matching times of day are at or after tod.
+func (c *cronExpr) countFrom(tod int) int64 {
+	if tod >= secondsPerDay {
+		return 0
+	}
+	if tod < 0 {
+		tod = 0
+	}
+	h, m, s := tod/3600, tod/60%60, tod%60
+	ns := int64(bits.OnesCount64(c.sec))
+	nm := int64(bits.OnesCount64(c.min))
+	n := int64(bits.OnesCount64(uint64(c.hour)&(^uint64(0)<<uint(h+1)))) * nm * ns
+	if c.hour&(1<<h) != 0 {
+		n += int64(bits.OnesCount64(c.min&(^uint64(0)<<uint(m+1)))) * ns
+		if c.min&(1<<m) != 0 {
+			n += int64(bits.OnesCount64(c.sec & (^uint64(0) << uint(s))))
+		}
+	}
+	return n
+}
+
+// countTOD returns how many matching times of day lie in [a, b].
+func (c *cronExpr) countTOD(a, b int) int64 {
+	if b < a {
+		return 0
+	}
+	return c.countFrom(a) - c.countFrom(b+1)
+}
+
+// nthTOD returns the k-th (k >= 1) matching time of day at or after from; the caller
+// ensures it exists. Binary search over the O(1) count.
+func (c *cronExpr) nthTOD(from int, k int64) int {
+	lo, hi := from, secondsPerDay-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if c.countTOD(from, mid) >= k {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// searchDays bounds every cron search: about ten years of civil days.
+const searchDays = 3660
+
+// cronIter walks occurrences in unix seconds. Bounds are inclusive.
+type cronIter struct {
+	c            *cronExpr
+	z            zoneCursor
+	lower, upper int64 // first and last second an occurrence may fall on
+}
+
+func newCronIter(c *cronExpr, s *Schedule) cronIter {
+	it := cronIter{c: c, z: zoneCursor{loc: s.loc()}, lower: minInstant, upper: maxInstant}
+	if !s.Start.IsZero() {
+		it.lower = max(it.lower, ceilSec(s.Start))
+	}
+	if !s.End.IsZero() {
+		it.upper = min(it.upper, s.End.Unix())
+	}
+	return it
+}
+
+func ceilSec(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
+}
+
+// next returns the first occurrence after the instant `after` (seconds; any fraction of a
+// second already dropped, which is exact since occurrences are whole seconds).
+func (it *cronIter) next(after int64) (int64, bool) {
+	after = max(after, it.lower-1)
+	if after >= it.upper {
+		return 0, false
+	}
+	c := it.c
+	sp := it.z.spanFor(after)
+	from := after + sp.off + 1 // wall readings before after's do not map past it
+	if it.z.skipOK && from < it.z.clean {
+		// after is in a repeated (fall-back) stretch: those readings fired in its first pass.
+		from = it.z.clean
+	}
+	day := floorDiv(from, secondsPerDay)
+	tod := int(from - day*secondsPerDay)
+	y, m, d := civilFromDays(day)
+	for limit := day + searchDays; day <= limit; {
+		ml := monthLen(y, m)
+		if c.month&(1<<m) != 0 && c.dayMatches(y, m, d, weekdayOf(day), ml) {
+			for {
+				t, ok := c.nextTOD(tod)
+				if !ok {
+					break
+				}
+				x := it.z.resolve(day*secondsPerDay + int64(t))
+				if x > it.upper {
+					return 0, false // instants grow with wall readings
+				}
+				if x > after {
+					return x, true
+				}
+				tod = t + 1
+			}
+			day, d = day+1, d+1
+		} else if c.month&(1<<m) == 0 {
+			day, d = day+int64(ml-d+1), ml+1 // skip the month
+		} else {
+			day, d = day+1, d+1
+		}
+		tod = 0
+		if d > ml {
+			d, m = 1, m+1
+			if m > 12 {
+				m, y = 1, y+1
+			}
+		}
+		if y > 9999 {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// dayRest describes the rest of x's civil day when it can be counted arithmetically: the
+// day matches and every reading after x's up to the day's end maps one-to-one onto the
+// span of x. It returns the day's first wall second, x's time of day, the last time of day
+// whose instant is <= lim, and the span's offset.
+func (it *cronIter) dayRest(x, lim int64) (base int64, tod, lastTOD int, off int64, ok bool) {
+	sp := it.z.sp
+	if !it.z.valid || x < sp.start || x >= sp.end {
+		return 0, 0, 0, 0, false
+	}
+	w := x + sp.off
+	day := floorDiv(w, secondsPerDay)
+	base = day * secondsPerDay
+	if w+1 < it.z.clean || base+secondsPerDay > sp.wallEnd() {
+		return 0, 0, 0, 0, false
+	}
+	y, m, d := civilFromDays(day)
+	if it.c.month&(1<<m) == 0 || !it.c.dayMatches(y, m, d, weekdayOf(day), monthLen(y, m)) {
+		return 0, 0, 0, 0, false
+	}
+	last := min(lim+sp.off, base+secondsPerDay-1)
+	return base, int(w - base), int(last - base), sp.off, true
+}
+
+// count returns the number of occurrences in [from, to] and the last of them.
+func (it *cronIter) count(from, to int64) (n, last int64) {
+	lim := min(to, it.upper)
+	x, ok := it.next(from - 1)
+	for ok && x <= lim {
+		n, last = n+1, x
+		if base, tod, lt, off, ok := it.dayRest(x, lim); ok && lt > tod {
+			if k := it.c.countTOD(tod+1, lt); k > 0 {
+				t, _ := it.c.prevTOD(lt)
+				n, last = n+k, base+int64(t)-off
+			}
+		}
+		x, ok = it.next(last)
+	}
+	return n, last
+}
+
+// nth returns the k-th (k >= 1) occurrence at or after from.
+func (it *cronIter) nth(from, k int64) (int64, bool) {
+	x, ok := it.next(from - 1)
+	for ok {
+		if k == 1 {
+			return x, true
+		}
+		k--
+		last := x
+		if base, tod, lt, off, ok := it.dayRest(x, it.upper); ok && lt > tod {
+			if avail := it.c.countTOD(tod+1, lt); avail >= k {
+				return base + int64(it.c.nthTOD(tod+1, k)) - off, true
+			} else if avail > 0 {
+				t, _ := it.c.prevTOD(lt)
+				k, last = k-avail, base+int64(t)-off
+			}
+		}
+		x, ok = it.next(last)
+	}
+	return 0, false
+}
+
+// cronSeq adapts cronIter to the sequence interface.
+type cronSeq struct {
+	it  cronIter
+	loc *time.Location
+}
+
+func (q *cronSeq) at(x int64) time.Time { return time.Unix(x, 0).In(q.loc) }
+
+func (q *cronSeq) next(after time.Time) (time.Time, bool) {
+	a := after.Unix() // floor: occurrences are whole seconds
+	if a >= maxInstant {
+		return time.Time{}, false
+	}
+	x, ok := q.it.next(a)
+	if !ok {
+		return time.Time{}, false
+	}
+	return q.at(x), true
+}
+
+func (q *cronSeq) count(from, to time.Time) (int64, time.Time) {
+	if to.Before(from) {
+		return 0, time.Time{}
+	}
+	n, last := q.it.count(max(ceilSec(from), minInstant), min(to.Unix(), maxInstant))
+	if n == 0 {
+		return 0, time.Time{}
+	}
+	return n, q.at(last)
+}
+
+func (q *cronSeq) nth(from time.Time, k int64) (time.Time, bool) {
+	x, ok := q.it.nth(max(ceilSec(from), minInstant), k)
+	if !ok {
+		return time.Time{}, false
+	}
+	return q.at(x), true
+}
