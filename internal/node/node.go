@@ -40,6 +40,7 @@ const OutputSweepDefault = 10 * time.Minute
 // Node is one tandem server.
 type Node struct {
 	cfg     config.Config
+	holder  string // this process as a lease holder
 	store   store.Store
 	log     *slog.Logger
 	started time.Time
@@ -59,10 +60,10 @@ type Node struct {
 
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
-	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), mode: ModeStandby}
+	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), mode: ModeStandby, holder: Holder(cfg.NodeID)}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued})
-	n.keeper = lease.New(lease.Params{Store: st, Log: n.log.With("component", "lease"), Holder: Holder(cfg.NodeID),
+	n.keeper = lease.New(lease.Params{Store: st, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin, Elected: n.elected, Deposed: n.deposed})
 	return n
 }

@@ -16,10 +16,13 @@ import (
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/node"
+	"github.com/tandemhq/tandem/internal/pgtest"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storepg"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
 
 type harness struct {
 	t    *testing.T
@@ -40,7 +43,13 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := storesqlite.Open(context.Background(), cfg.DB)
+	var st store.Store
+	var err error
+	if cfg.IsPostgres() {
+		st, err = storepg.Open(context.Background(), cfg.DB, nil)
+	} else {
+		st, err = storesqlite.Open(context.Background(), cfg.DB)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,3 +305,5 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 		t.Fatalf("run after shutdown: state %s reason %q, want failed with the shutdown recorded", got.State, got.Reason)
 	}
 }
+
+func clientParams(job string) client.RunListParams { return client.RunListParams{Job: job, Limit: 1000} }

@@ -29,7 +29,10 @@ type role struct {
 // elected starts the primary's services under the new epoch. Called by the lease keeper.
 func (n *Node) elected(epoch int64, prev store.Lease) {
 	reason := "no primary before"
-	if prev.Holder != "" {
+	switch {
+	case prev.Holder == n.holder:
+		reason = "this process still held the lease (renewed after a failed renewal)"
+	case prev.Holder != "":
 		reason = fmt.Sprintf("lease held by %s expired or was resigned", prev.Holder)
 	}
 	n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, reason))
