@@ -306,4 +306,6 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 	}
 }
 
-func clientParams(job string) client.RunListParams { return client.RunListParams{Job: job, Limit: 1000} }
+func clientParams(job string) client.RunListParams {
+	return client.RunListParams{Job: job, Limit: 1000}
+}
