@@ -90,6 +90,8 @@ type Store interface {
 
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	NodeList(ctx context.Context) ([]Node, error)
+	// NodeLose declares a silent node lost and re-queues its unfinished runs; fenced.
+	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
 
 	EventAppend(ctx context.Context, p EventAppendParams) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
@@ -296,12 +298,16 @@ type OutputExpireParams struct {
 	Before time.Time
 }
 
-// LeaseAcquireParams takes a lease if it is free or expired at Now.
+// LeaseAcquireParams takes a lease if it is free or expired at Now, or if its holder is
+// TakeFrom (a holder whose process is known to be dead). A lease resigned to a successor
+// is reserved for that node (Node) for one TTL.
 type LeaseAcquireParams struct {
-	Name   string
-	Holder string
-	TTL    time.Duration
-	Now    time.Time
+	Name     string
+	Holder   string
+	Node     string
+	TakeFrom string
+	TTL      time.Duration
+	Now      time.Time
 }
 
 // LeaseRenewParams extends a lease still held by Holder at Epoch.
@@ -313,12 +319,15 @@ type LeaseRenewParams struct {
 	Now    time.Time
 }
 
-// LeaseResignParams expires a lease held by Holder at Epoch, keeping the epoch.
+// LeaseResignParams expires a lease held by Holder at Epoch, keeping the epoch. With a
+// Successor, only that node may take the lease during the next TTL.
 type LeaseResignParams struct {
-	Name   string
-	Holder string
-	Epoch  int64
-	Now    time.Time
+	Name      string
+	Holder    string
+	Epoch     int64
+	Successor string
+	TTL       time.Duration
+	Now       time.Time
 }
 
 // Lease is a named lease. Epoch grows by one on every change of holder and never resets.
@@ -327,6 +336,36 @@ type Lease struct {
 	Holder    string
 	Epoch     int64
 	ExpiresAt time.Time
+	Successor string // node the resigned lease is reserved for, if any
+	// Now is the repository's clock when the lease was read: compare ExpiresAt with it,
+	// never with a node's own clock.
+	Now time.Time
+}
+
+// NodeLoseParams declares Node lost if it has not sent a heartbeat for Silence (judged
+// by the repository's clock).
+type NodeLoseParams struct {
+	Epoch   int64
+	Node    string
+	Silence time.Duration
+	Now     time.Time
+}
+
+// NodeLoseResult says what NodeLose did.
+type NodeLoseResult struct {
+	Lost     bool    // false: the node is not silent (any more) or already lost
+	Requeued []int64 // runs queued again for their next attempt
+	Failed   []int64 // runs that had no attempt left
+}
+
+// Liveness is implemented by engines that can tell at once that a lease holder's process
+// died: the holder holds a lock the operating system or the database frees with it (a
+// file lock on one host, a session advisory lock on PostgreSQL).
+type Liveness interface {
+	// LivenessHold takes holder's lock until release is called or the process dies.
+	LivenessHold(ctx context.Context, holder string) (release func(), err error)
+	// LivenessDead reports whether holder's lock is free: its process is gone.
+	LivenessDead(ctx context.Context, holder string) (bool, error)
 }
 
 // NodeHeartbeatParams records a node's liveness and load.

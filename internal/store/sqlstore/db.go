@@ -123,6 +123,19 @@ func (s *DB) now(ctx context.Context, tx *sql.Tx, caller time.Time) (time.Time, 
 	return instant(us), nil
 }
 
+// read runs fn in a transaction that writes nothing (a consistent view, and the
+// database clock where the engine has one).
+func (s *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.d.NowSQL != ""})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	return fn(tx)
+}
+
 // tx runs fn in one writing transaction (BEGIN IMMEDIATE on SQLite through the DSN).
 func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := bound(ctx)

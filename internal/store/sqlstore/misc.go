@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -66,12 +67,16 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 		return fmt.Errorf("encode tags: %w", err)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO nodes (id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at)
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO nodes (id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
 			capacity = excluded.capacity, running = excluded.running, tags = excluded.tags, started_at = excluded.started_at,
 			heartbeat_at = excluded.heartbeat_at`,
-			n.ID, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(p.Now))
+			n.ID, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
 		return err
 	})
 	if err != nil {
@@ -159,21 +164,29 @@ func (s *DB) EventList(ctx context.Context, p store.EventListParams) ([]store.Ev
 	return out, rows.Err()
 }
 
-// LeaseGet implements store.Store.
+// LeaseGet implements store.Store. The lease's Now is the repository's clock.
 func (s *DB) LeaseGet(ctx context.Context, name string) (store.Lease, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	return s.leaseGet(ctx, s.db, name)
+	var l store.Lease
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		now, err := s.now(ctx, tx, time.Now())
+		if err != nil {
+			return err
+		}
+		l, err = s.leaseGet(ctx, tx, name)
+		l.Now = now
+		return err
+	})
+	return l, err
 }
 
 func (s *DB) leaseGet(ctx context.Context, qr querier, name string, lock ...string) (store.Lease, error) {
 	l := store.Lease{Name: name}
 	var exp int64
-	q := `SELECT holder, epoch, expires_at FROM leases WHERE name = ?`
+	q := `SELECT holder, epoch, expires_at, successor FROM leases WHERE name = ?`
 	if len(lock) > 0 {
 		q += lock[0]
 	}
-	err := qr.QueryRowContext(ctx, s.q(q), name).Scan(&l.Holder, &l.Epoch, &exp)
+	err := qr.QueryRowContext(ctx, s.q(q), name).Scan(&l.Holder, &l.Epoch, &exp, &l.Successor)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, notFound("lease", name)
 	}
@@ -202,11 +215,14 @@ func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (stor
 			return err
 		case cur.Holder == p.Holder && cur.ExpiresAt.After(now):
 			_, err = s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ?`, exp, p.Name)
-		case cur.ExpiresAt.After(now):
+		case cur.ExpiresAt.After(now) && (p.TakeFrom == "" || cur.Holder != p.TakeFrom):
 			l = cur
 			return fmt.Errorf("lease %s held by %s (epoch %d): %w", p.Name, cur.Holder, cur.Epoch, store.ErrLeaseHeld)
+		case cur.Successor != "" && cur.Successor != p.Node && now.Before(cur.ExpiresAt.Add(p.TTL)):
+			l = cur
+			return fmt.Errorf("lease %s is handed over to %s: %w", p.Name, cur.Successor, store.ErrLeaseHeld)
 		default:
-			_, err = s.exec(ctx, tx, `UPDATE leases SET holder = ?, epoch = epoch + 1, expires_at = ? WHERE name = ?`, p.Holder, exp, p.Name)
+			_, err = s.exec(ctx, tx, `UPDATE leases SET holder = ?, epoch = epoch + 1, expires_at = ?, successor = '' WHERE name = ?`, p.Holder, exp, p.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("take lease %s: %w", p.Name, err)
@@ -246,8 +262,8 @@ func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
 		if err != nil {
 			return err
 		}
-		k, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?`,
-			micros(now), p.Name, p.Holder, p.Epoch)
+		k, err := s.exec(ctx, tx, `UPDATE leases SET expires_at = ?, successor = ? WHERE name = ? AND holder = ? AND epoch = ?`,
+			micros(now), p.Successor, p.Name, p.Holder, p.Epoch)
 		if err != nil {
 			return fmt.Errorf("resign lease %s: %w", p.Name, err)
 		}

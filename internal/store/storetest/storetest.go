@@ -38,6 +38,9 @@ func Run(t *testing.T, open Open) {
 		"OutputsExpire":            testOutputsExpire,
 		"Lease":                    testLease,
 		"NodesAndEvents":           testNodesAndEvents,
+		"NodeLose":                 testNodeLose,
+		"LeaseHandover":            testLeaseHandover,
+		"Liveness":                 testLiveness,
 		"TimesAreUTCInstants":      testTimes,
 	}
 	for name, fn := range tests {

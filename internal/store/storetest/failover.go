@@ -1,0 +1,101 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+func testNodeLose(t *testing.T, s store.Store) {
+	sp := spec("nl")
+	sp.Retries = 1
+	apply(t, s, sp, spec("once"))
+	for _, id := range []string{"gone", "alive"} {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
+	r1 := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "nl", Now: t0})), "gone", "t1")
+	r2 := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "once", Now: t0})), "gone", "t2")
+	// Not silent long enough: nothing happens.
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Hour, Now: time.Now()}))
+	if res.Lost {
+		t.Fatalf("a node heard from just now was declared lost: %+v", res)
+	}
+	// A stale epoch changes nothing.
+	_, err := s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch + 7, Node: "gone", Silence: 0, Now: time.Now()})
+	wantErr(t, err, store.ErrFenced)
+	time.Sleep(5 * time.Millisecond) // the heartbeat must be older than a zero silence
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()}))
+	if !res.Lost || len(res.Requeued) != 1 || res.Requeued[0] != r1.ID || len(res.Failed) != 1 || res.Failed[0] != r2.ID {
+		t.Fatalf("NodeLose = %+v, want run %d re-queued and run %d failed", res, r1.ID, r2.ID)
+	}
+	if again := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()})); again.Lost {
+		t.Fatal("a lost node was declared lost twice")
+	}
+	got := must[store.Run](t)(s.RunGet(ctx(t), r1.ID))
+	if got.State != store.RunQueued || got.Node != "" || got.Token != "" || got.Attempt != 1 {
+		t.Fatalf("re-queued run: %+v", got)
+	}
+	// The lost node's late result for its old attempt is refused.
+	_, err = s.RunFinish(ctx(t), store.RunFinishParams{RunID: r1.ID, Token: "t1", Now: time.Now(), State: store.RunSucceeded})
+	wantErr(t, err, store.ErrStale)
+	if got := startRun(t, s, got, "alive", "t3"); got.Attempt != 2 {
+		t.Fatalf("next attempt numbered %d, want 2", got.Attempt)
+	}
+	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
+	for _, n := range nodes {
+		if n.ID == "gone" && n.Mode != "lost" {
+			t.Fatalf("lost node shows mode %q", n.Mode)
+		}
+	}
+}
+
+func testLeaseHandover(t *testing.T, s store.Store) {
+	a := must[store.Lease](t)(acquire(t, s, "a#1", time.Minute))
+	// A holder known dead is taken over at once, with a new epoch.
+	b, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b#1", Node: "b", TakeFrom: "a#1", TTL: time.Minute, Now: time.Now()})
+	if err != nil || b.Epoch != a.Epoch+1 || b.Holder != "b#1" {
+		t.Fatalf("take over from a dead holder: %+v %v", b, err)
+	}
+	// TakeFrom naming someone else does not take a live lease.
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TakeFrom: "a#1", TTL: time.Minute, Now: time.Now()})
+	wantErr(t, err, store.ErrLeaseHeld)
+	// A planned handover reserves the lease for the successor.
+	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "b#1", Epoch: b.Epoch, Successor: "c", Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "d#1", Node: "d", TTL: time.Minute, Now: time.Now()})
+	wantErr(t, err, store.ErrLeaseHeld)
+	c, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TTL: time.Minute, Now: time.Now()})
+	if err != nil || c.Epoch != b.Epoch+1 || c.Successor != "" {
+		t.Fatalf("successor acquire: %+v %v", c, err)
+	}
+	got := must[store.Lease](t)(s.LeaseGet(ctx(t), store.PrimaryLease))
+	if got.Now.IsZero() || !got.ExpiresAt.After(got.Now) {
+		t.Fatalf("LeaseGet: %+v, want the repository's clock in Now", got)
+	}
+}
+
+func testLiveness(t *testing.T, s store.Store) {
+	lv, ok := s.(store.Liveness)
+	if !ok {
+		t.Skip("engine has no liveness locks")
+	}
+	release, err := lv.LivenessHold(ctx(t), "h#1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dead := must[bool](t)(lv.LivenessDead(ctx(t), "h#1")); dead {
+		t.Fatal("a held liveness lock reads as dead")
+	}
+	if dead := must[bool](t)(lv.LivenessDead(ctx(t), "never#1")); !dead {
+		t.Fatal("a holder that never held its lock reads as alive")
+	}
+	release()
+	if dead := must[bool](t)(lv.LivenessDead(ctx(t), "h#1")); !dead {
+		t.Fatal("a released liveness lock reads as alive")
+	}
+}
