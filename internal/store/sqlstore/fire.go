@@ -74,8 +74,8 @@ func (f *firing) prepare(ctx context.Context) error {
 	}
 	f.cas = prep(`UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at = ? AND done = 0 RETURNING job_id`)
 	f.jobs = prep(`SELECT name, paused, overlap, max_attempts FROM jobs WHERE id = ?`)
-	f.ins = prep(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state, max_attempts, created_at, not_before)
-		VALUES (?, ?, ?, ?, 1, 'schedule', 'queued', ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ` + runColumns)
+	f.ins = prep(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state, max_attempts, created_at, not_before, epoch)
+		VALUES (?, ?, ?, ?, 1, 'schedule', 'queued', ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING ` + runColumns)
 	if err != nil {
 		f.close()
 		return fmt.Errorf("prepare firing: %w", err)
@@ -125,7 +125,7 @@ func (f *firing) fire(ctx context.Context, it store.FireItem) (store.FireResult,
 		var err error
 		if info.overlap == job.OverlapAllow || info.overlap == job.OverlapQueue {
 			// No policy to apply at insert time ("queue" is the dispatcher's business).
-			run, err = scanRun(f.ins.QueryRowContext(ctx, jobID, info.name, it.ScheduleID, micros(at), info.maxAttempts, now, now))
+			run, err = scanRun(f.ins.QueryRowContext(ctx, jobID, info.name, it.ScheduleID, micros(at), info.maxAttempts, now, now, f.p.Epoch))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // this occurrence exists already
 			}
@@ -134,7 +134,7 @@ func (f *firing) fire(ctx context.Context, it store.FireItem) (store.FireResult,
 			var id int64
 			var inserted bool
 			id, inserted, err = f.s.insertRun(ctx, f.tx, newRun{job: jobID, name: info.name, overlap: info.overlap,
-				maxAttempts: info.maxAttempts, schedule: it.ScheduleID, scheduled: &at, trigger: store.TriggerSchedule, now: f.p.Now})
+				maxAttempts: info.maxAttempts, schedule: it.ScheduleID, scheduled: &at, trigger: store.TriggerSchedule, now: f.p.Now, epoch: f.p.Epoch})
 			if err == nil && !inserted {
 				continue
 			}

@@ -212,6 +212,7 @@ type newRun struct {
 	scheduled   *time.Time
 	trigger     string
 	now         time.Time
+	epoch       int64 // the firing primary's epoch (0 for on-demand runs)
 }
 
 // insertRun inserts a queued run after applying the job's overlap policy to its active
@@ -249,11 +250,11 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 	}
 	var id int64
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state,
-		max_attempts, created_at, not_before, finished_at, reason)
-		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
+		max_attempts, created_at, not_before, finished_at, reason, epoch)
+		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING RETURNING id`),
 		r.job, r.name, sched, microsPtr(r.scheduled), r.trigger, string(state), r.maxAttempts,
-		micros(r.now), micros(r.now), finished, reason).Scan(&id)
+		micros(r.now), micros(r.now), finished, reason, r.epoch).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
