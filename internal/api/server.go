@@ -35,6 +35,14 @@ type Backend interface {
 	NodeAddress(ctx context.Context, id string) string
 	// OutputPath is where this node keeps an output file.
 	OutputPath(o store.Output) string
+	// NodeAction performs an operator action (suspend, resume, standby, stop, restart)
+	// on this node and returns its new mode; store.ErrConflict where it makes no sense.
+	NodeAction(ctx context.Context, action string) (string, error)
+	// Switch hands the primary role over to `to` (the best standby when empty); only on
+	// the primary. It returns the successor.
+	Switch(ctx context.Context, to string) (string, error)
+	// LeaseHint asks this node to look at the lease now.
+	LeaseHint()
 }
 
 // Server serves the REST API.
@@ -69,6 +77,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs", s.handle(s.outputList))
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs/{name...}", s.outputGet)
 	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
+	mux.HandleFunc("POST /api/v1/switch", s.switchover)
+	mux.HandleFunc("POST /api/v1/nodes/{id}/{action}", s.nodeAction)
+	mux.HandleFunc("POST /api/v1/internal/lease-hint", func(w http.ResponseWriter, r *http.Request) {
+		s.b.LeaseHint()
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // handler returns a value to encode as JSON with its status, or an error.
@@ -114,7 +128,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrConflict):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrFenced):
+	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable):
 		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {

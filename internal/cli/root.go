@@ -52,7 +52,8 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
-	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g))
+	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),
+		newSwitchCmd(g), newNodeCmd(g))
 	return root
 }
 

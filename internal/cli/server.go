@@ -37,6 +37,10 @@ func newServerCmd() *cobra.Command {
 	f.StringSlice("tags", nil, "node tags, comma separated")
 	f.Int("capacity", config.CapacityDefault, "runs executed at once")
 	f.Duration("shutdown-grace", config.ShutdownGraceDefault, "how long running runs may finish after SIGTERM")
+	f.Bool("worker", false, "worker only: never take the primary role")
+	f.Bool("failback", false, "take the primary role back from a node of worse priority after --failback-hold")
+	f.Duration("failback-hold", config.FailbackHoldDefault, "hold-down time before a failback")
+	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -78,6 +82,16 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	str("advertise", &c.Advertise)
 	str("node-id", &c.NodeID)
 	str("log-level", &c.Log.Level)
+	str("lease-profile", &c.Lease.Profile)
+	if f.Changed("worker") {
+		c.Worker, _ = f.GetBool("worker")
+	}
+	if f.Changed("failback") {
+		c.Failback, _ = f.GetBool("failback")
+	}
+	if f.Changed("failback-hold") {
+		c.FailbackHold, _ = f.GetDuration("failback-hold")
+	}
 	str("log-format", &c.Log.Format)
 	if f.Changed("priority") {
 		c.Priority, _ = f.GetInt("priority")
@@ -124,10 +138,30 @@ func runServer(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.RedactedDB())
-	<-ctx.Done()
-	log.Info("signal received: shutting down")
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: shutting down")
+	case <-n.StopRequested():
+	}
 	// The shutdown itself gets the grace period plus time to record what was canceled.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace+30*time.Second)
 	defer cancel()
-	return n.Stop(sctx)
+	if err := n.Stop(sctx); err != nil {
+		return err
+	}
+	if n.RestartRequested() {
+		st.Close()
+		return restart(log)
+	}
+	return nil
+}
+
+// restart replaces this process with a fresh one of the same program and arguments.
+func restart(log *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	log.Info("restarting", "exe", exe)
+	return syscall.Exec(exe, os.Args, os.Environ())
 }

@@ -275,3 +275,18 @@ func (c *Client) Events(ctx context.Context, typ string, limit int) ([]api.Event
 	var out []api.Event
 	return out, c.call(ctx, "GET", "/api/v1/events?"+q.Encode(), nil, "", &out)
 }
+
+// Switch asks the cluster's primary to hand its role over to `to` (the best standby
+// when empty). Any server accepts it and forwards it to the primary.
+func (c *Client) Switch(ctx context.Context, to string) (api.SwitchResult, error) {
+	body, _ := json.Marshal(api.SwitchRequest{To: to})
+	var out api.SwitchResult
+	return out, c.call(ctx, "POST", "/api/v1/switch", body, "application/json", &out)
+}
+
+// NodeAction performs an operator action (suspend, resume, standby, stop, restart) on a
+// node. Any server accepts it and forwards it to that node.
+func (c *Client) NodeAction(ctx context.Context, node, action string) (api.NodeActionResult, error) {
+	var out api.NodeActionResult
+	return out, c.call(ctx, "POST", "/api/v1/nodes/"+url.PathEscape(node)+"/"+url.PathEscape(action), nil, "", &out)
+}

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,8 @@ const (
 	LeaseMarginDefault        = 500 * time.Millisecond
 	HeartbeatIntervalDefault  = time.Second
 	HeartbeatMaxMissedDefault = 3
+	FailbackHoldDefault       = 30 * time.Second
+	LeaseProfileDefault       = "fast"
 	LogLevelDefault           = "info"
 	LogFormatDefault          = "text"
 )
@@ -61,6 +64,14 @@ type Config struct {
 	// OutputLimit is how many bytes of stdout and of stderr a run keeps. Default 1 MiB.
 	OutputLimit int64 `toml:"output_limit" env:"OUTPUT_LIMIT"`
 
+	// Worker makes this node a worker only: it never takes the primary role. Default false.
+	Worker bool `toml:"worker" env:"WORKER"`
+	// Failback lets this node take the primary role back from a node of worse priority
+	// once it has been up for FailbackHold. Default false.
+	Failback bool `toml:"failback" env:"FAILBACK"`
+	// FailbackHold is the hold-down time before a failback. Default 30s.
+	FailbackHold time.Duration `toml:"failback_hold" env:"FAILBACK_HOLD"`
+
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
 	Log       Log       `toml:"log" envPrefix:"LOG_"`
@@ -68,6 +79,10 @@ type Config struct {
 
 // Lease configures the primary lease.
 type Lease struct {
+	// Profile picks renew, TTL and margin together: fast (the default: 250ms, 1.5s,
+	// 0.5s, for one site), normal (1s, 5s, 1.5s) or wan (3s, 15s, 4s, for slow links).
+	// Renew, TTL and Margin set explicitly override the profile's values.
+	Profile string `toml:"profile" env:"PROFILE"`
 	// Renew is how often the primary renews its lease. Default 250ms.
 	Renew time.Duration `toml:"renew" env:"RENEW"`
 	// TTL is how long a lease lasts without renewal. Default 1.5s.
@@ -101,9 +116,10 @@ func Default() Config {
 	return Config{
 		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault,
 		ShutdownGrace: ShutdownGraceDefault, OutputRetention: OutputRetentionDefault, OutputLimit: OutputLimitDefault,
-		Lease:     Lease{Renew: LeaseRenewDefault, TTL: LeaseTTLDefault, Margin: LeaseMarginDefault},
-		Heartbeat: Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
-		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault},
+		FailbackHold: FailbackHoldDefault,
+		Lease:        Lease{Profile: LeaseProfileDefault},
+		Heartbeat:    Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
+		Log:          Log{Level: LogLevelDefault, Format: LogFormatDefault},
 	}
 }
 
@@ -126,8 +142,20 @@ func Load(path string, environ map[string]string) (Config, error) {
 	return c, nil
 }
 
+// LeaseProfiles are the named lease timings: renew, TTL, margin.
+var LeaseProfiles = map[string][3]time.Duration{
+	"fast":   {LeaseRenewDefault, LeaseTTLDefault, LeaseMarginDefault},
+	"normal": {time.Second, 5 * time.Second, 1500 * time.Millisecond},
+	"wan":    {3 * time.Second, 15 * time.Second, 4 * time.Second},
+}
+
 // Finish fills the settings derived from others, then validates.
 func (c *Config) Finish() error {
+	if p, ok := LeaseProfiles[c.Lease.Profile]; ok {
+		c.Lease.Renew = cmp.Or(c.Lease.Renew, p[0])
+		c.Lease.TTL = cmp.Or(c.Lease.TTL, p[1])
+		c.Lease.Margin = cmp.Or(c.Lease.Margin, p[2])
+	}
 	if c.DB == "" {
 		c.DB = filepath.Join(c.DataDir, "tandem.db")
 	}
@@ -196,6 +224,12 @@ func (c *Config) Validate() error {
 	}
 	if c.OutputLimit < 1024 || c.OutputLimit > 1<<30 {
 		bad("output_limit", "must be between 1024 and 1073741824 bytes, got %d", c.OutputLimit)
+	}
+	if _, ok := LeaseProfiles[c.Lease.Profile]; !ok {
+		bad("lease.profile", "%q is not a profile (fast, normal, wan)", c.Lease.Profile)
+	}
+	if c.FailbackHold < 0 {
+		bad("failback_hold", "must not be negative, got %s", c.FailbackHold)
 	}
 	if c.Lease.Renew <= 0 || c.Lease.TTL < 2*c.Lease.Renew {
 		bad("lease.ttl", "must be at least twice lease.renew (%s), got %s", c.Lease.Renew, c.Lease.TTL)

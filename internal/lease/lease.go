@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,26 +12,52 @@ import (
 
 // Params configures a Keeper.
 type Params struct {
-	Store  store.Store
-	Log    *slog.Logger
-	Holder string
-	Renew  time.Duration
-	TTL    time.Duration
-	Margin time.Duration
-	Now    func() time.Time // default time.Now; must carry a monotonic reading
+	Store store.Store
+	// Liveness, if set, is the crash fast path: a standby that finds the holder's
+	// liveness lock free takes the lease over without waiting for it to expire.
+	Liveness store.Liveness
+	Log      *slog.Logger
+	Holder   string // this process: node id and incarnation
+	Node     string // this node's id
+	Renew    time.Duration
+	TTL      time.Duration
+	Margin   time.Duration
+	// Poll is how often a standby looks at the lease; default Renew/5.
+	Poll time.Duration
+	Now  func() time.Time // default time.Now; must carry a monotonic reading
+	// Eligible reports whether this node may take the role now (not held, not a worker,
+	// not stopping). Nil: always.
+	Eligible func() bool
+	// Rank returns how many live, eligible nodes come before this one in takeover order
+	// (priority, then id). This node waits Rank × Poll × 2 before taking a free lease, so
+	// the best standby takes over first. Nil: 0.
+	Rank func(ctx context.Context) int
+	// Successor names the node a stopping primary hands the lease to ("" for none).
+	Successor func(ctx context.Context) string
 	// Elected is called when this node becomes primary; the role lasts until Deposed.
-	Elected func(epoch int64, previous store.Lease)
+	Elected func(epoch int64, previous store.Lease, how string)
 	// Deposed is called when this node stops being primary, with the reason.
 	Deposed func(epoch int64, reason string)
 }
 
-// Keeper acquires, renews and resigns the primary lease for one node.
+// Keeper acquires, renews and resigns the primary lease for one node. Its state is owned
+// by the goroutine running Run; other goroutines talk to it through channels.
 type Keeper struct {
-	p     Params
-	epoch int64         // 0 while not primary
-	trust time.Time     // monotonic deadline of the role
-	kick  chan struct{} // step down now
-	wake  chan struct{} // try to acquire now
+	p         Params
+	epoch     int64
+	trust     time.Time // monotonic deadline of the role
+	lastRenew time.Time // start of the last renewal attempt
+	free      time.Time // when the lease was first seen free (for the rank delay); zero: not free
+	rank      int
+	cooldown  time.Time // after a handover: do not take the lease back before this
+	kick      chan struct{}
+	wake      chan struct{}
+	resign    chan resignReq
+}
+
+type resignReq struct {
+	successor string
+	done      chan error
 }
 
 // New returns a keeper; call Run.
@@ -38,18 +65,13 @@ func New(p Params) *Keeper {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	return &Keeper{p: p, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
-}
-
-// Wake asks a standby to try the lease now (the primary resigned). It never blocks.
-func (k *Keeper) Wake() {
-	select {
-	case k.wake <- struct{}{}:
-	default:
+	if p.Poll <= 0 {
+		p.Poll = max(p.Renew/5, time.Millisecond)
 	}
+	return &Keeper{p: p, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), resign: make(chan resignReq)}
 }
 
-// StepDown gives up the role at once (a fenced write showed it is lost).
+// StepDown gives up the role at once (a fenced write showed it is lost). Never blocks.
 func (k *Keeper) StepDown() {
 	select {
 	case k.kick <- struct{}{}:
@@ -57,18 +79,48 @@ func (k *Keeper) StepDown() {
 	}
 }
 
-// Run keeps the lease until ctx ends, then resigns it if held.
+// Wake asks a standby to look at the lease now (the primary resigned). Never blocks.
+func (k *Keeper) Wake() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ErrNotPrimary is returned by Handover when this node does not hold the lease.
+var ErrNotPrimary = errors.New("this node is not the primary")
+
+// Handover resigns the lease to successor (a planned switchover): only that node may
+// take it during the next TTL, and this node does not try to take it back for two TTLs.
+func (k *Keeper) Handover(ctx context.Context, successor string) error {
+	r := resignReq{successor: successor, done: make(chan error, 1)}
+	select {
+	case k.resign <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run keeps the lease until ctx ends, then resigns it if held (to the successor, if any).
 func (k *Keeper) Run(ctx context.Context) error {
-	tick := time.NewTicker(k.p.Renew)
+	tick := time.NewTicker(k.p.Poll)
 	defer tick.Stop()
 	for {
 		k.step(ctx)
 		select {
 		case <-ctx.Done():
-			k.resign(context.WithoutCancel(ctx))
+			k.stop(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
 		case <-k.wake:
+		case r := <-k.resign:
+			r.done <- k.handover(ctx, r.successor)
 		case <-k.kick:
 			if k.epoch != 0 {
 				k.depose("a fenced write showed another node holds the lease")
@@ -78,20 +130,36 @@ func (k *Keeper) Run(ctx context.Context) error {
 }
 
 func (k *Keeper) step(ctx context.Context) {
-	if k.epoch == 0 {
-		k.tryAcquire(ctx)
+	if k.epoch != 0 {
+		if now := k.p.Now(); now.Sub(k.lastRenew) >= k.p.Renew || !now.Before(k.trust) {
+			k.renew(ctx)
+		}
 		return
 	}
+	if k.p.Eligible != nil && !k.p.Eligible() {
+		k.free = time.Time{}
+		return
+	}
+	if k.p.Now().Before(k.cooldown) {
+		return
+	}
+	k.consider(ctx)
+}
+
+func (k *Keeper) renew(ctx context.Context) {
 	start := k.p.Now()
 	if !start.Before(k.trust) {
-		k.depose("renew failed for " + start.Sub(k.trust.Add(-k.p.TTL+k.p.Margin)).Round(time.Millisecond).String())
+		k.depose(fmt.Sprintf("renew failed for %s", start.Sub(k.trust.Add(-k.p.TTL+k.p.Margin)).Round(time.Millisecond)))
 		return
 	}
+	k.lastRenew = start
 	rctx, cancel := context.WithDeadline(ctx, k.trust)
 	_, err := k.p.Store.LeaseRenew(rctx, store.LeaseRenewParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch, TTL: k.p.TTL, Now: start})
 	cancel()
 	switch {
 	case err == nil:
+		// Trust runs from the START of the renewal: a slow one that succeeds late must not
+		// extend it beyond what the repository granted.
 		k.trust = start.Add(k.p.TTL - k.p.Margin)
 	case errors.Is(err, store.ErrFenced):
 		k.depose("lease taken over by another node")
@@ -100,19 +168,71 @@ func (k *Keeper) step(ctx context.Context) {
 	}
 }
 
-func (k *Keeper) tryAcquire(ctx context.Context) {
-	prev, _ := k.p.Store.LeaseGet(ctx, store.PrimaryLease)
+// consider looks at the lease as a standby and takes it when it may.
+func (k *Keeper) consider(ctx context.Context) {
+	l, err := k.p.Store.LeaseGet(ctx, store.PrimaryLease)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		k.acquire(ctx, store.Lease{}, "", "no primary before")
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			k.p.Log.Warn("cannot read the lease", "err", err)
+		}
+		return
+	}
+	live := l.ExpiresAt.After(l.Now)
+	takeFrom, how := "", fmt.Sprintf("lease held by %s expired or was resigned", l.Holder)
+	switch {
+	case l.Holder == k.p.Holder:
+		// Still ours (a renewal failed, the lease did not expire): take it straight back.
+		k.acquire(ctx, l, "", "this process still held the lease")
+		return
+	case live && k.p.Liveness != nil:
+		dead, err := k.p.Liveness.LivenessDead(ctx, l.Holder)
+		if err != nil || !dead {
+			k.free = time.Time{}
+			return
+		}
+		takeFrom, how = l.Holder, fmt.Sprintf("the process of %s died (its liveness lock is free)", l.Holder)
+	case live:
+		k.free = time.Time{}
+		return
+	case l.Successor != "" && l.Now.Before(l.ExpiresAt.Add(k.p.TTL)):
+		if l.Successor != k.p.Node {
+			return // reserved for the successor of a planned handover
+		}
+		k.acquire(ctx, l, "", fmt.Sprintf("%s handed the lease over to this node", l.Holder))
+		return
+	}
+	// Free: the best standby takes it first; the others wait their turn.
+	now := k.p.Now()
+	if k.free.IsZero() {
+		k.free = now
+		k.rank = 0
+		if k.p.Rank != nil {
+			k.rank = k.p.Rank(ctx)
+		}
+	}
+	if now.Sub(k.free) < time.Duration(k.rank)*2*k.p.Poll {
+		return
+	}
+	k.acquire(ctx, l, takeFrom, how)
+}
+
+func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how string) {
 	start := k.p.Now()
-	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: k.p.Holder, TTL: k.p.TTL, Now: start})
+	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: k.p.Holder, Node: k.p.Node,
+		TakeFrom: takeFrom, TTL: k.p.TTL, Now: start})
 	if err != nil {
 		if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
 			k.p.Log.Warn("lease acquire failed", "err", err)
 		}
 		return
 	}
-	k.epoch, k.trust = l.Epoch, start.Add(k.p.TTL-k.p.Margin)
+	k.epoch, k.trust, k.lastRenew, k.free = l.Epoch, start.Add(k.p.TTL-k.p.Margin), start, time.Time{}
 	if k.p.Elected != nil {
-		k.p.Elected(l.Epoch, prev)
+		k.p.Elected(l.Epoch, prev, how)
 	}
 }
 
@@ -124,14 +244,33 @@ func (k *Keeper) depose(reason string) {
 	}
 }
 
-// resign expires the lease at once so a standby takes over without waiting for the TTL.
-func (k *Keeper) resign(ctx context.Context) {
+func (k *Keeper) handover(ctx context.Context, successor string) error {
+	if k.epoch == 0 {
+		return ErrNotPrimary
+	}
+	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch,
+		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
+	if err != nil {
+		return fmt.Errorf("hand the lease over to %s: %w", successor, err)
+	}
+	k.cooldown = k.p.Now().Add(2 * k.p.TTL)
+	k.depose("switching over to " + successor)
+	return nil
+}
+
+// stop resigns the lease at once so a standby takes over without waiting for the TTL.
+func (k *Keeper) stop(ctx context.Context) {
 	if k.epoch == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.p.TTL)
 	defer cancel()
-	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch, Now: k.p.Now()})
+	successor := ""
+	if k.p.Successor != nil {
+		successor = k.p.Successor(ctx)
+	}
+	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch,
+		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
 	if err != nil {
 		k.p.Log.Warn("lease resign failed; standbys wait for it to expire", "err", err)
 	}

@@ -1,7 +1,8 @@
 // Package node composes one running tandem node: the repository, the lease keeper, the
-// worker, heartbeats, the API, and, while this node is primary, the scheduler and the
-// dispatcher. It owns every goroutine it starts and waits for them on Stop. Tests embed
-// nodes in-process through New, Start and Stop.
+// worker, heartbeats, the API, and, while this node is primary and not suspended, the
+// scheduler, the dispatcher and the reaper of lost nodes. It owns every goroutine it
+// starts and waits for them on Stop. Tests embed nodes in-process through New, Start and
+// Stop.
 package node
 
 import (
@@ -28,10 +29,14 @@ import (
 
 // Node modes as shown in the status table.
 const (
-	ModePrimary  = "primary"
-	ModeStandby  = "standby"
-	ModeStopping = "stopping"
-	ModeLost     = "lost"
+	ModePrimary   = "primary"   // holds the lease, fires and dispatches
+	ModeSuspended = "suspended" // holds the lease, fires and dispatches nothing
+	ModeStandby   = "standby"   // takes over when the primary goes
+	ModeHeld      = "held"      // a standby that will not take over
+	ModeWorker    = "worker"    // never takes the primary role
+	ModeStopping  = "stopping"
+	ModeStopped   = "stopped"
+	ModeLost      = "lost"
 )
 
 // OutputSweepDefault is how often a node deletes its outputs past retention.
@@ -49,22 +54,33 @@ type Node struct {
 	worker *worker.Worker
 	http   *http.Server
 	ln     net.Listener
+	peers  *http.Client // node-to-node calls: hints and forwarded operator actions
 
-	mu      sync.Mutex
-	mode    string
-	role    *role // services running while primary; nil otherwise
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	stopped bool
+	mu        sync.Mutex
+	epoch     int64 // while primary
+	suspended bool
+	held      bool
+	stopping  bool
+	role      *role // services running while primary and not suspended
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	stopped   bool
+	stopReq   chan struct{}
+	stopOnce  sync.Once
+	restart   bool
+	release   func() // liveness lock
 }
 
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
-	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), mode: ModeStandby, holder: Holder(cfg.NodeID)}
+	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID),
+		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued})
-	n.keeper = lease.New(lease.Params{Store: st, Log: n.log.With("component", "lease"), Holder: n.holder,
-		Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin, Elected: n.elected, Deposed: n.deposed})
+	lv, _ := st.(store.Liveness)
+	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
+		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
+		Eligible: n.eligible, Rank: n.rank, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
 	return n
 }
 
@@ -97,13 +113,22 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", n.cfg.Listen, err)
 	}
 	n.ln = ln
+	if n.cfg.Advertise == n.cfg.Listen {
+		n.cfg.Advertise = ln.Addr().String() // a :0 port is known only now
+	}
 	n.started = time.Now()
+	if lv, ok := n.store.(store.Liveness); ok {
+		if n.release, err = lv.LivenessHold(ctx, n.holder); err != nil {
+			n.log.Warn("no liveness lock: standbys will wait for the lease to expire if this process dies", "err", err)
+		}
+	}
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
-	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity)
+	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity,
+		"priority", n.cfg.Priority, "mode", n.Mode())
 	if err := n.heartbeat(ctx); err != nil {
 		n.log.Warn("first heartbeat failed", "err", err)
 	}
@@ -116,11 +141,13 @@ func (n *Node) Start(ctx context.Context) error {
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { n.heartbeats(ctx) })
 	n.goFn(func() { n.sweepOutputs(ctx) })
+	if n.cfg.Failback {
+		n.goFn(func() { n.failback(ctx) })
+	}
 	if nt, ok := n.store.(store.Notifier); ok {
 		n.goFn(func() { _ = nt.Listen(ctx, n.wakeup) })
 	}
-	_ = n.store.EventAppend(ctx, store.EventAppendParams{Type: "node.joined", Node: n.cfg.NodeID, Now: time.Now(),
-		Message: fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise)})
+	n.event("node.joined", fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise), nil)
 	return nil
 }
 
@@ -132,10 +159,27 @@ func (n *Node) goFn(fn func()) {
 	}()
 }
 
+// StopRequested is closed when an operator asked this node to stop or restart.
+func (n *Node) StopRequested() <-chan struct{} { return n.stopReq }
+
+// RestartRequested reports whether the stop was asked for as a restart.
+func (n *Node) RestartRequested() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.restart
+}
+
+func (n *Node) requestStop(restart bool) {
+	n.mu.Lock()
+	n.restart = n.restart || restart
+	n.mu.Unlock()
+	n.stopOnce.Do(func() { close(n.stopReq) })
+}
+
 // Stop shuts the node down gracefully: it stops firing and dispatching, resigns the
-// lease so a standby takes over at once, lets running runs finish within the shutdown
-// grace period (then cancels them and records that), and stops serving. Safe to call
-// twice; ctx bounds the whole shutdown.
+// lease (to the best standby) so a standby takes over at once, lets running runs finish
+// within the shutdown grace period (then cancels them and records that), and stops
+// serving. Safe to call twice; ctx bounds the whole shutdown.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.stopped || n.cancel == nil {
@@ -143,17 +187,19 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.mu.Unlock()
 		return nil
 	}
-	n.stopped = true
-	n.mode = ModeStopping
+	n.stopped, n.stopping = true, true
 	n.mu.Unlock()
 	n.log.Info("stopping: resigning the lease, waiting for running runs", "grace", n.cfg.ShutdownGrace)
 	n.cancel() // lease keeper resigns, scheduler and dispatcher stop, worker takes nothing new
 	grace, cancel := context.WithTimeout(ctx, n.cfg.ShutdownGrace)
 	defer cancel()
 	werr := n.worker.Shutdown(grace)
-	_ = n.heartbeat(context.WithoutCancel(ctx))
 	herr := n.http.Shutdown(ctx)
 	n.wg.Wait()
+	_ = n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped)
+	if n.release != nil {
+		n.release()
+	}
 	n.log.Info("node stopped")
 	return errors.Join(werr, herr)
 }
@@ -174,10 +220,9 @@ func (n *Node) heartbeats(ctx context.Context) {
 	}
 }
 
-func (n *Node) heartbeat(ctx context.Context) error {
-	n.mu.Lock()
-	mode := n.mode
-	n.mu.Unlock()
+func (n *Node) heartbeat(ctx context.Context) error { return n.heartbeatMode(ctx, n.Mode()) }
+
+func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
 	return n.store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{
 		ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: mode, Priority: n.cfg.Priority, Capacity: n.cfg.Capacity,
 		Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}})
@@ -273,5 +318,28 @@ func (n *Node) wakeup(w store.Wakeup) {
 func (n *Node) Mode() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.mode
+	return n.modeLocked()
+}
+
+func (n *Node) modeLocked() string {
+	switch {
+	case n.stopping:
+		return ModeStopping
+	case n.epoch != 0 && n.suspended:
+		return ModeSuspended
+	case n.epoch != 0:
+		return ModePrimary
+	case n.cfg.Worker:
+		return ModeWorker
+	case n.held:
+		return ModeHeld
+	}
+	return ModeStandby
+}
+
+// eligible reports whether this node may take the primary role now.
+func (n *Node) eligible() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.cfg.Worker && !n.held && !n.stopping
 }

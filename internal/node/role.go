@@ -4,20 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
-	"log/slog"
-
 	"github.com/tandemhq/tandem/internal/dispatch"
 	"github.com/tandemhq/tandem/internal/scheduler"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// role is the set of services a node runs while it is primary, under one epoch.
+// role is the set of services a node runs while it is primary and not suspended, under
+// one epoch: the scheduler, the dispatcher and the reaper of lost nodes.
 type role struct {
 	epoch  int64
 	sched  *scheduler.Scheduler
@@ -26,16 +26,33 @@ type role struct {
 	wg     sync.WaitGroup
 }
 
-// elected starts the primary's services under the new epoch. Called by the lease keeper.
-func (n *Node) elected(epoch int64, prev store.Lease) {
-	reason := "no primary before"
-	switch {
-	case prev.Holder == n.holder:
-		reason = "this process still held the lease (renewed after a failed renewal)"
-	case prev.Holder != "":
-		reason = fmt.Sprintf("lease held by %s expired or was resigned", prev.Holder)
+// elected is called by the lease keeper when this node becomes primary.
+func (n *Node) elected(epoch int64, prev store.Lease, how string) {
+	n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, how))
+	n.mu.Lock()
+	n.epoch = epoch
+	suspended := n.suspended
+	n.mu.Unlock()
+	if !suspended {
+		n.startRole(epoch)
 	}
-	n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, reason))
+	n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how),
+		map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder)})
+	go func() { _ = n.heartbeat(context.Background()) }() // show the new mode at once
+}
+
+// deposed is called by the lease keeper when this node stops being primary.
+func (n *Node) deposed(epoch int64, reason string) {
+	n.mu.Lock()
+	n.epoch = 0
+	n.suspended = false // suspension belongs to a primary's term
+	n.mu.Unlock()
+	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
+	n.stopRole()
+}
+
+// startRole starts the primary's services under epoch.
+func (n *Node) startRole(epoch int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &role{epoch: epoch, cancel: cancel}
 	r.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler"), Epoch: epoch,
@@ -56,25 +73,18 @@ func (n *Node) elected(epoch int64, prev store.Lease) {
 	}
 	run("scheduler", r.sched.Run)
 	run("dispatcher", r.disp.Run)
+	run("reaper", func(ctx context.Context) error { return n.reap(ctx, epoch) })
 	n.mu.Lock()
 	n.role = r
-	if n.mode != ModeStopping {
-		n.mode = ModePrimary
-	}
 	n.mu.Unlock()
-	n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, reason), map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder)})
 }
 
-// deposed stops the primary's services. Called by the lease keeper.
-func (n *Node) deposed(epoch int64, reason string) {
+// stopRole stops the primary's services and waits for them.
+func (n *Node) stopRole() {
 	n.mu.Lock()
 	r := n.role
 	n.role = nil
-	if n.mode == ModePrimary {
-		n.mode = ModeStandby
-	}
 	n.mu.Unlock()
-	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
 	if r != nil {
 		r.cancel()
 		r.wg.Wait()
@@ -89,9 +99,34 @@ func (n *Node) event(typ, msg string, data map[string]any) {
 	}
 }
 
+// silence is how long a node may go without a heartbeat before it is lost.
+func (n *Node) silence() time.Duration {
+	return time.Duration(n.cfg.Heartbeat.MaxMissed) * n.cfg.Heartbeat.Interval
+}
+
+// live lists the nodes heard from within the silence, by the repository's clock.
+func (n *Node) live(ctx context.Context) ([]store.Node, error) {
+	nodes, err := n.store.NodeList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
+	now := l.Now
+	if err != nil {
+		now = time.Now()
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		if nd.Mode != ModeLost && nd.Mode != ModeStopped && !nd.HeartbeatAt.Before(now.Add(-n.silence())) {
+			out = append(out, nd)
+		}
+	}
+	return out, nil
+}
+
 // targets lists the live nodes that take runs, with their free capacity.
 func (n *Node) targets(ctx context.Context) ([]dispatch.Target, error) {
-	nodes, err := n.store.NodeList(ctx)
+	nodes, err := n.live(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +140,9 @@ func (n *Node) targets(ctx context.Context) ([]dispatch.Target, error) {
 			busy[c.Node] += c.Count
 		}
 	}
-	cutoff := time.Now().Add(-time.Duration(n.cfg.Heartbeat.MaxMissed) * n.cfg.Heartbeat.Interval)
 	var out []dispatch.Target
 	for _, nd := range nodes {
-		if nd.Mode == ModeStopping || nd.Mode == ModeLost || nd.HeartbeatAt.Before(cutoff) || nd.Capacity == 0 {
+		if nd.Mode == ModeStopping || nd.Capacity == 0 {
 			continue
 		}
 		out = append(out, dispatch.Target{ID: nd.ID, Free: max(nd.Capacity-busy[nd.ID], 0), Tags: nd.Tags})
@@ -116,7 +150,8 @@ func (n *Node) targets(ctx context.Context) ([]dispatch.Target, error) {
 	return out, nil
 }
 
-// assigned wakes the workers that were given runs: this node's at once; others poll.
+// assigned wakes the workers that were given runs: this node's at once; others learn of
+// it from the repository (a pushed wake-up on PostgreSQL, their polling everywhere).
 func (n *Node) assigned(nodes []string) {
 	for _, id := range nodes {
 		if id == n.cfg.NodeID {
@@ -125,12 +160,122 @@ func (n *Node) assigned(nodes []string) {
 	}
 }
 
+// reap declares silent nodes lost every heartbeat interval and re-queues their runs.
+func (n *Node) reap(ctx context.Context, epoch int64) error {
+	t := time.NewTicker(n.cfg.Heartbeat.Interval)
+	defer t.Stop()
+	lost := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		nodes, err := n.store.NodeList(ctx)
+		if err != nil {
+			continue
+		}
+		for _, nd := range nodes {
+			switch {
+			case nd.ID == n.cfg.NodeID || nd.Mode == ModeStopped:
+			case nd.Mode == ModeLost:
+				lost[nd.ID] = true
+			case lost[nd.ID]:
+				delete(lost, nd.ID)
+				n.log.Info(fmt.Sprintf("node %s rejoined", nd.ID))
+				n.event("node.joined", fmt.Sprintf("node %s rejoined after being lost", nd.ID), map[string]any{"node": nd.ID})
+			default:
+				res, err := n.store.NodeLose(ctx, store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: n.silence(), Now: time.Now()})
+				if errors.Is(err, store.ErrFenced) {
+					return err
+				}
+				if err != nil || !res.Lost {
+					continue
+				}
+				lost[nd.ID] = true
+				msg := fmt.Sprintf("node %s lost: %d heartbeats missed; re-queued %d runs", nd.ID, n.cfg.Heartbeat.MaxMissed, len(res.Requeued))
+				if len(res.Failed) > 0 {
+					msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
+				}
+				n.log.Warn(msg)
+				n.event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed})
+				n.RunsQueued()
+			}
+		}
+	}
+}
+
+// standbys lists the live nodes that would take over, best first (priority, then id).
+func (n *Node) standbys(ctx context.Context) []store.Node {
+	nodes, err := n.live(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		if nd.Mode == ModeStandby && nd.ID != n.cfg.NodeID {
+			out = append(out, nd)
+		}
+	}
+	slicesSortNodes(out)
+	return out
+}
+
+// rank is how many live standbys come before this node in takeover order.
+func (n *Node) rank(ctx context.Context) int {
+	r := 0
+	for _, nd := range n.standbys(ctx) {
+		if nd.Priority < n.cfg.Priority || (nd.Priority == n.cfg.Priority && nd.ID < n.cfg.NodeID) {
+			r++
+		}
+	}
+	return r
+}
+
+// bestStandby is the node a stopping primary hands the lease to.
+func (n *Node) bestStandby(ctx context.Context) string {
+	if s := n.standbys(ctx); len(s) > 0 {
+		return s[0].ID
+	}
+	return ""
+}
+
+// failback asks the primary to hand the role back to this node when this node has the
+// better priority and has been up for the hold-down time.
+func (n *Node) failback(ctx context.Context) {
+	t := time.NewTicker(n.cfg.Heartbeat.Interval)
+	defer t.Stop()
+	var asked time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.Mode() != ModeStandby || time.Since(n.started) < n.cfg.FailbackHold || time.Since(asked) < n.cfg.FailbackHold {
+			continue
+		}
+		nodes, err := n.live(ctx)
+		if err != nil {
+			continue
+		}
+		for _, nd := range nodes {
+			if nd.Mode == ModePrimary && nd.Priority > n.cfg.Priority {
+				asked = time.Now()
+				n.log.Info(fmt.Sprintf("failback: asking %s (priority %d) to hand the primary role back to this node (priority %d)", nd.ID, nd.Priority, n.cfg.Priority))
+				if err := n.askSwitch(ctx, nd.Address, n.cfg.NodeID); err != nil {
+					n.log.Warn("failback request failed", "primary", nd.ID, "err", err)
+				}
+			}
+		}
+	}
+}
+
 func removeOutputs(dataDir string, outs []store.Output, log *slog.Logger) error {
 	var errs []error
 	dirs := map[string]bool{}
 	for _, o := range outs {
-		dir := filepath.Join(dataDir, "outputs", strconv.FormatInt(o.RunID, 10))
-		dirs[dir] = true
+		dirs[filepath.Join(dataDir, "outputs", strconv.FormatInt(o.RunID, 10))] = true
 	}
 	for dir := range dirs {
 		if err := os.RemoveAll(dir); err != nil {

@@ -19,11 +19,14 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 	if err != nil {
 		return st, err
 	}
+	now := time.Now()
 	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
-	if err == nil && l.ExpiresAt.After(time.Now()) {
-		st.Primary, st.Epoch = HolderNode(l.Holder), l.Epoch
-	} else if err == nil {
+	if err == nil {
+		now = l.Now // heartbeats and the lease are stamped by the repository's clock
 		st.Epoch = l.Epoch
+		if l.ExpiresAt.After(l.Now) {
+			st.Primary = HolderNode(l.Holder)
+		}
 	}
 	running, queued := map[string]int{}, map[string]int{}
 	unassigned := 0
@@ -37,18 +40,15 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			unassigned += c.Count
 		}
 	}
-	cutoff := time.Now().Add(-time.Duration(n.cfg.Heartbeat.MaxMissed) * n.cfg.Heartbeat.Interval)
+	cutoff := now.Add(-n.silence())
 	st.Nodes = make([]api.NodeStatus, 0, len(nodes))
 	for _, nd := range nodes {
 		mode := nd.Mode
 		switch {
-		case nd.HeartbeatAt.Before(cutoff) && mode != ModeStopping:
-			mode = ModeLost
-		case mode == ModeStopping && nd.HeartbeatAt.Before(cutoff):
-			mode = "stopped"
-		case nd.ID == st.Primary:
-			mode = ModePrimary
-		case mode == ModePrimary:
+		case mode == ModeStopped || mode == ModeLost:
+		case nd.HeartbeatAt.Before(cutoff):
+			mode = ModeLost // silent; the primary's reaper declares it lost
+		case (mode == ModePrimary || mode == ModeSuspended) && nd.ID != st.Primary:
 			mode = ModeStandby // its lease lapsed; it steps down by itself
 		}
 		row := api.NodeStatus{ID: nd.ID, Address: nd.Address, Mode: mode, Running: running[nd.ID], Queued: queued[nd.ID],
@@ -56,7 +56,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		if row.Tags == nil {
 			row.Tags = []string{}
 		}
-		if mode == ModePrimary {
+		if mode == ModePrimary || mode == ModeSuspended {
 			row.Queued += unassigned // the cluster's queue waits on the primary's dispatcher
 		}
 		row.Services = services(mode, row)
@@ -65,38 +65,39 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
-// services is the status of each service of a node in a mode.
+// services is the status of each service of a node in a mode, in the seed's terms.
 func services(mode string, row api.NodeStatus) []api.Service {
-	down := mode == ModeLost || mode == "stopped"
-	pick := func(primary, other string) string {
-		switch {
-		case down:
-			return "Down"
-		case mode == ModePrimary:
-			return primary
-		}
-		return other
+	down := mode == ModeLost || mode == ModeStopped
+	console, monitor, sched, disp := "Listening", "Standing by", "Idle", "Idle"
+	switch mode {
+	case ModePrimary:
+		monitor, sched, disp = "Monitoring", "Firing", "Ready"
+	case ModeSuspended:
+		monitor, sched, disp = "Monitoring", "Suspended", "Suspended"
+	case ModeHeld:
+		monitor = "Held"
+	case ModeWorker:
+		monitor = "Off (worker)"
+	case ModeStopping:
+		monitor = "Stopping"
 	}
 	worker := "Ready"
 	switch {
-	case down:
-		worker = "Down"
 	case row.Capacity == 0:
 		worker = "Disabled"
-	case row.Running >= row.Capacity:
-		worker = "Busy"
 	case mode == ModeStopping:
 		worker = "Draining"
+	case row.Running >= row.Capacity:
+		worker = "Busy"
 	}
-	monitor := pick("Monitoring", "Standing by")
-	if mode == ModeStopping {
-		monitor = "Stopping"
+	if down {
+		console, monitor, sched, disp, worker = "Down", "Down", "Down", "Down", "Down"
 	}
 	return []api.Service{
-		{Name: "Console", Status: pick("Listening", "Listening")},
+		{Name: "Console", Status: console},
 		{Name: "Failover Monitor", Status: monitor},
-		{Name: "Scheduler", Status: pick("Firing", "Idle")},
-		{Name: "Dispatcher", Status: pick("Ready", "Idle")},
+		{Name: "Scheduler", Status: sched},
+		{Name: "Dispatcher", Status: disp},
 		{Name: "Worker", Status: worker},
 	}
 }

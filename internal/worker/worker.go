@@ -146,6 +146,7 @@ func (w *Worker) poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.stopSuperseded(runs)
 	for _, r := range runs {
 		w.mu.Lock()
 		a, running := w.active[r.ID]
@@ -160,6 +161,25 @@ func (w *Worker) poll(ctx context.Context) error {
 	}
 	return nil
 }
+
+// stopSuperseded stops attempts whose run is no longer this node's under the same token:
+// the primary declared this node lost and gave the run to another attempt. Their results
+// would be refused anyway; stopping them frees the node and avoids doubled side effects.
+func (w *Worker) stopSuperseded(runs []store.Run) {
+	mine := make(map[int64]string, len(runs))
+	for _, r := range runs {
+		mine[r.ID] = r.Token
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, a := range w.active {
+		if tok, ok := mine[id]; !ok || tok != a.run.Token {
+			a.cancel(errSuperseded)
+		}
+	}
+}
+
+var errSuperseded = errors.New("attempt superseded: the run was given to another attempt (this node was declared lost)")
 
 // start marks the run as running (with its token) and executes it in its own goroutine.
 func (w *Worker) start(ctx context.Context, r store.Run) {

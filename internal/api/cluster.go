@@ -1,0 +1,118 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// forwardedHeader marks a request one node forwarded to another, so it is never
+// forwarded twice (two nodes with different views must not bounce it forever).
+const forwardedHeader = "X-Tandem-Forwarded-By"
+
+var errUnreachable = errors.New("node unreachable")
+
+// SwitchRequest is the body of POST /api/v1/switch.
+type SwitchRequest struct {
+	To string `json:"to"`
+}
+
+// SwitchResult is the answer of a switchover.
+type SwitchResult struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// NodeActionResult is the answer of an operator action on a node.
+type NodeActionResult struct {
+	Node   string `json:"node"`
+	Action string `json:"action"`
+	Mode   string `json:"mode"`
+}
+
+// switchover performs a planned handover on the primary; any node accepts the request
+// and forwards it to the primary.
+func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		s.writeError(w, r, &badRequest{"body", "read request: " + err.Error()})
+		return
+	}
+	var req SwitchRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.writeError(w, r, &badRequest{"body", "want {\"to\": NODE}: " + err.Error()})
+			return
+		}
+	}
+	st, err := s.b.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if st.Primary == "" {
+		s.writeError(w, r, fmt.Errorf("no primary to switch from: %w", store.ErrConflict))
+		return
+	}
+	if st.Primary != s.b.NodeID() {
+		s.forward(w, r, st.Primary, body)
+		return
+	}
+	to, err := s.b.Switch(r.Context(), req.To)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SwitchResult{From: s.b.NodeID(), To: to})
+}
+
+// nodeAction performs an operator action on a node; any node accepts it and forwards it
+// to the node named.
+func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	if id != s.b.NodeID() {
+		s.forward(w, r, id, nil)
+		return
+	}
+	mode, err := s.b.NodeAction(r.Context(), action)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NodeActionResult{Node: id, Action: action, Mode: mode})
+}
+
+// forward sends the request to node id and relays its answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+	if by := r.Header.Get(forwardedHeader); by != "" {
+		s.writeError(w, r, fmt.Errorf("request for node %s forwarded by %s reached %s: the nodes disagree on who is where; retry: %w", id, by, s.b.NodeID(), store.ErrConflict))
+		return
+	}
+	addr := s.b.NodeAddress(r.Context(), id)
+	if addr == "" {
+		s.writeError(w, r, fmt.Errorf("node %s: %w", id, store.ErrNotFound))
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, s.b.NodeID())
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("forward to node %s at %s: %v: %w", id, addr, err, errUnreachable))
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}

@@ -1,0 +1,161 @@
+package node
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Operator actions on nodes.
+const (
+	ActionSuspend = "suspend"
+	ActionResume  = "resume"
+	ActionStandby = "standby"
+	ActionStop    = "stop"
+	ActionRestart = "restart"
+)
+
+func slicesSortNodes(nodes []store.Node) {
+	slices.SortFunc(nodes, func(a, b store.Node) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrConflict)
+}
+
+// NodeAction implements api.Backend: an operator action on this node. Actions that make
+// no sense in the node's mode are refused with store.ErrConflict.
+func (n *Node) NodeAction(ctx context.Context, action string) (string, error) {
+	mode := n.Mode()
+	switch action {
+	case ActionSuspend:
+		if mode != ModePrimary {
+			return mode, refuse("node %s is %s: only the primary can be suspended", n.cfg.NodeID, mode)
+		}
+		n.mu.Lock()
+		n.suspended = true
+		n.mu.Unlock()
+		n.stopRole()
+		n.log.Info(fmt.Sprintf("suspended by an operator (epoch %d): keeping the lease, firing and dispatching nothing", n.keeperEpoch()))
+		n.event("node.suspended", fmt.Sprintf("primary %s suspended", n.cfg.NodeID), nil)
+	case ActionResume:
+		switch mode {
+		case ModeSuspended:
+			n.mu.Lock()
+			n.suspended = false
+			epoch := n.epoch
+			n.mu.Unlock()
+			n.startRole(epoch)
+			n.log.Info(fmt.Sprintf("resumed by an operator (epoch %d): firing and dispatching again", epoch))
+			n.event("node.resumed", fmt.Sprintf("primary %s resumed", n.cfg.NodeID), nil)
+		case ModeHeld:
+			n.mu.Lock()
+			n.held = false
+			n.mu.Unlock()
+			n.log.Info("released by an operator: standing by to take over again")
+			n.event("node.resumed", fmt.Sprintf("standby %s will take over again", n.cfg.NodeID), nil)
+		default:
+			return mode, refuse("node %s is %s: only a suspended primary or a held standby can be resumed", n.cfg.NodeID, mode)
+		}
+	case ActionStandby:
+		if mode != ModeStandby {
+			return mode, refuse("node %s is %s: only a standby can be held (switch the primary role away first)", n.cfg.NodeID, mode)
+		}
+		n.mu.Lock()
+		n.held = true
+		n.mu.Unlock()
+		n.log.Info("held by an operator: will not take over")
+		n.event("node.held", fmt.Sprintf("standby %s held: it will not take over", n.cfg.NodeID), nil)
+	case ActionStop, ActionRestart:
+		n.log.Info(fmt.Sprintf("%s requested by an operator", action))
+		n.requestStop(action == ActionRestart)
+		return ModeStopping, nil
+	default:
+		return mode, fmt.Errorf("unknown action %q (suspend, resume, standby, stop, restart): %w", action, store.ErrConflict)
+	}
+	_ = n.heartbeat(ctx)
+	return n.Mode(), nil
+}
+
+func (n *Node) keeperEpoch() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.epoch
+}
+
+// Switch implements api.Backend: a planned handover of the primary role to `to` (the
+// best standby when empty). Only the primary switches.
+func (n *Node) Switch(ctx context.Context, to string) (string, error) {
+	if m := n.Mode(); m != ModePrimary && m != ModeSuspended {
+		return "", refuse("node %s is %s, not the primary", n.cfg.NodeID, m)
+	}
+	standbys := n.standbys(ctx)
+	if to == "" {
+		if len(standbys) == 0 {
+			return "", refuse("no live standby to switch to")
+		}
+		to = standbys[0].ID
+	}
+	if to == n.cfg.NodeID {
+		return "", refuse("node %s is already the primary", to)
+	}
+	ok := false
+	for _, s := range standbys {
+		ok = ok || s.ID == to
+	}
+	if !ok {
+		return "", refuse("node %s is not a live standby (held, worker, lost or unknown)", to)
+	}
+	n.log.Info(fmt.Sprintf("switching over to %s at an operator's request", to))
+	if err := n.keeper.Handover(ctx, to); err != nil {
+		return "", err
+	}
+	// A hint so the successor looks at the lease now rather than at its next poll.
+	if addr := n.NodeAddress(ctx, to); addr != "" {
+		go n.hint(addr)
+	}
+	return to, nil
+}
+
+// hint tells a node to look at the lease now. Best effort: it polls anyway.
+func (n *Node) hint(addr string) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Lease.TTL)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/internal/lease-hint", nil)
+	if err != nil {
+		return
+	}
+	if resp, err := n.peers.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// LeaseHint implements api.Backend.
+func (n *Node) LeaseHint() { n.keeper.Wake() }
+
+// askSwitch asks the primary at addr to hand the role over to `to`.
+func (n *Node) askSwitch(ctx context.Context, addr, to string) error {
+	body, _ := json.Marshal(map[string]string{"to": to})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/switch", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.peers.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("primary answered %s", resp.Status)
+	}
+	return nil
+}
