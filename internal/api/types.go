@@ -111,12 +111,22 @@ func JobFrom(j store.Job) Job {
 	if j.Spec.Schedule == nil {
 		v.Schedule = []string{}
 	}
-	if !j.Paused {
-		for _, sc := range j.Schedules {
-			if sc.NextFireAt != nil && (v.NextFireAt == nil || sc.NextFireAt.Before(*v.NextFireAt)) {
-				t := *sc.NextFireAt
-				v.NextFireAt = &t
+	if j.Paused {
+		return v
+	}
+	scheds, _ := j.Spec.Schedules()
+	for _, sc := range j.Schedules {
+		next := sc.NextFireAt
+		if next == nil && !sc.Done && sc.Index < len(scheds) {
+			// Not yet initialised by the scheduler (just applied or resumed): show
+			// what it will compute.
+			if t, ok := scheds[sc.Index].Next(time.Now()); ok {
+				next = &t
 			}
+		}
+		if next != nil && (v.NextFireAt == nil || next.Before(*v.NextFireAt)) {
+			t := next.UTC()
+			v.NextFireAt = &t
 		}
 	}
 	return v

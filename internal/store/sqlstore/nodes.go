@@ -34,7 +34,12 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 			return err
 		}
 		for _, r := range runs {
-			if r.Attempt < r.MaxAttempts && !r.CancelRequested {
+			if r.State == store.RunAssigned {
+				// Never started there: the attempt did not happen, so it is not spent.
+				_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', attempt = attempt - 1, not_before = ?,
+					reason = ? WHERE id = ?`, micros(now), fmt.Sprintf("node %s lost before starting the run; queued again", p.Node), r.ID)
+				res.Requeued = append(res.Requeued, r.ID)
+			} else if r.Attempt < r.MaxAttempts && !r.CancelRequested {
 				_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', started_at = NULL, not_before = ?,
 					reason = ? WHERE id = ?`, micros(now), fmt.Sprintf("node %s lost during attempt %d; queued again", p.Node, r.Attempt), r.ID)
 				res.Requeued = append(res.Requeued, r.ID)

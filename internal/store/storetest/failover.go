@@ -19,6 +19,11 @@ func testNodeLose(t *testing.T, s store.Store) {
 	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
 	r1 := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "nl", Now: t0})), "gone", "t1")
 	r2 := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "once", Now: t0})), "gone", "t2")
+	// Assigned but never started: re-queued without spending its attempt.
+	r3 := must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "once", Now: t0}))
+	if n, err := s.RunAssign(ctx(t), store.RunAssignParams{Now: t0, Assignments: []store.Assignment{{RunID: r3.ID, Node: "gone", Token: "t4"}}}); err != nil || n != 1 {
+		t.Fatalf("assign: %d %v", n, err)
+	}
 	// Not silent long enough: nothing happens.
 	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Hour, Now: time.Now()}))
 	if res.Lost {
@@ -29,8 +34,11 @@ func testNodeLose(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrFenced)
 	time.Sleep(5 * time.Millisecond) // the heartbeat must be older than a zero silence
 	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()}))
-	if !res.Lost || len(res.Requeued) != 1 || res.Requeued[0] != r1.ID || len(res.Failed) != 1 || res.Failed[0] != r2.ID {
-		t.Fatalf("NodeLose = %+v, want run %d re-queued and run %d failed", res, r1.ID, r2.ID)
+	if !res.Lost || len(res.Requeued) != 2 || len(res.Failed) != 1 || res.Failed[0] != r2.ID {
+		t.Fatalf("NodeLose = %+v, want runs %d and %d re-queued and run %d failed", res, r1.ID, r3.ID, r2.ID)
+	}
+	if got := must[store.Run](t)(s.RunGet(ctx(t), r3.ID)); got.State != store.RunQueued || got.Attempt != 0 {
+		t.Fatalf("never-started run after its node was lost: %+v, want queued with no attempt spent", got)
 	}
 	if again := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()})); again.Lost {
 		t.Fatal("a lost node was declared lost twice")
