@@ -1,0 +1,179 @@
+package lease_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tandemhq/tandem/internal/lease"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storesqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// slowStore delays lease renewals while slow is set, honouring the context.
+type slowStore struct {
+	store.Store
+	slow atomic.Bool
+}
+
+func (s *slowStore) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Lease, error) {
+	if s.slow.Load() {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			return store.Lease{}, ctx.Err()
+		}
+	}
+	return s.Store.LeaseRenew(ctx, p)
+}
+
+type events struct {
+	mu      sync.Mutex
+	elected []int64
+	deposed []string
+	at      []time.Time
+}
+
+func (e *events) keeper(st store.Store, holder string, rank int) *lease.Keeper {
+	lv, _ := st.(store.Liveness)
+	return lease.New(lease.Params{Store: st, Liveness: lv, Log: slog.New(slog.DiscardHandler), Holder: holder, Node: holder,
+		Renew: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Margin: 200 * time.Millisecond,
+		Rank: func(context.Context) int { return rank },
+		Elected: func(epoch int64, _ store.Lease, _ string) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.elected = append(e.elected, epoch)
+		},
+		Deposed: func(_ int64, reason string) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.deposed, e.at = append(e.deposed, reason), append(e.at, time.Now())
+		}})
+}
+
+func (e *events) counts() (int, int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.elected), len(e.deposed)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func open(t *testing.T) store.Store {
+	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func run(t *testing.T, k *lease.Keeper) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = k.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// A renewal that hangs must not extend trust: the holder steps down by itself once
+// start-of-last-successful-renewal + TTL - margin has passed.
+func TestSlowRenewStepsDownWithinTrust(t *testing.T) {
+	t.Parallel()
+	st := &slowStore{Store: open(t)}
+	var ev events
+	stop := run(t, ev.keeper(st, "a", 0))
+	defer stop()
+	waitFor(t, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	slowFrom := time.Now()
+	st.slow.Store(true)
+	waitFor(t, "stepping down", func() bool { _, n := ev.counts(); return n == 1 })
+	ev.mu.Lock()
+	took := ev.at[0].Sub(slowFrom)
+	ev.mu.Unlock()
+	// Trust is at most TTL - margin = 400ms after the last renewal that started before
+	// the store became slow.
+	if took > 450*time.Millisecond {
+		t.Fatalf("stepped down %s after renewals stalled, want within TTL - margin (400ms)", took)
+	}
+}
+
+// When the primary stops, it resigns and a standby takes over at once; the epoch grows.
+func TestResignHandsOverAtOnce(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	var a, b events
+	stopA := run(t, a.keeper(st, "a", 0))
+	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	stopB := run(t, b.keeper(st, "b", 0))
+	defer stopB()
+	start := time.Now()
+	stopA()
+	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Fatalf("takeover after a resignation took %s, want well under the TTL", took)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.elected[0] != 2 {
+		t.Fatalf("b elected at epoch %d, want 2", b.elected[0])
+	}
+}
+
+// The better-ranked standby takes a free lease first.
+func TestRankOrdersTakeover(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	// A previous primary's lapsed lease (on an empty repository the first to start wins).
+	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "old#1",
+		Node: "old", TTL: time.Millisecond, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var first, second events
+	stop2 := run(t, second.keeper(st, "second", 3))
+	stop1 := run(t, first.keeper(st, "first", 0))
+	defer stop1()
+	defer stop2()
+	waitFor(t, "an election", func() bool {
+		a, _ := first.counts()
+		b, _ := second.counts()
+		return a+b > 0
+	})
+	if n, _ := first.counts(); n != 1 {
+		t.Fatal("the standby ranked 3 took the lease before the one ranked 0")
+	}
+}
+
+// A holder whose liveness lock is free (its process died) is taken over before its lease
+// expires.
+func TestDeadHolderTakenOverBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "ghost#1",
+		Node: "ghost", TTL: time.Hour, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var b events
+	stop := run(t, b.keeper(st, "b", 0))
+	defer stop()
+	waitFor(t, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
+}
