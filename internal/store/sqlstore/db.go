@@ -123,12 +123,11 @@ func (s *DB) now(ctx context.Context, tx *sql.Tx, caller time.Time) (time.Time, 
 	return instant(us), nil
 }
 
-// read runs fn in a transaction that writes nothing (a consistent view, and the
-// database clock where the engine has one).
+// read runs fn in a read-only transaction (engines with a database clock only).
 func (s *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.d.NowSQL != ""})
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}
