@@ -31,7 +31,9 @@ var migrations embed.FS
 const (
 	ConnectTimeoutDefault   = 5 * time.Second
 	StatementTimeoutDefault = 10 * time.Second
-	MaxConnsDefault         = 16
+	// IdleInTransactionTimeoutDefault ends the session of a node frozen mid-transaction.
+	IdleInTransactionTimeoutDefault = time.Second
+	MaxConnsDefault                 = 16
 	// channelPrefix names the NOTIFY channels: tandem_runs, tandem_assigned, …
 	channelPrefix = "tandem_"
 )
@@ -66,6 +68,11 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	}
 	if _, ok := cfg.RuntimeParams["statement_timeout"]; !ok {
 		cfg.RuntimeParams["statement_timeout"] = fmt.Sprint(StatementTimeoutDefault.Milliseconds())
+	}
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		// A frozen node (SIGSTOP, VM pause) inside a transaction must not hold its row
+		// locks, the lease row's among them, for longer than a takeover may take.
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(IdleInTransactionTimeoutDefault.Milliseconds())
 	}
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "tandem"
