@@ -30,8 +30,8 @@ type Dialect struct {
 	// ForUpdate is appended to reads a transaction is about to change on the strength of
 	// what it read ("" where writers are serialised).
 	ForUpdate string
-	// NowSQL, if set, is an expression for the database's clock in microseconds since the
-	// epoch; leases are then judged by it instead of the caller's clock.
+	// NowSQL is an expression for the database's clock in microseconds since the epoch.
+	// Leases and heartbeats are judged by it, never by a caller's clock.
 	NowSQL string
 	// Notify, if set, publishes a wake-up to other nodes inside a transaction (delivered
 	// when it commits).
@@ -110,29 +110,14 @@ func (s *DB) notify(ctx context.Context, tx *sql.Tx, topic, payload string) erro
 	return nil
 }
 
-// now is the time leases are judged by: the database's clock where the engine has one
-// for all nodes, else the caller's.
-func (s *DB) now(ctx context.Context, tx *sql.Tx, caller time.Time) (time.Time, error) {
-	if s.d.NowSQL == "" {
-		return caller, nil
-	}
+// now is the time leases and heartbeats are judged by: the database's clock. The
+// caller's is ignored, so a node whose clock is off cannot take or keep a lease wrongly.
+func (s *DB) now(ctx context.Context, tx *sql.Tx, _ time.Time) (time.Time, error) {
 	var us int64
 	if err := tx.QueryRowContext(ctx, `SELECT `+s.d.NowSQL).Scan(&us); err != nil {
 		return time.Time{}, fmt.Errorf("read database clock: %w", err)
 	}
 	return instant(us), nil
-}
-
-// read runs fn in a read-only transaction (engines with a database clock only).
-func (s *DB) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
-	return fn(tx)
 }
 
 // tx runs fn in one writing transaction (BEGIN IMMEDIATE on SQLite through the DSN).

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -164,28 +163,23 @@ func (s *DB) EventList(ctx context.Context, p store.EventListParams) ([]store.Ev
 	return out, rows.Err()
 }
 
-// LeaseGet implements store.Store. The lease's Now is the repository's clock.
+// LeaseGet implements store.Store. The lease's Now is the repository's clock, read in
+// the same statement.
 func (s *DB) LeaseGet(ctx context.Context, name string) (store.Lease, error) {
-	if s.d.NowSQL == "" {
-		// The caller's clock is the repository's (one host): no transaction needed, and
-		// none taken (on SQLite every transaction takes the write lock).
-		ctx, cancel := bound(ctx)
-		defer cancel()
-		l, err := s.leaseGet(ctx, s.db, name)
-		l.Now = time.Now()
-		return l, err
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	l := store.Lease{Name: name}
+	var exp, now int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT holder, epoch, expires_at, successor, `+s.d.NowSQL+` FROM leases WHERE name = ?`), name).
+		Scan(&l.Holder, &l.Epoch, &exp, &l.Successor, &now)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, notFound("lease", name)
 	}
-	var l store.Lease
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, time.Now())
-		if err != nil {
-			return err
-		}
-		l, err = s.leaseGet(ctx, tx, name)
-		l.Now = now
-		return err
-	})
-	return l, err
+	if err != nil {
+		return l, fmt.Errorf("get lease %s: %w", name, err)
+	}
+	l.ExpiresAt, l.Now = instant(exp), instant(now)
+	return l, nil
 }
 
 func (s *DB) leaseGet(ctx context.Context, qr querier, name string, lock ...string) (store.Lease, error) {

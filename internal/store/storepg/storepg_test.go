@@ -104,21 +104,3 @@ func TestListenWakeups(t *testing.T) {
 		}
 	}
 }
-
-// The lease is judged by the database clock: a caller whose clock is hours off neither
-// takes a live lease nor keeps an expired one.
-func TestLeaseUsesDatabaseClock(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	now := time.Now()
-	a, err := s.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Minute, Now: now.Add(-5 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := a.ExpiresAt.Sub(now); d < 50*time.Second || d > 70*time.Second {
-		t.Fatalf("lease expires %s from now, want about a minute (database clock)", d)
-	}
-	if _, err := s.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Minute, Now: now.Add(5 * time.Hour)}); err == nil {
-		t.Fatal("a node with a clock 5h ahead took a live lease")
-	}
-}

@@ -29,6 +29,10 @@ var migrations embed.FS
 // BusyTimeoutDefault is how long a statement waits for another writer's lock.
 const BusyTimeoutDefault = 10 * time.Second
 
+// nowSQL is SQLite's clock (the host's, read by the SQLite library, not through a
+// node's injectable clock) in microseconds since the epoch.
+const nowSQL = `CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)`
+
 // Store is the SQLite repository.
 type Store struct {
 	*sqlstore.DB
@@ -69,7 +73,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{DB: sqlstore.New(db, sqlstore.Dialect{Name: "sqlite"}), path: path}, nil
+	return &Store{DB: sqlstore.New(db, sqlstore.Dialect{Name: "sqlite", NowSQL: nowSQL}), path: path}, nil
 }
 
 // migrate applies pending migrations while holding an exclusive lock on path+".lock".

@@ -107,3 +107,25 @@ func testLiveness(t *testing.T, s store.Store) {
 		t.Fatal("a released liveness lock reads as alive")
 	}
 }
+
+// The lease is judged by the repository's clock: a caller whose clock is hours off
+// neither takes a live lease nor keeps an expired one.
+func testLeaseRepositoryClock(t *testing.T, s store.Store) {
+	now := time.Now()
+	a, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Minute, Now: now.Add(-5 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.ExpiresAt.Sub(now); d < 50*time.Second || d > 70*time.Second {
+		t.Fatalf("lease expires %s from now, want about a minute (repository clock)", d)
+	}
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Minute, Now: now.Add(5 * time.Hour)})
+	wantErr(t, err, store.ErrLeaseHeld)
+	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: "skewed"}, Now: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
+	if len(nodes) != 1 || nodes[0].HeartbeatAt.Sub(now).Abs() > 10*time.Second {
+		t.Fatalf("heartbeat stamped %v, want the repository's clock (about %v)", nodes[0].HeartbeatAt, now)
+	}
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		"NodeLose":                 testNodeLose,
 		"LeaseHandover":            testLeaseHandover,
 		"Liveness":                 testLiveness,
+		"LeaseRepositoryClock":     testLeaseRepositoryClock,
 		"TimesAreUTCInstants":      testTimes,
 	}
 	for name, fn := range tests {
