@@ -120,7 +120,7 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 	}
 	// A hint so the successor looks at the lease now rather than at its next poll.
 	if addr := n.NodeAddress(ctx, to); addr != "" {
-		go n.hint(addr)
+		n.goFn(func() { n.hint(addr) })
 	}
 	return to, nil
 }

@@ -38,7 +38,7 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 	}
 	n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how),
 		map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder)})
-	go func() { _ = n.heartbeat(context.Background()) }() // show the new mode at once
+	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
 }
 
 // deposed is called by the lease keeper when this node stops being primary.
