@@ -1,0 +1,317 @@
+package chaos
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/api"
+)
+
+// EpochStart is when a primary epoch began: the time of its primary.changed event, which
+// the new primary records after its lease write committed.
+type EpochStart struct {
+	Epoch int64
+	Node  string
+	At    time.Time
+}
+
+// EpochStartsFrom picks the epoch starts out of events, oldest first.
+func EpochStartsFrom(evs []api.Event) []EpochStart {
+	var out []EpochStart
+	for _, e := range evs {
+		if e.Type != "primary.changed" {
+			continue
+		}
+		var epoch int64
+		switch v := e.Data["epoch"].(type) {
+		case float64:
+			epoch = int64(v)
+		case int64:
+			epoch = v
+		default:
+			continue
+		}
+		out = append(out, EpochStart{Epoch: epoch, Node: e.Node, At: e.At})
+	}
+	slices.SortFunc(out, func(a, b EpochStart) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// History is what Check judges: every run of one job once the cluster settled, the
+// job's execution log, and the primary epochs' starts.
+type History struct {
+	Runs  []api.Run
+	Execs []Exec
+	// Step is the schedule's period (an @every job); records of several occurrences are
+	// expanded by it. 0 checks no scheduled times (an on-demand job).
+	Step time.Duration
+	// EpochStarts, if given, are checked against the runs: a run created after an epoch
+	// began was written by that epoch or a later one, never by a deposed primary.
+	EpochStarts []EpochStart
+}
+
+// Violation is one broken rule, with the runs around it.
+type Violation struct {
+	// Rule is one of: duplicate (a scheduled time twice), lost (a scheduled time with
+	// neither run nor record), occurrences (a record's count disagrees with its range),
+	// unaligned (a time off the @every grid), not-final, executions (more executions than
+	// attempts, an attempt executed twice or beyond the run's attempt, an execution of a
+	// run that is not in the history or of a missed/skipped record), unwitnessed (a
+	// succeeded run whose final attempt left no execution line from its node),
+	// stale-epoch (a run created after epoch E began carries an epoch below E), epochs
+	// (primary.changed events whose epochs go back, or one epoch on two nodes: a split brain).
+	Rule   string
+	Detail string
+	Around []api.Run // the runs around the violation
+}
+
+// Report is the outcome of Check.
+type Report struct {
+	Violations  []Violation
+	Runs        int // records: runs and missed/skipped entries
+	Occurrences int // scheduled times, expanded
+	First, Last time.Time
+	States      string // e.g. "succeeded=120 missed=1"
+	Executions  int
+	Duplicates  int // scheduled times that appear more than once (each extra appearance)
+	Lost        int // scheduled times with neither run nor record
+	execs       map[int64][]Exec
+}
+
+// Summary is one line: what was checked and how many rules broke.
+func (r Report) Summary() string {
+	s := fmt.Sprintf("%d records (%s), %d executions", r.Runs, r.States, r.Executions)
+	if r.Occurrences > 0 {
+		s += fmt.Sprintf(", %d scheduled times %s..%s", r.Occurrences, r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"))
+	}
+	if len(r.Violations) == 0 {
+		return s + ": history OK"
+	}
+	return s + fmt.Sprintf(": %d violations", len(r.Violations))
+}
+
+// Err returns nil if no rule broke, else an error that lists every violation with the
+// runs around it and their execution lines.
+func (r Report) Err() error {
+	if len(r.Violations) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "history check: %s", r.Summary())
+	const most = 20
+	for i, v := range r.Violations {
+		if i == most {
+			fmt.Fprintf(&b, "\n… and %d more", len(r.Violations)-most)
+			break
+		}
+		fmt.Fprintf(&b, "\n[%s] %s", v.Rule, v.Detail)
+		for _, run := range v.Around {
+			fmt.Fprintf(&b, "\n    %s", FormatRun(run))
+			for _, e := range r.execs[run.ID] {
+				fmt.Fprintf(&b, "\n        executed: attempt %d on %s at %s (exec log line %d)", e.Attempt, e.Node, e.At.Format("15:04:05.000000"), e.Line)
+			}
+		}
+	}
+	return errors.New(b.String())
+}
+
+// FormatRun renders a run on one line.
+func FormatRun(r api.Run) string {
+	sched := "-"
+	if r.ScheduledAt != nil {
+		sched = r.ScheduledAt.Format("15:04:05.000")
+		if r.ScheduledUntil != nil {
+			sched += ".." + r.ScheduledUntil.Format("15:04:05.000")
+		}
+	}
+	s := fmt.Sprintf("run %d %s %s attempt %d/%d node %q epoch %d scheduled %s ×%d created %s",
+		r.ID, r.Trigger, r.State, r.Attempt, r.MaxAttempts, r.Node, r.Epoch, sched, r.Occurrences, r.CreatedAt.Format("15:04:05.000"))
+	if r.Reason != "" {
+		s += fmt.Sprintf(" reason %q", r.Reason)
+	}
+	return s
+}
+
+// Check judges a settled history:
+//
+//	(a) no scheduled time appears twice (records of several occurrences expanded by Step);
+//	(b) from the first to the last scheduled time, every step is a run or a record;
+//	(c) every run is final;
+//	(d) a run executed at most as often as its attempt count, never twice in one attempt,
+//	    never in an attempt beyond its own, and a succeeded run's final attempt executed
+//	    on the run's node;
+//	(e) no run created after epoch E began carries an epoch below E.
+func Check(h History) Report {
+	runs := slices.Clone(h.Runs)
+	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
+	rep := Report{Runs: len(runs), States: CountStates(runs), Executions: len(h.Execs), execs: map[int64][]Exec{}}
+	for _, e := range h.Execs {
+		rep.execs[e.Run] = append(rep.execs[e.Run], e)
+	}
+	add := func(rule, detail string, around []api.Run) {
+		rep.Violations = append(rep.Violations, Violation{Rule: rule, Detail: detail, Around: around})
+	}
+	checkScheduled(h, runs, &rep, add)
+	byID := map[int64]api.Run{}
+	for i, r := range runs {
+		byID[r.ID] = r
+		if !Final(r.State) {
+			add("not-final", fmt.Sprintf("run %d is %s after the cluster settled", r.ID, r.State), aroundIndex(runs, i))
+		}
+	}
+	checkExecutions(runs, byID, rep.execs, add)
+	checkEpochs(h.EpochStarts, runs, add)
+	return rep
+}
+
+// scheduledTime is one expanded occurrence and the record it belongs to.
+type scheduledTime struct {
+	at  time.Time
+	run api.Run
+}
+
+func checkScheduled(h History, runs []api.Run, rep *Report, add func(string, string, []api.Run)) {
+	if h.Step <= 0 {
+		return
+	}
+	var times []scheduledTime
+	for _, r := range runs {
+		if r.ScheduledAt == nil {
+			continue
+		}
+		last := *r.ScheduledAt
+		if r.ScheduledUntil != nil {
+			last = *r.ScheduledUntil
+		}
+		n := 0
+		for at := *r.ScheduledAt; !at.After(last); at = at.Add(h.Step) {
+			times = append(times, scheduledTime{at: at, run: r})
+			n++
+		}
+		if r.Occurrences > 0 && n != r.Occurrences {
+			add("occurrences", fmt.Sprintf("run %d covers %d steps of %s but says %d occurrences", r.ID, n, h.Step, r.Occurrences), []api.Run{r})
+		}
+		if r.ScheduledAt.UnixNano()%int64(h.Step) != 0 {
+			add("unaligned", fmt.Sprintf("run %d is scheduled at %s, off the %s grid counted from the Unix epoch", r.ID, r.ScheduledAt.Format(time.RFC3339Nano), h.Step), []api.Run{r})
+		}
+	}
+	if len(times) == 0 {
+		return
+	}
+	slices.SortStableFunc(times, func(a, b scheduledTime) int { return a.at.Compare(b.at) })
+	rep.First, rep.Last = times[0].at, times[len(times)-1].at
+	distinct := 1
+	for i := 1; i < len(times); i++ {
+		prev, cur := times[i-1], times[i]
+		gap := cur.at.Sub(prev.at)
+		switch {
+		case gap == 0:
+			rep.Duplicates++
+			add("duplicate", fmt.Sprintf("scheduled time %s appears in run %d and in run %d", cur.at.Format("15:04:05.000"), prev.run.ID, cur.run.ID),
+				aroundTime(runs, cur.at, cur.at, h.Step))
+			continue
+		case gap != h.Step:
+			missing := int(gap/h.Step) - 1
+			rep.Lost += missing
+			add("lost", fmt.Sprintf("%d scheduled times between %s (run %d) and %s (run %d) have neither run nor record",
+				missing, prev.at.Format("15:04:05.000"), prev.run.ID, cur.at.Format("15:04:05.000"), cur.run.ID),
+				aroundTime(runs, prev.at, cur.at, h.Step))
+		}
+		distinct++
+	}
+	rep.Occurrences = distinct
+}
+
+func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]Exec, add func(string, string, []api.Run)) {
+	for id, es := range execs {
+		r, ok := byID[id]
+		if !ok {
+			add("executions", fmt.Sprintf("run %d executed (exec log line %d, attempt %d on %s) but is not in the history", id, es[0].Line, es[0].Attempt, es[0].Node), nil)
+			continue
+		}
+		if r.State == "missed" || r.State == "skipped" {
+			add("executions", fmt.Sprintf("run %d is a %s record but executed %d times", id, r.State, len(es)), []api.Run{r})
+			continue
+		}
+		if len(es) > r.Attempt {
+			add("executions", fmt.Sprintf("run %d executed %d times in %d attempts", id, len(es), r.Attempt), []api.Run{r})
+		}
+		seen := map[int]Exec{}
+		for _, e := range es {
+			if first, dup := seen[e.Attempt]; dup {
+				add("executions", fmt.Sprintf("run %d attempt %d executed twice: on %s (line %d) and on %s (line %d)", id, e.Attempt, first.Node, first.Line, e.Node, e.Line), []api.Run{r})
+			}
+			seen[e.Attempt] = e
+			if e.Attempt > r.Attempt || e.Attempt < 1 {
+				add("executions", fmt.Sprintf("run %d executed as attempt %d (on %s) but its attempt is %d", id, e.Attempt, e.Node, r.Attempt), []api.Run{r})
+			}
+		}
+	}
+	for _, r := range runs {
+		if r.State != "succeeded" {
+			continue
+		}
+		witnessed := false
+		for _, e := range execs[r.ID] {
+			if e.Attempt == r.Attempt && e.Node == r.Node {
+				witnessed = true
+			}
+		}
+		if !witnessed {
+			add("unwitnessed", fmt.Sprintf("run %d succeeded in attempt %d on %s, but the execution log has no such line", r.ID, r.Attempt, r.Node), []api.Run{r})
+		}
+	}
+}
+
+func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, []api.Run)) {
+	// Two nodes in one epoch, or a newer start with an older epoch, is a split brain. The
+	// same node again in its epoch is not: a holder that stepped down while it still held
+	// the lease (a slow renewal) takes it back without a change of holder.
+	for i := 1; i < len(starts); i++ {
+		if prev, cur := starts[i-1], starts[i]; cur.Epoch < prev.Epoch || (cur.Epoch == prev.Epoch && cur.Node != prev.Node) {
+			add("epochs", fmt.Sprintf("%s became primary in epoch %d at %s, after %s had in epoch %d at %s",
+				cur.Node, cur.Epoch, cur.At.Format("15:04:05.000000"), prev.Node, prev.Epoch, prev.At.Format("15:04:05.000000")), nil)
+		}
+	}
+	for _, s := range starts {
+		for i, r := range runs {
+			// Only what a primary writes carries its epoch: a scheduled run is fired by
+			// one. An on-demand run is created by any node and gets an epoch when assigned.
+			if r.ScheduledAt == nil || !r.CreatedAt.After(s.At) || r.Epoch >= s.Epoch {
+				continue
+			}
+			add("stale-epoch", fmt.Sprintf("run %d was created at %s with epoch %d, after epoch %d began at %s (%s became primary)",
+				r.ID, r.CreatedAt.Format("15:04:05.000000"), r.Epoch, s.Epoch, s.At.Format("15:04:05.000000"), s.Node), aroundIndex(runs, i))
+		}
+	}
+}
+
+// aroundIndex returns up to three runs either side of runs[i] (runs sorted by id).
+func aroundIndex(runs []api.Run, i int) []api.Run {
+	return slices.Clone(runs[max(i-3, 0):min(i+4, len(runs))])
+}
+
+// aroundTime returns the runs whose scheduled range meets [from−3 steps, to+3 steps], in
+// scheduled order: the violation and a few neighbours either side.
+func aroundTime(runs []api.Run, from, to time.Time, step time.Duration) []api.Run {
+	lo, hi := from.Add(-3*step), to.Add(3*step)
+	var out []api.Run
+	for _, r := range runs {
+		if r.ScheduledAt == nil {
+			continue
+		}
+		last := *r.ScheduledAt
+		if r.ScheduledUntil != nil {
+			last = *r.ScheduledUntil
+		}
+		if !last.Before(lo) && !r.ScheduledAt.After(hi) {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b api.Run) int { return a.ScheduledAt.Compare(*b.ScheduledAt) })
+	return out
+}
