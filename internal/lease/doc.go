@@ -8,6 +8,12 @@
 //	primary ──(renew fenced: another holder or epoch)──▶ standby
 //	primary ──(trust deadline passes without a successful renew)──▶ standby
 //	primary ──(stop)──▶ resign (expire the lease, keep the epoch) ──▶ stopped
+//	primary ──(handover to S)──▶ resign naming S ──▶ standby; for one TTL only S may
+//	        acquire, then the lease is free to every standby (the old holder too)
+//	standby ──(holder's liveness lock free: its process died)──▶ acquire at once
+//
+// Among standbys that see a free lease, the one with the best rank (priority, then id)
+// tries first; each rank waits two polls more.
 //
 // Invariants:
 //   - Expiry is judged on the repository's side (a single clock for every node of one

@@ -49,7 +49,6 @@ type Keeper struct {
 	lastRenew time.Time // start of the last renewal attempt
 	free      time.Time // when the lease was first seen free (for the rank delay); zero: not free
 	rank      int
-	cooldown  time.Time // after a handover: do not take the lease back before this
 	kick      chan struct{}
 	wake      chan struct{}
 	resign    chan resignReq
@@ -91,7 +90,8 @@ func (k *Keeper) Wake() {
 var ErrNotPrimary = errors.New("this node is not the primary")
 
 // Handover resigns the lease to successor (a planned switchover): only that node may
-// take it during the next TTL, and this node does not try to take it back for two TTLs.
+// take it during the next TTL; after that it is free to the best standby, this node
+// included.
 func (k *Keeper) Handover(ctx context.Context, successor string) error {
 	r := resignReq{successor: successor, done: make(chan error, 1)}
 	select {
@@ -140,9 +140,6 @@ func (k *Keeper) step(ctx context.Context) {
 		k.free = time.Time{}
 		return
 	}
-	if k.p.Now().Before(k.cooldown) {
-		return
-	}
 	k.consider(ctx)
 }
 
@@ -184,8 +181,9 @@ func (k *Keeper) consider(ctx context.Context) {
 	live := l.ExpiresAt.After(l.Now)
 	takeFrom, how := "", fmt.Sprintf("lease held by %s expired or was resigned", l.Holder)
 	switch {
-	case l.Holder == k.p.Holder:
+	case l.Holder == k.p.Holder && live:
 		// Still ours (a renewal failed, the lease did not expire): take it straight back.
+		// A lease this process resigned or let lapse is free like any other.
 		k.acquire(ctx, l, "", "this process still held the lease")
 		return
 	case live && k.p.Liveness != nil:
@@ -253,7 +251,6 @@ func (k *Keeper) handover(ctx context.Context, successor string) error {
 	if err != nil {
 		return fmt.Errorf("hand the lease over to %s: %w", successor, err)
 	}
-	k.cooldown = k.p.Now().Add(2 * k.p.TTL)
 	k.depose("switching over to " + successor)
 	return nil
 }

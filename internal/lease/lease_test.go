@@ -177,3 +177,56 @@ func TestDeadHolderTakenOverBeforeExpiry(t *testing.T) {
 	defer stop()
 	waitFor(t, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
 }
+
+// A planned handover goes to the named successor only, and the node that handed over can
+// be handed the lease straight back: it does not sit out a cooldown.
+func TestHandoverAndBackAtOnce(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	for _, h := range []string{"a", "b", "c"} { // every process is alive throughout
+		release, err := st.(store.Liveness).LivenessHold(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	var a, b, c events
+	ka := a.keeper(st, "a", 0)
+	stopA := run(t, ka)
+	defer stopA()
+	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	kb := b.keeper(st, "b", 1)
+	stopB := run(t, kb)
+	defer stopB()
+	// c ranks before b: it would win a free lease, but not one handed to b.
+	stopC := run(t, c.keeper(st, "c", 0))
+	defer stopC()
+
+	ctx := context.Background()
+	start := time.Now()
+	if err := ka.Handover(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	kb.Wake()
+	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	if n, _ := c.counts(); n != 0 {
+		t.Fatal("c took a lease handed over to b")
+	}
+	if err := kb.Handover(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	ka.Wake()
+	waitFor(t, "a elected again", func() bool { n, _ := a.counts(); return n == 2 })
+	if took := time.Since(start); took > 300*time.Millisecond {
+		t.Fatalf("two handovers took %s, want each within a few polls (20ms)", took)
+	}
+	if err := ka.Handover(ctx, "nobody"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ka.Handover(ctx, "b"); err == nil {
+		t.Fatal("a handed over a lease it no longer holds")
+	}
+	if n, _ := c.counts(); n != 0 {
+		t.Fatal("c took a lease reserved for another node")
+	}
+}

@@ -108,7 +108,7 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 		return "", refuse("node %s is already the primary", to)
 	}
 	ok := false
-	for _, s := range standbys {
+	for _, s := range n.switchable(ctx) {
 		ok = ok || s.ID == to
 	}
 	if !ok {

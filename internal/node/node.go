@@ -190,7 +190,13 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.stopped, n.stopping = true, true
 	n.mu.Unlock()
 	n.log.Info("stopping: resigning the lease, waiting for running runs", "grace", n.cfg.ShutdownGrace)
+	// Shown as stopping first, so the primary gives this node no more work; the
+	// repository refuses assignments to it from here on.
+	if err := n.heartbeat(ctx); err != nil {
+		n.log.Warn("cannot record that this node is stopping", "err", err)
+	}
 	n.cancel() // lease keeper resigns, scheduler and dispatcher stop, worker takes nothing new
+	n.releaseAssigned(ctx)
 	grace, cancel := context.WithTimeout(ctx, n.cfg.ShutdownGrace)
 	defer cancel()
 	werr := n.worker.Shutdown(grace)
@@ -202,6 +208,19 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.log.Info("node stopped")
 	return errors.Join(werr, herr)
+}
+
+// releaseAssigned queues again the runs assigned to this node that it has not started,
+// so that another node runs them (without spending an attempt).
+func (n *Node) releaseAssigned(ctx context.Context) {
+	ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Node: n.cfg.NodeID, Now: time.Now(),
+		Reason: fmt.Sprintf("node %s stopped before starting the run; queued again", n.cfg.NodeID)})
+	switch {
+	case err != nil:
+		n.log.Warn("cannot release the runs assigned to this node; the primary will", "err", err)
+	case len(ids) > 0:
+		n.log.Info(fmt.Sprintf("released %d assigned runs this node had not started", len(ids)), "runs", ids)
+	}
 }
 
 // heartbeats records this node's liveness and load every interval.

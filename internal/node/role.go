@@ -49,6 +49,7 @@ func (n *Node) deposed(epoch int64, reason string) {
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
 	n.stopRole()
+	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
 }
 
 // startRole starts the primary's services under epoch.
@@ -175,6 +176,9 @@ func (n *Node) reap(ctx context.Context, epoch int64) error {
 		if err != nil {
 			continue
 		}
+		if err := n.releaseStopped(ctx, epoch, nodes); errors.Is(err, store.ErrFenced) {
+			return err
+		}
 		for _, nd := range nodes {
 			switch {
 			case nd.ID == n.cfg.NodeID || nd.Mode == ModeStopped:
@@ -205,6 +209,39 @@ func (n *Node) reap(ctx context.Context, epoch int64) error {
 	}
 }
 
+// releaseStopped queues again the runs still assigned to nodes that stopped (one that
+// could not release them itself as it stopped, or was given one as it did).
+func (n *Node) releaseStopped(ctx context.Context, epoch int64, nodes []store.Node) error {
+	stopped := map[string]bool{}
+	for _, nd := range nodes {
+		if nd.Mode == ModeStopped {
+			stopped[nd.ID] = true
+		}
+	}
+	if len(stopped) == 0 {
+		return nil
+	}
+	counts, err := n.store.RunCounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		if c.State != store.RunAssigned || !stopped[c.Node] {
+			continue
+		}
+		ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Epoch: epoch, Node: c.Node, Now: time.Now(),
+			Reason: fmt.Sprintf("node %s stopped before starting the run; queued again", c.Node)})
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			n.log.Info(fmt.Sprintf("node %s stopped: re-queued %d runs assigned to it", c.Node, len(ids)), "runs", ids)
+			n.RunsQueued()
+		}
+	}
+	return nil
+}
+
 // standbys lists the live nodes that would take over, best first (priority, then id).
 func (n *Node) standbys(ctx context.Context) []store.Node {
 	nodes, err := n.live(ctx)
@@ -218,6 +255,24 @@ func (n *Node) standbys(ctx context.Context) []store.Node {
 		}
 	}
 	slicesSortNodes(out)
+	return out
+}
+
+// switchable lists the live nodes a primary may hand the role to by name: the standbys,
+// and a node whose row still shows the primary's mode because it stepped down since its
+// last heartbeat (switching straight back after a switch).
+func (n *Node) switchable(ctx context.Context) []store.Node {
+	nodes, err := n.live(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		former := nd.Mode == ModePrimary || nd.Mode == ModeSuspended
+		if nd.ID != n.cfg.NodeID && (nd.Mode == ModeStandby || former) {
+			out = append(out, nd)
+		}
+	}
 	return out
 }
 

@@ -77,6 +77,8 @@ type Store interface {
 	RunStart(ctx context.Context, p RunStartParams) (Run, error)
 	RunFinish(ctx context.Context, p RunFinishParams) (Run, error)
 	RunCancel(ctx context.Context, p RunCancelParams) (Run, error)
+	// RunRelease queues again the runs assigned to a node that it has not started.
+	RunRelease(ctx context.Context, p RunReleaseParams) ([]int64, error)
 	// RunCounts counts the active runs (queued, assigned, running) by node and state.
 	RunCounts(ctx context.Context) ([]RunCount, error)
 
@@ -248,7 +250,9 @@ type RunAssignParams struct {
 	Assignments []Assignment
 }
 
-// Assignment gives one queued run to a node with a fresh attempt token.
+// Assignment gives one queued run to a node with a fresh attempt token. A node whose
+// row shows it stopping, stopped or lost is given nothing: its assignments are skipped
+// and the runs stay queued.
 type Assignment struct {
 	RunID int64
 	Node  string
@@ -281,6 +285,16 @@ type RunFinishParams struct {
 // asked to stop and ends when its worker reports.
 type RunCancelParams struct {
 	ID     int64
+	Now    time.Time
+	Reason string
+}
+
+// RunReleaseParams gives back the runs assigned to Node and not started there, so that
+// they go to another node without spending an attempt: a stopping node releases its own
+// (Epoch 0); the primary releases those of a node that stopped (fenced by Epoch).
+type RunReleaseParams struct {
+	Epoch  int64
+	Node   string
 	Now    time.Time
 	Reason string
 }

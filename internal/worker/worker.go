@@ -183,8 +183,18 @@ var errSuperseded = errors.New("attempt superseded: the run was given to another
 
 // start marks the run as running (with its token) and executes it in its own goroutine.
 func (w *Worker) start(ctx context.Context, r store.Run) {
+	// Counted before the run is started in the repository, so that Shutdown, once it
+	// has set stopped, waits for every run this worker started.
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.wg.Add(1)
+	w.mu.Unlock()
 	run, err := w.p.Store.RunStart(ctx, store.RunStartParams{RunID: r.ID, Token: r.Token, Now: w.p.Now()})
 	if err != nil {
+		w.wg.Done()
 		if !errors.Is(err, store.ErrStale) {
 			w.p.Log.Warn("cannot start run", "run", r.ID, "err", err)
 		}
@@ -193,7 +203,6 @@ func (w *Worker) start(ctx context.Context, r store.Run) {
 	actx, cancel := context.WithCancelCause(w.runCtx)
 	w.mu.Lock()
 	w.active[run.ID] = &attempt{run: run, cancel: cancel}
-	w.wg.Add(1)
 	w.mu.Unlock()
 	go func() {
 		defer w.wg.Done()

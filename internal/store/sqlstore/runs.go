@@ -290,7 +290,24 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
 			return err
 		}
+		closed := map[string]bool{}
 		for _, a := range p.Assignments {
+			if _, seen := closed[a.Node]; seen {
+				continue
+			}
+			// Read under a share lock: a node's "stopping" heartbeat waits for this
+			// transaction, so the runs it releases next include these.
+			var mode string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`+s.d.ForShare), a.Node).Scan(&mode)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read node %s: %w", a.Node, err)
+			}
+			closed[a.Node] = mode == "stopping" || mode == "stopped" || mode == "lost"
+		}
+		for _, a := range p.Assignments {
+			if closed[a.Node] {
+				continue
+			}
 			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = ?, token = ?, attempt = attempt + 1, epoch = ?
 				WHERE id = ? AND state = 'queued'`, a.Node, a.Token, p.Epoch, a.RunID)
 			if err != nil {
@@ -312,6 +329,48 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 		return 0, fmt.Errorf("assign runs: %w", err)
 	}
 	return n, nil
+}
+
+// RunRelease implements store.Store.
+func (s *DB) RunRelease(ctx context.Context, p store.RunReleaseParams) ([]int64, error) {
+	var ids []int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		ids = nil
+		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM runs WHERE node = ? AND state = 'assigned'`+s.d.ForUpdate), p.Node)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			// Never started: the attempt did not happen, so it is not spent.
+			if _, err := s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', attempt = attempt - 1, not_before = ?,
+				reason = ? WHERE id = ? AND state = 'assigned'`, micros(p.Now), p.Reason, id); err != nil {
+				return err
+			}
+		}
+		if len(ids) > 0 {
+			return s.notify(ctx, tx, TopicRuns, "")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release the runs assigned to node %s: %w", p.Node, err)
+	}
+	return ids, nil
 }
 
 // RunStart implements store.Store.

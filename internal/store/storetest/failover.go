@@ -129,3 +129,58 @@ func testLeaseRepositoryClock(t *testing.T, s store.Store) {
 		t.Fatalf("heartbeat stamped %v, want the repository's clock (about %v)", nodes[0].HeartbeatAt, now)
 	}
 }
+
+// A stopping node is given no work, and releases what it was given but did not start:
+// those runs are queued again without spending an attempt. Releasing another node's
+// runs is the primary's write and is fenced.
+func testRunRelease(t *testing.T, s store.Store) {
+	apply(t, s, spec("rel"))
+	beat := func(id, mode string) {
+		t.Helper()
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat("leaving", "standby")
+	beat("staying", "standby")
+	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
+	var runs []store.Run
+	for range 3 {
+		runs = append(runs, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "rel", Now: t0})))
+	}
+	started := startRun(t, s, runs[0], "leaving", "t0")
+	if n, err := s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0,
+		Assignments: []store.Assignment{{RunID: runs[1].ID, Node: "leaving", Token: "t1"}}}); err != nil || n != 1 {
+		t.Fatalf("assign: %d %v", n, err)
+	}
+	beat("leaving", "stopping")
+	// Given nothing more once it is stopping; the other node still is.
+	n, err := s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0, Assignments: []store.Assignment{
+		{RunID: runs[2].ID, Node: "leaving", Token: "t2"}, {RunID: runs[2].ID, Node: "staying", Token: "t3"}}})
+	if err != nil || n != 1 {
+		t.Fatalf("assign to a stopping node and a standby: %d %v, want 1 assignment (to the standby)", n, err)
+	}
+	if got := must[store.Run](t)(s.RunGet(ctx(t), runs[2].ID)); got.Node != "staying" {
+		t.Fatalf("run assigned to %q, want staying", got.Node)
+	}
+	// Fenced when another node releases (a stale epoch changes nothing).
+	_, err = s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: l.Epoch + 1, Node: "leaving", Now: time.Now(), Reason: "x"})
+	wantErr(t, err, store.ErrFenced)
+	ids := must[[]int64](t)(s.RunRelease(ctx(t), store.RunReleaseParams{Node: "leaving", Now: time.Now(), Reason: "node leaving stopped"}))
+	if len(ids) != 1 || ids[0] != runs[1].ID {
+		t.Fatalf("released %v, want only the assigned, unstarted run %d", ids, runs[1].ID)
+	}
+	got := must[store.Run](t)(s.RunGet(ctx(t), runs[1].ID))
+	if got.State != store.RunQueued || got.Node != "" || got.Token != "" || got.Attempt != 0 || got.Reason != "node leaving stopped" {
+		t.Fatalf("released run: %+v, want queued, unassigned, no attempt spent, with the reason", got)
+	}
+	if got := must[store.Run](t)(s.RunGet(ctx(t), started.ID)); got.State != store.RunRunning {
+		t.Fatalf("a running run was released: %+v", got)
+	}
+	// Its old token is refused.
+	_, err = s.RunStart(ctx(t), store.RunStartParams{RunID: runs[1].ID, Token: "t1", Now: time.Now()})
+	wantErr(t, err, store.ErrStale)
+	if again := must[[]int64](t)(s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: l.Epoch, Node: "leaving", Now: time.Now()})); len(again) != 0 {
+		t.Fatalf("released %v twice", again)
+	}
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		"Lease":                    testLease,
 		"NodesAndEvents":           testNodesAndEvents,
 		"NodeLose":                 testNodeLose,
+		"RunRelease":               testRunRelease,
 		"LeaseHandover":            testLeaseHandover,
 		"Liveness":                 testLiveness,
 		"LeaseRepositoryClock":     testLeaseRepositoryClock,
