@@ -53,9 +53,15 @@ type Server struct {
 	now   func() time.Time
 }
 
-// NewServer returns the API handlers.
+// NewServer returns the API handlers. Instants it records (a job's first next-fire, an
+// on-demand run's creation) come from the backend's Now() if it has one (a node's clock
+// corrected to the repository's), else from time.Now.
 func NewServer(st store.Store, b Backend, log *slog.Logger) *Server {
-	return &Server{store: st, b: b, log: log, now: time.Now}
+	s := &Server{store: st, b: b, log: log, now: time.Now}
+	if c, ok := b.(interface{ Now() time.Time }); ok {
+		s.now = c.Now
+	}
+	return s
 }
 
 // Register adds the API routes to mux.

@@ -41,6 +41,7 @@ func newServerCmd() *cobra.Command {
 	f.Bool("failback", false, "take the primary role back from a node of worse priority after --failback-hold")
 	f.Duration("failback-hold", config.FailbackHoldDefault, "hold-down time before a failback")
 	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
+	f.Duration("clock-skew", 0, "testing: shift this node's wall clock (tandem corrects it to the repository's clock)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -91,6 +92,9 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	}
 	if f.Changed("failback-hold") {
 		c.FailbackHold, _ = f.GetDuration("failback-hold")
+	}
+	if f.Changed("clock-skew") {
+		c.ClockSkew, _ = f.GetDuration("clock-skew")
 	}
 	str("log-format", &c.Log.Format)
 	if f.Changed("priority") {

@@ -72,6 +72,11 @@ type Config struct {
 	// FailbackHold is the hold-down time before a failback. Default 30s.
 	FailbackHold time.Duration `toml:"failback_hold" env:"FAILBACK_HOLD"`
 
+	// ClockSkew shifts this node's reading of its host's wall clock: a fault for tests
+	// (tandem corrects every node to the repository's clock, so it must not matter).
+	// Default 0.
+	ClockSkew time.Duration `toml:"clock_skew" env:"CLOCK_SKEW"`
+
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
 	Log       Log       `toml:"log" envPrefix:"LOG_"`
@@ -227,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := LeaseProfiles[c.Lease.Profile]; !ok {
 		bad("lease.profile", "%q is not a profile (fast, normal, wan)", c.Lease.Profile)
+	}
+	if c.ClockSkew.Abs() > 24*time.Hour {
+		bad("clock_skew", "must be within ±24h, got %s", c.ClockSkew)
 	}
 	if c.FailbackHold < 0 {
 		bad("failback_hold", "must not be negative, got %s", c.FailbackHold)

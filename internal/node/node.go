@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/store"
@@ -48,6 +49,7 @@ type Node struct {
 	holder  string // this process as a lease holder
 	store   store.Store
 	log     *slog.Logger
+	clock   *clock.Clock // wall clock corrected to the repository's
 	started time.Time
 
 	keeper *lease.Keeper
@@ -73,10 +75,10 @@ type Node struct {
 
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
-	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID),
+	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
 		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
-		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued})
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued, Now: n.clock.Now})
 	lv, _ := st.(store.Liveness)
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
@@ -116,7 +118,8 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.Advertise == n.cfg.Listen {
 		n.cfg.Advertise = ln.Addr().String() // a :0 port is known only now
 	}
-	n.started = time.Now()
+	n.syncClock(ctx)
+	n.started = n.clock.Now()
 	if lv, ok := n.store.(store.Liveness); ok {
 		if n.release, err = lv.LivenessHold(ctx, n.holder); err != nil {
 			n.log.Warn("no liveness lock: standbys will wait for the lease to expire if this process dies", "err", err)
@@ -213,7 +216,7 @@ func (n *Node) Stop(ctx context.Context) error {
 // releaseAssigned queues again the runs assigned to this node that it has not started,
 // so that another node runs them (without spending an attempt).
 func (n *Node) releaseAssigned(ctx context.Context) {
-	ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Node: n.cfg.NodeID, Now: time.Now(),
+	ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Node: n.cfg.NodeID, Now: n.clock.Now(),
 		Reason: fmt.Sprintf("node %s stopped before starting the run; queued again", n.cfg.NodeID)})
 	switch {
 	case err != nil:
@@ -222,6 +225,27 @@ func (n *Node) releaseAssigned(ctx context.Context) {
 		n.log.Info(fmt.Sprintf("released %d assigned runs this node had not started", len(ids)), "runs", ids)
 	}
 }
+
+// syncClock measures this node's clock against the repository's (at start and with
+// every heartbeat); a large difference is logged once, and corrected either way.
+func (n *Node) syncClock(ctx context.Context) {
+	_, was := n.clock.Offset()
+	err := n.clock.Sync(ctx, func(ctx context.Context) (time.Time, error) {
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.Lease.TTL)
+		defer cancel()
+		l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
+		if err == nil && l.Now.IsZero() {
+			err = errors.New("the repository did not tell its time")
+		}
+		return l.Now, err
+	})
+	if off, ok := n.clock.Offset(); err == nil && ok && !was && off.Abs() >= time.Second {
+		n.log.Warn(fmt.Sprintf("this host's clock is %s off the repository's; this node follows the repository's clock", (-off).Round(time.Millisecond)))
+	}
+}
+
+// Now is this node's wall clock corrected to the repository's.
+func (n *Node) Now() time.Time { return n.clock.Now() }
 
 // heartbeats records this node's liveness and load every interval.
 func (n *Node) heartbeats(ctx context.Context) {
@@ -235,6 +259,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 			if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
 				n.log.Warn("heartbeat failed", "err", err)
 			}
+			n.syncClock(ctx)
 		}
 	}
 }
@@ -242,7 +267,7 @@ func (n *Node) heartbeats(ctx context.Context) {
 func (n *Node) heartbeat(ctx context.Context) error { return n.heartbeatMode(ctx, n.Mode()) }
 
 func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
-	return n.store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{
+	return n.store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: n.clock.Now(), Node: store.Node{
 		ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: mode, Priority: n.cfg.Priority, Capacity: n.cfg.Capacity,
 		Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}})
 }
@@ -265,7 +290,7 @@ func (n *Node) sweepOutputs(ctx context.Context) {
 
 // SweepOutputs deletes the outputs past retention once.
 func (n *Node) SweepOutputs(ctx context.Context) error {
-	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Node: n.cfg.NodeID, Before: time.Now().Add(-n.cfg.OutputRetention)})
+	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Node: n.cfg.NodeID, Before: n.clock.Now().Add(-n.cfg.OutputRetention)})
 	if err != nil {
 		return err
 	}

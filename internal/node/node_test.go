@@ -309,3 +309,35 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 func clientParams(job string) client.RunListParams {
 	return client.RunListParams{Job: job, Limit: 1000}
 }
+
+// A node whose host clock is minutes off fires at the right instants: it follows the
+// repository's clock, and so do the times it records.
+func TestSkewedClockFiresOnTime(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{5 * time.Minute, -3 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			t.Parallel()
+			h := start(t, func(c *config.Config) { c.ClockSkew = skew })
+			h.apply(`
+name = "tick"
+schedule = ["@every 1s"]
+misfire = "skip"
+[command]
+argv = ["true"]
+`)
+			runs := h.waitRuns("tick", 20*time.Second, "three succeeded runs", func(r []api.Run) bool { return count(r, "succeeded") >= 3 })
+			now := time.Now()
+			for _, r := range runs {
+				if r.ScheduledAt == nil {
+					t.Fatalf("run %d has no scheduled time", r.ID)
+				}
+				if d := now.Sub(*r.ScheduledAt); d < 0 || d > 20*time.Second {
+					t.Fatalf("run %d scheduled at %s, %s from the true time: the skew of %s leaked", r.ID, r.ScheduledAt, d, skew)
+				}
+				if d := r.CreatedAt.Sub(*r.ScheduledAt); d < 0 || d > time.Second {
+					t.Fatalf("run %d created %s after its scheduled time, want at once", r.ID, d)
+				}
+			}
+		})
+	}
+}

@@ -55,11 +55,14 @@ func (n *Node) deposed(epoch int64, reason string) {
 // startRole starts the primary's services under epoch.
 func (n *Node) startRole(epoch int64) {
 	ctx, cancel := context.WithCancel(context.Background())
+	if _, ok := n.clock.Offset(); !ok {
+		n.syncClock(ctx) // fire nothing by an uncorrected clock
+	}
 	r := &role{epoch: epoch, cancel: cancel}
 	r.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler"), Epoch: epoch,
-		Observe: func([]store.FireResult, time.Time) { r.disp.Wake() }})
+		Now: n.clock.Now, Observe: func([]store.FireResult, time.Time) { r.disp.Wake() }})
 	r.disp = dispatch.New(dispatch.Params{Store: n.store, Log: n.log.With("component", "dispatcher"), Epoch: epoch,
-		Targets: n.targets, Assigned: n.assigned})
+		Now: n.clock.Now, Targets: n.targets, Assigned: n.assigned})
 	run := func(name string, fn func(context.Context) error) {
 		r.wg.Add(1)
 		go func() {
@@ -95,7 +98,7 @@ func (n *Node) stopRole() {
 func (n *Node) event(typ, msg string, data map[string]any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := n.store.EventAppend(ctx, store.EventAppendParams{Type: typ, Node: n.cfg.NodeID, Message: msg, Data: data, Now: time.Now()}); err != nil {
+	if err := n.store.EventAppend(ctx, store.EventAppendParams{Type: typ, Node: n.cfg.NodeID, Message: msg, Data: data, Now: n.clock.Now()}); err != nil {
 		n.log.Warn("cannot record event", "type", typ, "err", err)
 	}
 }
@@ -114,7 +117,7 @@ func (n *Node) live(ctx context.Context) ([]store.Node, error) {
 	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
 	now := l.Now
 	if err != nil {
-		now = time.Now()
+		now = n.clock.Now()
 	}
 	var out []store.Node
 	for _, nd := range nodes {
@@ -189,7 +192,7 @@ func (n *Node) reap(ctx context.Context, epoch int64) error {
 				n.log.Info(fmt.Sprintf("node %s rejoined", nd.ID))
 				n.event("node.joined", fmt.Sprintf("node %s rejoined after being lost", nd.ID), map[string]any{"node": nd.ID})
 			default:
-				res, err := n.store.NodeLose(ctx, store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: n.silence(), Now: time.Now()})
+				res, err := n.store.NodeLose(ctx, store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: n.silence(), Now: n.clock.Now()})
 				if errors.Is(err, store.ErrFenced) {
 					return err
 				}
@@ -229,7 +232,7 @@ func (n *Node) releaseStopped(ctx context.Context, epoch int64, nodes []store.No
 		if c.State != store.RunAssigned || !stopped[c.Node] {
 			continue
 		}
-		ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Epoch: epoch, Node: c.Node, Now: time.Now(),
+		ids, err := n.store.RunRelease(ctx, store.RunReleaseParams{Epoch: epoch, Node: c.Node, Now: n.clock.Now(),
 			Reason: fmt.Sprintf("node %s stopped before starting the run; queued again", c.Node)})
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/store"
@@ -19,7 +18,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 	if err != nil {
 		return st, err
 	}
-	now := time.Now()
+	now := n.clock.Now()
 	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
 	if err == nil {
 		now = l.Now // heartbeats and the lease are stamped by the repository's clock
