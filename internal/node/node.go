@@ -206,6 +206,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	herr := n.http.Shutdown(ctx)
 	n.wg.Wait()
 	_ = n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped)
+	n.event("node.stopped", fmt.Sprintf("node %s stopped", n.cfg.NodeID), nil)
 	if n.release != nil {
 		n.release()
 	}

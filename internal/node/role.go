@@ -49,6 +49,10 @@ func (n *Node) deposed(epoch int64, reason string) {
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
 	n.stopRole()
+	n.goFn(func() {
+		n.event("primary.stepped_down", fmt.Sprintf("%s stepped down (epoch %d): %s", n.cfg.NodeID, epoch, reason),
+			map[string]any{"epoch": epoch, "reason": reason})
+	})
 	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
 }
 
