@@ -2,12 +2,10 @@ package node
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -20,12 +18,6 @@ const (
 	ActionStop    = "stop"
 	ActionRestart = "restart"
 )
-
-func slicesSortNodes(nodes []store.Node) {
-	slices.SortFunc(nodes, func(a, b store.Node) int {
-		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
-	})
-}
 
 func refuse(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrConflict)
@@ -97,7 +89,7 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 	if m := n.Mode(); m != ModePrimary && m != ModeSuspended {
 		return "", refuse("node %s is %s, not the primary", n.cfg.NodeID, m)
 	}
-	standbys := n.standbys(ctx)
+	standbys := n.members.Standbys(ctx)
 	if to == "" {
 		if len(standbys) == 0 {
 			return "", refuse("no live standby to switch to")
@@ -108,7 +100,7 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 		return "", refuse("node %s is already the primary", to)
 	}
 	ok := false
-	for _, s := range n.switchable(ctx) {
+	for _, s := range n.members.Switchable(ctx) {
 		ok = ok || s.ID == to
 	}
 	if !ok {

@@ -22,22 +22,23 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/clock"
+	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/worker"
 )
 
-// Node modes as shown in the status table.
+// Node modes as shown in the status table (see internal/cluster).
 const (
-	ModePrimary   = "primary"   // holds the lease, fires and dispatches
-	ModeSuspended = "suspended" // holds the lease, fires and dispatches nothing
-	ModeStandby   = "standby"   // takes over when the primary goes
-	ModeHeld      = "held"      // a standby that will not take over
-	ModeWorker    = "worker"    // never takes the primary role
-	ModeStopping  = "stopping"
-	ModeStopped   = "stopped"
-	ModeLost      = "lost"
+	ModePrimary   = cluster.ModePrimary
+	ModeSuspended = cluster.ModeSuspended
+	ModeStandby   = cluster.ModeStandby
+	ModeHeld      = cluster.ModeHeld
+	ModeWorker    = cluster.ModeWorker
+	ModeStopping  = cluster.ModeStopping
+	ModeStopped   = cluster.ModeStopped
+	ModeLost      = cluster.ModeLost
 )
 
 // OutputSweepDefault is how often a node deletes its outputs past retention.
@@ -52,11 +53,12 @@ type Node struct {
 	clock   *clock.Clock // wall clock corrected to the repository's
 	started time.Time
 
-	keeper *lease.Keeper
-	worker *worker.Worker
-	http   *http.Server
-	ln     net.Listener
-	peers  *http.Client // node-to-node calls: hints and forwarded operator actions
+	keeper  *lease.Keeper
+	members *cluster.Membership
+	worker  *worker.Worker
+	http    *http.Server
+	ln      net.Listener
+	peers   *http.Client // node-to-node calls: hints and forwarded operator actions
 
 	mu        sync.Mutex
 	epoch     int64 // while primary
@@ -79,10 +81,13 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued, Now: n.clock.Now})
+	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
+		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
+		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued})
 	lv, _ := st.(store.Liveness)
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
-		Eligible: n.eligible, Rank: n.rank, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
+		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
 	return n
 }
 
@@ -265,12 +270,16 @@ func (n *Node) heartbeats(ctx context.Context) {
 	}
 }
 
-func (n *Node) heartbeat(ctx context.Context) error { return n.heartbeatMode(ctx, n.Mode()) }
+func (n *Node) heartbeat(ctx context.Context) error { return n.members.Heartbeat(ctx, "") }
 
 func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
-	return n.store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: n.clock.Now(), Node: store.Node{
-		ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: mode, Priority: n.cfg.Priority, Capacity: n.cfg.Capacity,
-		Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}})
+	return n.members.Heartbeat(ctx, mode)
+}
+
+// describe is this node as its heartbeats report it.
+func (n *Node) describe() store.Node {
+	return store.Node{ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority,
+		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
 }
 
 // sweepOutputs deletes this node's outputs of runs that ended longer ago than retention.

@@ -39,7 +39,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			unassigned += c.Count
 		}
 	}
-	cutoff := now.Add(-n.silence())
+	cutoff := now.Add(-n.members.Silence())
 	st.Nodes = make([]api.NodeStatus, 0, len(nodes))
 	for _, nd := range nodes {
 		mode := nd.Mode

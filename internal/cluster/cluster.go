@@ -1,0 +1,279 @@
+// Package cluster owns membership: every node records a heartbeat with its mode and load
+// in the repository; every node reads the others' to know who is live, who stands by and
+// in which order they take over, and how much work each can take; the primary declares
+// silent nodes lost (fenced by its epoch), queues their unfinished runs again, and takes
+// back what was left assigned to nodes that stopped.
+//
+// Liveness is judged by the repository's clock: a heartbeat is stamped by the repository,
+// and "silent for heartbeat.max_missed intervals" is measured against the repository's
+// time, so no node's clock decides that another is gone.
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/dispatch"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// Node modes as shown in the status table and recorded with each heartbeat.
+const (
+	ModePrimary   = "primary"   // holds the lease, fires and dispatches
+	ModeSuspended = "suspended" // holds the lease, fires and dispatches nothing
+	ModeStandby   = "standby"   // takes over when the primary goes
+	ModeHeld      = "held"      // a standby that will not take over
+	ModeWorker    = "worker"    // never takes the primary role
+	ModeStopping  = "stopping"  // shutting down: given no work
+	ModeStopped   = "stopped"   // shut down gracefully
+	ModeLost      = "lost"      // silent; declared lost by the primary
+)
+
+// Params configures a Membership.
+type Params struct {
+	Store     store.Store
+	Log       *slog.Logger
+	Self      string        // this node's id
+	Interval  time.Duration // between heartbeats
+	MaxMissed int           // heartbeats missed before a node is lost
+	Now       func() time.Time
+	// Describe returns this node as its next heartbeat reports it: address, mode,
+	// priority, capacity, running, tags, start time.
+	Describe func() store.Node
+	// Event records a membership event (node.lost, node.joined) for notification rules.
+	Event func(typ, msg string, data map[string]any)
+	// Requeued is called when runs were queued again, so the dispatcher looks at once.
+	Requeued func()
+}
+
+// Membership is one node's view of the cluster's nodes.
+type Membership struct{ p Params }
+
+// New returns a membership; it starts nothing.
+func New(p Params) *Membership {
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Event == nil {
+		p.Event = func(string, string, map[string]any) {}
+	}
+	if p.Requeued == nil {
+		p.Requeued = func() {}
+	}
+	return &Membership{p: p}
+}
+
+// Silence is how long a node may go without a heartbeat before it is lost.
+func (m *Membership) Silence() time.Duration {
+	return time.Duration(m.p.MaxMissed) * m.p.Interval
+}
+
+// Heartbeat records this node's liveness and load; mode, if not empty, overrides the
+// described mode (a node recording that it stopped).
+func (m *Membership) Heartbeat(ctx context.Context, mode string) error {
+	self := m.p.Describe()
+	self.ID = m.p.Self
+	if mode != "" {
+		self.Mode = mode
+	}
+	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: m.p.Now(), Node: self})
+}
+
+// Live lists the nodes heard from within the silence, by the repository's clock, that
+// neither stopped nor were declared lost.
+func (m *Membership) Live(ctx context.Context) ([]store.Node, error) {
+	nodes, err := m.p.Store.NodeList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := m.p.Store.LeaseGet(ctx, store.PrimaryLease)
+	now := l.Now
+	if err != nil || now.IsZero() {
+		now = m.p.Now()
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		if nd.Mode != ModeLost && nd.Mode != ModeStopped && !nd.HeartbeatAt.Before(now.Add(-m.Silence())) {
+			out = append(out, nd)
+		}
+	}
+	return out, nil
+}
+
+// SortNodes orders nodes for takeover: priority, then id.
+func SortNodes(nodes []store.Node) {
+	slices.SortFunc(nodes, func(a, b store.Node) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// Standbys lists the other live nodes that would take over, best first.
+func (m *Membership) Standbys(ctx context.Context) []store.Node {
+	nodes, err := m.Live(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		if nd.Mode == ModeStandby && nd.ID != m.p.Self {
+			out = append(out, nd)
+		}
+	}
+	SortNodes(out)
+	return out
+}
+
+// Switchable lists the other live nodes a primary may hand the role to by name: the
+// standbys, and a node whose row still shows the primary's mode because it stepped down
+// since its last heartbeat (switching straight back after a switch).
+func (m *Membership) Switchable(ctx context.Context) []store.Node {
+	nodes, err := m.Live(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []store.Node
+	for _, nd := range nodes {
+		former := nd.Mode == ModePrimary || nd.Mode == ModeSuspended
+		if nd.ID != m.p.Self && (nd.Mode == ModeStandby || former) {
+			out = append(out, nd)
+		}
+	}
+	SortNodes(out)
+	return out
+}
+
+// Rank is how many live standbys come before this node (of the given priority) in
+// takeover order.
+func (m *Membership) Rank(ctx context.Context, priority int) int {
+	r := 0
+	for _, nd := range m.Standbys(ctx) {
+		if nd.Priority < priority || (nd.Priority == priority && nd.ID < m.p.Self) {
+			r++
+		}
+	}
+	return r
+}
+
+// Targets lists the live nodes that take runs, with their free capacity: capacity less
+// the runs assigned to or running on them.
+func (m *Membership) Targets(ctx context.Context) ([]dispatch.Target, error) {
+	nodes, err := m.Live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := m.p.Store.RunCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	busy := map[string]int{}
+	for _, c := range counts {
+		if c.State == store.RunAssigned || c.State == store.RunRunning {
+			busy[c.Node] += c.Count
+		}
+	}
+	var out []dispatch.Target
+	for _, nd := range nodes {
+		if nd.Mode == ModeStopping || nd.Capacity == 0 {
+			continue
+		}
+		out = append(out, dispatch.Target{ID: nd.ID, Free: max(nd.Capacity-busy[nd.ID], 0), Tags: nd.Tags})
+	}
+	return out, nil
+}
+
+// Reap runs on the primary under epoch: every heartbeat interval it declares silent
+// nodes lost, queues their unfinished runs again, takes back runs left assigned to nodes
+// that stopped, and notes lost nodes that came back. It returns store.ErrFenced when the
+// epoch was superseded, nil when ctx ends.
+func (m *Membership) Reap(ctx context.Context, epoch int64) error {
+	t := time.NewTicker(m.p.Interval)
+	defer t.Stop()
+	lost := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := m.ReapOnce(ctx, epoch, lost); errors.Is(err, store.ErrFenced) {
+			return err
+		}
+	}
+}
+
+// ReapOnce is one pass of Reap; lost carries what earlier passes saw lost.
+func (m *Membership) ReapOnce(ctx context.Context, epoch int64, lost map[string]bool) error {
+	nodes, err := m.p.Store.NodeList(ctx)
+	if err != nil {
+		return err
+	}
+	if err := m.releaseStopped(ctx, epoch, nodes); err != nil {
+		return err
+	}
+	for _, nd := range nodes {
+		switch {
+		case nd.ID == m.p.Self || nd.Mode == ModeStopped:
+		case nd.Mode == ModeLost:
+			lost[nd.ID] = true
+		case lost[nd.ID]:
+			delete(lost, nd.ID)
+			m.p.Log.Info(fmt.Sprintf("node %s rejoined", nd.ID))
+			m.p.Event("node.joined", fmt.Sprintf("node %s rejoined after being lost", nd.ID), map[string]any{"node": nd.ID})
+		default:
+			res, err := m.p.Store.NodeLose(ctx, store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now()})
+			if errors.Is(err, store.ErrFenced) {
+				return err
+			}
+			if err != nil || !res.Lost {
+				continue
+			}
+			lost[nd.ID] = true
+			msg := fmt.Sprintf("node %s lost: %d heartbeats missed; re-queued %d runs", nd.ID, m.p.MaxMissed, len(res.Requeued))
+			if len(res.Failed) > 0 {
+				msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
+			}
+			m.p.Log.Warn(msg)
+			m.p.Event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed})
+			m.p.Requeued()
+		}
+	}
+	return nil
+}
+
+// releaseStopped queues again the runs still assigned to nodes that stopped (one that
+// could not release them itself as it stopped).
+func (m *Membership) releaseStopped(ctx context.Context, epoch int64, nodes []store.Node) error {
+	stopped := map[string]bool{}
+	for _, nd := range nodes {
+		if nd.Mode == ModeStopped {
+			stopped[nd.ID] = true
+		}
+	}
+	if len(stopped) == 0 {
+		return nil
+	}
+	counts, err := m.p.Store.RunCounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		if c.State != store.RunAssigned || !stopped[c.Node] {
+			continue
+		}
+		ids, err := m.p.Store.RunRelease(ctx, store.RunReleaseParams{Epoch: epoch, Node: c.Node, Now: m.p.Now(),
+			Reason: fmt.Sprintf("node %s stopped before starting the run; queued again", c.Node)})
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			m.p.Log.Info(fmt.Sprintf("node %s stopped: re-queued %d runs assigned to it", c.Node, len(ids)), "runs", ids)
+			m.p.Requeued()
+		}
+	}
+	return nil
+}
