@@ -231,3 +231,56 @@ func TestFindBinaries(t *testing.T) {
 		t.Errorf("findBinaries without binaries = %q, %v; want ErrNotInstalled", dir, err)
 	}
 }
+
+// Restart ends every client connection and brings the server back on the same port
+// with the same data, after a fast or an immediate (crash-like) shutdown.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx)
+	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	db := openDB(t, s.URL("postgres"))
+	if _, err := db.ExecContext(ctx, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	// A connection of its own, kept open across the restarts.
+	conn, err := openDB(t, s.URL("postgres")).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	port := s.port
+	for _, o := range []RestartOptions{{Down: 200 * time.Millisecond}, {Immediate: true}} {
+		t0 := time.Now()
+		if err := s.Restart(ctx, o); err != nil {
+			t.Fatalf("restart %+v: %v", o, err)
+		}
+		if took := time.Since(t0); took < o.Down {
+			t.Errorf("restart %+v took %s, want the server down for at least %s", o, took, o.Down)
+		}
+		if s.port != port {
+			t.Errorf("restart %+v moved the server from port %d to %d", o, port, s.port)
+		}
+		var v int
+		if err := db.QueryRowContext(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 7 {
+			t.Errorf("after restart %+v: read %d, %v; want 7", o, v, err)
+		}
+	}
+	if err := conn.PingContext(ctx); err == nil {
+		t.Error("a connection from before the restarts still works")
+	}
+}

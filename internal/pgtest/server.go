@@ -54,6 +54,8 @@ type Server struct {
 	dataDir string
 	logPath string
 	port    int
+	bin     string   // directory of initdb and postgres, for Restart
+	acct    *account // who postgres runs as, for Restart
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once the postgres process has been reaped
@@ -130,6 +132,8 @@ func start(ctx context.Context, nextPort func() (int, error)) (_ *Server, err er
 		dir:     dir,
 		dataDir: filepath.Join(dir, "data"),
 		logPath: filepath.Join(dir, "postgres.log"),
+		bin:     bin,
+		acct:    acct,
 	}
 	if err := s.initdb(ctx, bin, acct); err != nil {
 		return nil, err
@@ -318,6 +322,60 @@ func (s *Server) stop() error {
 		errs = append(errs, fmt.Errorf("remove server directory: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// RestartOptions says how Restart stops the server.
+type RestartOptions struct {
+	// Down is how long the server stays down before it starts again.
+	Down time.Duration
+	// Immediate stops it as a crash would (postgres's immediate shutdown: no checkpoint,
+	// crash recovery at the next start) instead of a fast shutdown.
+	Immediate bool
+}
+
+// Restart stops the server, every client connection with it, and starts it again on the
+// same port with the same data: what a database failover or a reboot looks like to
+// clients. It must not run at the same time as Stop or another Restart.
+func (s *Server) Restart(ctx context.Context, o RestartOptions) error {
+	sig := os.Interrupt // fast shutdown
+	if o.Immediate {
+		sig = syscall.SIGQUIT
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("restart postgres: signal: %w", err)
+	}
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.exited:
+	case <-timer.C:
+		s.kill()
+	}
+	if o.Down > 0 {
+		down := time.NewTimer(o.Down)
+		defer down.Stop()
+		select {
+		case <-down.C:
+		case <-ctx.Done():
+		}
+	}
+	// A port just given up may still be held for a moment (a client's socket on it); try
+	// again for a while rather than move: clients know the server by its port.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startupTimeout)
+	defer cancel()
+	for {
+		err := s.launch(ctx, s.bin, s.acct, s.port)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errPortInUse) || ctx.Err() != nil {
+			return fmt.Errorf("restart postgres: %w", err)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
 }
 
 // findBinaries returns the directory holding initdb and postgres: initdb's on
