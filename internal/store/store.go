@@ -64,7 +64,14 @@ type Store interface {
 	JobDelete(ctx context.Context, name string) error
 	JobSetPaused(ctx context.Context, p JobSetPausedParams) (Job, error)
 
+	// ScheduleList returns every active schedule (its job not paused, not done).
 	ScheduleList(ctx context.Context) ([]ScheduleEntry, error)
+	// ScheduleListDue returns active schedules by next fire time, one page at a time, so
+	// that a scheduler keeps only what is due soon in memory and fires the earliest first.
+	ScheduleListDue(ctx context.Context, p ScheduleListDueParams) ([]ScheduleEntry, error)
+	// ScheduleListNew returns active schedules with no next fire time yet (new, changed or
+	// resumed), one page at a time by id.
+	ScheduleListNew(ctx context.Context, p ScheduleListNewParams) ([]ScheduleEntry, error)
 	ScheduleInit(ctx context.Context, p ScheduleInitParams) ([]bool, error)
 	OccurrenceFire(ctx context.Context, p OccurrenceFireParams) ([]FireResult, error)
 
@@ -167,6 +174,27 @@ type JobSetPausedParams struct {
 	Paused bool
 	Now    time.Time
 }
+
+// ScheduleListDueParams selects one page of active schedules whose next fire time is
+// set, at most Until, and after the cursor (After, AfterID) in the order (next fire time,
+// id) the page comes in.
+type ScheduleListDueParams struct {
+	Until   time.Time
+	After   time.Time // zero: from the earliest
+	AfterID int64
+	Limit   int // 0: ScheduleListLimitDefault
+}
+
+// ScheduleListNewParams selects one page of active schedules with no next fire time,
+// with ids above AfterID, by id.
+type ScheduleListNewParams struct {
+	AfterID int64
+	Limit   int // 0: ScheduleListLimitDefault
+}
+
+// ScheduleListLimitDefault is the page size of ScheduleListDue and ScheduleListNew
+// when the caller gives none.
+const ScheduleListLimitDefault = 1000
 
 // ScheduleInitParams sets the next fire time of schedules whose NextFireAt is nil, in
 // one transaction. The result says, item by item, whether it applied.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -280,58 +279,4 @@ func (s *DB) JobSetPaused(ctx context.Context, p store.JobSetPausedParams) (stor
 		return err
 	})
 	return j, err
-}
-
-// ScheduleList implements store.Store.
-func (s *DB) ScheduleList(ctx context.Context) ([]store.ScheduleEntry, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT s.id, s.job_id, s.idx, s.key, s.expr, s.next_fire_at, s.done, j.name, j.spec
-		FROM schedules s JOIN jobs j ON j.id = s.job_id WHERE j.paused = 0 AND s.done = 0 ORDER BY s.id`))
-	if err != nil {
-		return nil, fmt.Errorf("list schedules: %w", err)
-	}
-	defer rows.Close()
-	var out []store.ScheduleEntry
-	specs := map[int64]job.Spec{} // decode each job's spec once
-	for rows.Next() {
-		var e store.ScheduleEntry
-		var spec string
-		sc, err := scanSchedule(rows, &e.Job, &spec)
-		if err != nil {
-			return nil, err
-		}
-		e.Schedule = sc
-		sp, ok := specs[sc.JobID]
-		if !ok {
-			if err := json.Unmarshal([]byte(spec), &sp); err != nil {
-				return nil, fmt.Errorf("decode job %s: %w", e.Job, err)
-			}
-			specs[sc.JobID] = sp
-		}
-		e.Spec = sp
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
-// ScheduleInit implements store.Store.
-func (s *DB) ScheduleInit(ctx context.Context, p store.ScheduleInitParams) ([]bool, error) {
-	var out []bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		out = make([]bool, len(p.Items))
-		for i, it := range p.Items {
-			n, err := s.exec(ctx, tx, `UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at IS NULL AND done = 0`,
-				microsPtr(it.NextFireAt), boolInt(it.Done), it.ID)
-			if err != nil {
-				return err
-			}
-			out[i] = n == 1
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("init schedules: %w", err)
-	}
-	return out, nil
 }

@@ -25,6 +25,8 @@ func Run(t *testing.T, open Open) {
 		"JobApplyAllOrNothing":     testJobApplyAllOrNothing,
 		"JobDeleteAndPause":        testJobDeleteAndPause,
 		"ScheduleInitOnce":         testScheduleInitOnce,
+		"ScheduleListDue":          testScheduleListDue,
+		"ScheduleListNew":          testScheduleListNew,
 		"FireExactlyOnce":          testFireExactlyOnce,
 		"FireConcurrentSchedulers": testFireConcurrent,
 		"FireRecords":              testFireRecords,

@@ -1,0 +1,116 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// entryColumns are the columns scanEntries reads: a schedule and its job's name and spec.
+const entryColumns = `s.id, s.job_id, s.idx, s.key, s.expr, s.next_fire_at, s.done, j.name, j.spec`
+
+// ScheduleList implements store.Store.
+func (s *DB) ScheduleList(ctx context.Context) ([]store.ScheduleEntry, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
+		WHERE j.paused = 0 AND s.done = 0 ORDER BY s.id`)
+}
+
+// ScheduleListDue implements store.Store. The partial index schedules_due (next_fire_at,
+// id) WHERE done = 0 serves it: a page costs its own size, however many schedules exist.
+func (s *DB) ScheduleListDue(ctx context.Context, p store.ScheduleListDueParams) ([]store.ScheduleEntry, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	after := int64(math.MinInt64)
+	if !p.After.IsZero() {
+		after = micros(p.After)
+	}
+	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
+		WHERE s.done = 0 AND s.next_fire_at <= ? AND (s.next_fire_at, s.id) > (?, ?) AND j.paused = 0
+		ORDER BY s.next_fire_at, s.id LIMIT ?`, micros(p.Until), after, p.AfterID, limit(p.Limit))
+}
+
+// ScheduleListNew implements store.Store, served by the partial index schedules_new.
+func (s *DB) ScheduleListNew(ctx context.Context, p store.ScheduleListNewParams) ([]store.ScheduleEntry, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
+		WHERE s.next_fire_at IS NULL AND s.done = 0 AND s.id > ? AND j.paused = 0
+		ORDER BY s.id LIMIT ?`, p.AfterID, limit(p.Limit))
+}
+
+func limit(n int) int {
+	if n <= 0 {
+		return store.ScheduleListLimitDefault
+	}
+	return n
+}
+
+// entries runs a query over entryColumns, decoding each job's spec once.
+func (s *DB) entries(ctx context.Context, query string, args ...any) ([]store.ScheduleEntry, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list schedules: %w", err)
+	}
+	defer rows.Close()
+	var out []store.ScheduleEntry
+	specs := map[int64]job.Spec{}
+	for rows.Next() {
+		var e store.ScheduleEntry
+		var spec string
+		sc, err := scanSchedule(rows, &e.Job, &spec)
+		if err != nil {
+			return nil, err
+		}
+		e.Schedule = sc
+		sp, ok := specs[sc.JobID]
+		if !ok {
+			if err := json.Unmarshal([]byte(spec), &sp); err != nil {
+				return nil, fmt.Errorf("decode job %s: %w", e.Job, err)
+			}
+			specs[sc.JobID] = sp
+		}
+		e.Spec = sp
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list schedules: %w", err)
+	}
+	return out, nil
+}
+
+// ScheduleInit implements store.Store.
+func (s *DB) ScheduleInit(ctx context.Context, p store.ScheduleInitParams) ([]bool, error) {
+	var out []bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = make([]bool, len(p.Items))
+		st, err := tx.PrepareContext(ctx, s.q(`UPDATE schedules SET next_fire_at = ?, done = ?
+			WHERE id = ? AND next_fire_at IS NULL AND done = 0`))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for i, it := range p.Items {
+			res, err := st.ExecContext(ctx, microsPtr(it.NextFireAt), boolInt(it.Done), it.ID)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			out[i] = n == 1
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("init schedules: %w", err)
+	}
+	return out, nil
+}

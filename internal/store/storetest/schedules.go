@@ -1,0 +1,128 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// ids lists the schedule ids of entries, in order.
+func ids(es []store.ScheduleEntry) []int64 {
+	out := make([]int64, 0, len(es))
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func equalIDs(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ScheduleListDue pages active schedules by (next fire time, id) up to a bound; ties on
+// the time are split by id, so no page boundary loses or repeats a schedule.
+func testScheduleListDue(t *testing.T, s store.Store) {
+	// Seven schedules: due at t0 (three of them, a tie), t0+1m, t0+2m, t0+1h; one paused;
+	// one not initialised; one done.
+	for i := range 3 {
+		apply(t, s, spec(name("tie", i), "@every 1m"))
+		initAt(t, s, name("tie", i), t0)
+	}
+	apply(t, s, spec("m1", "@every 1m"), spec("m2", "@every 1m"), spec("h1", "@every 1m"), spec("paused", "@every 1m"),
+		spec("new", "@every 1m"), spec("done", "at 2026-03-01T12:00:00Z"))
+	m1 := initAt(t, s, "m1", t0.Add(time.Minute))[0]
+	m2 := initAt(t, s, "m2", t0.Add(2*time.Minute))[0]
+	h1 := initAt(t, s, "h1", t0.Add(time.Hour))[0]
+	initAt(t, s, "paused", t0)
+	must[store.Job](t)(s.JobSetPaused(ctx(t), store.JobSetPausedParams{Name: "paused", Paused: true, Now: t0}))
+	done := must[store.Job](t)(s.JobGet(ctx(t), "done")).Schedules[0]
+	must[[]bool](t)(s.ScheduleInit(ctx(t), store.ScheduleInitParams{Items: []store.ScheduleInitItem{{ID: done.ID, Done: true}}}))
+	var tie []int64
+	for i := range 3 {
+		tie = append(tie, must[store.Job](t)(s.JobGet(ctx(t), name("tie", i))).Schedules[0].ID)
+	}
+	want := append(append([]int64{}, tie...), m1.ID, m2.ID)
+
+	// One read up to t0+2m: the ties by id, then m1, m2; not h1 (later), nor the paused,
+	// new or done ones.
+	all := must[[]store.ScheduleEntry](t)(s.ScheduleListDue(ctx(t), store.ScheduleListDueParams{Until: t0.Add(2 * time.Minute)}))
+	if !equalIDs(ids(all), want) {
+		t.Fatalf("ScheduleListDue = %v, want %v", ids(all), want)
+	}
+	if e := all[3]; e.Job != "m1" || e.Spec.Name != "m1" || e.NextFireAt == nil || !e.NextFireAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("entry %+v, want job m1 with its spec, next fire at %s", e, t0.Add(time.Minute))
+	}
+	// Pages of two, each after the last key of the previous one, give the same sequence.
+	var paged []int64
+	p := store.ScheduleListDueParams{Until: t0.Add(2 * time.Minute), Limit: 2}
+	for range 10 {
+		page := must[[]store.ScheduleEntry](t)(s.ScheduleListDue(ctx(t), p))
+		paged = append(paged, ids(page)...)
+		if len(page) < p.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		p.After, p.AfterID = *last.NextFireAt, last.ID
+	}
+	if !equalIDs(paged, want) {
+		t.Fatalf("paged ScheduleListDue = %v, want %v", paged, want)
+	}
+	// The bound is inclusive.
+	if got := ids(must[[]store.ScheduleEntry](t)(s.ScheduleListDue(ctx(t), store.ScheduleListDueParams{Until: t0.Add(time.Hour),
+		After: t0.Add(2 * time.Minute), AfterID: m2.ID}))); !equalIDs(got, []int64{h1.ID}) {
+		t.Fatalf("ScheduleListDue after m2 up to t0+1h = %v, want [%d]", got, h1.ID)
+	}
+	// Firing moves a schedule on: it is listed at its new time.
+	next := t0.Add(3 * time.Hour)
+	must[[]store.FireResult](t)(s.OccurrenceFire(ctx(t), store.OccurrenceFireParams{Now: t0.Add(time.Minute),
+		Items: []store.FireItem{{ScheduleID: m1.ID, Expected: *m1.NextFireAt, Next: &next, Fire: []time.Time{*m1.NextFireAt}}}}))
+	got := ids(must[[]store.ScheduleEntry](t)(s.ScheduleListDue(ctx(t), store.ScheduleListDueParams{Until: next})))
+	if want := append(append([]int64{}, tie...), m2.ID, h1.ID, m1.ID); !equalIDs(got, want) {
+		t.Fatalf("after firing m1: ScheduleListDue = %v, want %v", got, want)
+	}
+}
+
+// ScheduleListNew pages, by id, the active schedules that have no next fire time.
+func testScheduleListNew(t *testing.T, s store.Store) {
+	apply(t, s, spec("set", "@every 1m"))
+	initAt(t, s, "set", t0)
+	var fresh []int64
+	for i := range 5 {
+		r := apply(t, s, spec(name("new", i), "@every 1m"))
+		fresh = append(fresh, r[0].Job.Schedules[0].ID)
+	}
+	apply(t, s, spec("paused", "@every 1m"))
+	must[store.Job](t)(s.JobSetPaused(ctx(t), store.JobSetPausedParams{Name: "paused", Paused: true, Now: t0}))
+
+	if got := ids(must[[]store.ScheduleEntry](t)(s.ScheduleListNew(ctx(t), store.ScheduleListNewParams{}))); !equalIDs(got, fresh) {
+		t.Fatalf("ScheduleListNew = %v, want %v", got, fresh)
+	}
+	var paged []int64
+	p := store.ScheduleListNewParams{Limit: 2}
+	for range 10 {
+		page := must[[]store.ScheduleEntry](t)(s.ScheduleListNew(ctx(t), p))
+		paged = append(paged, ids(page)...)
+		if len(page) < p.Limit {
+			break
+		}
+		p.AfterID = page[len(page)-1].ID
+	}
+	if !equalIDs(paged, fresh) {
+		t.Fatalf("paged ScheduleListNew = %v, want %v", paged, fresh)
+	}
+	// Initialised, a schedule is no longer new.
+	at := t0.Add(time.Minute)
+	must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(fresh[0], &at)))
+	if got := ids(must[[]store.ScheduleEntry](t)(s.ScheduleListNew(ctx(t), store.ScheduleListNewParams{}))); !equalIDs(got, fresh[1:]) {
+		t.Fatalf("after one init: ScheduleListNew = %v, want %v", got, fresh[1:])
+	}
+}
