@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,12 @@ type Options struct {
 	Env []string
 	// Logf, if set, reports what the harness does (starts, signals), not server lines.
 	Logf func(format string, args ...any)
+	// Proxied puts a fault-injecting Proxy of its own in front of each node's inbound
+	// peer traffic (the node advertises the proxy's address, so other nodes reach it
+	// through it; the harness calls the node directly), and, on PostgreSQL, between the
+	// node and the database (its --db URL names the proxy). See Node.PeerProxy and
+	// Node.DBProxy.
+	Proxied bool
 }
 
 // NodeSpec describes one node of a cluster.
@@ -122,6 +129,9 @@ func (c *Cluster) Start(ctx context.Context, spec NodeSpec) (*Node, error) {
 	n := &Node{c: c, spec: spec, dataDir: filepath.Join(c.opts.Dir, "node-"+spec.ID)}
 	c.nodes = append(c.nodes, n)
 	c.mu.Unlock()
+	if err := n.makeProxies(); err != nil {
+		return nil, err
+	}
 	if err := n.start(ctx); err != nil {
 		return nil, err
 	}
@@ -181,6 +191,15 @@ func (c *Cluster) Close() error {
 	for _, n := range nodes {
 		if err := n.Kill(); err != nil && !errors.Is(err, ErrNotRunning) {
 			errs = append(errs, err)
+		}
+	}
+	for _, n := range nodes {
+		for _, p := range []*Proxy{n.peerProxy, n.dbProxy} {
+			if p != nil {
+				if err := p.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close proxy of node %s: %w", n.spec.ID, err))
+				}
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -287,7 +306,11 @@ type Node struct {
 	spec    NodeSpec
 	dataDir string
 
+	// Proxies (Options.Proxied), made at the first start and kept across restarts.
+	peerProxy, dbProxy *Proxy
+
 	mu          sync.Mutex
+	skew        time.Duration // --clock-skew from the next start on
 	cmd         *exec.Cmd
 	addr        string        // http://host:port of the current process
 	done        chan struct{} // closed when the current process has been reaped
@@ -379,10 +402,67 @@ func (n *Node) ExitErr() error {
 // Client returns an API client of this node alone.
 func (n *Node) Client() *client.Client { return client.New([]string{n.Addr()}) }
 
+// makeProxies makes the node's proxies if the cluster is proxied.
+func (n *Node) makeProxies() error {
+	if !n.c.opts.Proxied {
+		return nil
+	}
+	var err error
+	if n.peerProxy, err = NewProxy(""); err != nil {
+		return fmt.Errorf("start node %s: %w", n.spec.ID, err)
+	}
+	if n.c.IsSQLite() {
+		return nil
+	}
+	u, err := url.Parse(n.c.db)
+	if err != nil {
+		return fmt.Errorf("start node %s: parse repository URL: %w", n.spec.ID, err)
+	}
+	if n.dbProxy, err = NewProxy(u.Host); err != nil {
+		return fmt.Errorf("start node %s: %w", n.spec.ID, err)
+	}
+	return nil
+}
+
+// PeerProxy is the proxy in front of the node's inbound peer traffic (nil unless
+// Options.Proxied): the other nodes reach this node only through it.
+func (n *Node) PeerProxy() *Proxy { return n.peerProxy }
+
+// DBProxy is the proxy between the node and its PostgreSQL repository (nil unless
+// Options.Proxied on PostgreSQL).
+func (n *Node) DBProxy() *Proxy { return n.dbProxy }
+
+// SetClockSkew makes the node's next processes run with --clock-skew d (0: none).
+func (n *Node) SetClockSkew(d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.skew = d
+}
+
+// ClockSkew is the skew the node's current (or next) process runs with.
+func (n *Node) ClockSkew() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.skew
+}
+
+// dbURL is the repository as this node reaches it: through its proxy, if it has one.
+func (n *Node) dbURL() string {
+	if n.dbProxy == nil {
+		return n.c.db
+	}
+	u, err := url.Parse(n.c.db)
+	if err != nil {
+		return n.c.db // makeProxies parsed it already
+	}
+	u.Host = n.dbProxy.Addr()
+	return u.String()
+}
+
 // args is the node's server command line.
 func (n *Node) args() []string {
 	s := n.spec
-	args := []string{"server", "--data-dir", n.dataDir, "--db", n.c.db, "--listen", "127.0.0.1:0",
+	args := []string{"server", "--data-dir", n.dataDir, "--db", n.dbURL(), "--listen", "127.0.0.1:0",
 		"--node-id", s.ID, "--priority", strconv.Itoa(s.Priority), "--log-format", "json",
 		"--shutdown-grace", ShutdownGrace.String()}
 	switch {
@@ -393,6 +473,12 @@ func (n *Node) args() []string {
 	}
 	if len(s.Tags) > 0 {
 		args = append(args, "--tags", strings.Join(s.Tags, ","))
+	}
+	if n.peerProxy != nil {
+		args = append(args, "--advertise", n.peerProxy.Addr())
+	}
+	if skew := n.ClockSkew(); skew != 0 {
+		args = append(args, "--clock-skew", skew.String())
 	}
 	args = append(args, n.c.opts.Args...)
 	return append(args, s.Args...)
@@ -409,7 +495,8 @@ func (n *Node) start(ctx context.Context) error {
 	inc := n.incarnation
 	n.mu.Unlock()
 
-	cmd := exec.Command(n.c.opts.Binary, n.args()...)
+	args := n.args()
+	cmd := exec.Command(n.c.opts.Binary, args...)
 	// NODE names the node in the execution log lines that test jobs write.
 	env := append(withoutEnv(os.Environ(), "TANDEM_SERVER"), "NODE="+n.spec.ID)
 	cmd.Env = append(append(env, n.c.opts.Env...), n.spec.Env...)
@@ -436,7 +523,7 @@ func (n *Node) start(ctx context.Context) error {
 		n.mu.Unlock()
 		close(done)
 	}()
-	n.c.logf("chaos: started node %s#%d (pid %d): %s", n.spec.ID, inc, cmd.Process.Pid, strings.Join(n.args(), " "))
+	n.c.logf("chaos: started node %s#%d (pid %d): %s", n.spec.ID, inc, cmd.Process.Pid, strings.Join(args, " "))
 
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
@@ -445,6 +532,9 @@ func (n *Node) start(ctx context.Context) error {
 		n.mu.Lock()
 		n.addr = addr
 		n.mu.Unlock()
+		if n.peerProxy != nil {
+			n.peerProxy.SetTarget(strings.TrimPrefix(addr, "http://"))
+		}
 		return nil
 	case <-done:
 		return fmt.Errorf("start node %s: exited before serving: %v", n.spec.ID, n.ExitErr())

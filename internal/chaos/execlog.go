@@ -87,6 +87,12 @@ type JobSpec struct {
 	Then     string   // shell run after the execution line, e.g. "sleep 3"
 	Retries  int
 	Tags     []string
+	// Overlap is the overlap policy ("" keeps the default, allow).
+	Overlap string
+	// MisfireGrace and MisfireWindow, when not 0, set misfire_grace and misfire_window.
+	MisfireGrace, MisfireWindow time.Duration
+	// RetryBackoff, when not 0, sets retry_backoff (and retry_backoff_max to 4 times it).
+	RetryBackoff time.Duration
 }
 
 // Apply creates or replaces a test job whose command appends to the job's execution log.
@@ -108,6 +114,19 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 	}
 	if len(j.Tags) > 0 {
 		doc["tags"] = j.Tags
+	}
+	if j.Overlap != "" {
+		doc["overlap"] = j.Overlap
+	}
+	if j.MisfireGrace > 0 {
+		doc["misfire_grace"] = j.MisfireGrace.String()
+	}
+	if j.MisfireWindow > 0 {
+		doc["misfire_window"] = j.MisfireWindow.String()
+	}
+	if j.RetryBackoff > 0 {
+		doc["retry_backoff"] = j.RetryBackoff.String()
+		doc["retry_backoff_max"] = (4 * j.RetryBackoff).String()
 	}
 	data, err := json.Marshal(doc)
 	if err != nil {

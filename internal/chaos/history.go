@@ -52,6 +52,15 @@ type History struct {
 	// EpochStarts, if given, are checked against the runs: a run created after an epoch
 	// began was written by that epoch or a later one, never by a deposed primary.
 	EpochStarts []EpochStart
+	// Policy, if given, is the job's misfire and overlap policy: missed records, late
+	// firings and skipped or replaced runs are checked against it (needs Step).
+	Policy *Policy
+	// Sightings are the job's runs as the harness saw them while the cluster ran, in the
+	// order seen: they show writes the final state no longer does (a second completion, a
+	// role-dependent write that carried an older epoch).
+	Sightings []Sighting
+	// LeaseEpochs are the primary lease's epochs as the harness read them, in order.
+	LeaseEpochs []LeaseSighting
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -67,6 +76,9 @@ type Violation struct {
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
+	// At is about when the broken rule happened (a run's creation or scheduled time, a
+	// sighting), to find the faults injected near it; zero if unknown.
+	At time.Time
 }
 
 // Report is the outcome of Check.
@@ -153,7 +165,13 @@ func Check(h History) Report {
 		rep.execs[e.Run] = append(rep.execs[e.Run], e)
 	}
 	add := func(rule, detail string, around []api.Run) {
-		rep.Violations = append(rep.Violations, Violation{Rule: rule, Detail: detail, Around: around})
+		v := Violation{Rule: rule, Detail: detail, Around: around}
+		for _, r := range around {
+			if v.At.IsZero() || r.CreatedAt.Before(v.At) {
+				v.At = r.CreatedAt
+			}
+		}
+		rep.Violations = append(rep.Violations, v)
 	}
 	checkScheduled(h, runs, &rep, add)
 	byID := map[int64]api.Run{}
@@ -165,6 +183,10 @@ func Check(h History) Report {
 	}
 	checkExecutions(runs, byID, rep.execs, add)
 	checkEpochs(h.EpochStarts, runs, add)
+	checkPolicy(h, runs, add)
+	for _, v := range checkSightings(h, runs) {
+		rep.Violations = append(rep.Violations, v)
+	}
 	return rep
 }
 
@@ -268,20 +290,24 @@ func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]E
 }
 
 func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, []api.Run)) {
-	// Two nodes in one epoch, or a newer start with an older epoch, is a split brain. The
-	// same node again in its epoch is not: a holder that stepped down while it still held
-	// the lease (a slow renewal) takes it back without a change of holder.
-	for i := 1; i < len(starts); i++ {
-		if prev, cur := starts[i-1], starts[i]; cur.Epoch < prev.Epoch || (cur.Epoch == prev.Epoch && cur.Node != prev.Node) {
-			add("epochs", fmt.Sprintf("%s became primary in epoch %d at %s, after %s had in epoch %d at %s",
-				cur.Node, cur.Epoch, cur.At.Format("15:04:05.000000"), prev.Node, prev.Epoch, prev.At.Format("15:04:05.000000")), nil)
+	// Two nodes in one epoch is a split brain. The same node again in its epoch is not: a
+	// holder that stepped down while it still held the lease (a slow renewal) takes it
+	// back without a change of holder. The events' order in time says nothing: a node
+	// paused between taking the lease and recording the event records it late.
+	byEpoch := map[int64]EpochStart{}
+	for _, cur := range starts {
+		if prev, ok := byEpoch[cur.Epoch]; ok && prev.Node != cur.Node {
+			add("epochs", fmt.Sprintf("%s became primary in epoch %d at %s, and %s in the same epoch at %s",
+				prev.Node, prev.Epoch, prev.At.Format("15:04:05.000000"), cur.Node, cur.At.Format("15:04:05.000000")), nil)
 		}
+		byEpoch[cur.Epoch] = cur
 	}
 	for _, s := range starts {
 		for i, r := range runs {
 			// Only what a primary writes carries its epoch: a scheduled run is fired by
-			// one. An on-demand run is created by any node and gets an epoch when assigned.
-			if r.ScheduledAt == nil || !r.CreatedAt.After(s.At) || r.Epoch >= s.Epoch {
+			// one. An on-demand run is created by any node and gets an epoch when assigned;
+			// a record (missed, skipped) carries none.
+			if r.ScheduledAt == nil || r.Epoch == 0 || !r.CreatedAt.After(s.At) || r.Epoch >= s.Epoch {
 				continue
 			}
 			add("stale-epoch", fmt.Sprintf("run %d was created at %s with epoch %d, after epoch %d began at %s (%s became primary)",
