@@ -164,10 +164,7 @@ func TestReapLosesSilentNode(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.apply("j")
-	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Minute, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := f.lead("p")
 	p := f.member("p", cluster.ModePrimary, 4, 0)
 	gone := f.member("gone", cluster.ModeStandby, 4, 0)
 	f.beat(p, "")
@@ -223,10 +220,7 @@ func TestReapReleasesStoppedNodesRuns(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.apply("j")
-	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Minute, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := f.lead("p")
 	p := f.member("p", cluster.ModePrimary, 4, 0)
 	s := f.member("s", cluster.ModeStandby, 4, 0)
 	f.beat(p, "")
@@ -243,6 +237,17 @@ func TestReapReleasesStoppedNodesRuns(t *testing.T) {
 	if got.State != store.RunQueued || got.Attempt != 0 || got.Node != "" {
 		t.Fatalf("run of a stopped node: %+v, want queued again with no attempt spent", got)
 	}
+}
+
+// lead gives node id the primary lease.
+func (f *fixture) lead(id string) store.Lease {
+	f.t.Helper()
+	l, err := f.st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: id + "#1", Node: id,
+		TTL: time.Minute, Now: time.Now()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return l
 }
 
 func (f *fixture) apply(name string) {

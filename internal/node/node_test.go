@@ -43,13 +43,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	var st store.Store
-	var err error
-	if cfg.IsPostgres() {
-		st, err = storepg.Open(context.Background(), cfg.DB, nil)
-	} else {
-		st, err = storesqlite.Open(context.Background(), cfg.DB)
-	}
+	st, err := openStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +62,14 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 		st.Close()
 	})
 	return h
+}
+
+// openStore opens the configured repository, as `tandem server` does.
+func openStore(cfg config.Config) (store.Store, error) {
+	if cfg.IsPostgres() {
+		return storepg.Open(context.Background(), cfg.DB, nil)
+	}
+	return storesqlite.Open(context.Background(), cfg.DB)
 }
 
 type testWriter struct{ t *testing.T }

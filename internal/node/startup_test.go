@@ -13,8 +13,6 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/store/storepg"
-	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
 
 // Nodes started at the same moment on an empty repository end with exactly one primary
@@ -54,13 +52,7 @@ func electOne(t *testing.T, db string, round int) {
 				return
 			}
 			ready.Wait() // every node opens its repository and starts at the same moment
-			var st store.Store
-			var err error
-			if cfg.IsPostgres() {
-				st, err = storepg.Open(context.Background(), cfg.DB, nil)
-			} else {
-				st, err = storesqlite.Open(context.Background(), cfg.DB)
-			}
+			st, err := openStore(cfg)
 			if err != nil {
 				errs <- err
 				return
