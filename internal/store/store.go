@@ -76,18 +76,27 @@ type Store interface {
 	OccurrenceFire(ctx context.Context, p OccurrenceFireParams) ([]FireResult, error)
 
 	RunCreate(ctx context.Context, p RunCreateParams) (Run, error)
+	// RunCreateBatch creates Count on-demand runs of one job in one transaction.
+	RunCreateBatch(ctx context.Context, p RunCreateBatchParams) ([]Run, error)
 	RunGet(ctx context.Context, id int64) (Run, error)
 	RunList(ctx context.Context, p RunListParams) ([]Run, error)
 	RunListDispatchable(ctx context.Context, p RunListDispatchableParams) ([]DispatchCandidate, error)
 	RunAssign(ctx context.Context, p RunAssignParams) (int, error)
 	RunListForNode(ctx context.Context, node string) ([]Run, error)
 	RunStart(ctx context.Context, p RunStartParams) (Run, error)
+	// RunStartBatch starts several assigned runs in one transaction; see its Params.
+	RunStartBatch(ctx context.Context, p RunStartBatchParams) ([]Run, error)
 	RunFinish(ctx context.Context, p RunFinishParams) (Run, error)
+	// RunFinishBatch ends several attempts in one transaction; see its Params.
+	RunFinishBatch(ctx context.Context, p RunFinishBatchParams) ([]error, error)
 	RunCancel(ctx context.Context, p RunCancelParams) (Run, error)
 	// RunRelease queues again the runs assigned to a node that it has not started.
 	RunRelease(ctx context.Context, p RunReleaseParams) ([]int64, error)
 	// RunCounts counts the active runs (queued, assigned, running) by node and state.
 	RunCounts(ctx context.Context) ([]RunCount, error)
+	// RunLoad counts the runs assigned to or running on each node: what the dispatcher
+	// weighs capacity against, without counting the queue.
+	RunLoad(ctx context.Context) ([]RunCount, error)
 
 	OutputList(ctx context.Context, runID int64) ([]Output, error)
 	OutputExpire(ctx context.Context, p OutputExpireParams) ([]Output, error)
@@ -267,7 +276,8 @@ type RunListDispatchableParams struct {
 type DispatchCandidate struct {
 	Run  Run
 	Spec job.Spec
-	// Active counts the job's other runs that are assigned or running (overlap "queue").
+	// Active counts the job's other runs that are assigned or running; only for a job
+	// with overlap "queue", which needs it (0 for the others).
 	Active int
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,8 +142,12 @@ func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchabl
 	if limit <= 0 {
 		limit = 1000
 	}
+	// Only overlap "queue" needs the count of a job's active runs: the others are
+	// spared a count per candidate.
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("r.", runColumns)+`, j.spec,
-		(SELECT COUNT(*) FROM runs a WHERE a.job_id = r.job_id AND a.state IN ('assigned', 'running'))
+		CASE WHEN j.overlap = 'queue' THEN
+			(SELECT COUNT(*) FROM runs a WHERE a.job_id = r.job_id AND a.state IN ('assigned', 'running'))
+		ELSE 0 END
 		FROM runs r JOIN jobs j ON j.id = r.job_id
 		WHERE r.state = 'queued' AND r.not_before <= ? ORDER BY r.id LIMIT ?`), micros(p.Now), limit)
 	if err != nil {
@@ -150,6 +155,7 @@ func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchabl
 	}
 	defer rows.Close()
 	var out []store.DispatchCandidate
+	specs := map[int64]job.Spec{} // each job's spec decoded once
 	for rows.Next() {
 		var c store.DispatchCandidate
 		var spec string
@@ -158,9 +164,14 @@ func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchabl
 			return nil, fmt.Errorf("list dispatchable runs: %w", err)
 		}
 		c.Run = run
-		if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {
-			return nil, fmt.Errorf("decode job %s: %w", run.Job, err)
+		sp, ok := specs[run.JobID]
+		if !ok {
+			if err := json.Unmarshal([]byte(spec), &sp); err != nil {
+				return nil, fmt.Errorf("decode job %s: %w", run.Job, err)
+			}
+			specs[run.JobID] = sp
 		}
+		c.Spec = sp
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -226,9 +237,14 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 			return 0, false, fmt.Errorf("lock job %s: %w", r.name, err)
 		}
 	}
-	active, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE job_id = ? AND state IN `+activeStates+` ORDER BY id`, r.job)
-	if err != nil {
-		return 0, false, err
+	var active []store.Run
+	if r.overlap == job.OverlapForbid || r.overlap == job.OverlapReplace {
+		// The other policies queue the run whatever is active: no need to read it.
+		var err error
+		active, err = s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE job_id = ? AND state IN `+activeStates+` ORDER BY id`, r.job)
+		if err != nil {
+			return 0, false, err
+		}
 	}
 	if len(active) > 0 {
 		switch r.overlap {
@@ -249,7 +265,7 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 		finished = micros(r.now)
 	}
 	var id int64
-	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state,
+	err := tx.QueryRowContext(ctx, s.q(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state,
 		max_attempts, created_at, not_before, finished_at, reason, epoch)
 		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING RETURNING id`),
@@ -304,14 +320,23 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 			}
 			closed[a.Node] = mode == "stopping" || mode == "stopped" || mode == "lost"
 		}
+		var open []store.Assignment
 		for _, a := range p.Assignments {
-			if closed[a.Node] {
-				continue
+			if !closed[a.Node] {
+				open = append(open, a)
 			}
-			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = ?, token = ?, attempt = attempt + 1, epoch = ?
-				WHERE id = ? AND state = 'queued'`, a.Node, a.Token, p.Epoch, a.RunID)
+		}
+		for chunk := range slices.Chunk(open, batchRows) {
+			args := []any{p.Epoch}
+			for _, a := range chunk {
+				args = append(args, a.RunID, a.Node, a.Token)
+			}
+			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = v.column2, token = v.column3,
+				attempt = attempt + 1, epoch = ?
+				FROM (VALUES `+valuesRows(len(chunk), "BIGINT", "TEXT", "TEXT")+`) AS v
+				WHERE runs.id = v.column1 AND runs.state = 'queued'`, args...)
 			if err != nil {
-				return fmt.Errorf("assign run %d: %w", a.RunID, err)
+				return fmt.Errorf("assign %d runs from run %d: %w", len(chunk), chunk[0].RunID, err)
 			}
 			n += int(k)
 		}
@@ -373,64 +398,29 @@ func (s *DB) RunRelease(ctx context.Context, p store.RunReleaseParams) ([]int64,
 	return ids, nil
 }
 
-// RunStart implements store.Store.
+// RunStart implements store.Store: RunStartBatch of one run.
 func (s *DB) RunStart(ctx context.Context, p store.RunStartParams) (store.Run, error) {
-	var run store.Run
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'running', started_at = ? WHERE id = ? AND token = ? AND state = 'assigned'`,
-			micros(p.Now), p.RunID, p.Token)
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return fmt.Errorf("run %d: %w", p.RunID, store.ErrStale)
-		}
-		run, err = s.runGet(ctx, tx, p.RunID)
-		return err
-	})
+	runs, err := s.RunStartBatch(ctx, store.RunStartBatchParams{Now: p.Now, Runs: []store.RunToken{{ID: p.RunID, Token: p.Token}}})
 	if err != nil {
-		return run, fmt.Errorf("start run %d: %w", p.RunID, err)
+		return store.Run{}, fmt.Errorf("start run %d: %w", p.RunID, err)
 	}
-	return run, nil
+	if len(runs) == 0 {
+		return store.Run{}, fmt.Errorf("start run %d: %w", p.RunID, store.ErrStale)
+	}
+	return runs[0], nil
 }
 
-// RunFinish implements store.Store.
+// RunFinish implements store.Store: RunFinishBatch of one attempt, then the run as it is
+// now.
 func (s *DB) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
 	var run store.Run
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.runGet(ctx, tx, p.RunID, s.d.ForUpdate)
+		errs, err := s.finishBatch(ctx, tx, []store.RunFinishParams{p})
 		if err != nil {
 			return err
 		}
-		if cur.Token != p.Token || cur.State != store.RunRunning {
-			return fmt.Errorf("run %d is %s: %w", p.RunID, cur.State, store.ErrStale)
-		}
-		var exit any
-		if p.ExitCode != nil {
-			exit = *p.ExitCode
-		}
-		retry := p.RetryAt != nil && p.State == store.RunFailed && cur.Attempt < cur.MaxAttempts && !cur.CancelRequested
-		if retry {
-			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', not_before = ?, exit_code = ?,
-				reason = ?, stdout = ?, stderr = ?, started_at = NULL WHERE id = ?`,
-				micros(*p.RetryAt), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)
-		} else {
-			_, err = s.exec(ctx, tx, `UPDATE runs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, stdout = ?, stderr = ?
-				WHERE id = ?`, string(p.State), micros(p.Now), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)
-		}
-		if err != nil {
-			return err
-		}
-		if retry {
-			if err := s.notify(ctx, tx, TopicRuns, ""); err != nil {
-				return err
-			}
-		}
-		for _, o := range p.Outputs {
-			if _, err := s.exec(ctx, tx, `INSERT INTO outputs (run_id, attempt, name, size, sha256, node, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, p.RunID, cur.Attempt, o.Name, o.Size, o.SHA256, cur.Node, micros(p.Now)); err != nil {
-				return fmt.Errorf("record output %s: %w", o.Name, err)
-			}
+		if errs[0] != nil {
+			return errs[0]
 		}
 		run, err = s.runGet(ctx, tx, p.RunID)
 		return err
