@@ -7,8 +7,16 @@
 // and the history checker that judges a schedule's runs against it: no scheduled time
 // twice, none lost, every run final, no attempt executed twice, no stale primary's write.
 //
-// The failover tests of this package and bench/failover are built on it. Nothing here is
-// used by a running tandem node.
+// Soak runs the fault-injection soak: three nodes, every node's peer traffic (and on
+// PostgreSQL its database traffic) through a fault-injecting Proxy, a workload of
+// schedules under every misfire and overlap policy plus on-demand runs, and faults from
+// a seeded schedule (kill -9, SIGTERM, SIGSTOP around the lease TTL, a wall clock
+// minutes off, node–node and node–database partitions, resets and latency, PostgreSQL
+// restarts), each healed before the next; then the history checker judges every job.
+// The seed is printed first, and the same seed replays the same schedule of faults.
+//
+// The failover tests of this package, its soak test and bench/failover are built on it.
+// Nothing here is used by a running tandem node.
 //
 // A cluster is driven from outside, like an operator would: through the REST API (the Go
 // client) and the tandem CLI, never through the repository. Each Cluster keeps its own

@@ -44,6 +44,8 @@ type scenario struct {
 }
 
 func TestFailover(t *testing.T) {
+	// In parallel with the soak: both hold a few clusters at once.
+	t.Parallel()
 	scenarios := []scenario{
 		{name: "crash", run: crashScenario},
 		{name: "freeze", run: freezeScenario},
