@@ -138,6 +138,8 @@ func printJob(w io.Writer, j api.Job) error {
 		}
 	case j.HTTP != nil:
 		row("HTTP", j.HTTP.Method+" "+j.HTTP.URL)
+	case j.Noop != nil:
+		row("No-op", fmt.Sprintf("sleep %s", j.Noop.Sleep))
 	}
 	return tw.Flush()
 }

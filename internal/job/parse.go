@@ -77,7 +77,7 @@ func Parse(data []byte, format string) ([]Spec, error) {
 			return nil, unknownKey(und[0].String())
 		}
 		if len(f.Jobs) > 0 {
-			if f.Spec.Name != "" || f.Spec.Command != nil || f.Spec.HTTP != nil {
+			if f.Spec.Name != "" || f.Spec.Command != nil || f.Spec.HTTP != nil || f.Spec.Noop != nil {
 				return nil, invalid("job", "give either one job at the top level or [[job]] tables, not both")
 			}
 			specs = f.Jobs
@@ -142,7 +142,7 @@ func decodeJSON(data []byte, s *Spec) error {
 func unknownKey(key string) *ValidationError {
 	switch key {
 	case "shell", "exec", "script", "program", "sql", "executor":
-		return invalid(key, "unknown executor %q (allowed: [command], [http])", key)
+		return invalid(key, "unknown executor %q (allowed: [command], [http], [noop])", key)
 	}
 	return invalid(key, "unknown field (see the job file reference in the README)")
 }

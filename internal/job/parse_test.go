@@ -1,9 +1,11 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -82,6 +84,12 @@ func TestParseBadInputNamesTheField(t *testing.T) {
 		{"retries", FormatTOML, base + "retries = -1\n" + cmd, "retries", "between"},
 		{"blackout", FormatTOML, base + "blackout = [\"2026-02-30\"]\n" + cmd, "blackout", "2026-02-30"},
 		{"end before start", FormatTOML, base + "start = \"2026-02-01T00:00:00Z\"\nend = \"2026-01-01T00:00:00Z\"\n" + cmd, "end", "after start"},
+		{"noop and command", FormatTOML, base + cmd + "[noop]\n", "noop", "not both"},
+		{"negative noop sleep", FormatTOML, base + "[noop]\nsleep = \"-1s\"\n", "noop.sleep", "between"},
+		{"long noop sleep", FormatTOML, base + "[noop]\nsleep = \"25h\"\n", "noop.sleep", "between"},
+		{"bad noop sleep", FormatTOML, base + "[noop]\nsleep = \"later\"\n", "noop.sleep", "duration"},
+		{"unknown noop key", FormatTOML, base + "[noop]\nsleeps = \"1s\"\n", "noop.sleeps", "unknown"},
+		{"noop json sleep type", FormatJSON, `{"name": "x", "noop": {"sleep": 5}}`, "json", "duration"},
 		{"shell argv", FormatTOML, base + "[command]\nshell = true\nargv = [\"echo\", \"x\"]\n", "command.argv", "exactly one"},
 	}
 	for _, c := range cases {
@@ -98,9 +106,47 @@ func TestParseBadInputNamesTheField(t *testing.T) {
 	}
 }
 
+// The no-op executor: an empty table, one with a sleep, in [[job]] tables and in JSON,
+// and back to JSON with the same keys.
+func TestParseNoop(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, format, text string
+		sleep              time.Duration
+	}{
+		{"empty table", FormatTOML, "name = \"n\"\n[noop]\n", 0},
+		{"inline table", FormatTOML, "name = \"n\"\nnoop = {}\n", 0},
+		{"sleep", FormatTOML, "name = \"n\"\n[noop]\nsleep = \"250ms\"\n", 250 * time.Millisecond},
+		{"job tables", FormatTOML, "[[job]]\nname = \"n\"\n[job.noop]\nsleep = \"1s\"\n", time.Second},
+		{"json", FormatJSON, `{"name": "n", "noop": {"sleep": "2s"}}`, 2 * time.Second},
+		{"json empty", FormatJSON, `{"name": "n", "noop": {}}`, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			specs, err := Parse([]byte(c.text), c.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := specs[0]
+			if s.Noop == nil || s.Command != nil || s.HTTP != nil || s.Noop.Sleep.D() != c.sleep {
+				t.Fatalf("parsed %+v (noop %+v), want a noop sleeping %s", s, s.Noop, c.sleep)
+			}
+			b, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse(b, FormatJSON)
+			if err != nil || again[0].Noop == nil || again[0].Noop.Sleep != s.Noop.Sleep {
+				t.Fatalf("round trip through %s: %+v, %v", b, again, err)
+			}
+		})
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good), true)
 	f.Add([]byte(`{"name":"a","command":{"argv":["x"]}}`), false)
+	f.Add([]byte("name = \"n\"\n[noop]\nsleep = \"1s\"\n"), true)
 	f.Fuzz(func(t *testing.T, data []byte, toml bool) {
 		format := FormatJSON
 		if toml {

@@ -56,6 +56,7 @@ type Spec struct {
 
 	Command *Command  `json:"command,omitempty" toml:"command"`
 	HTTP    *HTTP     `json:"http,omitempty" toml:"http"`
+	Noop    *Noop     `json:"noop,omitempty" toml:"noop"`
 	Deliver []Deliver `json:"deliver,omitempty" toml:"deliver"`
 }
 
@@ -76,6 +77,13 @@ type HTTP struct {
 	Headers      map[string]string `json:"headers,omitempty" toml:"headers"`
 	Body         string            `json:"body,omitempty" toml:"body"`
 	ExpectStatus []int             `json:"expect_status,omitempty" toml:"expect_status"`
+}
+
+// Noop does nothing inside the worker's process, optionally for Sleep, and succeeds: a
+// job that checks a cluster dispatches and executes, and measures tandem's own overhead.
+// It honours the job's timeout and a cancel request like any executor.
+type Noop struct {
+	Sleep Duration `json:"sleep,omitempty" toml:"sleep"`
 }
 
 // Deliver is one distribution target for a run's outputs. Channels are delivered by a

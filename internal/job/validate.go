@@ -16,7 +16,8 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 // Limits on a definition.
 const (
-	RetriesMax = 100
+	RetriesMax   = 100
+	NoopSleepMax = 24 * time.Hour
 )
 
 // Default fills the optional fields that were left empty.
@@ -118,11 +119,21 @@ func (s *Spec) validate() error {
 }
 
 func (s *Spec) validateExecutor() error {
+	var given []string // in the order the reference lists them
+	if s.Command != nil {
+		given = append(given, "command")
+	}
+	if s.HTTP != nil {
+		given = append(given, "http")
+	}
+	if s.Noop != nil {
+		given = append(given, "noop")
+	}
 	switch {
-	case s.Command == nil && s.HTTP == nil:
-		return invalid("command", "missing executor: give a [command] or an [http] table")
-	case s.Command != nil && s.HTTP != nil:
-		return invalid("http", "a job has one executor: give [command] or [http], not both")
+	case len(given) == 0:
+		return invalid("command", "missing executor: give a [command], an [http] or a [noop] table")
+	case len(given) > 1:
+		return invalid(given[1], "a job has one executor: give one of [command], [http] or [noop], not both [%s] and [%s]", given[0], given[1])
 	case s.Command != nil:
 		c := s.Command
 		if len(c.Argv) == 0 || c.Argv[0] == "" {
@@ -136,7 +147,7 @@ func (s *Spec) validateExecutor() error {
 				return invalid("command.env", "%q is not a variable name", k)
 			}
 		}
-	default:
+	case s.HTTP != nil:
 		h := s.HTTP
 		u, err := url.Parse(h.URL)
 		if h.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -149,6 +160,10 @@ func (s *Spec) validateExecutor() error {
 			if st < 100 || st > 599 {
 				return invalid(fmt.Sprintf("http.expect_status[%d]", i), "%d is not an HTTP status (100-599)", st)
 			}
+		}
+	default:
+		if d := s.Noop.Sleep; d < 0 || d.D() > NoopSleepMax {
+			return invalid("noop.sleep", "must be between 0s and %s, got %s", NoopSleepMax, d)
 		}
 	}
 	return nil

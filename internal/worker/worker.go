@@ -43,8 +43,12 @@ type Worker struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
-	active  map[int64]*attempt
+	active  map[int64]*attempt // started, result not yet recorded
 	stopped bool
+
+	fmu       sync.Mutex
+	results   []store.RunFinishParams // waiting to be recorded
+	recording bool                    // a goroutine is recording results
 	// runCtx is the parent of every attempt: independent of Run's context so a shutdown
 	// can give running attempts a grace period before canceling them.
 	runCtx    context.Context
@@ -147,17 +151,24 @@ func (w *Worker) poll(ctx context.Context) error {
 		return err
 	}
 	w.stopSuperseded(runs)
+	var starts []store.Run
+	w.mu.Lock()
+	free := w.p.Capacity - len(w.active)
 	for _, r := range runs {
-		w.mu.Lock()
 		a, running := w.active[r.ID]
-		full := len(w.active) >= w.p.Capacity || w.stopped
-		w.mu.Unlock()
 		switch {
 		case running && r.CancelRequested:
 			a.cancel(errors.New(r.Reason))
-		case !running && r.State == store.RunAssigned && !full:
-			w.start(ctx, r)
+		case !running && r.State == store.RunAssigned && len(starts) < free && !w.stopped:
+			starts = append(starts, r)
 		}
+	}
+	// Counted before the runs are started in the repository, so that Shutdown, once it
+	// has set stopped, waits for every run this worker started.
+	w.wg.Add(len(starts))
+	w.mu.Unlock()
+	if len(starts) > 0 {
+		w.start(ctx, starts)
 	}
 	return nil
 }
@@ -181,77 +192,150 @@ func (w *Worker) stopSuperseded(runs []store.Run) {
 
 var errSuperseded = errors.New("attempt superseded: the run was given to another attempt (this node was declared lost)")
 
-// start marks the run as running (with its token) and executes it in its own goroutine.
-func (w *Worker) start(ctx context.Context, r store.Run) {
-	// Counted before the run is started in the repository, so that Shutdown, once it
-	// has set stopped, waits for every run this worker started.
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		return
+// start marks the runs as running (with their tokens) in one transaction and executes
+// each in its own goroutine. The caller has counted them in wg; the runs that could not
+// be started (taken back, canceled meanwhile) are uncounted here.
+func (w *Worker) start(ctx context.Context, runs []store.Run) {
+	toks := make([]store.RunToken, len(runs))
+	for i, r := range runs {
+		toks[i] = store.RunToken{ID: r.ID, Token: r.Token}
 	}
-	w.wg.Add(1)
-	w.mu.Unlock()
-	run, err := w.p.Store.RunStart(ctx, store.RunStartParams{RunID: r.ID, Token: r.Token, Now: w.p.Now()})
+	started, err := w.p.Store.RunStartBatch(ctx, store.RunStartBatchParams{Now: w.p.Now(), Runs: toks})
 	if err != nil {
-		w.wg.Done()
-		if !errors.Is(err, store.ErrStale) {
-			w.p.Log.Warn("cannot start run", "run", r.ID, "err", err)
-		}
-		return
+		w.p.Log.Warn("cannot start runs", "runs", len(runs), "err", err)
 	}
-	actx, cancel := context.WithCancelCause(w.runCtx)
-	w.mu.Lock()
-	w.active[run.ID] = &attempt{run: run, cancel: cancel}
-	w.mu.Unlock()
-	go func() {
-		defer w.wg.Done()
-		defer cancel(nil)
-		w.execute(actx, run)
-		w.mu.Lock()
-		delete(w.active, run.ID)
-		w.mu.Unlock()
-		if w.p.OnFinish != nil {
-			w.p.OnFinish()
+	for range len(runs) - len(started) {
+		w.wg.Done()
+	}
+	// Each job's definition is read once for the runs of this batch.
+	specs := map[string]*store.Job{}
+	specErr := map[string]error{}
+	for _, run := range started {
+		if _, ok := specs[run.Job]; ok || specErr[run.Job] != nil {
+			continue
 		}
-		w.Wake()
-	}()
+		j, err := w.p.Store.JobGet(ctx, run.Job)
+		if err != nil {
+			specErr[run.Job] = err
+			continue
+		}
+		specs[run.Job] = &j
+	}
+	for _, run := range started {
+		actx, cancel := context.WithCancelCause(w.runCtx)
+		w.mu.Lock()
+		w.active[run.ID] = &attempt{run: run, cancel: cancel}
+		w.mu.Unlock()
+		j, jerr := specs[run.Job], specErr[run.Job]
+		go func() {
+			defer w.wg.Done()
+			defer cancel(nil)
+			var p store.RunFinishParams
+			if jerr != nil {
+				p = store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("job definition: %v", jerr)}
+			} else {
+				p = w.execute(actx, run, j.Spec)
+			}
+			p.RunID, p.Token, p.Now = run.ID, run.Token, w.p.Now()
+			w.record(p)
+		}()
+	}
 }
 
-// execute runs one attempt and records its result. The result is recorded even when the
-// attempt was canceled: with a context that outlives the cancellation.
-func (w *Worker) execute(ctx context.Context, run store.Run) {
-	log := w.p.Log.With("run", run.ID, "job", run.Job, "attempt", run.Attempt)
-	rec := context.WithoutCancel(ctx)
-	finish := func(p store.RunFinishParams) {
-		p.RunID, p.Token, p.Now = run.ID, run.Token, w.p.Now()
-		if _, err := w.p.Store.RunFinish(rec, p); err != nil {
-			log.Error("cannot record the run's result", "err", err)
+// record queues an attempt's result for recording and, unless another attempt's
+// goroutine is recording already, records the queued results itself, many per
+// transaction, until none is left (group commit). An attempt counts as active until its
+// result is recorded, so the node never holds more than its capacity.
+func (w *Worker) record(p store.RunFinishParams) {
+	w.fmu.Lock()
+	w.results = append(w.results, p)
+	if w.recording {
+		w.fmu.Unlock()
+		return
+	}
+	w.recording = true
+	for len(w.results) > 0 {
+		batch := w.results
+		w.results = nil
+		w.fmu.Unlock()
+		w.recordBatch(batch)
+		w.fmu.Lock()
+	}
+	w.recording = false
+	w.fmu.Unlock()
+}
+
+// RecordAttemptsDefault is how often recording a batch of results is tried when the
+// repository fails (the batch is one transaction: a failed try changed nothing).
+const RecordAttemptsDefault = 3
+
+// recordBatch records results in one transaction, retrying a failed transaction, then
+// frees their capacity.
+func (w *Worker) recordBatch(batch []store.RunFinishParams) {
+	// The results are recorded even when the attempts were canceled or the worker is
+	// shutting down: with a context that no cancellation reaches.
+	ctx := context.WithoutCancel(w.runCtx)
+	var errs []error
+	var err error
+	for try := range RecordAttemptsDefault {
+		if errs, err = w.p.Store.RunFinishBatch(ctx, store.RunFinishBatchParams{Items: batch}); err == nil {
+			break
+		}
+		w.p.Log.Warn("cannot record results; trying again", "runs", len(batch), "try", try+1, "err", err)
+		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+	}
+	for i, p := range batch {
+		var e error
+		switch {
+		case err == nil:
+			e = errs[i]
+		case len(batch) > 1:
+			// One result the repository refuses must not cost the others theirs.
+			_, e = w.p.Store.RunFinish(ctx, p)
+		default:
+			e = err
+		}
+		if e != nil {
+			w.p.Log.Error("cannot record the run's result", "run", p.RunID, "err", e)
 		}
 	}
-	j, err := w.p.Store.JobGet(ctx, run.Job)
-	if err != nil {
-		finish(store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("job definition: %v", err)})
-		return
+	w.mu.Lock()
+	for _, p := range batch {
+		delete(w.active, p.RunID)
 	}
-	dir := filepath.Join(w.p.DataDir, "outputs", strconv.FormatInt(run.ID, 10), strconv.Itoa(run.Attempt))
-	if err := os.RemoveAll(dir); err == nil {
-		err = os.MkdirAll(dir, 0o755)
+	w.mu.Unlock()
+	if w.p.OnFinish != nil {
+		w.p.OnFinish()
 	}
-	if err != nil {
-		finish(store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("output directory: %v", err)})
-		return
-	}
-	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, OutputDir: dir, Timeout: j.Spec.Timeout.D(), OutputLimit: w.p.OutputLimit}
+	w.Wake()
+}
+
+// execute runs one attempt of run with the job's spec and returns its result, to be
+// recorded under the attempt's token.
+func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) store.RunFinishParams {
+	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, Timeout: spec.Timeout.D(), OutputLimit: w.p.OutputLimit}
 	if run.ScheduledAt != nil {
 		x.ScheduledAt = *run.ScheduledAt
 	}
-	log.Info("run started")
+	if spec.Noop == nil { // the no-op executor writes nothing
+		x.OutputDir = filepath.Join(w.p.DataDir, "outputs", strconv.FormatInt(run.ID, 10), strconv.Itoa(run.Attempt))
+		err := os.RemoveAll(x.OutputDir)
+		if err == nil {
+			err = os.MkdirAll(x.OutputDir, 0o755)
+		}
+		if err != nil {
+			return store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("output directory: %v", err)}
+		}
+	}
+	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
 	var res Result
-	if j.Spec.Command != nil {
-		res = RunCommand(ctx, x, *j.Spec.Command)
-	} else {
-		res = RunHTTP(ctx, x, *j.Spec.HTTP, w.p.HTTP)
+	switch {
+	case spec.Command != nil:
+		res = RunCommand(ctx, x, *spec.Command)
+	case spec.HTTP != nil:
+		res = RunHTTP(ctx, x, *spec.HTTP, w.p.HTTP)
+	default:
+		res = RunNoop(ctx, x, *spec.Noop)
 	}
 	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
 	for _, o := range res.Outputs {
@@ -267,14 +351,14 @@ func (w *Worker) execute(ctx context.Context, run store.Run) {
 		if res.Canceled {
 			p.Reason = "interrupted: the server shut down after its grace period"
 		}
-		retryAt := w.p.Now().Add(Backoff(j.Spec, run.Attempt))
+		retryAt := w.p.Now().Add(Backoff(spec, run.Attempt))
 		p.RetryAt = &retryAt
 	}
 	if res.StdoutTruncated || res.StderrTruncated {
 		p.Reason = join(p.Reason, fmt.Sprintf("output truncated to %d bytes per stream", x.outputLimit()))
 	}
-	finish(p)
-	log.Info("run ended", "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
+	w.p.Log.Info("run ended", "run", run.ID, "job", run.Job, "attempt", run.Attempt, "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
+	return p
 }
 
 func join(a, b string) string {

@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storesqlite"
+)
+
+// newStore opens a fresh SQLite repository holding the given jobs.
+func newStore(t *testing.T, specs ...job.Spec) store.Store {
+	t.Helper()
+	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tandem.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := store.JobApplyParams{Now: time.Now()}
+	for _, sp := range specs {
+		sp.Default()
+		if err := sp.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		p.Jobs = append(p.Jobs, store.JobDef{Spec: sp})
+	}
+	if _, err := st.JobApply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// startWorker runs a worker for node w1 until the test ends, then shuts it down.
+func startWorker(t *testing.T, st store.Store, capacity int) *Worker {
+	t.Helper()
+	w := New(Params{Store: st, Log: slog.New(slog.DiscardHandler), Node: "w1", DataDir: t.TempDir(), Capacity: capacity,
+		Poll: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = w.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = w.Shutdown(sctx)
+	})
+	return w
+}
+
+// enqueue creates n runs of the job and assigns them to w1.
+func enqueue(t *testing.T, st store.Store, name string, n int) []store.Run {
+	t.Helper()
+	runs, err := st.RunCreateBatch(context.Background(), store.RunCreateBatchParams{Job: name, Count: n, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var as []store.Assignment
+	for _, r := range runs {
+		as = append(as, store.Assignment{RunID: r.ID, Node: "w1", Token: "tok-" + name + "-" + time.Now().Format(time.RFC3339Nano)})
+	}
+	if _, err := st.RunAssign(context.Background(), store.RunAssignParams{Now: time.Now(), Assignments: as}); err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+// waitState polls the run until it is in state, failing after a deadline.
+func waitState(t *testing.T, st store.Store, id int64, state store.RunState) store.Run {
+	t.Helper()
+	var r store.Run
+	waitFor(t, "run to be "+string(state), func() bool {
+		var err error
+		r, err = st.RunGet(context.Background(), id)
+		return err == nil && r.State == state
+	})
+	return r
+}
+
+// A worker executes no-op runs, many at a time but never more than its capacity, and
+// records each result under its attempt's token.
+func TestWorkerRunsNoopJobs(t *testing.T) {
+	t.Parallel()
+	st := newStore(t, job.Spec{Name: "n", Noop: &job.Noop{}}, job.Spec{Name: "slow", Noop: &job.Noop{Sleep: job.Duration(30 * time.Millisecond)}})
+	w := startWorker(t, st, 8)
+	runs := enqueue(t, st, "n", 60)
+	slow := enqueue(t, st, "slow", 8)
+	peak := 0
+	waitFor(t, "every run to end", func() bool {
+		peak = max(peak, w.Running())
+		load, err := st.RunLoad(context.Background())
+		return err == nil && len(load) == 0
+	})
+	if peak > 8 {
+		t.Fatalf("%d attempts at once on a worker of capacity 8", peak)
+	}
+	for _, r := range append(runs, slow...) {
+		got, err := st.RunGet(context.Background(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != store.RunSucceeded || got.Attempt != 1 || got.ExitCode == nil || *got.ExitCode != 0 ||
+			got.StartedAt == nil || got.FinishedAt == nil || got.FinishedAt.Before(*got.StartedAt) {
+			t.Fatalf("run %d: %+v", r.ID, got)
+		}
+	}
+	if got, _ := st.RunGet(context.Background(), slow[0].ID); got.FinishedAt.Sub(*got.StartedAt) < 30*time.Millisecond {
+		t.Fatalf("a no-op sleeping 30ms ended after %s", got.FinishedAt.Sub(*got.StartedAt))
+	}
+}
+
+// A cancel request stops a sleeping no-op; its timeout fails it (and retries it).
+func TestWorkerNoopCancelAndTimeout(t *testing.T) {
+	t.Parallel()
+	st := newStore(t,
+		job.Spec{Name: "long", Noop: &job.Noop{Sleep: job.Duration(time.Hour)}},
+		job.Spec{Name: "late", Timeout: job.Duration(20 * time.Millisecond), Retries: 1, RetryBackoff: job.Duration(time.Hour), RetryBackoffMax: job.Duration(time.Hour),
+			Noop: &job.Noop{Sleep: job.Duration(time.Hour)}})
+	startWorker(t, st, 4)
+	long := enqueue(t, st, "long", 1)[0]
+	waitState(t, st, long.ID, store.RunRunning)
+	if _, err := st.RunCancel(context.Background(), store.RunCancelParams{ID: long.ID, Now: time.Now(), Reason: "canceled by request"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitState(t, st, long.ID, store.RunCanceled); r.Reason != "canceled: canceled by request" {
+		t.Fatalf("canceled run: %+v", r)
+	}
+
+	late := enqueue(t, st, "late", 1)[0]
+	r := waitState(t, st, late.ID, store.RunQueued)
+	if r.Attempt != 1 || r.Reason != "timed out after 20ms" || !r.NotBefore.After(time.Now().Add(30*time.Minute)) {
+		t.Fatalf("timed-out run: %+v", r)
+	}
+}
+
+// An attempt whose run was given to another attempt (its node declared lost) is stopped,
+// and its result is refused: the run stays as the re-queue left it.
+func TestWorkerStaleAttemptRefused(t *testing.T) {
+	t.Parallel()
+	st := newStore(t, job.Spec{Name: "long", Retries: 1, Noop: &job.Noop{Sleep: job.Duration(time.Hour)}})
+	w := startWorker(t, st, 4)
+	run := enqueue(t, st, "long", 1)[0]
+	waitState(t, st, run.ID, store.RunRunning)
+	if err := st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{ID: "w1", Mode: "worker"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Silent for any time at all, by the repository's clock (whose resolution may be 1ms).
+	var res store.NodeLoseResult
+	waitFor(t, "the node to be declared lost", func() bool {
+		var err error
+		res, err = st.NodeLose(context.Background(), store.NodeLoseParams{Node: "w1", Silence: 0, Now: time.Now()})
+		return err == nil && res.Lost
+	})
+	if len(res.Requeued) != 1 {
+		t.Fatalf("NodeLose: %+v", res)
+	}
+	w.Wake()
+	waitFor(t, "the superseded attempt to stop", func() bool { return w.Running() == 0 })
+	r, err := st.RunGet(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != store.RunQueued || r.Token != "" || r.Node != "" || r.Attempt != 1 {
+		t.Fatalf("the stale attempt's result was recorded: %+v", r)
+	}
+}
