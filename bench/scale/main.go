@@ -17,7 +17,11 @@
 //  3. takeover, -trials times: kill -9 of the primary while occurrences are due, then
 //     the time until the first run fired under a higher epoch (the new primary's first
 //     fenced write), and the lateness of the occurrences it fired that were due by then.
-//     The victim is restarted and rejoins as a standby before the next trial.
+//     The sample falls due every -sample-every/-sample (100ms by default), so the first
+//     fenced write includes a wait of up to that for the next occurrence unless one fell
+//     due during the takeover; the time to the new primary's "becoming primary" log line
+//     is reported next to it. The victim is restarted and rejoins as a standby before the
+//     next trial.
 //
 // The load has to stay executable on a small machine, because each occurrence is a real
 // run (argv ["true"], dispatched to a worker and executed): -sample jobs fire @every
@@ -41,6 +45,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -72,6 +77,7 @@ type settings struct {
 	batch       int
 	steady      time.Duration
 	trials      int
+	slow        time.Duration
 }
 
 func main() {
@@ -84,6 +90,7 @@ func main() {
 	flag.IntVar(&s.batch, "batch", 2000, "jobs per apply request")
 	flag.DurationVar(&s.steady, "steady", time.Minute, "lateness and memory window")
 	flag.IntVar(&s.trials, "trials", 10, "kill -9 takeovers per engine")
+	flag.DurationVar(&s.slow, "slow", 0, "if set, list on stderr each steady-state occurrence later than this")
 	flag.Parse()
 	var engines []string
 	switch *engine {
@@ -221,6 +228,7 @@ type bencher struct {
 	hwmNew              int64 // largest VmHWM of a primary that took over
 	lateness            []time.Duration
 	takeovers, takeLate []time.Duration
+	roles               []time.Duration // kill to the "becoming primary" log line
 }
 
 func (b *bencher) start(ctx context.Context) error {
@@ -338,6 +346,11 @@ func (b *bencher) steadyState(ctx context.Context) error {
 		return err
 	}
 	b.lateness = lat
+	if b.s.slow > 0 {
+		if err := b.repo.listSlow(ctx, from, to, b.s.slow); err != nil {
+			return err
+		}
+	}
 	logf("%s: steady %s: primary %s RSS median %s, peak (VmHWM) %s; %d occurrences, lateness p50 %s p99 %s max %s",
 		b.engine, b.s.steady, id, mb(b.rssMedian), mb(b.hwmLoaded), len(lat), ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)))
 	return nil
@@ -357,7 +370,7 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
+	mark, t0 := b.c.Mark(), time.Now()
 	if err := victim.Kill(); err != nil {
 		return err
 	}
@@ -371,6 +384,11 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 		return err
 	}
 	took := first.Sub(t0)
+	l, err := b.c.WaitLog(ctx, mark, chaos.LogMatch{Pattern: becomingPrimary})
+	if err != nil {
+		return err
+	}
+	role := l.At.Sub(t0)
 	newID, _, err := b.c.WaitPrimary(ctx, id)
 	if err != nil {
 		return err
@@ -387,10 +405,10 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 		return err
 	}
 	b.hwmNew = max(b.hwmNew, m.hwm)
-	b.takeovers = append(b.takeovers, took)
+	b.takeovers, b.roles = append(b.takeovers, took), append(b.roles, role)
 	b.takeLate = append(b.takeLate, late...)
-	logf("%s takeover %d: kill -9 of %s, %s fired its first occurrence after %s; %d occurrences due meanwhile, latest %s late; its RSS %s, peak %s",
-		b.engine, i, id, newID, ms(took), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
+	logf("%s takeover %d: kill -9 of %s, %s took the role after %s and fired its first occurrence after %s; %d occurrences due meanwhile, latest %s late; its RSS %s, peak %s",
+		b.engine, i, id, newID, ms(role), ms(took), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
 	if err := victim.Restart(ctx); err != nil {
 		return err
 	}
@@ -418,16 +436,18 @@ func (b *bencher) summary() string {
 		verdict = "MISSED: " + strings.Join(missed, ", ")
 	}
 	return fmt.Sprintf("scale %s: schedules=%d applied in %s, all initialised %s later; primary RSS median=%s last=%s peak=%s (loaded primary) new primaries' peak=%s; "+
-		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to first fenced fire) n=%d median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
+		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to first fenced fire) n=%d median=%s p99=%s, role taken (log line) median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
 		"settings: %d sample @every %s spread + %d at spread instants every %s, batch %d, steady %s, 3 nodes, lease renew %s ttl %s, nodes built without -race, executor argv [true]; "+
 		"targets: peak RSS<=%s takeover p99<=%s lateness p50<=%s p99<=%s; %s",
 		b.engine, s.schedules, ms(b.loadTook), ms(b.initTook), mb(b.rssMedian), mb(b.rssLast), mb(b.hwmLoaded), mb(b.hwmNew),
 		len(b.lateness), ms(pct(b.lateness, 50)), ms(pct(b.lateness, 99)), ms(pct(b.lateness, 100)),
-		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)),
+		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)), ms(pct(b.roles, 50)), ms(pct(b.roles, 99)),
 		len(b.takeLate), ms(pct(b.takeLate, 50)), ms(pct(b.takeLate, 99)), ms(pct(b.takeLate, 100)),
 		s.sample, s.sampleEvery, s.schedules-s.sample, s.bulkPeriod, s.batch, s.steady, config.LeaseRenewDefault, config.LeaseTTLDefault,
 		mb(int64(targetRSS)), ms(targetTakeover), ms(targetP50), ms(targetP99), verdict)
 }
+
+var becomingPrimary = regexp.MustCompile(`^becoming primary \(epoch \d+\)`)
 
 func sleep(ctx context.Context, d time.Duration) error {
 	select {

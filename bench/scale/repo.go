@@ -67,6 +67,27 @@ func (r *repo) lateness(ctx context.Context, from, to time.Time) ([]time.Duratio
 		AND state NOT IN ('missed', 'skipped') AND scheduled_at >= %d AND scheduled_at < %d`, from.UnixMicro(), to.UnixMicro()))
 }
 
+// listSlow prints the occurrences scheduled in [from, to) that fired later than slow.
+func (r *repo) listSlow(ctx context.Context, from, to time.Time, slow time.Duration) error {
+	rows, err := r.db.QueryContext(ctx, fmt.Sprintf(`SELECT job, scheduled_at, created_at FROM runs WHERE trigger = 'schedule'
+		AND state NOT IN ('missed', 'skipped') AND scheduled_at >= %d AND scheduled_at < %d AND created_at - scheduled_at > %d
+		ORDER BY scheduled_at`, from.UnixMicro(), to.UnixMicro(), slow.Microseconds()))
+	if err != nil {
+		return fmt.Errorf("read runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job string
+		var sched, created int64
+		if err := rows.Scan(&job, &sched, &created); err != nil {
+			return err
+		}
+		logf("slow: %s scheduled %s fired %s late", job, time.UnixMicro(sched).Format("15:04:05.000"),
+			time.Duration(created-sched)*time.Microsecond)
+	}
+	return rows.Err()
+}
+
 // takeoverLateness returns the lateness of the occurrences the new primary (epoch above
 // old) fired after t0 that were due by its first firing.
 func (r *repo) takeoverLateness(ctx context.Context, id, old int64, t0, first time.Time) ([]time.Duration, error) {

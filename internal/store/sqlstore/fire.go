@@ -10,14 +10,34 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// firing holds the statements of one firing transaction, prepared once: a burst of
-// thousands of due schedules is the scheduler's hot path.
+// firing holds the statements of one firing transaction. For a burst of due schedules,
+// the scheduler's hot path, they are prepared once per transaction; a small batch runs
+// them directly, because preparing and closing costs round trips of its own (PostgreSQL's
+// driver caches prepared statements per connection anyway).
 type firing struct {
 	s              *DB
 	tx             *sql.Tx
 	p              store.OccurrenceFireParams
-	cas, jobs, ins *sql.Stmt
+	cas, jobs, ins stmt
 	jobInfo        map[int64]jobInfo
+}
+
+// PrepareMinDefault is the batch size from which a firing transaction prepares its
+// statements.
+const PrepareMinDefault = 8
+
+// stmt is a statement of a firing transaction, prepared or not.
+type stmt struct {
+	tx *sql.Tx
+	q  string
+	st *sql.Stmt // nil: not prepared
+}
+
+func (s stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	if s.st != nil {
+		return s.st.QueryRowContext(ctx, args...)
+	}
+	return s.tx.QueryRowContext(ctx, s.q, args...)
 }
 
 type jobInfo struct {
@@ -64,12 +84,12 @@ func (s *DB) OccurrenceFire(ctx context.Context, p store.OccurrenceFireParams) (
 
 func (f *firing) prepare(ctx context.Context) error {
 	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
+	prep := func(q string) stmt {
+		st := stmt{tx: f.tx, q: f.s.q(q)}
+		if err != nil || len(f.p.Items) < PrepareMinDefault {
+			return st
 		}
-		var st *sql.Stmt
-		st, err = f.tx.PrepareContext(ctx, f.s.q(q))
+		st.st, err = f.tx.PrepareContext(ctx, st.q)
 		return st
 	}
 	f.cas = prep(`UPDATE schedules SET next_fire_at = ?, done = ? WHERE id = ? AND next_fire_at = ? AND done = 0 RETURNING job_id`)
@@ -84,9 +104,9 @@ func (f *firing) prepare(ctx context.Context) error {
 }
 
 func (f *firing) close() {
-	for _, st := range []*sql.Stmt{f.cas, f.jobs, f.ins} {
-		if st != nil {
-			st.Close()
+	for _, st := range []stmt{f.cas, f.jobs, f.ins} {
+		if st.st != nil {
+			st.st.Close()
 		}
 	}
 }

@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -124,5 +126,47 @@ func testScheduleListNew(t *testing.T, s store.Store) {
 	must[[]bool](t)(s.ScheduleInit(ctx(t), initOne(fresh[0], &at)))
 	if got := ids(must[[]store.ScheduleEntry](t)(s.ScheduleListNew(ctx(t), store.ScheduleListNewParams{}))); !equalIDs(got, fresh[1:]) {
 		t.Fatalf("after one init: ScheduleListNew = %v, want %v", got, fresh[1:])
+	}
+}
+
+// A firing transaction behaves the same whether it is small (statements run directly) or
+// large (statements prepared once): every item is applied or not on its own merits.
+func testFireBatch(t *testing.T, s store.Store) {
+	for _, size := range []int{3, 40} {
+		var specs []job.Spec
+		for i := range size {
+			specs = append(specs, spec(name(fmt.Sprintf("b%d", size), i), "@every 1m"))
+		}
+		apply(t, s, specs...)
+		var items []store.FireItem
+		for i, sp := range specs {
+			sc := initAt(t, s, sp.Name, t0)[0]
+			next := t0.Add(time.Minute)
+			it := store.FireItem{ScheduleID: sc.ID, Expected: t0, Next: &next, Fire: []time.Time{t0}}
+			switch i {
+			case 0: // planned from a time the schedule is not at: not applied
+				it.Expected = t0.Add(-time.Minute)
+			case 1: // one run and a record of missed occurrences
+				it.Records = []store.Record{{State: store.RunMissed, First: t0.Add(-3 * time.Minute), Last: t0.Add(-2 * time.Minute),
+					Count: 2, Reason: "missed"}}
+			}
+			items = append(items, it)
+		}
+		res := must[[]store.FireResult](t)(s.OccurrenceFire(ctx(t), store.OccurrenceFireParams{Now: t0, Items: items}))
+		if len(res) != size {
+			t.Fatalf("size %d: %d results", size, len(res))
+		}
+		for i, r := range res {
+			want := i != 0
+			if r.ScheduleID != items[i].ScheduleID || r.Applied != want || (want && (len(r.Runs) != 1 || !r.Runs[0].ScheduledAt.Equal(t0))) {
+				t.Fatalf("size %d, item %d: %+v, want applied=%v with one run at %s", size, i, r, want, t0)
+			}
+		}
+		if n := countRuns(t, s, specs[0].Name); n != 0 {
+			t.Fatalf("size %d: %d runs of the stale item, want none", size, n)
+		}
+		if n := countRuns(t, s, specs[1].Name); n != 2 {
+			t.Fatalf("size %d: %d runs and records of the item with a record, want 2", size, n)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		"FireExactlyOnce":          testFireExactlyOnce,
 		"FireConcurrentSchedulers": testFireConcurrent,
 		"FireRecords":              testFireRecords,
+		"FireBatch":                testFireBatch,
 		"FireFenced":               testFireFenced,
 		"OverlapPolicies":          testOverlapPolicies,
 		"RunLifecycle":             testRunLifecycle,
