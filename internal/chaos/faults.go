@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,9 @@ const (
 	FaultDBLatency     = "db-latency"     // latency added to the node's PostgreSQL traffic
 	FaultPGRestart     = "pg-restart"     // PostgreSQL restarted (fast or immediate shutdown)
 )
+
+// clockOffLine is what a node logs when its clock is off the repository's.
+var clockOffLine = regexp.MustCompile(`clock is .* off the repository's`)
 
 // ttl is the lease TTL of the nodes the soak runs (the default): faults last about it.
 const leaseTTL = config.LeaseTTLDefault
@@ -153,7 +157,20 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		}
 		n.SetClockSkew(skew)
 		sleep(ctx, down)
-		return n.Restart(context.WithoutCancel(ctx))
+		mark := in.c.Mark()
+		if err := n.Restart(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+		if rec.Kind == FaultSkew && skew != 0 {
+			// The node says so when it finds its clock off the repository's.
+			l, err := in.c.WaitLog(withTimeout(ctx, 5*time.Second), mark, LogMatch{Node: n.ID(), Pattern: clockOffLine})
+			if err != nil {
+				rec.Detail += " (the node did not report its clock off)"
+			} else {
+				rec.Detail += fmt.Sprintf(" (node: %q)", l.Msg)
+			}
+		}
+		return nil
 	case FaultFreeze:
 		d := around(rng, 0.5, 2)
 		rec.Detail = fmt.Sprintf("SIGSTOP for %s", d.Round(time.Millisecond))

@@ -409,7 +409,8 @@ func (o *observer) leaseEpochs() []LeaseSighting {
 
 // settleAll pauses the jobs and waits until every run of each is final and no job got
 // a new run for Quiet (by the harness's clock: a node's clock may be off), and returns
-// each job's runs from that last look.
+// each job's runs from that last look. A long soak leaves many thousands of runs; each
+// look reads them all, page by page.
 func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(string, ...any)) (map[string][]api.Run, error) {
 	for _, j := range jobs {
 		err := Poll(ctx, 100*time.Millisecond, "job "+j+" paused", func(ctx context.Context) (bool, string, error) {
@@ -420,15 +421,18 @@ func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(str
 			return nil, fmt.Errorf("settle jobs: %w", err)
 		}
 	}
-	out := map[string][]api.Run{}
 	newest := map[string]int64{}
 	lastNew, lastNote := time.Now(), time.Now()
-	err := Poll(ctx, 200*time.Millisecond, "runs to settle", func(ctx context.Context) (bool, string, error) {
+	var note string
+	for {
+		out := map[string][]api.Run{}
 		var open []string
+		var lookErr error
 		for _, j := range jobs {
-			rs, err := c.Runs(ctx, j)
+			rs, err := allRuns(ctx, c, j)
 			if err != nil {
-				return false, "", err
+				lookErr = err
+				break
 			}
 			out[j] = rs
 			for _, r := range rs {
@@ -440,15 +444,45 @@ func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(str
 				}
 			}
 		}
-		note := fmt.Sprintf("not final: [%s]", strings.Join(open, "; "))
+		if lookErr == nil {
+			if len(open) == 0 && time.Since(lastNew) >= Quiet {
+				return out, nil
+			}
+			note = fmt.Sprintf("%d runs not final, e.g. [%s]", len(open), strings.Join(open[:min(len(open), 3)], "; "))
+		} else {
+			note = "last error: " + lookErr.Error()
+		}
 		if time.Since(lastNote) >= 10*time.Second {
 			lastNote = time.Now()
-			progress("settling: %d runs not final, e.g. [%s]", len(open), strings.Join(open[:min(len(open), 3)], "; "))
+			progress("settling: %s", note)
 		}
-		return len(open) == 0 && time.Since(lastNew) >= Quiet, note, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("settle jobs: %w", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("settle jobs: %w (%s)", ctx.Err(), note)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return out, nil
+}
+
+// allRuns reads every run of a job, newest first, in pages.
+func allRuns(ctx context.Context, c *Cluster, job string) ([]api.Run, error) {
+	const page = 2000
+	var out []api.Run
+	var before int64
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*CallTimeout)
+		rs, err := c.Client().RunList(cctx, client.RunListParams{Job: job, Limit: page, Before: before})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("list runs of %s: %w", job, err)
+		}
+		for i := range rs {
+			rs[i].Stdout, rs[i].Stderr, rs[i].Outputs = nil, nil, nil
+		}
+		out = append(out, rs...)
+		if len(rs) < page {
+			return out, nil
+		}
+		before = rs[len(rs)-1].ID
+	}
 }
