@@ -166,15 +166,13 @@ func (m *Membership) Targets(ctx context.Context) ([]dispatch.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	counts, err := m.p.Store.RunCounts(ctx)
+	load, err := m.p.Store.RunLoad(ctx) // not RunCounts: the length of the queue must not slow each pass
 	if err != nil {
 		return nil, err
 	}
 	busy := map[string]int{}
-	for _, c := range counts {
-		if c.State == store.RunAssigned || c.State == store.RunRunning {
-			busy[c.Node] += c.Count
-		}
+	for _, c := range load {
+		busy[c.Node] += c.Count
 	}
 	var out []dispatch.Target
 	for _, nd := range nodes {

@@ -11,6 +11,11 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
+// CandidatesPerSlot bounds how many queued runs one pass reads per free slot of
+// capacity: runs no node can take now are passed over, but a queue headed by many of
+// them must not make every pass read it all.
+const CandidatesPerSlot = 4
+
 // PollDefault is how often the dispatcher looks for queued runs when nobody wakes it
 // (retries become due, runs queued by other nodes).
 const PollDefault = 200 * time.Millisecond
@@ -90,6 +95,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // Once makes one pass: it reads the queued runs due now and assigns as many as the nodes
 // can take. It returns how many it assigned.
+//
+// Candidates are read a page at a time, a page as large as the capacity still to fill,
+// so a pass usually reads exactly the runs it assigns; runs no node can take now (tags,
+// overlap "queue") are passed over, up to CandidatesPerSlot rows per free slot.
 func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	targets, err := d.p.Targets(ctx)
 	if err != nil {
@@ -102,30 +111,41 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	if free == 0 {
 		return 0, nil
 	}
-	cands, err := d.p.Store.RunListDispatchable(ctx, store.RunListDispatchableParams{Now: d.p.Now(), Limit: max(free, 1) * 4})
-	if err != nil {
-		return 0, err
-	}
+	now := d.p.Now()
 	var as []store.Assignment
 	queued := map[int64]bool{} // jobs with overlap "queue" already given a run this pass
-	for _, c := range cands {
-		if c.Spec.Overlap == job.OverlapQueue {
-			if c.Active > 0 || queued[c.Run.JobID] {
+	list := store.RunListDispatchableParams{Now: now}
+	for read, budget := 0, free*CandidatesPerSlot; len(as) < free && read < budget; {
+		list.Limit = min(free-len(as), budget-read)
+		cands, err := d.p.Store.RunListDispatchable(ctx, list)
+		if err != nil {
+			return 0, err
+		}
+		read += len(cands)
+		for _, c := range cands {
+			if c.Spec.Overlap == job.OverlapQueue {
+				if c.Active > 0 || queued[c.Run.JobID] {
+					continue
+				}
+				queued[c.Run.JobID] = true
+			}
+			i := d.pick(targets, c.Spec.Tags)
+			if i < 0 {
 				continue
 			}
-			queued[c.Run.JobID] = true
+			targets[i].Free--
+			as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
 		}
-		i := d.pick(targets, c.Spec.Tags)
-		if i < 0 {
-			continue
+		if len(cands) < list.Limit {
+			break // no more due runs
 		}
-		targets[i].Free--
-		as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
+		last := cands[len(cands)-1].Run
+		list.AfterNotBefore, list.AfterID = last.NotBefore, last.ID
 	}
 	if len(as) == 0 {
 		return 0, nil
 	}
-	n, err := d.p.Store.RunAssign(ctx, store.RunAssignParams{Epoch: d.p.Epoch, Now: d.p.Now(), Assignments: as})
+	n, err := d.p.Store.RunAssign(ctx, store.RunAssignParams{Epoch: d.p.Epoch, Now: now, Assignments: as})
 	if err != nil {
 		return 0, err
 	}

@@ -266,10 +266,15 @@ type RunListParams struct {
 	Limit    int   // 0: 100
 }
 
-// RunListDispatchableParams lists queued runs that may be assigned now, oldest first.
+// RunListDispatchableParams lists queued runs that may be assigned now in the order they
+// became due (not before, then id: oldest first), one page at a time.
 type RunListDispatchableParams struct {
 	Now   time.Time
-	Limit int
+	Limit int // 0: 1000
+	// AfterNotBefore and AfterID continue a listing after the candidate that ended the
+	// previous page (its Run.NotBefore and Run.ID); AfterID 0 starts from the first.
+	AfterNotBefore time.Time
+	AfterID        int64
 }
 
 // DispatchCandidate is a queued run with what the dispatcher needs to place it.

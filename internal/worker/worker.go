@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -254,6 +255,9 @@ func (w *Worker) record(p store.RunFinishParams) {
 		return
 	}
 	w.recording = true
+	w.fmu.Unlock()
+	runtime.Gosched() // let the attempts that ended with this one queue their results too
+	w.fmu.Lock()
 	for len(w.results) > 0 {
 		batch := w.results
 		w.results = nil

@@ -36,6 +36,11 @@ type Dialect struct {
 	// Notify, if set, publishes a wake-up to other nodes inside a transaction (delivered
 	// when it commits).
 	Notify func(ctx context.Context, tx *sql.Tx, topic, payload string) error
+	// OneWriter says the engine lets one transaction write at a time (SQLite). The
+	// writing transactions of this process then queue for it in order, here, instead
+	// of in the engine's busy wait, which polls with sleeps of up to 100ms; other
+	// processes still meet them there.
+	OneWriter bool
 }
 
 // CallTimeoutDefault bounds every repository call whose context has no earlier deadline,
@@ -54,10 +59,12 @@ const (
 type DB struct {
 	db *sql.DB
 	d  Dialect
+	// writer is held by the writing transaction in progress when d.OneWriter.
+	writer chan struct{}
 }
 
 // New returns a Store over db, which must already hold the current schema.
-func New(db *sql.DB, d Dialect) *DB { return &DB{db: db, d: d} }
+func New(db *sql.DB, d Dialect) *DB { return &DB{db: db, d: d, writer: make(chan struct{}, 1)} }
 
 // SQL returns the underlying handle (tests and engine adapters).
 func (s *DB) SQL() *sql.DB { return s.db }
@@ -124,6 +131,14 @@ func (s *DB) now(ctx context.Context, tx *sql.Tx, _ time.Time) (time.Time, error
 func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	if s.d.OneWriter {
+		select {
+		case s.writer <- struct{}{}:
+			defer func() { <-s.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("begin transaction: wait for this process's writer: %w", ctx.Err())
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

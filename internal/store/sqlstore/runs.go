@@ -134,7 +134,9 @@ func (s *DB) RunListForNode(ctx context.Context, node string) ([]store.Run, erro
 	return s.runs(ctx, s.db, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running') ORDER BY id`, node)
 }
 
-// RunListDispatchable implements store.Store.
+// RunListDispatchable implements store.Store. The page is read in the order of the
+// partial index on queued runs (not_before, id), so a long queue costs no sort, and
+// each job's definition is read once per page rather than once per run.
 func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchableParams) ([]store.DispatchCandidate, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
@@ -142,47 +144,103 @@ func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchabl
 	if limit <= 0 {
 		limit = 1000
 	}
-	// Only overlap "queue" needs the count of a job's active runs: the others are
-	// spared a count per candidate.
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+prefixed("r.", runColumns)+`, j.spec,
-		CASE WHEN j.overlap = 'queue' THEN
-			(SELECT COUNT(*) FROM runs a WHERE a.job_id = r.job_id AND a.state IN ('assigned', 'running'))
-		ELSE 0 END
-		FROM runs r JOIN jobs j ON j.id = r.job_id
-		WHERE r.state = 'queued' AND r.not_before <= ? ORDER BY r.id LIMIT ?`), micros(p.Now), limit)
+	q := `SELECT ` + runColumns + ` FROM runs WHERE state = 'queued' AND not_before <= ?`
+	args := []any{micros(p.Now)}
+	if p.AfterID != 0 {
+		q += ` AND (not_before, id) > (?, ?)`
+		args = append(args, micros(p.AfterNotBefore), p.AfterID)
+	}
+	runs, err := s.runs(ctx, s.db, q+` ORDER BY not_before, id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dispatchable runs: %w", err)
 	}
-	defer rows.Close()
-	var out []store.DispatchCandidate
-	specs := map[int64]job.Spec{} // each job's spec decoded once
-	for rows.Next() {
-		var c store.DispatchCandidate
-		var spec string
-		run, err := scanRun(rows, &spec, &c.Active)
-		if err != nil {
-			return nil, fmt.Errorf("list dispatchable runs: %w", err)
-		}
-		c.Run = run
-		sp, ok := specs[run.JobID]
-		if !ok {
-			if err := json.Unmarshal([]byte(spec), &sp); err != nil {
-				return nil, fmt.Errorf("decode job %s: %w", run.Job, err)
-			}
-			specs[run.JobID] = sp
-		}
-		c.Spec = sp
-		out = append(out, c)
+	if len(runs) == 0 {
+		return nil, nil
 	}
-	return out, rows.Err()
+	jobs, err := s.dispatchJobs(ctx, runs)
+	if err != nil {
+		return nil, fmt.Errorf("list dispatchable runs: %w", err)
+	}
+	out := make([]store.DispatchCandidate, 0, len(runs))
+	for _, r := range runs {
+		j, ok := jobs[r.JobID]
+		if !ok {
+			continue // its job was deleted since
+		}
+		out = append(out, store.DispatchCandidate{Run: r, Spec: j.spec, Active: j.active})
+	}
+	return out, nil
 }
 
-func prefixed(prefix, cols string) string {
-	parts := strings.Split(cols, ",")
-	for i, p := range parts {
-		parts[i] = prefix + strings.TrimSpace(p)
+// dispatchJob is what the dispatcher needs of a queued run's job.
+type dispatchJob struct {
+	spec   job.Spec
+	active int // assigned and running runs, counted for overlap "queue" only
+}
+
+// dispatchJobs reads the jobs of runs, and for those with overlap "queue" how many of
+// their runs are assigned or running.
+func (s *DB) dispatchJobs(ctx context.Context, runs []store.Run) (map[int64]dispatchJob, error) {
+	var ids []any
+	seen := map[int64]bool{}
+	for _, r := range runs {
+		if !seen[r.JobID] {
+			seen[r.JobID] = true
+			ids = append(ids, r.JobID)
+		}
 	}
-	return strings.Join(parts, ", ")
+	out := make(map[int64]dispatchJob, len(ids))
+	var queue []any
+	for chunk := range slices.Chunk(ids, batchRows) {
+		rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, spec FROM jobs WHERE id IN (`+placeholders(len(chunk))+`)`), chunk...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			var spec string
+			var j dispatchJob
+			if err := rows.Scan(&id, &spec); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if err := json.Unmarshal([]byte(spec), &j.spec); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("decode job %d: %w", id, err)
+			}
+			out[id] = j
+			if j.spec.Overlap == job.OverlapQueue {
+				queue = append(queue, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for chunk := range slices.Chunk(queue, batchRows) {
+		rows, err := s.db.QueryContext(ctx, s.q(`SELECT job_id, COUNT(*) FROM runs WHERE job_id IN (`+placeholders(len(chunk))+`)
+			AND state IN ('assigned', 'running') GROUP BY job_id`), chunk...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			j := out[id]
+			j.active = n
+			out[id] = j
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // RunCreate implements store.Store.

@@ -73,7 +73,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{DB: sqlstore.New(db, sqlstore.Dialect{Name: "sqlite", NowSQL: nowSQL}), path: path}, nil
+	return &Store{DB: sqlstore.New(db, sqlstore.Dialect{Name: "sqlite", NowSQL: nowSQL, OneWriter: true}), path: path}, nil
 }
 
 // migrate applies pending migrations while holding an exclusive lock on path+".lock".

@@ -177,3 +177,43 @@ func testRunFinishBatch(t *testing.T, s store.Store) {
 	errs = must[[]error](t)(s.RunFinishBatch(ctx(t), store.RunFinishBatchParams{Items: items[:1]}))
 	wantErr(t, errs[0], store.ErrStale)
 }
+
+// Dispatch candidates come in the order runs became due, a page at a time.
+func testRunListDispatchablePages(t *testing.T, s store.Store) {
+	sp := spec("dp")
+	sp.Retries = 1
+	apply(t, s, sp)
+	runs := must[[]store.Run](t)(s.RunCreateBatch(ctx(t), store.RunCreateBatchParams{Job: "dp", Count: 5, Now: t0}))
+	// The first run fails and is due again a minute later: after the others.
+	tok := assignAll(t, s, "n1", runs[:1])
+	must[[]store.Run](t)(s.RunStartBatch(ctx(t), store.RunStartBatchParams{Now: t0, Runs: tok}))
+	retryAt := t0.Add(time.Minute)
+	if errs := must[[]error](t)(s.RunFinishBatch(ctx(t), store.RunFinishBatchParams{Items: []store.RunFinishParams{
+		{RunID: runs[0].ID, Token: tok[0].Token, Now: t0, State: store.RunFailed, RetryAt: &retryAt}}})); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	want := []int64{runs[1].ID, runs[2].ID, runs[3].ID, runs[4].ID, runs[0].ID}
+	var got []int64
+	p := store.RunListDispatchableParams{Now: retryAt, Limit: 2}
+	for range 10 {
+		page := must[[]store.DispatchCandidate](t)(s.RunListDispatchable(ctx(t), p))
+		for _, c := range page {
+			if c.Spec.Name != "dp" || c.Run.State != store.RunQueued || c.Active != 0 {
+				t.Fatalf("candidate: %+v", c)
+			}
+			got = append(got, c.Run.ID)
+		}
+		if len(page) < p.Limit {
+			break
+		}
+		last := page[len(page)-1].Run
+		p.AfterNotBefore, p.AfterID = last.NotBefore, last.ID
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("candidates %v, want %v (due order, then id)", got, want)
+	}
+	// Before the retry is due, it is not a candidate.
+	if c := must[[]store.DispatchCandidate](t)(s.RunListDispatchable(ctx(t), store.RunListDispatchableParams{Now: t0})); len(c) != 4 {
+		t.Fatalf("%d candidates before the retry is due, want 4", len(c))
+	}
+}

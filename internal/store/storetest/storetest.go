@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		"RunCreateBatch":           testRunCreateBatch,
 		"RunStartBatch":            testRunStartBatch,
 		"RunFinishBatch":           testRunFinishBatch,
+		"RunListDispatchablePages": testRunListDispatchablePages,
 		"DispatchQueueOverlap":     testDispatchQueueOverlap,
 		"OutputsExpire":            testOutputsExpire,
 		"Lease":                    testLease,
