@@ -21,8 +21,9 @@ fuzz: ## run each schedule fuzzer for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzParseExpr -fuzztime=60s ./internal/schedule/
 	$(GO) test -run='^$$' -fuzz=FuzzNext -fuzztime=60s ./internal/schedule/
 
-bench: ## run the lateness benchmark (prints its figures)
+bench: ## run the lateness and throughput benchmarks (print their figures)
 	$(GO) run ./bench/lateness
+	$(GO) run ./bench/throughput
 
 ci: ## what CI runs
 	bash .ci/run
