@@ -24,7 +24,8 @@
 //     next trial.
 //
 // The load has to stay executable on a small machine, because each occurrence is a real
-// run (argv ["true"], dispatched to a worker and executed): -sample jobs fire @every
+// run, dispatched to a worker and executed (-executor noop by default: in the worker's
+// process, no fork; -executor true runs the command "true"): -sample jobs fire @every
 // -sample-every, their start instants spread evenly over one interval so that they fire
 // one at a time (100 every 10s: 10 runs/s), and the others fire once per -bulk-period
 // (default daily, 6-field cron) at instants spread evenly over the period (100,000 a
@@ -78,6 +79,21 @@ type settings struct {
 	steady      time.Duration
 	trials      int
 	slow        time.Duration
+	exec        string // noop or true
+}
+
+func (s settings) executorKey() string {
+	if s.exec == "true" {
+		return "command"
+	}
+	return "noop"
+}
+
+func (s settings) executor() map[string]any {
+	if s.exec == "true" {
+		return map[string]any{"argv": []string{"true"}}
+	}
+	return map[string]any{}
 }
 
 func main() {
@@ -90,6 +106,7 @@ func main() {
 	flag.IntVar(&s.batch, "batch", 2000, "jobs per apply request")
 	flag.DurationVar(&s.steady, "steady", time.Minute, "lateness and memory window")
 	flag.IntVar(&s.trials, "trials", 10, "kill -9 takeovers per engine")
+	flag.StringVar(&s.exec, "executor", "noop", "what a run executes: noop (in the worker, no process) or true (the command, a process per run)")
 	flag.DurationVar(&s.slow, "slow", 0, "if set, list on stderr each steady-state occurrence later than this")
 	flag.Parse()
 	var engines []string
@@ -100,6 +117,10 @@ func main() {
 		engines = []string{*engine}
 	default:
 		fmt.Fprintf(os.Stderr, "scale: -engine must be sqlite, postgres or both, got %q\n", *engine)
+		os.Exit(2)
+	}
+	if s.exec != "noop" && s.exec != "true" {
+		fmt.Fprintln(os.Stderr, "scale: -executor must be noop or true")
 		os.Exit(2)
 	}
 	if s.bulkPeriod != time.Hour && s.bulkPeriod != 24*time.Hour {
@@ -226,6 +247,8 @@ type bencher struct {
 	rssMedian, rssLast  int64 // bytes, primary during the steady window
 	hwmLoaded           int64 // VmHWM of the primary that took the load
 	hwmNew              int64 // largest VmHWM of a primary that took over
+	hwmLoad             int64 // largest VmHWM of any node after the load
+	loadElections       int   // changes of primary while the jobs were applied
 	lateness            []time.Duration
 	takeovers, takeLate []time.Duration
 	roles               []time.Duration // kill to the "becoming primary" log line
@@ -259,7 +282,7 @@ func (b *bencher) jobs(now time.Time) []map[string]any {
 	for i := range s.sample {
 		start := base.Add(time.Duration(i) * s.sampleEvery / time.Duration(s.sample))
 		out = append(out, map[string]any{"name": fmt.Sprintf("sample-%05d", i), "schedule": []string{"@every " + s.sampleEvery.String()},
-			"start": start.UTC().Format(time.RFC3339Nano), "command": map[string]any{"argv": []string{"true"}}})
+			"start": start.UTC().Format(time.RFC3339Nano), s.executorKey(): s.executor()})
 	}
 	bulk := s.schedules - s.sample
 	secs := int(s.bulkPeriod / time.Second)
@@ -270,7 +293,7 @@ func (b *bencher) jobs(now time.Time) []map[string]any {
 			expr = fmt.Sprintf("%d %d %d * * *", off%60, off/60%60, off/3600)
 		}
 		out = append(out, map[string]any{"name": fmt.Sprintf("bulk-%06d", i), "schedule": []string{expr},
-			"command": map[string]any{"argv": []string{"true"}}})
+			s.executorKey(): s.executor()})
 	}
 	return out
 }
@@ -280,7 +303,7 @@ func (b *bencher) load(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	all := b.jobs(time.Now())
-	t0 := time.Now()
+	mark, t0 := b.c.Mark(), time.Now()
 	for i := 0; i < len(all); i += b.s.batch {
 		data, err := json.Marshal(all[i:min(i+b.s.batch, len(all))])
 		if err != nil {
@@ -303,7 +326,21 @@ func (b *bencher) load(ctx context.Context) error {
 		return err
 	}
 	b.initTook = time.Since(t0) - b.loadTook
-	logf("%s: every schedule initialised %s after the last apply", b.engine, ms(b.initTook))
+	for _, l := range b.c.Logs()[mark:] {
+		if becomingPrimary.MatchString(l.Msg) {
+			b.loadElections++
+		}
+		if becomingPrimary.MatchString(l.Msg) || strings.HasPrefix(l.Msg, "stepping down") {
+			logf("%s: during the load: %s", b.engine, l)
+		}
+	}
+	for _, n := range b.c.Nodes() {
+		if m, err := readMem(n.PID()); err == nil {
+			b.hwmLoad = max(b.hwmLoad, m.hwm)
+		}
+	}
+	logf("%s: every schedule initialised %s after the last apply; %d changes of primary during the load; largest peak RSS of a node %s",
+		b.engine, ms(b.initTook), b.loadElections, mb(b.hwmLoad))
 	return nil
 }
 
@@ -420,14 +457,14 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 
 func (b *bencher) summary() string {
 	s := b.s
-	hwm := max(b.hwmLoaded, b.hwmNew)
+	hwm := max(b.hwmLoaded, b.hwmNew, b.hwmLoad)
 	var missed []string
 	check := func(ok bool, what string) {
 		if !ok {
 			missed = append(missed, what)
 		}
 	}
-	check(hwm <= int64(targetRSS), "primary peak RSS")
+	check(hwm <= int64(targetRSS), "peak RSS")
 	check(pct(b.takeovers, 99) <= targetTakeover, "takeover p99")
 	check(pct(b.lateness, 50) <= targetP50, "lateness p50")
 	check(pct(b.lateness, 99) <= targetP99, "lateness p99")
@@ -435,19 +472,29 @@ func (b *bencher) summary() string {
 	if len(missed) > 0 {
 		verdict = "MISSED: " + strings.Join(missed, ", ")
 	}
-	return fmt.Sprintf("scale %s: schedules=%d applied in %s, all initialised %s later; primary RSS median=%s last=%s peak=%s (loaded primary) new primaries' peak=%s; "+
+	return fmt.Sprintf("scale %s: schedules=%d applied in %s (%d changes of primary meanwhile), all initialised %s later; any node's peak RSS after the load=%s; "+
+		"primary RSS median=%s last=%s peak=%s, new primaries' peak=%s; "+
 		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to first fenced fire) n=%d median=%s p99=%s, role taken (log line) median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
-		"settings: %d sample @every %s spread + %d at spread instants every %s, batch %d, steady %s, 3 nodes, lease renew %s ttl %s, nodes built without -race, executor argv [true]; "+
+		"settings: %d sample @every %s spread + %d at spread instants every %s, batch %d, steady %s, 3 nodes, lease renew %s ttl %s, nodes built without -race, executor %s, load average %s at the end (the machine's, shared); "+
 		"targets: peak RSS<=%s takeover p99<=%s lateness p50<=%s p99<=%s; %s",
-		b.engine, s.schedules, ms(b.loadTook), ms(b.initTook), mb(b.rssMedian), mb(b.rssLast), mb(b.hwmLoaded), mb(b.hwmNew),
+		b.engine, s.schedules, ms(b.loadTook), b.loadElections, ms(b.initTook), mb(b.hwmLoad), mb(b.rssMedian), mb(b.rssLast), mb(b.hwmLoaded), mb(b.hwmNew),
 		len(b.lateness), ms(pct(b.lateness, 50)), ms(pct(b.lateness, 99)), ms(pct(b.lateness, 100)),
 		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)), ms(pct(b.roles, 50)), ms(pct(b.roles, 99)),
 		len(b.takeLate), ms(pct(b.takeLate, 50)), ms(pct(b.takeLate, 99)), ms(pct(b.takeLate, 100)),
 		s.sample, s.sampleEvery, s.schedules-s.sample, s.bulkPeriod, s.batch, s.steady, config.LeaseRenewDefault, config.LeaseTTLDefault,
-		mb(int64(targetRSS)), ms(targetTakeover), ms(targetP50), ms(targetP99), verdict)
+		s.exec, loadavg(), mb(int64(targetRSS)), ms(targetTakeover), ms(targetP50), ms(targetP99), verdict)
 }
 
 var becomingPrimary = regexp.MustCompile(`^becoming primary \(epoch \d+\)`)
+
+// loadavg is the machine's 1-minute load average.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
 
 func sleep(ctx context.Context, d time.Duration) error {
 	select {

@@ -29,15 +29,15 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 		}
 		seen[def.Spec.Name] = true
 	}
+	enc, err := encodeAll(p)
+	if err != nil {
+		return nil, fmt.Errorf("apply jobs: %w", err)
+	}
 	var out []store.JobApplyResult
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
-		for _, def := range p.Jobs {
-			r, err := s.jobApply(ctx, tx, def, p)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if out, err = s.jobApplyAll(ctx, tx, p, enc); err != nil {
+			return err
 		}
 		return s.bumpConfigVersion(ctx, tx)
 	})

@@ -23,6 +23,7 @@ func Run(t *testing.T, open Open) {
 	tests := map[string]func(*testing.T, store.Store){
 		"JobApplyCreateUpdate":     testJobApplyCreateUpdate,
 		"JobApplyAllOrNothing":     testJobApplyAllOrNothing,
+		"JobApplyMany":             testJobApplyMany,
 		"JobDeleteAndPause":        testJobDeleteAndPause,
 		"ScheduleInitOnce":         testScheduleInitOnce,
 		"ScheduleListDue":          testScheduleListDue,
