@@ -120,7 +120,10 @@ func (s *Scheduler) Queued() int { return len(s.queue) }
 func (s *Scheduler) Run(ctx context.Context) error {
 	v, err := s.p.Store.ConfigVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("start scheduler: %w", err)
+		// The repository may come back in a moment: start anyway, and read the version
+		// again at the first check (no version is -1).
+		s.p.Log.Warn("cannot read configuration version", "err", err)
+		v = -1
 	}
 	s.restart(v)
 	timer := time.NewTimer(0)

@@ -206,7 +206,8 @@ type ScheduleListNewParams struct {
 const ScheduleListLimitDefault = 1000
 
 // ScheduleInitParams sets the next fire time of schedules whose NextFireAt is nil, in
-// one transaction. The result says, item by item, whether it applied.
+// one transaction. The result says, item by item, whether it applied. Items name
+// distinct schedules.
 type ScheduleInitParams struct {
 	Items []ScheduleInitItem
 }

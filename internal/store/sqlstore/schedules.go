@@ -85,27 +85,43 @@ func (s *DB) entries(ctx context.Context, query string, args ...any) ([]store.Sc
 	return out, nil
 }
 
-// ScheduleInit implements store.Store.
+// ScheduleInit implements store.Store: one multi-row UPDATE per BulkRowsDefault items
+// (three parameters each), so that initialising thousands of new schedules takes a few
+// statements, not a round trip each.
 func (s *DB) ScheduleInit(ctx context.Context, p store.ScheduleInitParams) ([]bool, error) {
 	var out []bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = make([]bool, len(p.Items))
-		st, err := tx.PrepareContext(ctx, s.q(`UPDATE schedules SET next_fire_at = ?, done = ?
-			WHERE id = ? AND next_fire_at IS NULL AND done = 0`))
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for i, it := range p.Items {
-			res, err := st.ExecContext(ctx, microsPtr(it.NextFireAt), boolInt(it.Done), it.ID)
+		for lo := 0; lo < len(p.Items); lo += BulkRowsDefault {
+			chunk := p.Items[lo:min(lo+BulkRowsDefault, len(p.Items))]
+			args := make([]any, 0, 3*len(chunk))
+			for _, it := range chunk {
+				args = append(args, it.ID, microsPtr(it.NextFireAt), boolInt(it.Done))
+			}
+			rows, err := tx.QueryContext(ctx, s.q(`WITH v (id, next, done) AS (VALUES `+
+				rowsOf("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))", len(chunk))+`)
+				UPDATE schedules SET next_fire_at = v.next, done = v.done FROM v
+				WHERE schedules.id = v.id AND schedules.next_fire_at IS NULL AND schedules.done = 0
+				RETURNING schedules.id`), args...)
 			if err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
+			applied := map[int64]bool{}
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				applied[id] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
 				return err
 			}
-			out[i] = n == 1
+			for i, it := range chunk {
+				out[lo+i] = applied[it.ID]
+			}
 		}
 		return nil
 	})

@@ -170,3 +170,61 @@ func testFireBatch(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// ScheduleInit of many schedules at once (several multi-row statements) applies exactly
+// to those that had no next fire time, each with its own value.
+func testScheduleInitMany(t *testing.T, s store.Store) {
+	const n = 1203
+	var specs []job.Spec
+	for i := range n {
+		specs = append(specs, spec(name("init", i), "@every 1m"))
+	}
+	var ids []int64
+	for _, r := range apply(t, s, specs...) {
+		ids = append(ids, r.Job.Schedules[0].ID)
+	}
+	at := func(i int) *time.Time { return ptr(t0.Add(time.Duration(i) * time.Second)) }
+	var first store.ScheduleInitParams
+	for i := 0; i < n; i += 3 { // every third one beforehand, at an hour later
+		first.Items = append(first.Items, store.ScheduleInitItem{ID: ids[i], NextFireAt: ptr(t0.Add(time.Hour))})
+	}
+	for i, ok := range must[[]bool](t)(s.ScheduleInit(ctx(t), first)) {
+		if !ok {
+			t.Fatalf("first init of item %d not applied", i)
+		}
+	}
+	var all store.ScheduleInitParams
+	for i, id := range ids {
+		it := store.ScheduleInitItem{ID: id, NextFireAt: at(i)}
+		if i%10 == 1 {
+			it = store.ScheduleInitItem{ID: id, Done: true}
+		}
+		all.Items = append(all.Items, it)
+	}
+	applied := must[[]bool](t)(s.ScheduleInit(ctx(t), all))
+	if len(applied) != n {
+		t.Fatalf("%d results, want %d", len(applied), n)
+	}
+	for i, ok := range applied {
+		if ok != (i%3 != 0) {
+			t.Fatalf("item %d applied=%v, want %v", i, ok, i%3 != 0)
+		}
+	}
+	for _, i := range []int{0, 1, 2, 11, 600, 1201, 1202} {
+		sc := must[store.Job](t)(s.JobGet(ctx(t), name("init", i))).Schedules[0]
+		switch {
+		case i%3 == 0:
+			if sc.NextFireAt == nil || !sc.NextFireAt.Equal(t0.Add(time.Hour)) || sc.Done {
+				t.Fatalf("schedule %d: %+v, want kept at %s", i, sc, t0.Add(time.Hour))
+			}
+		case i%10 == 1:
+			if sc.NextFireAt != nil || !sc.Done {
+				t.Fatalf("schedule %d: %+v, want done", i, sc)
+			}
+		default:
+			if sc.NextFireAt == nil || !sc.NextFireAt.Equal(*at(i)) || sc.Done {
+				t.Fatalf("schedule %d: %+v, want next fire at %s", i, sc, at(i))
+			}
+		}
+	}
+}

@@ -26,6 +26,7 @@ func Run(t *testing.T, open Open) {
 		"JobApplyMany":             testJobApplyMany,
 		"JobDeleteAndPause":        testJobDeleteAndPause,
 		"ScheduleInitOnce":         testScheduleInitOnce,
+		"ScheduleInitMany":         testScheduleInitMany,
 		"ScheduleListDue":          testScheduleListDue,
 		"ScheduleListNew":          testScheduleListNew,
 		"FireExactlyOnce":          testFireExactlyOnce,
