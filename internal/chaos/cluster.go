@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -508,14 +509,23 @@ func (n *Node) start(ctx context.Context) error {
 	// Output copying ends when the process's pipes close; a job process that outlived a
 	// kill could hold them open, and Wait must not hang on it.
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node %s: %w", n.spec.ID, err)
-	}
+	// The parent-death signal fires when the OS thread that forked the node ends, not
+	// the test binary, and a thread ends when a goroutine locked to it returns (pgtest's
+	// server supervisor does, for one). So the node is forked on a thread locked to the
+	// goroutine that waits for it, which unlocks only once the node has exited.
+	started := make(chan error, 1)
 	done := make(chan struct{})
-	n.mu.Lock()
-	n.cmd, n.done, n.exitErr, n.frozen, n.addr = cmd, done, nil, false, ""
-	n.mu.Unlock()
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		n.mu.Lock()
+		n.cmd, n.done, n.exitErr, n.frozen, n.addr = cmd, done, nil, false, ""
+		n.mu.Unlock()
+		started <- nil
 		err := cmd.Wait()
 		w.flush()
 		n.mu.Lock()
@@ -523,6 +533,9 @@ func (n *Node) start(ctx context.Context) error {
 		n.mu.Unlock()
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start node %s: %w", n.spec.ID, err)
+	}
 	n.c.logf("chaos: started node %s#%d (pid %d): %s", n.spec.ID, inc, cmd.Process.Pid, strings.Join(args, " "))
 
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)

@@ -237,16 +237,21 @@ func (s *Server) launch(ctx context.Context, bin string, acct *account, port int
 // runtime does end threads (a goroutine that exits while locked to its thread
 // takes the thread with it). So the fork happens on a thread locked to this
 // goroutine, which stays blocked in Wait, keeping the thread alive, for as
-// long as postgres runs. It never unlocks: the thread ends after postgres did.
+// long as postgres runs. Once postgres has exited it unlocks, so the thread lives on:
+// a goroutine that ends locked takes its thread with it, and that would deliver the
+// parent-death signal to every other child the process ever forked on that thread
+// (another test's processes, say), killing them at a server's Stop or Restart.
 func (s *Server) supervise(started chan<- error) {
 	runtime.LockOSThread()
 	err := s.cmd.Start()
 	started <- err
 	if err != nil {
+		runtime.UnlockOSThread()
 		close(s.exited)
 		return
 	}
 	s.waitErr = s.cmd.Wait()
+	runtime.UnlockOSThread()
 	close(s.exited)
 }
 
