@@ -267,7 +267,7 @@ func waitIdle(ctx context.Context, st store.Store, n int) error {
 	for time.Now().Before(deadline) {
 		var active int
 		err := db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM (SELECT id FROM runs WHERE state = 'queued' LIMIT 1) AS q)
-			+ (SELECT COUNT(*) FROM runs WHERE state IN ('assigned', 'running'))`).Scan(&active)
+			+ (SELECT COUNT(*) FROM runs WHERE state IN ('assigned', 'running') AND node >= '')`).Scan(&active)
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,9 @@ type Dialect struct {
 	// of in the engine's busy wait, which polls with sleeps of up to 100ms; other
 	// processes still meet them there.
 	OneWriter bool
+	// ArrayParams says a parameter may be an array (PostgreSQL): many rows then travel as
+	// one array per column instead of one parameter per value.
+	ArrayParams bool
 }
 
 // CallTimeoutDefault bounds every repository call whose context has no earlier deadline,

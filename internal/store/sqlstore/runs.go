@@ -361,9 +361,6 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 	n := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		n = 0
-		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
-			return err
-		}
 		closed := map[string]bool{}
 		for _, a := range p.Assignments {
 			if _, seen := closed[a.Node]; seen {
@@ -385,18 +382,26 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 			}
 		}
 		for chunk := range slices.Chunk(open, batchRows) {
-			args := []any{p.Epoch}
-			for _, a := range chunk {
-				args = append(args, a.RunID, a.Node, a.Token)
+			rows := make([][]any, len(chunk))
+			ids := make([]int64, len(chunk))
+			for i, a := range chunk {
+				rows[i], ids[i] = []any{a.RunID, a.Node, a.Token}, a.RunID
 			}
-			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = v.column2, token = v.column3,
-				attempt = attempt + 1, epoch = ?
-				FROM (VALUES `+valuesRows(len(chunk), "BIGINT", "TEXT", "TEXT")+`) AS v
-				WHERE runs.id = v.column1 AND runs.state = 'queued'`, args...)
+			v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT"}, rows)
+			in, inArgs := s.byID("runs.id", ids)
+			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = v.c2, token = v.c3, attempt = attempt + 1, epoch = ?
+				FROM `+v+` WHERE runs.id = v.c1 AND runs.state = 'queued'`+in, slices.Concat([]any{p.Epoch}, vargs, inArgs)...)
 			if err != nil {
 				return fmt.Errorf("assign %d runs from run %d: %w", len(chunk), chunk[0].RunID, err)
 			}
 			n += int(k)
+		}
+		// The epoch is checked last, under a share lock held until commit: a change of
+		// holder committed before it is seen here and undoes everything above, one after
+		// it waits for this commit. Last, so that the lease row is locked for an instant,
+		// not for the whole assignment, and the holder's renewals do not wait on it.
+		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
+			return err
 		}
 		nodes := map[string]bool{}
 		var list []string

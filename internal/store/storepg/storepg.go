@@ -92,7 +92,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	d := sqlstore.Dialect{Name: "postgres", Numbered: true, ForShare: " FOR SHARE", ForUpdate: " FOR UPDATE",
-		NowSQL: nowSQL, Notify: notify}
+		NowSQL: nowSQL, Notify: notify, ArrayParams: true}
 	return &Store{DB: sqlstore.New(db, d), cfg: cfg, log: log}, nil
 }
 
