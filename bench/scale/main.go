@@ -15,8 +15,10 @@
 //     clock when it planned the firing transaction (the commit follows within that
 //     transaction's duration);
 //  3. takeover, -trials times: kill -9 of the primary while occurrences are due, then
-//     the time until the first run fired under a higher epoch (the new primary's first
-//     fenced write), and the lateness of the occurrences it fired that were due by then.
+//     the time until the harness sees the first run fired under a higher epoch committed
+//     (the new primary's first fenced write; polled every 5ms, on the harness's clock
+//     like the kill; the run's created_at, on the node's clock, is reported too), and the
+//     lateness of the occurrences it fired that were due by then.
 //     The sample falls due every -sample-every/-sample (100ms by default), so the first
 //     fenced write includes a wait of up to that for the next occurrence unless one fell
 //     due during the takeover; the time to the new primary's "becoming primary" log line
@@ -252,6 +254,7 @@ type bencher struct {
 	lateness            []time.Duration
 	takeovers, takeLate []time.Duration
 	roles               []time.Duration // kill to the "becoming primary" log line
+	byNode              []time.Duration // kill to the first fenced run's created_at
 }
 
 func (b *bencher) start(ctx context.Context) error {
@@ -411,16 +414,19 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 	if err := victim.Kill(); err != nil {
 		return err
 	}
-	var first time.Time
+	var first, seen time.Time
 	err = chaos.Poll(ctx, 5*time.Millisecond, "a run fired under a higher epoch", func(ctx context.Context) (bool, string, error) {
 		var err error
 		first, err = b.repo.firstFiredAbove(ctx, lastRun, epoch, t0)
+		seen = time.Now()
 		return !first.IsZero(), "", err
 	})
 	if err != nil {
 		return err
 	}
-	took := first.Sub(t0)
+	// seen is on the harness's clock, like t0: an upper bound (by the poll interval and
+	// one read) of the commit. first is the node's created_at, on the node's clock.
+	took, byNode := seen.Sub(t0), first.Sub(t0)
 	l, err := b.c.WaitLog(ctx, mark, chaos.LogMatch{Pattern: becomingPrimary})
 	if err != nil {
 		return err
@@ -442,10 +448,15 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 		return err
 	}
 	b.hwmNew = max(b.hwmNew, m.hwm)
-	b.takeovers, b.roles = append(b.takeovers, took), append(b.roles, role)
+	b.takeovers, b.roles, b.byNode = append(b.takeovers, took), append(b.roles, role), append(b.byNode, byNode)
 	b.takeLate = append(b.takeLate, late...)
-	logf("%s takeover %d: kill -9 of %s, %s took the role after %s and fired its first occurrence after %s; %d occurrences due meanwhile, latest %s late; its RSS %s, peak %s",
-		b.engine, i, id, newID, ms(role), ms(took), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
+	logf("%s takeover %d: kill -9 of %s, %s took the role after %s and its first fenced firing was seen committed after %s (created_at %s after); %d occurrences due meanwhile, latest %s late; its RSS %s, peak %s",
+		b.engine, i, id, newID, ms(role), ms(took), ms(byNode), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
+	for _, l := range b.c.Logs()[mark:] {
+		if l.Node == newID && (l.Level == "WARN" || l.Level == "ERROR") {
+			logf("%s takeover %d: %s", b.engine, i, l)
+		}
+	}
 	if err := victim.Restart(ctx); err != nil {
 		return err
 	}
@@ -474,12 +485,13 @@ func (b *bencher) summary() string {
 	}
 	return fmt.Sprintf("scale %s: schedules=%d applied in %s (%d changes of primary meanwhile), all initialised %s later; any node's peak RSS after the load=%s; "+
 		"primary RSS median=%s last=%s peak=%s, new primaries' peak=%s; "+
-		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to first fenced fire) n=%d median=%s p99=%s, role taken (log line) median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
+		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to the first fenced firing seen committed) n=%d median=%s p99=%s, by its created_at median=%s p99=%s, role taken (log line) median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
 		"settings: %d sample @every %s spread + %d at spread instants every %s, batch %d, steady %s, 3 nodes, lease renew %s ttl %s, nodes built without -race, executor %s, load average %s at the end (the machine's, shared); "+
 		"targets: peak RSS<=%s takeover p99<=%s lateness p50<=%s p99<=%s; %s",
 		b.engine, s.schedules, ms(b.loadTook), b.loadElections, ms(b.initTook), mb(b.hwmLoad), mb(b.rssMedian), mb(b.rssLast), mb(b.hwmLoaded), mb(b.hwmNew),
 		len(b.lateness), ms(pct(b.lateness, 50)), ms(pct(b.lateness, 99)), ms(pct(b.lateness, 100)),
-		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)), ms(pct(b.roles, 50)), ms(pct(b.roles, 99)),
+		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)), ms(pct(b.byNode, 50)), ms(pct(b.byNode, 99)),
+		ms(pct(b.roles, 50)), ms(pct(b.roles, 99)),
 		len(b.takeLate), ms(pct(b.takeLate, 50)), ms(pct(b.takeLate, 99)), ms(pct(b.takeLate, 100)),
 		s.sample, s.sampleEvery, s.schedules-s.sample, s.bulkPeriod, s.batch, s.steady, config.LeaseRenewDefault, config.LeaseTTLDefault,
 		s.exec, loadavg(), mb(int64(targetRSS)), ms(targetTakeover), ms(targetP50), ms(targetP99), verdict)
