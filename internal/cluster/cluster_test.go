@@ -37,10 +37,13 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, st: st}
 }
 
-// member is the membership of node id with the given mode, capacity and priority.
+// member is the membership of node id with the given mode, capacity and priority. The
+// silence (three intervals, 900ms) is long enough that the nodes of a test, beaten one
+// after another on a loaded machine under the race detector, are all still live when it
+// looks, and short enough that a test waiting for it stays quick.
 func (f *fixture) member(id, mode string, capacity, priority int) *cluster.Membership {
 	return cluster.New(cluster.Params{Store: f.st, Log: slog.New(slog.DiscardHandler), Self: id,
-		Interval: 20 * time.Millisecond, MaxMissed: 3,
+		Interval: 300 * time.Millisecond, MaxMissed: 3,
 		Describe: func() store.Node {
 			return store.Node{Address: id + ":1", Mode: mode, Capacity: capacity, Priority: priority}
 		},
