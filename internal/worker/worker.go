@@ -191,36 +191,56 @@ func (w *Worker) stopSuperseded(runs []store.Run) {
 	}
 }
 
+// startTimeout bounds the reads and the transaction that start a batch of runs.
+const startTimeout = 30 * time.Second
+
+// errRetryLater marks a job whose definition could not be read: its runs stay assigned
+// and the next poll tries again.
+var errRetryLater = errors.New("job definition unreadable for now")
+
 var errSuperseded = errors.New("attempt superseded: the run was given to another attempt (this node was declared lost)")
 
 // start marks the runs as running (with their tokens) in one transaction and executes
 // each in its own goroutine. The caller has counted them in wg; the runs that could not
 // be started (taken back, canceled meanwhile) are uncounted here.
+//
+// Each job's definition is read once for the batch, before any run is started: a run is
+// never started without it. The reads and the start outlive ctx (a stop that begins
+// meanwhile): once the start is committed the runs are this node's to execute, and
+// Shutdown waits for them.
 func (w *Worker) start(ctx context.Context, runs []store.Run) {
-	toks := make([]store.RunToken, len(runs))
-	for i, r := range runs {
-		toks[i] = store.RunToken{ID: r.ID, Token: r.Token}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	specs := map[string]*store.Job{}
+	specErr := map[string]error{}
+	var toks []store.RunToken
+	for _, r := range runs {
+		if _, ok := specs[r.Job]; !ok && specErr[r.Job] == nil {
+			j, err := w.p.Store.JobGet(sctx, r.Job)
+			switch {
+			case err == nil:
+				specs[r.Job] = &j
+			case errors.Is(err, store.ErrNotFound):
+				specErr[r.Job] = err // started, and failed: the job is gone
+			default:
+				w.p.Log.Warn("cannot read a job's definition; its runs wait", "job", r.Job, "err", err)
+				specErr[r.Job] = errRetryLater
+			}
+		}
+		if specErr[r.Job] != errRetryLater {
+			toks = append(toks, store.RunToken{ID: r.ID, Token: r.Token})
+		}
 	}
-	started, err := w.p.Store.RunStartBatch(ctx, store.RunStartBatchParams{Now: w.p.Now(), Runs: toks})
-	if err != nil {
-		w.p.Log.Warn("cannot start runs", "runs", len(runs), "err", err)
+	var started []store.Run
+	if len(toks) > 0 {
+		var err error
+		started, err = w.p.Store.RunStartBatch(sctx, store.RunStartBatchParams{Now: w.p.Now(), Runs: toks})
+		if err != nil {
+			w.p.Log.Warn("cannot start runs", "runs", len(toks), "err", err)
+		}
 	}
 	for range len(runs) - len(started) {
 		w.wg.Done()
-	}
-	// Each job's definition is read once for the runs of this batch.
-	specs := map[string]*store.Job{}
-	specErr := map[string]error{}
-	for _, run := range started {
-		if _, ok := specs[run.Job]; ok || specErr[run.Job] != nil {
-			continue
-		}
-		j, err := w.p.Store.JobGet(ctx, run.Job)
-		if err != nil {
-			specErr[run.Job] = err
-			continue
-		}
-		specs[run.Job] = &j
 	}
 	for _, run := range started {
 		actx, cancel := context.WithCancelCause(w.runCtx)

@@ -171,3 +171,44 @@ func TestWorkerStaleAttemptRefused(t *testing.T) {
 		t.Fatalf("the stale attempt's result was recorded: %+v", r)
 	}
 }
+
+// stopMidStart is a repository in which the node's stop begins just as a batch of runs
+// is started: the worker's context is canceled once the start has committed.
+type stopMidStart struct {
+	store.Store
+	stop func()
+}
+
+func (s stopMidStart) RunStartBatch(ctx context.Context, p store.RunStartBatchParams) ([]store.Run, error) {
+	runs, err := s.Store.RunStartBatch(ctx, p)
+	s.stop()
+	return runs, err
+}
+
+// A stop that begins while runs are being started does not fail them: a started run is
+// executed to its end (Shutdown waits for it), never failed for want of its definition.
+func TestWorkerStopDuringStart(t *testing.T) {
+	t.Parallel()
+	inner := newStore(t, job.Spec{Name: "n", Noop: &job.Noop{Sleep: job.Duration(20 * time.Millisecond)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	w := New(Params{Store: stopMidStart{Store: inner, stop: cancel}, Log: slog.New(slog.DiscardHandler), Node: "w1",
+		DataDir: t.TempDir(), Capacity: 4, Poll: 20 * time.Millisecond})
+	runs := enqueue(t, inner, "n", 3)
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := w.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		got, err := inner.RunGet(context.Background(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != store.RunSucceeded {
+			t.Fatalf("run %d after a stop during its start: %s (%s), want succeeded", r.ID, got.State, got.Reason)
+		}
+	}
+}
