@@ -54,8 +54,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tandemhq/tandem/internal/chaos"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
@@ -178,7 +176,7 @@ func bench(ctx context.Context, engine, bin, dir string, s settings) (_ string, 
 			return "", fmt.Errorf("start PostgreSQL: %w", err)
 		}
 		defer srv.Stop()
-		if db, err = createDatabase(ctx, srv, "tandem_scale"); err != nil {
+		if db, err = srv.CreateDatabase(ctx, "tandem_scale"); err != nil {
 			return "", err
 		}
 	}
@@ -188,7 +186,7 @@ func bench(ctx context.Context, engine, bin, dir string, s settings) (_ string, 
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("%w\nlast log lines:\n%s", err, tail(c, 40))
+			err = fmt.Errorf("%w\nlast log lines:\n%s", err, c.Tail(40))
 		}
 		if cerr := c.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -216,28 +214,6 @@ func bench(ctx context.Context, engine, bin, dir string, s settings) (_ string, 
 	return b.summary(), nil
 }
 
-// createDatabase makes an empty database on srv and returns its URL.
-func createDatabase(ctx context.Context, srv *pgtest.Server, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
-	if err != nil {
-		return "", fmt.Errorf("create database: connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("create database %s: %w", name, err)
-	}
-	return srv.URL(name), nil
-}
-
-func tail(c *chaos.Cluster, n int) string {
-	ls := c.Logs()
-	var b strings.Builder
-	for _, l := range ls[max(len(ls)-n, 0):] {
-		b.WriteString(l.String() + "\n")
-	}
-	return b.String()
-}
-
 // bencher holds one engine's cluster and what was measured on it.
 type bencher struct {
 	c      *chaos.Cluster
@@ -260,21 +236,7 @@ type bencher struct {
 func (b *bencher) start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	if _, err := b.c.Start(ctx, chaos.NodeSpec{ID: "a", Priority: 0}); err != nil {
-		return err
-	}
-	if _, _, err := b.c.WaitPrimary(ctx); err != nil {
-		return err
-	}
-	if _, err := b.c.StartAll(ctx, chaos.NodeSpec{ID: "b", Priority: 1}, chaos.NodeSpec{ID: "c", Priority: 2}); err != nil {
-		return err
-	}
-	for _, id := range []string{"b", "c"} {
-		if _, err := b.c.WaitMode(ctx, id, "standby"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.c.StartWithStandbys(ctx, chaos.NodeSpec{ID: "a", Priority: 0}, chaos.NodeSpec{ID: "b", Priority: 1}, chaos.NodeSpec{ID: "c", Priority: 2})
 }
 
 // jobs returns the job documents of the whole set, sample first.

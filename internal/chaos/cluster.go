@@ -151,6 +151,26 @@ func (c *Cluster) StartAll(ctx context.Context, specs ...NodeSpec) ([]*Node, err
 	return out, errors.Join(errs...)
 }
 
+// StartWithStandbys starts the first node and waits until it is primary, then starts the
+// others at once and waits until each stands by: a cluster whose roles are known.
+func (c *Cluster) StartWithStandbys(ctx context.Context, primary NodeSpec, standbys ...NodeSpec) error {
+	if _, err := c.Start(ctx, primary); err != nil {
+		return err
+	}
+	if _, _, err := c.WaitPrimary(ctx); err != nil {
+		return err
+	}
+	if _, err := c.StartAll(ctx, standbys...); err != nil {
+		return err
+	}
+	for _, s := range standbys {
+		if _, err := c.WaitMode(ctx, s.ID, "standby"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // node returns the node with the id, or nil; c.mu must be held.
 func (c *Cluster) node(id string) *Node {
 	for _, n := range c.nodes {
@@ -278,6 +298,16 @@ func (c *Cluster) CLI(ctx context.Context, args ...string) (string, error) {
 
 // Logs returns every log line the cluster's processes wrote so far, in the order read.
 func (c *Cluster) Logs() []LogLine { return c.logs.all() }
+
+// Tail returns the cluster's last n log lines, one per line.
+func (c *Cluster) Tail(n int) string {
+	ls := c.logs.all()
+	var b strings.Builder
+	for _, l := range ls[max(len(ls)-n, 0):] {
+		b.WriteString(l.String() + "\n")
+	}
+	return b.String()
+}
 
 // Mark is the position of the next log line, for WaitLog.
 func (c *Cluster) Mark() int { return c.logs.mark() }

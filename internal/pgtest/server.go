@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -78,6 +79,14 @@ func (s *Server) URL(db string) string {
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
+}
+
+// CreateDatabase makes an empty database on this server and returns its URL.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := adminExec(ctx, s.URL("postgres"), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.URL(name), nil
 }
 
 // Start starts a throwaway server in a fresh temp dir: initdb with fsync off,

@@ -285,16 +285,25 @@ func (s *DB) RunCounts(ctx context.Context) ([]store.RunCount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count runs: %w", err)
 	}
+	return scanRunCounts(rows, "count runs")
+}
+
+// scanRunCounts reads (node, state, count) rows and closes them; what says what the
+// query was for, in errors.
+func scanRunCounts(rows *sql.Rows, what string) ([]store.RunCount, error) {
 	defer rows.Close()
 	var out []store.RunCount
 	for rows.Next() {
 		var c store.RunCount
 		var state string
 		if err := rows.Scan(&c.Node, &state, &c.Count); err != nil {
-			return nil, fmt.Errorf("count runs: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		c.State = store.RunState(state)
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }

@@ -396,16 +396,5 @@ func (s *DB) RunLoad(ctx context.Context) ([]store.RunCount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count the runs on nodes: %w", err)
 	}
-	defer rows.Close()
-	var out []store.RunCount
-	for rows.Next() {
-		var c store.RunCount
-		var state string
-		if err := rows.Scan(&c.Node, &state, &c.Count); err != nil {
-			return nil, fmt.Errorf("count the runs on nodes: %w", err)
-		}
-		c.State = store.RunState(state)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanRunCounts(rows, "count the runs on nodes")
 }
