@@ -21,11 +21,16 @@ fuzz: ## run each schedule fuzzer for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzParseExpr -fuzztime=60s ./internal/schedule/
 	$(GO) test -run='^$$' -fuzz=FuzzNext -fuzztime=60s ./internal/schedule/
 
-bench: ## run the lateness and throughput benchmarks (print their figures)
+bench: ## run every benchmark (lateness, throughput, failover, scale; each prints its figures)
 	$(GO) run ./bench/lateness
 	$(GO) run ./bench/throughput
+	$(GO) run ./bench/failover
+	$(GO) run ./bench/scale
+
+soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each)
+	$(GO) test -timeout 120m -run 'TestSoak' -v ./internal/chaos/ -soak.faults=500 -soak.norace
 
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help build install test vet fuzz bench ci
+.PHONY: help build install test vet fuzz bench soak ci
