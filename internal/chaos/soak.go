@@ -161,7 +161,7 @@ func soakJobs() []soakJob {
 		mk("fast-all-allow", 100*time.Millisecond, "run-all", 3*time.Second, "allow", ""),
 		mk("skip-allow", 300*time.Millisecond, "skip", 0, "allow", ""),
 		mk("once-forbid", 500*time.Millisecond, "run-once", 0, "forbid", "sleep 0.7"),
-		mk("all-queue", time.Second, "run-all", 4*time.Second, "queue", "sleep 0.8"),
+		mk("all-queue", time.Second, "run-all", 4*time.Second, "queue", "sleep 0.5"),
 		mk("once-replace", 700*time.Millisecond, "run-once", 0, "replace", "sleep 1"),
 		{spec: JobSpec{Name: "on-demand", Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 0.3"}},
 	}
@@ -293,7 +293,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	for i, j := range jobs {
 		names[i] = j.spec.Name
 	}
-	runs, err := settleAll(withTimeout(ctx, 3*time.Minute), c, names, out)
+	runs, err := settleAll(withTimeout(ctx, 30*time.Minute), c, names, out)
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
@@ -407,6 +407,10 @@ func (o *observer) leaseEpochs() []LeaseSighting {
 	return slices.Clone(o.lease)
 }
 
+// settleStall is how long settling waits without one more run becoming final: a backlog
+// left by the faults drains at its own pace, a cluster that stopped working fails.
+const settleStall = 90 * time.Second
+
 // settleAll pauses the jobs and waits until every run of each is final and no job got
 // a new run for Quiet (by the harness's clock: a node's clock may be off), and returns
 // each job's runs from that last look. A long soak leaves many thousands of runs; each
@@ -422,7 +426,8 @@ func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(str
 		}
 	}
 	newest := map[string]int64{}
-	lastNew, lastNote := time.Now(), time.Now()
+	lastNew, lastNote, lastProgress := time.Now(), time.Now(), time.Now()
+	fewest := -1 // fewest runs not final seen so far
 	var note string
 	for {
 		out := map[string][]api.Run{}
@@ -449,12 +454,18 @@ func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(str
 				return out, nil
 			}
 			note = fmt.Sprintf("%d runs not final, e.g. [%s]", len(open), strings.Join(open[:min(len(open), 3)], "; "))
+			if fewest < 0 || len(open) < fewest {
+				fewest, lastProgress = len(open), time.Now()
+			}
 		} else {
 			note = "last error: " + lookErr.Error()
 		}
 		if time.Since(lastNote) >= 10*time.Second {
 			lastNote = time.Now()
 			progress("settling: %s", note)
+		}
+		if time.Since(lastProgress) > settleStall {
+			return nil, fmt.Errorf("settle jobs: no run became final for %s (%s)", settleStall, note)
 		}
 		select {
 		case <-ctx.Done():

@@ -11,10 +11,15 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// CandidatesPerSlot bounds how many queued runs one pass reads per free slot of
-// capacity: runs no node can take now are passed over, but a queue headed by many of
-// them must not make every pass read it all.
-const CandidatesPerSlot = 4
+// A pass reads queued runs a page at a time. A page holds the capacity still to fill,
+// at least MinPage runs; a pass reads at most MaxPages pages. The runs of a job found
+// unplaceable (overlap "queue" with a run out, tags no free node has) are left out of
+// the pages after it, so a backlog of such runs at the head of the queue costs one page
+// per job, never the runs behind it.
+const (
+	MinPage  = 32
+	MaxPages = 16
+)
 
 // PollDefault is how often the dispatcher looks for queued runs when nobody wakes it
 // (retries become due, runs queued by other nodes).
@@ -96,9 +101,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // Once makes one pass: it reads the queued runs due now and assigns as many as the nodes
 // can take. It returns how many it assigned.
 //
-// Candidates are read a page at a time, a page as large as the capacity still to fill,
-// so a pass usually reads exactly the runs it assigns; runs no node can take now (tags,
-// overlap "queue") are passed over, up to CandidatesPerSlot rows per free slot.
+// Candidates are read in due order a page at a time (see MinPage). A job whose run cannot
+// be placed now is skipped for the rest of the pass: free capacity only shrinks within a
+// pass, and a job with overlap "queue" gets at most one run out.
 func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	targets, err := d.p.Targets(ctx)
 	if err != nil {
@@ -113,28 +118,36 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	}
 	now := d.p.Now()
 	var as []store.Assignment
-	queued := map[int64]bool{} // jobs with overlap "queue" already given a run this pass
+	skip := map[int64]bool{}
 	list := store.RunListDispatchableParams{Now: now}
-	for read, budget := 0, free*CandidatesPerSlot; len(as) < free && read < budget; {
-		list.Limit = min(free-len(as), budget-read)
+	for page := 0; len(as) < free && page < MaxPages; page++ {
+		list.Limit = max(free-len(as), MinPage)
 		cands, err := d.p.Store.RunListDispatchable(ctx, list)
 		if err != nil {
 			return 0, err
 		}
-		read += len(cands)
 		for _, c := range cands {
-			if c.Spec.Overlap == job.OverlapQueue {
-				if c.Active > 0 || queued[c.Run.JobID] {
-					continue
-				}
-				queued[c.Run.JobID] = true
+			if len(as) == free {
+				break
+			}
+			id := c.Run.JobID
+			if skip[id] {
+				continue
+			}
+			if c.Spec.Overlap == job.OverlapQueue && c.Active > 0 {
+				d.skipJob(&list, skip, id)
+				continue
 			}
 			i := d.pick(targets, c.Spec.Tags)
 			if i < 0 {
+				d.skipJob(&list, skip, id)
 				continue
 			}
 			targets[i].Free--
 			as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
+			if c.Spec.Overlap == job.OverlapQueue {
+				d.skipJob(&list, skip, id) // its one run is out now
+			}
 		}
 		if len(cands) < list.Limit {
 			break // no more due runs
@@ -159,6 +172,12 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 		d.p.Assigned(nodes)
 	}
 	return n, nil
+}
+
+// skipJob leaves the job's runs out of the rest of the pass.
+func (d *Dispatcher) skipJob(list *store.RunListDispatchableParams, skip map[int64]bool, id int64) {
+	skip[id] = true
+	list.SkipJobs = append(list.SkipJobs, id)
 }
 
 // pick chooses the next node round-robin among those with free capacity and every tag.

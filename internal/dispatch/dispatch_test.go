@@ -136,3 +136,35 @@ func TestOnceFenced(t *testing.T) {
 		t.Fatalf("Once under the current epoch = %d, %v", n, err)
 	}
 }
+
+// A long backlog of runs that cannot be placed now, at the head of the queue, never hides
+// the runs behind it: a job with overlap "queue" whose one run is out, and a job whose
+// tags no node has, each with far more queued runs than a pass reads.
+func TestOnceBacklogAtHeadDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	st := newStore(t, job.Spec{Name: "q", Overlap: job.OverlapQueue, Noop: &job.Noop{}},
+		job.Spec{Name: "gpu", Tags: []string{"gpu"}, Noop: &job.Noop{}}, job.Spec{Name: "p", Noop: &job.Noop{}})
+	enqueue(t, st, "q", 1)
+	d := dispatcher(st, 0, Target{ID: "n1", Free: 4})
+	if n, err := d.Once(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Once = %d, %v; want q's first run out", n, err)
+	}
+	enqueue(t, st, "q", MinPage*MaxPages)
+	enqueue(t, st, "gpu", MinPage*MaxPages)
+	enqueue(t, st, "p", 5)
+	d = dispatcher(st, 0, Target{ID: "n1", Free: 3})
+	if n, err := d.Once(context.Background()); err != nil || n != 3 {
+		t.Fatalf("Once = %d, %v; want 3 runs of p placed past the backlog", n, err)
+	}
+	runs, err := st.RunList(context.Background(), store.RunListParams{States: []store.RunState{store.RunAssigned}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range runs {
+		count[r.Job]++
+	}
+	if count["q"] != 1 || count["p"] != 3 || count["gpu"] != 0 {
+		t.Fatalf("assigned runs by job %v, want q:1 (its first) p:3", count)
+	}
+}

@@ -276,6 +276,10 @@ type RunListDispatchableParams struct {
 	// previous page (its Run.NotBefore and Run.ID); AfterID 0 starts from the first.
 	AfterNotBefore time.Time
 	AfterID        int64
+	// SkipJobs leaves out the runs of these jobs: those the caller found it cannot place
+	// now (a job with overlap "queue" that has a run out, tags no node with free capacity
+	// has), so that their backlog never hides the runs behind it.
+	SkipJobs []int64
 }
 
 // DispatchCandidate is a queued run with what the dispatcher needs to place it.

@@ -150,6 +150,11 @@ func (s *DB) RunListDispatchable(ctx context.Context, p store.RunListDispatchabl
 		q += ` AND (not_before, id) > (?, ?)`
 		args = append(args, micros(p.AfterNotBefore), p.AfterID)
 	}
+	if len(p.SkipJobs) > 0 {
+		in, inArgs := s.idIn("job_id", p.SkipJobs)
+		q += ` AND NOT (` + in + `)`
+		args = append(args, inArgs...)
+	}
 	runs, err := s.runs(ctx, s.db, q+` ORDER BY not_before, id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dispatchable runs: %w", err)

@@ -216,4 +216,17 @@ func testRunListDispatchablePages(t *testing.T, s store.Store) {
 	if c := must[[]store.DispatchCandidate](t)(s.RunListDispatchable(ctx(t), store.RunListDispatchableParams{Now: t0})); len(c) != 4 {
 		t.Fatalf("%d candidates before the retry is due, want 4", len(c))
 	}
+	// The runs of skipped jobs are left out; the others keep their order.
+	apply(t, s, spec("dq"))
+	other := must[[]store.Run](t)(s.RunCreateBatch(ctx(t), store.RunCreateBatchParams{Job: "dq", Count: 2, Now: t0}))
+	c := must[[]store.DispatchCandidate](t)(s.RunListDispatchable(ctx(t), store.RunListDispatchableParams{Now: retryAt,
+		SkipJobs: []int64{runs[0].JobID}}))
+	if len(c) != 2 || c[0].Run.ID != other[0].ID || c[1].Run.ID != other[1].ID {
+		t.Fatalf("candidates with dp skipped: %+v, want dq's two runs", c)
+	}
+	c = must[[]store.DispatchCandidate](t)(s.RunListDispatchable(ctx(t), store.RunListDispatchableParams{Now: retryAt,
+		SkipJobs: []int64{runs[0].JobID, other[0].JobID}}))
+	if len(c) != 0 {
+		t.Fatalf("candidates with every job skipped: %+v, want none", c)
+	}
 }
