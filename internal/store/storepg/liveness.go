@@ -96,8 +96,15 @@ func (s *Store) holdLock(ctx context.Context, key int64) (*sql.Conn, error) {
 	return conn, nil
 }
 
+// livenessRetake is how long after the database server started a free liveness lock is
+// no proof of death: a restart frees every session's locks at once, and a live holder's
+// watcher (which looks every second) needs a moment to take its lock again. Meanwhile
+// the holder is judged by its lease alone.
+const livenessRetake = 5 * time.Second
+
 // LivenessDead implements store.Liveness: holder's advisory lock can be taken, so no
-// session holds it any more.
+// session holds it any more, and the server has been up long enough for a live holder
+// to have taken it again after a restart.
 func (s *Store) LivenessDead(ctx context.Context, holder string) (bool, error) {
 	key := livenessKey(holder)
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeoutDefault)
@@ -107,6 +114,13 @@ func (s *Store) LivenessDead(ctx context.Context, holder string) (bool, error) {
 		return false, fmt.Errorf("check liveness of %s: %w", holder, err)
 	}
 	defer conn.Close()
+	var uptime float64
+	if err := conn.QueryRowContext(cctx, `SELECT EXTRACT(EPOCH FROM clock_timestamp() - pg_postmaster_start_time())::float8`).Scan(&uptime); err != nil {
+		return false, fmt.Errorf("check liveness of %s: server start time: %w", holder, err)
+	}
+	if uptime < livenessRetake.Seconds() {
+		return false, nil
+	}
 	var free bool
 	if err := conn.QueryRowContext(cctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&free); err != nil {
 		return false, fmt.Errorf("check liveness of %s: %w", holder, err)
