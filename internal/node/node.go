@@ -51,7 +51,8 @@ type Node struct {
 	store   store.Store
 	log     *slog.Logger
 	clock   *clock.Clock // wall clock corrected to the repository's
-	started time.Time
+	started time.Time    // on the corrected clock: shown to operators
+	upSince time.Time    // on this host's monotonic clock: for how long it has been up
 
 	keeper  *lease.Keeper
 	members *cluster.Membership
@@ -124,7 +125,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.cfg.Advertise = ln.Addr().String() // a :0 port is known only now
 	}
 	n.syncClock(ctx)
-	n.started = n.clock.Now()
+	n.started, n.upSince = n.clock.Now(), time.Now()
 	if lv, ok := n.store.(store.Liveness); ok {
 		if n.release, err = lv.LivenessHold(ctx, n.holder); err != nil {
 			n.log.Warn("no liveness lock: standbys will wait for the lease to expire if this process dies", "err", err)

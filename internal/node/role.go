@@ -137,7 +137,7 @@ func (n *Node) failback(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n.Mode() != ModeStandby || time.Since(n.started) < n.cfg.FailbackHold || time.Since(asked) < n.cfg.FailbackHold {
+		if n.Mode() != ModeStandby || time.Since(n.upSince) < n.cfg.FailbackHold || time.Since(asked) < n.cfg.FailbackHold {
 			continue
 		}
 		nodes, err := n.members.Live(ctx)
