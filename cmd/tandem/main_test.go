@@ -44,10 +44,18 @@ type server struct {
 
 var servingLine = regexp.MustCompile(`serving on (http://\S+)`)
 
+// startServer starts a node keeping its data in dataDir; with dataDir "" it uses the
+// default data directory, relative to a working directory of its own.
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"server", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--node-id", "n1", "--shutdown-grace", "2s", "--log-format", "json"}, extra...)
-	cmd := exec.Command(binary, args...)
+	args := []string{"server", "--listen", "127.0.0.1:0", "--node-id", "n1", "--shutdown-grace", "2s", "--log-format", "json"}
+	if dataDir != "" {
+		args = append(args, "--data-dir", dataDir)
+	}
+	cmd := exec.Command(binary, append(args, extra...)...)
+	if dataDir == "" {
+		cmd.Dir = t.TempDir()
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -256,17 +264,19 @@ func TestCLIErrorsNameTheField(t *testing.T) {
 }
 
 // The README's worked example, end to end, on each engine: the example job fires on its
-// minute, its CSV output downloads, and an on-demand run with --wait succeeds.
+// minute, its CSV output downloads, and an on-demand run with --wait succeeds. On SQLite
+// the server runs as the README starts it, with the default (relative) data directory.
 func TestWorkedExample(t *testing.T) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			var extra []string
+			var s *server
 			if engine == "postgres" {
-				extra = []string{"--db", pgtest.NewDatabase(t)}
+				s = startServer(t, filepath.Join(dir, "data"), "--db", pgtest.NewDatabase(t))
+			} else {
+				s = startServer(t, "")
 			}
-			s := startServer(t, filepath.Join(dir, "data"), extra...)
 			example, err := filepath.Abs("../../examples/daily-sales.toml")
 			if err != nil {
 				t.Fatal(err)

@@ -161,6 +161,15 @@ func (c *Config) Finish() error {
 		c.Lease.TTL = cmp.Or(c.Lease.TTL, p[1])
 		c.Lease.Margin = cmp.Or(c.Lease.Margin, p[2])
 	}
+	if c.DataDir != "" {
+		// Absolute: runs get paths inside it ($TANDEM_OUTPUT_DIR) and execute in other
+		// working directories, where a relative path would point elsewhere.
+		abs, err := filepath.Abs(c.DataDir)
+		if err != nil {
+			return fmt.Errorf("data_dir: %q: %w", c.DataDir, err)
+		}
+		c.DataDir = abs
+	}
 	if c.DB == "" {
 		c.DB = filepath.Join(c.DataDir, "tandem.db")
 	}

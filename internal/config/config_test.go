@@ -12,9 +12,13 @@ import (
 	"github.com/tandemhq/tandem/internal/config"
 )
 
-// With nothing configured, a node uses ./tandem-data and 127.0.0.1:8200 with the fast
-// lease profile.
+// With nothing configured, a node uses ./tandem-data (made absolute: runs execute in
+// other working directories) and 127.0.0.1:8200 with the fast lease profile.
 func TestDefaultsNeedNoConfiguration(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := config.Load("", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +27,8 @@ func TestDefaultsNeedNoConfiguration(t *testing.T) {
 		t.Fatalf("the defaults do not validate: %v", err)
 	}
 	got := []any{c.DataDir, c.DB, c.Listen, c.Advertise, c.Lease.Renew, c.Lease.TTL, c.Lease.Margin, c.IsPostgres()}
-	want := []any{"tandem-data", filepath.Join("tandem-data", "tandem.db"), "127.0.0.1:8200", "127.0.0.1:8200",
+	data := filepath.Join(wd, "tandem-data")
+	want := []any{data, filepath.Join(data, "tandem.db"), "127.0.0.1:8200", "127.0.0.1:8200",
 		config.LeaseRenewDefault, config.LeaseTTLDefault, config.LeaseMarginDefault, false}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("defaults:\n got %v\nwant %v", got, want)
