@@ -322,3 +322,17 @@ func TestWorkedExample(t *testing.T) {
 		})
 	}
 }
+
+// An unknown subcommand is an error, not a help page and success.
+func TestUnknownSubcommandFails(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"node", "frobnicate", "a"}, {"job", "frob"}, {"frob"}} {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `unknown command "frob`) {
+			t.Errorf("tandem %s: %v, %q; want an unknown-command error", strings.Join(args, " "), err, out)
+		}
+	}
+	if out, err := exec.Command(binary, "node").CombinedOutput(); err != nil || !strings.Contains(string(out), "suspend") {
+		t.Errorf("tandem node alone: %v, %q; want its help", err, out)
+	}
+}

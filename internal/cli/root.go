@@ -54,7 +54,21 @@ func NewRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),
 		newSwitchCmd(g), newNodeCmd(g))
+	refuseUnknown(root)
 	return root
+}
+
+// refuseUnknown makes every command that only groups others (job, runs, node) refuse an
+// unknown subcommand with an error, instead of printing its help and succeeding; alone,
+// it still prints its help.
+func refuseUnknown(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		refuseUnknown(c)
+	}
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		cmd.Args = cobra.NoArgs
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
 }
 
 // Main runs the command line and returns the process exit code.
