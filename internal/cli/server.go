@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/logquiet"
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storepg"
@@ -115,10 +116,13 @@ func newLogger(c config.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	// A warning repeated within 5s is written once (a database outage fails every loop
+	// on every pass); the next one says how many were left out.
+	return slog.New(logquiet.New(h, 5*time.Second))
 }
 
 // runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.

@@ -319,7 +319,11 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 		default:
 			e = err
 		}
-		if e != nil {
+		switch {
+		case errors.Is(e, store.ErrStale):
+			// Expected after this node was declared lost: the run went to another attempt.
+			w.p.Log.Info("result refused: the attempt was superseded", "run", p.RunID, "err", e)
+		case e != nil:
 			w.p.Log.Error("cannot record the run's result", "run", p.RunID, "err", e)
 		}
 	}
