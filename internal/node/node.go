@@ -66,7 +66,8 @@ type Node struct {
 	suspended bool
 	held      bool
 	stopping  bool
-	role      *role // services running while primary and not suspended
+	role      *role  // services running while primary and not suspended
+	reaper    func() // stops the reaper of lost nodes, running while primary
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	stopped   bool

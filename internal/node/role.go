@@ -17,7 +17,8 @@ import (
 )
 
 // role is the set of services a node runs while it is primary and not suspended, under
-// one epoch: the scheduler, the dispatcher and the reaper of lost nodes.
+// one epoch: the scheduler and the dispatcher. The reaper of lost nodes runs for the
+// whole term, suspended or not (see startReaper).
 type role struct {
 	epoch  int64
 	sched  *scheduler.Scheduler
@@ -33,6 +34,7 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 	n.epoch = epoch
 	suspended := n.suspended
 	n.mu.Unlock()
+	n.startReaper(epoch)
 	if !suspended {
 		n.startRole(epoch)
 	}
@@ -49,6 +51,7 @@ func (n *Node) deposed(epoch int64, reason string) {
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
 	n.stopRole()
+	n.stopReaper()
 	n.goFn(func() {
 		n.event("primary.stepped_down", fmt.Sprintf("%s stepped down (epoch %d): %s", n.cfg.NodeID, epoch, reason),
 			map[string]any{"epoch": epoch, "reason": reason})
@@ -81,10 +84,41 @@ func (n *Node) startRole(epoch int64) {
 	}
 	run("scheduler", r.sched.Run)
 	run("dispatcher", r.disp.Run)
-	run("reaper", func(ctx context.Context) error { return n.members.Reap(ctx, epoch) })
 	n.mu.Lock()
 	n.role = r
 	n.mu.Unlock()
+}
+
+// startReaper starts the reaper of lost nodes under epoch, for the primary's whole term:
+// a suspended primary fires and dispatches nothing, but still declares silent nodes
+// lost and queues their runs again (for whoever dispatches next).
+func (n *Node) startReaper(epoch int64) {
+	n.stopReaper() // one reaper at a time
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.members.Reap(ctx, epoch); err != nil {
+			n.log.Warn("reaper stopped", "err", err)
+			if errors.Is(err, store.ErrFenced) {
+				n.keeper.StepDown()
+			}
+		}
+	}()
+	n.mu.Lock()
+	n.reaper = func() { cancel(); <-done }
+	n.mu.Unlock()
+}
+
+// stopReaper stops the reaper and waits for it.
+func (n *Node) stopReaper() {
+	n.mu.Lock()
+	stop := n.reaper
+	n.reaper = nil
+	n.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // stopRole stops the primary's services and waits for them.
