@@ -212,3 +212,23 @@ func TestWorkerStopDuringStart(t *testing.T) {
 		}
 	}
 }
+
+// Retries wait retry_backoff, doubled for each earlier attempt, never more than
+// retry_backoff_max.
+func TestBackoffDoublesUpToTheCap(t *testing.T) {
+	t.Parallel()
+	sp := job.Spec{RetryBackoff: job.Duration(200 * time.Millisecond), RetryBackoffMax: job.Duration(time.Second)}
+	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	for i, w := range want {
+		if got := Backoff(sp, i+1); got != w {
+			t.Errorf("after attempt %d: %s, want %s", i+1, got, w)
+		}
+	}
+	sp.RetryBackoffMax = job.Duration(100 * time.Millisecond) // a cap below the first delay wins
+	if got := Backoff(sp, 1); got != 100*time.Millisecond {
+		t.Errorf("capped first delay: %s, want 100ms", got)
+	}
+	if got := Backoff(job.Spec{RetryBackoff: job.Duration(time.Hour), RetryBackoffMax: job.Duration(24 * time.Hour)}, 60); got != 24*time.Hour {
+		t.Errorf("after attempt 60: %s, want the 24h cap (no overflow)", got)
+	}
+}
