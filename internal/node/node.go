@@ -41,7 +41,8 @@ const (
 	ModeLost      = cluster.ModeLost
 )
 
-// OutputSweepDefault is how often a node deletes its outputs past retention.
+// OutputSweepDefault is how often, at most, a node deletes its outputs past retention:
+// every tenth of the retention, at least every 10 minutes.
 const OutputSweepDefault = 10 * time.Minute
 
 // Node is one tandem server.
@@ -286,7 +287,7 @@ func (n *Node) describe() store.Node {
 
 // sweepOutputs deletes this node's outputs of runs that ended longer ago than retention.
 func (n *Node) sweepOutputs(ctx context.Context) {
-	t := time.NewTicker(OutputSweepDefault)
+	t := time.NewTicker(min(OutputSweepDefault, max(n.cfg.OutputRetention/10, time.Second)))
 	defer t.Stop()
 	for {
 		if err := n.SweepOutputs(ctx); err != nil && ctx.Err() == nil {
