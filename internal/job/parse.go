@@ -44,8 +44,18 @@ func DetectFormat(name string, data []byte) string {
 	case strings.HasSuffix(name, ".toml"):
 		return FormatTOML
 	}
-	if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(t) {
+	// TOML never starts with '{', nor with '[' followed by '{' (a table header names a
+	// table): such content is JSON, and its errors are told as JSON errors.
+	t := bytes.TrimSpace(data)
+	switch {
+	case len(t) == 0:
+		return FormatTOML
+	case t[0] == '{':
 		return FormatJSON
+	case t[0] == '[':
+		if rest := bytes.TrimSpace(t[1:]); len(rest) > 0 && (rest[0] == '{' || rest[0] == ']') || json.Valid(t) {
+			return FormatJSON
+		}
 	}
 	return FormatTOML
 }

@@ -163,3 +163,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Content that can only be JSON is read as JSON, so a malformed file is told what is
+// wrong with it as JSON, not as TOML.
+func TestDetectFormat(t *testing.T) {
+	for _, c := range []struct{ name, data, want string }{
+		{"-", `{"name": "x"}`, FormatJSON},
+		{"-", `{"name": "x",}`, FormatJSON}, // malformed, still JSON
+		{"-", " [ {\"name\": \"x\"} ]", FormatJSON},
+		{"-", `[{"name": "x"`, FormatJSON},
+		{"-", "[]", FormatJSON},
+		{"-", "name = \"x\"\n[command]\nargv = [\"true\"]\n", FormatTOML},
+		{"-", "[command]\nargv = [\"true\"]\n", FormatTOML},
+		{"-", "[[job]]\nname = \"x\"\n", FormatTOML},
+		{"jobs.json", "name = 1", FormatJSON},
+		{"jobs.toml", `{"name": "x"}`, FormatTOML},
+	} {
+		if got := DetectFormat(c.name, []byte(c.data)); got != c.want {
+			t.Errorf("DetectFormat(%q, %q) = %s, want %s", c.name, c.data, got, c.want)
+		}
+	}
+	if _, err := Parse([]byte(`{"name": "x",}`), DetectFormat("-", []byte(`{"name": "x",}`))); err == nil || strings.Contains(err.Error(), "toml") {
+		t.Fatalf("malformed JSON: %v, want a JSON error", err)
+	}
+}
