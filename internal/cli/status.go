@@ -27,13 +27,17 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.out, "Primary: %s   Lease epoch: %d\n\n", primary, st.Epoch)
 			w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tADDRESS\tMODE\tRUNNING\tQUEUED\tPRIORITY\tSERVICES")
+			fmt.Fprintln(w, "NODE\tADDRESS\tMODE\tRUNNING\tQUEUED\tPRIORITY\tEPOCH\tSERVICES")
 			for _, n := range st.Nodes {
 				var svc []string
 				for _, s := range n.Services {
 					svc = append(svc, s.Name+": "+s.Status)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", n.ID, n.Address, n.Mode, n.Running, n.Capacity, n.Queued, n.Priority, strings.Join(svc, ", "))
+				epoch := "-" // the lease epoch, on the row of the node that holds the lease
+				if n.ID == st.Primary {
+					epoch = fmt.Sprint(st.Epoch)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", n.ID, n.Address, n.Mode, n.Running, n.Capacity, n.Queued, n.Priority, epoch, strings.Join(svc, ", "))
 			}
 			return w.Flush()
 		},
