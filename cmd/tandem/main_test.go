@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
 
@@ -335,4 +337,100 @@ func TestUnknownSubcommandFails(t *testing.T) {
 	if out, err := exec.Command(binary, "node").CombinedOutput(); err != nil || !strings.Contains(string(out), "suspend") {
 		t.Errorf("tandem node alone: %v, %q; want its help", err, out)
 	}
+}
+
+// status reads the status table as JSON through s.
+func status(t *testing.T, s *server) api.Status {
+	t.Helper()
+	var st api.Status
+	if err := json.Unmarshal([]byte(tandem(t, s, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// joined counts the node.joined events of node (one per start of its process).
+func joined(t *testing.T, s *server, node string) int {
+	t.Helper()
+	var evs []api.Event
+	if err := json.Unmarshal([]byte(tandem(t, s, "events", "--type", "node.joined", "--limit", "1000", "--json")), &evs); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Node == node {
+			n++
+		}
+	}
+	return n
+}
+
+func modeOf(st api.Status, id string) string {
+	for _, n := range st.Nodes {
+		if n.ID == id {
+			return n.Mode
+		}
+	}
+	return ""
+}
+
+// Operator actions from the CLI, through any node, on two processes sharing a SQLite
+// file: what makes no sense is refused with the reason; `node restart` brings a node
+// back as it was; `node stop` of the primary hands the role over and ends its process.
+func TestOperatorActionsFromTheCLI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "shared.db")
+	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
+	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	// A fixed port: a restarted node listens where it did.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bAddr := l.Addr().String()
+	l.Close()
+	b := startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1", "--listen", bAddr)
+	waitFor(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"node", "suspend", "b"}, "only the primary can be suspended"},
+		{[]string{"node", "standby", "a"}, "only a standby can be held"},
+		{[]string{"node", "resume", "b"}, "only a suspended primary or a held standby can be resumed"},
+		{[]string{"node", "stop", "nosuch"}, "nosuch"},
+	} {
+		out, err := tandemErr(b, c.args...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("tandem %s: %v %q; want a refusal saying %q", strings.Join(c.args, " "), err, out, c.want)
+		}
+	}
+
+	// Restart the standby through the primary: it stops, and comes back standing by.
+	epoch := status(t, a).Epoch
+	joinedBefore := joined(t, a, "b")
+	tandem(t, a, "node", "restart", "b")
+	waitFor(t, 30*time.Second, "b to restart and stand by again", func() bool {
+		return joined(t, a, "b") > joinedBefore && modeOf(status(t, a), "b") == "standby"
+	})
+	if st := status(t, a); st.Primary != "a" || st.Epoch != epoch {
+		t.Fatalf("after restarting the standby: primary %s epoch %d, want a still primary at epoch %d", st.Primary, st.Epoch, epoch)
+	}
+
+	// Stop the primary through the standby: b takes over at once, a's process ends cleanly.
+	tandem(t, b, "node", "stop", "a")
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Fatalf("a exited with %v after node stop, want status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a did not exit after node stop")
+	}
+	waitFor(t, 10*time.Second, "b to become primary", func() bool {
+		st := status(t, b)
+		return st.Primary == "b" && st.Epoch > epoch && modeOf(st, "a") == "stopped"
+	})
 }
