@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +184,64 @@ func testRunRelease(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrStale)
 	if again := must[[]int64](t)(s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: l.Epoch, Node: "leaving", Now: time.Now()})); len(again) != 0 {
 		t.Fatalf("released %v twice", again)
+	}
+}
+
+// A primary frozen past its lease and resumed after another took over tries every write
+// its role makes, under its old epoch: firing a due occurrence, assigning a queued run,
+// declaring a silent node lost, taking back a stopped node's runs. Each is refused, and
+// nothing in the repository changed.
+func testDeposedPrimaryChangesNothing(t *testing.T, s store.Store) {
+	apply(t, s, spec("due", "@every 1m"), spec("q"))
+	sc := initAt(t, s, "due", t0)[0]
+	beat := func(id, mode string) {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat("gone", "standby")
+	beat("leaving", "standby")
+	old := must[store.Lease](t)(acquire(t, s, "old", 50*time.Millisecond))
+	runs := must[[]store.Run](t)(s.RunCreateBatch(ctx(t), store.RunCreateBatchParams{Job: "q", Count: 3, Now: t0}))
+	if n, err := s.RunAssign(ctx(t), store.RunAssignParams{Epoch: old.Epoch, Now: t0, Assignments: []store.Assignment{
+		{RunID: runs[0].ID, Node: "gone", Token: "g"}, {RunID: runs[1].ID, Node: "leaving", Token: "l"}}}); err != nil || n != 2 {
+		t.Fatalf("assign under the live epoch: %d %v", n, err)
+	}
+	beat("leaving", "stopped") // it stopped with a run still assigned to it
+	snapshot := func() string {
+		rs := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Limit: 100}))
+		ns := must[[]store.Node](t)(s.NodeList(ctx(t)))
+		due := must[[]store.ScheduleEntry](t)(s.ScheduleListDue(ctx(t), store.ScheduleListDueParams{Until: t0.Add(time.Hour), Limit: 10}))
+		var b strings.Builder
+		for _, r := range rs {
+			fmt.Fprintf(&b, "run %d %s %s %s %d;", r.ID, r.State, r.Node, r.Token, r.Attempt)
+		}
+		for _, n := range ns {
+			fmt.Fprintf(&b, "node %s %s;", n.ID, n.Mode)
+		}
+		for _, d := range due {
+			fmt.Fprintf(&b, "schedule %d %v;", d.ID, d.NextFireAt)
+		}
+		return b.String()
+	}
+	// The old primary froze; its lease lapsed; another took over.
+	cur := acquireWhenFree(t, s, "new", time.Minute)
+	before := snapshot()
+	next := t0.Add(time.Minute)
+	_, err := s.OccurrenceFire(ctx(t), store.OccurrenceFireParams{Epoch: old.Epoch, Now: t0,
+		Items: []store.FireItem{{ScheduleID: sc.ID, Expected: t0, Next: &next, Fire: []time.Time{t0}}}})
+	wantErr(t, err, store.ErrFenced)
+	_, err = s.RunAssign(ctx(t), store.RunAssignParams{Epoch: old.Epoch, Now: t0, Assignments: []store.Assignment{{RunID: runs[2].ID, Node: "old", Token: "o"}}})
+	wantErr(t, err, store.ErrFenced)
+	_, err = s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: old.Epoch, Node: "gone", Silence: 0, Now: time.Now()})
+	wantErr(t, err, store.ErrFenced)
+	_, err = s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: old.Epoch, Node: "leaving", Now: time.Now(), Reason: "stopped"})
+	wantErr(t, err, store.ErrFenced)
+	if after := snapshot(); after != before {
+		t.Fatalf("a deposed primary changed the repository:\nbefore %s\nafter  %s", before, after)
+	}
+	// The current primary's writes go through.
+	if res := fire(t, s, cur.Epoch, sc, t0); !res.Applied {
+		t.Fatalf("fire under the current epoch: %+v", res)
 	}
 }
