@@ -106,7 +106,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("prepare migrations: %w", err)
 	}
-	locker, err := lock.NewPostgresSessionLocker()
+	// Nodes starting together wait for the first one's migration: retried every second
+	// (goose's shortest period; its default is 5s) for up to 5 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		return fmt.Errorf("prepare migration lock: %w", err)
 	}
