@@ -135,18 +135,18 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 				continue
 			}
 			if c.Spec.Overlap == job.OverlapQueue && c.Active > 0 {
-				d.skipJob(&list, skip, id)
+				skipJob(&list, skip, id)
 				continue
 			}
 			i := d.pick(targets, c.Spec.Tags)
 			if i < 0 {
-				d.skipJob(&list, skip, id)
+				skipJob(&list, skip, id)
 				continue
 			}
 			targets[i].Free--
 			as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
 			if c.Spec.Overlap == job.OverlapQueue {
-				d.skipJob(&list, skip, id) // its one run is out now
+				skipJob(&list, skip, id) // its one run is out now
 			}
 		}
 		if len(cands) < list.Limit {
@@ -175,7 +175,7 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 }
 
 // skipJob leaves the job's runs out of the rest of the pass.
-func (d *Dispatcher) skipJob(list *store.RunListDispatchableParams, skip map[int64]bool, id int64) {
+func skipJob(list *store.RunListDispatchableParams, skip map[int64]bool, id int64) {
 	skip[id] = true
 	list.SkipJobs = append(list.SkipJobs, id)
 }
