@@ -18,8 +18,8 @@
 // one line per configuration with the settings and the medians over repetitions.
 //
 // PostgreSQL is the server named by TANDEM_TEST_POSTGRES_URL (a role that may create
-// databases) or a throwaway one started through internal/pgtest (fsync and
-// synchronous_commit off, as in the tests). The nodes use the default lease and
+// databases) or a throwaway one started through internal/pgtest (fsync off, as in the
+// tests: commits wait for their WAL to be written, not flushed to disk). The nodes use the default lease and
 // heartbeat settings and log only warnings.
 package main
 
