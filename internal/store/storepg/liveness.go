@@ -22,7 +22,7 @@ func livenessKey(holder string) int64 {
 // broken connection). A watcher takes it again on a new connection after a break.
 func (s *Store) LivenessHold(ctx context.Context, holder string) (func(), error) {
 	key := livenessKey(holder)
-	conn, err := s.holdLock(ctx, key)
+	conn, err := s.holdLock(ctx, holder, key)
 	if err != nil {
 		return nil, fmt.Errorf("hold liveness lock of %s: %w", holder, err)
 	}
@@ -56,7 +56,7 @@ func (s *Store) LivenessHold(ctx context.Context, holder string) (func(), error)
 				c.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // keeps it out of the pool
 				c.Close()
 			}
-			nc, err := s.holdLock(wctx, key)
+			nc, err := s.holdLock(wctx, holder, key)
 			if err != nil {
 				s.log.Warn("liveness lock lost; retaking", "err", err)
 			}
@@ -77,7 +77,7 @@ func (s *Store) LivenessHold(ctx context.Context, holder string) (func(), error)
 	}, nil
 }
 
-func (s *Store) holdLock(ctx context.Context, key int64) (*sql.Conn, error) {
+func (s *Store) holdLock(ctx context.Context, holder string, key int64) (*sql.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeoutDefault)
 	defer cancel()
 	conn, err := s.SQL().Conn(cctx)
@@ -93,18 +93,29 @@ func (s *Store) holdLock(ctx context.Context, key int64) (*sql.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("advisory lock %d is held by another session", key)
 	}
+	// Record on which incarnation of the server the lock is held (see LivenessDead).
+	if _, err := conn.ExecContext(cctx, `INSERT INTO liveness (holder, server_started) VALUES ($1, `+serverStarted+`)
+		ON CONFLICT (holder) DO UPDATE SET server_started = EXCLUDED.server_started`, holder); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("record liveness lock: %w", err)
+	}
 	return conn, nil
 }
 
-// livenessRetake is how long after the database server started a free liveness lock is
-// no proof of death: a restart frees every session's locks at once, and a live holder's
-// watcher (which looks every second) needs a moment to take its lock again. Meanwhile
-// the holder is judged by its lease alone.
+// serverStarted is the server's start time in microseconds since the Unix epoch: it
+// names the incarnation of the server.
+const serverStarted = `(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000)::BIGINT`
+
+// livenessRetake is how long after the database server started a free liveness lock
+// proves its holder's death even if the holder had not taken it on this incarnation of
+// the server: a restart frees every lock at once, and a live holder's watcher (which
+// looks every second) takes its lock again within a second or two.
 const livenessRetake = 5 * time.Second
 
 // LivenessDead implements store.Liveness: holder's advisory lock can be taken, so no
-// session holds it any more, and the server has been up long enough for a live holder
-// to have taken it again after a restart.
+// session holds it any more; and either the holder had taken it on this incarnation of
+// the server (so its session ended: its process died or its connection broke), or the
+// server has been up long enough for a live holder to have taken it again.
 func (s *Store) LivenessDead(ctx context.Context, holder string) (bool, error) {
 	key := livenessKey(holder)
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeoutDefault)
@@ -114,15 +125,12 @@ func (s *Store) LivenessDead(ctx context.Context, holder string) (bool, error) {
 		return false, fmt.Errorf("check liveness of %s: %w", holder, err)
 	}
 	defer conn.Close()
+	var free, heldHere bool
 	var uptime float64
-	if err := conn.QueryRowContext(cctx, `SELECT EXTRACT(EPOCH FROM clock_timestamp() - pg_postmaster_start_time())::float8`).Scan(&uptime); err != nil {
-		return false, fmt.Errorf("check liveness of %s: server start time: %w", holder, err)
-	}
-	if uptime < livenessRetake.Seconds() {
-		return false, nil
-	}
-	var free bool
-	if err := conn.QueryRowContext(cctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&free); err != nil {
+	err = conn.QueryRowContext(cctx, `SELECT pg_try_advisory_lock($1),
+		COALESCE((SELECT server_started FROM liveness WHERE holder = $2) = `+serverStarted+`, false),
+		EXTRACT(EPOCH FROM clock_timestamp() - pg_postmaster_start_time())::float8`, key, holder).Scan(&free, &heldHere, &uptime)
+	if err != nil {
 		return false, fmt.Errorf("check liveness of %s: %w", holder, err)
 	}
 	if free {
@@ -130,5 +138,5 @@ func (s *Store) LivenessDead(ctx context.Context, holder string) (bool, error) {
 			return true, fmt.Errorf("release probe lock of %s: %w", holder, err)
 		}
 	}
-	return free, nil
+	return free && (heldHere || uptime >= livenessRetake.Seconds()), nil
 }
