@@ -74,12 +74,7 @@ func (n *Node) startRole(epoch int64) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			if err := fn(ctx); err != nil {
-				n.log.Warn(name+" stopped", "err", err)
-				if errors.Is(err, store.ErrFenced) {
-					n.keeper.StepDown()
-				}
-			}
+			n.serviceEnded(name, fn(ctx))
 		}()
 	}
 	run("scheduler", r.sched.Run)
@@ -98,16 +93,23 @@ func (n *Node) startReaper(epoch int64) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := n.members.Reap(ctx, epoch); err != nil {
-			n.log.Warn("reaper stopped", "err", err)
-			if errors.Is(err, store.ErrFenced) {
-				n.keeper.StepDown()
-			}
-		}
+		n.serviceEnded("reaper", n.members.Reap(ctx, epoch))
 	}()
 	n.mu.Lock()
 	n.reaper = func() { cancel(); <-done }
 	n.mu.Unlock()
+}
+
+// serviceEnded notes why one of the primary's services ended: a fenced write means
+// another node holds the role, and this one steps down.
+func (n *Node) serviceEnded(name string, err error) {
+	if err == nil {
+		return
+	}
+	n.log.Warn(name+" stopped", "err", err)
+	if errors.Is(err, store.ErrFenced) {
+		n.keeper.StepDown()
+	}
 }
 
 // stopReaper stops the reaper and waits for it.
