@@ -125,6 +125,28 @@ func Available() bool {
 	return shared.server != nil || os.Getenv(EnvURL) != ""
 }
 
+// StartServer starts a server of the test's own (for tests that stop or restart it)
+// and stops it when the test ends. Without server binaries it skips the test, unless
+// CI is set.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx)
+	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
 // NewDatabase creates a fresh, empty database with a unique name for one test
 // and returns its postgres:// URL. The database is dropped when the test ends,
 // connections the test left open notwithstanding. If Main found no server

@@ -2,8 +2,6 @@ package storepg_test
 
 import (
 	"context"
-	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -18,18 +16,7 @@ func TestLivenessSurvivesServerRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrNotInstalled) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	srv := pgtest.StartServer(t)
 	url, err := srv.CreateDatabase(ctx, "liveness")
 	if err != nil {
 		t.Fatal(err)
