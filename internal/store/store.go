@@ -28,6 +28,8 @@ var (
 	ErrFenced    = errors.New("fenced: lease epoch is not current")
 	ErrStale     = errors.New("stale attempt token")
 	ErrLeaseHeld = errors.New("lease held by another node")
+	// ErrClaimed: the node id belongs to another process (another incarnation claimed it).
+	ErrClaimed = errors.New("node id claimed by another process")
 )
 
 // Wake-up topics an engine with a Notifier pushes to every node. They are hints that
@@ -106,10 +108,21 @@ type Store interface {
 	LeaseResign(ctx context.Context, p LeaseResignParams) error
 	LeaseGet(ctx context.Context, name string) (Lease, error)
 
+	// NodeClaim makes p.Node.Holder the process of the node id: it records the row when
+	// there is none or when its holder is p.Replace, and returns ErrClaimed otherwise.
+	NodeClaim(ctx context.Context, p NodeClaimParams) error
+	// NodeHeartbeat records a heartbeat of the node's claiming process; ErrClaimed when
+	// another process claimed the id since.
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	NodeList(ctx context.Context) ([]Node, error)
-	// NodeLose declares a silent node lost and re-queues its unfinished runs; fenced.
+	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs; fenced.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
+
+	// HoldSet stores an operator hold (replacing one on the same target); HoldClear
+	// removes it (ErrNotFound when there is none); HoldList lists them by target.
+	HoldSet(ctx context.Context, h Hold) error
+	HoldClear(ctx context.Context, target string) error
+	HoldList(ctx context.Context) ([]Hold, error)
 
 	EventAppend(ctx context.Context, p EventAppendParams) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
@@ -405,12 +418,37 @@ type Lease struct {
 }
 
 // NodeLoseParams declares Node lost if it has not sent a heartbeat for Silence (judged
-// by the repository's clock).
+// by the repository's clock), or, with Dead, at once if the row is still claimed by Dead:
+// the holder whose liveness lock was found free (its process is gone).
 type NodeLoseParams struct {
 	Epoch   int64
 	Node    string
 	Silence time.Duration
+	Dead    string
 	Now     time.Time
+}
+
+// NodeClaimParams claims Node.ID for the process Node.Holder, replacing the claim of
+// Replace (a process found dead, or "" for a node id nobody claimed).
+type NodeClaimParams struct {
+	Node    Node
+	Replace string
+	Now     time.Time
+}
+
+// Hold kinds and the target of the primary role's suspension.
+const (
+	HoldSuspend = "suspend" // the cluster's primary role fires and dispatches nothing
+	HoldStandby = "standby" // the node Target does not take the primary role
+	HoldPrimary = "primary" // the Target of HoldSuspend
+)
+
+// Hold is an operator hold, stored so that it survives failover and restarts.
+type Hold struct {
+	Target string // HoldPrimary, or a node id
+	Kind   string
+	By     string // who set it: the client's address and the node that took the request
+	At     time.Time
 }
 
 // NodeLoseResult says what NodeLose did.

@@ -84,6 +84,7 @@ type Output struct {
 // Node is a cluster member as last heard of.
 type Node struct {
 	ID          string
+	Holder      string // the process that claimed the id (node id and incarnation)
 	Address     string
 	Mode        string
 	Priority    int

@@ -58,58 +58,6 @@ func (s *DB) OutputExpire(ctx context.Context, p store.OutputExpireParams) ([]st
 	return out, nil
 }
 
-// NodeHeartbeat implements store.Store.
-func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) error {
-	n := p.Node
-	tags, err := json.Marshal(n.Tags)
-	if err != nil {
-		return fmt.Errorf("encode tags: %w", err)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
-		if err != nil {
-			return err
-		}
-		_, err = s.exec(ctx, tx, `INSERT INTO nodes (id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
-			capacity = excluded.capacity, running = excluded.running, tags = excluded.tags, started_at = excluded.started_at,
-			heartbeat_at = excluded.heartbeat_at`,
-			n.ID, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
-	}
-	return nil
-}
-
-// NodeList implements store.Store.
-func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, address, mode, priority, capacity, running, tags, started_at, heartbeat_at FROM nodes ORDER BY id`))
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Node
-	for rows.Next() {
-		var n store.Node
-		var tags string
-		var started, beat int64
-		if err := rows.Scan(&n.ID, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &tags, &started, &beat); err != nil {
-			return nil, fmt.Errorf("scan node: %w", err)
-		}
-		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
-			return nil, fmt.Errorf("decode tags of node %s: %w", n.ID, err)
-		}
-		n.StartedAt, n.HeartbeatAt = instant(started), instant(beat)
-		out = append(out, n)
-	}
-	return out, rows.Err()
-}
-
 // EventAppend implements store.Store.
 func (s *DB) EventAppend(ctx context.Context, p store.EventAppendParams) error {
 	data, err := json.Marshal(p.Data)

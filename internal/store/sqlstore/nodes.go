@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -23,8 +25,11 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if err != nil {
 			return err
 		}
-		k, err := s.exec(ctx, tx, `UPDATE nodes SET mode = 'lost' WHERE id = ? AND mode <> 'lost' AND heartbeat_at < ?`,
-			p.Node, micros(now.Add(-p.Silence)))
+		q, arg := `UPDATE nodes SET mode = 'lost' WHERE id = ? AND mode <> 'lost' AND heartbeat_at < ?`, any(micros(now.Add(-p.Silence)))
+		if p.Dead != "" {
+			q, arg = `UPDATE nodes SET mode = 'lost' WHERE id = ? AND mode NOT IN ('lost', 'stopped') AND holder = ?`, p.Dead
+		}
+		k, err := s.exec(ctx, tx, q, p.Node, arg)
 		if err != nil || k == 0 {
 			return err
 		}
@@ -65,4 +70,146 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		return res, fmt.Errorf("declare node %s lost: %w", p.Node, err)
 	}
 	return res, nil
+}
+
+const nodeColumns = `id, holder, address, mode, priority, capacity, running, tags, started_at, heartbeat_at`
+
+// NodeClaim implements store.Store.
+func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
+	n := p.Node
+	tags, err := json.Marshal(n.Tags)
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		var holder string
+		err = tx.QueryRowContext(ctx, s.q(`SELECT holder FROM nodes WHERE id = ?`+s.d.ForUpdate), n.ID).Scan(&holder)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case holder != p.Replace && holder != n.Holder:
+			return fmt.Errorf("held by %s: %w", holder, store.ErrClaimed)
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, address = excluded.address, mode = excluded.mode,
+			priority = excluded.priority, capacity = excluded.capacity, running = excluded.running, tags = excluded.tags,
+			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("claim node %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// NodeHeartbeat implements store.Store. Only the claiming process's heartbeat is
+// recorded.
+func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) error {
+	n := p.Node
+	tags, err := json.Marshal(n.Tags)
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		now, err := s.now(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		k, err := s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
+			capacity = excluded.capacity, running = excluded.running, tags = excluded.tags, started_at = excluded.started_at,
+			heartbeat_at = excluded.heartbeat_at WHERE nodes.holder = excluded.holder`,
+			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
+		if err == nil && k == 0 {
+			err = store.ErrClaimed
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// NodeList implements store.Store.
+func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+nodeColumns+` FROM nodes ORDER BY id`))
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Node
+	for rows.Next() {
+		var n store.Node
+		var tags string
+		var started, beat int64
+		if err := rows.Scan(&n.ID, &n.Holder, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &tags, &started, &beat); err != nil {
+			return nil, fmt.Errorf("scan node: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
+			return nil, fmt.Errorf("decode tags of node %s: %w", n.ID, err)
+		}
+		n.StartedAt, n.HeartbeatAt = instant(started), instant(beat)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// HoldSet implements store.Store.
+func (s *DB) HoldSet(ctx context.Context, h store.Hold) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO holds (target, kind, set_by, set_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (target) DO UPDATE SET kind = excluded.kind, set_by = excluded.set_by, set_at = excluded.set_at`,
+			h.Target, h.Kind, h.By, micros(h.At))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set hold on %s: %w", h.Target, err)
+	}
+	return nil
+}
+
+// HoldClear implements store.Store.
+func (s *DB) HoldClear(ctx context.Context, target string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		k, err := s.exec(ctx, tx, `DELETE FROM holds WHERE target = ?`, target)
+		if err == nil && k == 0 {
+			err = store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("clear hold on %s: %w", target, err)
+	}
+	return nil
+}
+
+// HoldList implements store.Store.
+func (s *DB) HoldList(ctx context.Context) ([]store.Hold, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT target, kind, set_by, set_at FROM holds ORDER BY target`))
+	if err != nil {
+		return nil, fmt.Errorf("list holds: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Hold
+	for rows.Next() {
+		var h store.Hold
+		var at int64
+		if err := rows.Scan(&h.Target, &h.Kind, &h.By, &at); err != nil {
+			return nil, fmt.Errorf("scan hold: %w", err)
+		}
+		h.At = instant(at)
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }

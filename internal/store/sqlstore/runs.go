@@ -371,14 +371,14 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 			if _, seen := closed[a.Node]; seen {
 				continue
 			}
-			// Read under a share lock: a node's "stopping" heartbeat waits for this
+			// Read under a share lock: a node's "draining" heartbeat waits for this
 			// transaction, so the runs it releases next include these.
 			var mode string
 			err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`+s.d.ForShare), a.Node).Scan(&mode)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("read node %s: %w", a.Node, err)
 			}
-			closed[a.Node] = mode == "stopping" || mode == "stopped" || mode == "lost"
+			closed[a.Node] = mode == "draining" || mode == "stopping" || mode == "stopped" || mode == "lost"
 		}
 		var open []store.Assignment
 		for _, a := range p.Assignments {

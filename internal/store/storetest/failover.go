@@ -143,7 +143,7 @@ func testLeaseRepositoryClock(t *testing.T, s store.Store) {
 	}
 }
 
-// A stopping node is given no work, and releases what it was given but did not start:
+// A draining node is given no work, and releases what it was given but did not start:
 // those runs are queued again without spending an attempt. Releasing another node's
 // runs is the primary's write and is fenced.
 func testRunRelease(t *testing.T, s store.Store) {
@@ -166,12 +166,12 @@ func testRunRelease(t *testing.T, s store.Store) {
 		Assignments: []store.Assignment{{RunID: runs[1].ID, Node: "leaving", Token: "t1"}}}); err != nil || n != 1 {
 		t.Fatalf("assign: %d %v", n, err)
 	}
-	beat("leaving", "stopping")
-	// Given nothing more once it is stopping; the other node still is.
+	beat("leaving", "draining")
+	// Given nothing more once it is draining; the other node still is.
 	n, err := s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0, Assignments: []store.Assignment{
 		{RunID: runs[2].ID, Node: "leaving", Token: "t2"}, {RunID: runs[2].ID, Node: "staying", Token: "t3"}}})
 	if err != nil || n != 1 {
-		t.Fatalf("assign to a stopping node and a standby: %d %v, want 1 assignment (to the standby)", n, err)
+		t.Fatalf("assign to a draining node and a standby: %d %v, want 1 assignment (to the standby)", n, err)
 	}
 	if got := must[store.Run](t)(s.RunGet(ctx(t), runs[2].ID)); got.Node != "staying" {
 		t.Fatalf("run assigned to %q, want staying", got.Node)

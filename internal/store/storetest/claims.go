@@ -1,0 +1,84 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// A node id belongs to the process that claimed it: another process's claim is refused
+// unless it names the claim it replaces, and once replaced, the old process's heartbeats
+// are refused (ErrClaimed) and change nothing.
+func testNodeClaim(t *testing.T, s store.Store) {
+	node := func(holder, addr string) store.Node {
+		return store.Node{ID: "n", Holder: holder, Address: addr, Mode: "standby", Capacity: 1}
+	}
+	claim := func(holder, addr, replace string) error {
+		return s.NodeClaim(ctx(t), store.NodeClaimParams{Node: node(holder, addr), Replace: replace, Now: time.Now()})
+	}
+	beat := func(holder, addr string) error {
+		return s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: node(holder, addr), Now: time.Now()})
+	}
+	if err := claim("n#1", "addr1", ""); err != nil {
+		t.Fatalf("first claim: %v", err)
+	}
+	if err := beat("n#1", "addr1"); err != nil {
+		t.Fatalf("heartbeat of the claimant: %v", err)
+	}
+	wantErr(t, claim("n#2", "addr2", ""), store.ErrClaimed)
+	wantErr(t, claim("n#2", "addr2", "n#9"), store.ErrClaimed)
+	wantErr(t, beat("n#2", "addr2"), store.ErrClaimed)
+	if nodes := must[[]store.Node](t)(s.NodeList(ctx(t))); len(nodes) != 1 || nodes[0].Holder != "n#1" || nodes[0].Address != "addr1" {
+		t.Fatalf("after refused claims: %+v, want n#1 at addr1", nodes)
+	}
+	if err := claim("n#2", "addr2", "n#1"); err != nil {
+		t.Fatalf("claim replacing n#1: %v", err)
+	}
+	wantErr(t, beat("n#1", "addr1"), store.ErrClaimed)
+	if nodes := must[[]store.Node](t)(s.NodeList(ctx(t))); len(nodes) != 1 || nodes[0].Holder != "n#2" || nodes[0].Address != "addr2" {
+		t.Fatalf("after the takeover: %+v, want n#2 at addr2", nodes)
+	}
+}
+
+// A node whose process is dead is declared lost at once, without its silence, but only
+// while the row is still that process's: a new process of the node id is not lost.
+func testNodeLoseDead(t *testing.T, s store.Store) {
+	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
+	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "d", Holder: "d#1", Mode: "worker", Capacity: 1}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#0", Now: time.Now()}))
+	if res.Lost {
+		t.Fatal("declared lost for the death of a process that no longer holds the node id")
+	}
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#1", Now: time.Now()}))
+	if !res.Lost {
+		t.Fatal("a node whose process is dead was not declared lost at once")
+	}
+}
+
+// Holds are stored by target, replaced by a new hold on the same target, and cleared.
+func testHolds(t *testing.T, s store.Store) {
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	for _, h := range []store.Hold{
+		{Target: store.HoldPrimary, Kind: store.HoldSuspend, By: "x", At: at},
+		{Target: "b", Kind: store.HoldStandby, By: "y", At: at},
+		{Target: store.HoldPrimary, Kind: store.HoldSuspend, By: "z", At: at.Add(time.Second)},
+	} {
+		if err := s.HoldSet(ctx(t), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := must[[]store.Hold](t)(s.HoldList(ctx(t)))
+	if len(got) != 2 || got[0].Target != "b" || got[1].Target != store.HoldPrimary || got[1].By != "z" || !got[1].At.Equal(at.Add(time.Second)) {
+		t.Fatalf("holds: %+v, want b's and the primary's (set again by z)", got)
+	}
+	if err := s.HoldClear(ctx(t), store.HoldPrimary); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.HoldClear(ctx(t), store.HoldPrimary), store.ErrNotFound)
+	if got := must[[]store.Hold](t)(s.HoldList(ctx(t))); len(got) != 1 || got[0].Target != "b" {
+		t.Fatalf("holds after clearing the primary's: %+v", got)
+	}
+}
