@@ -141,6 +141,9 @@ func runServer(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if exe, err := os.Executable(); err == nil {
+		cfg.CommandGuard = exe // commands run under this binary's guard (worker.GuardMain)
+	}
 	n := node.New(cfg, st, log)
 	if err := n.Start(ctx); err != nil {
 		return err

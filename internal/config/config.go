@@ -77,6 +77,10 @@ type Config struct {
 	// Default 0.
 	ClockSkew time.Duration `toml:"clock_skew" env:"CLOCK_SKEW"`
 
+	// CommandGuard is the executable command jobs run under so they die with this node's
+	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
+	CommandGuard string `toml:"-"`
+
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
 	Log       Log       `toml:"log" envPrefix:"LOG_"`

@@ -29,6 +29,10 @@ type Execution struct {
 	Timeout     time.Duration // 0 = none
 	OutputLimit int64         // max bytes kept of stdout and of stderr each; 0 = OutputLimitDefault
 	KillGrace   time.Duration // SIGTERM to SIGKILL delay when stopping a command; 0 = KillGraceDefault
+	// Launcher starts commands so that they die with this process; nil: plain start.
+	Launcher *Launcher
+	// Started, if set, is told the process group of a command once it runs.
+	Started func(pgid int)
 }
 
 // Result of one attempt.

@@ -61,7 +61,11 @@ func runCommand(ctx context.Context, x Execution, c job.Command, stdout, stderr 
 	defer errP.close()
 
 	cmd.Stdout, cmd.Stderr = outP.w, errP.w
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if x.Launcher != nil {
+		start = func() error { return x.Launcher.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		r.Err = fmt.Errorf("start command: %w", err)
 		return
 	}
@@ -72,6 +76,9 @@ func runCommand(ctx context.Context, x Execution, c job.Command, stdout, stderr 
 	errP.drainTo(stderr)
 
 	pgid := cmd.Process.Pid // Setpgid with Pgid 0: the group is named after its leader
+	if x.Started != nil {
+		x.Started(pgid)
+	}
 	exited := make(chan struct{})
 	stopped := make(chan bool, 1)
 	go func() { stopped <- stopGroup(ctx, pgid, x.killGrace(), exited) }()

@@ -31,6 +31,9 @@ type Params struct {
 	HTTP        *http.Client
 	Now         func() time.Time
 	Poll        time.Duration
+	// Guard is the executable a command runs under, so that its whole process group dies
+	// with this process (see Launcher); "" for none.
+	Guard string
 	// OnFinish, if set, is called after an attempt's result is recorded (wakes the
 	// dispatcher so freed capacity is used at once).
 	OnFinish func()
@@ -40,8 +43,9 @@ type Params struct {
 // is reported with the attempt token it was given, so a worker that lost its run to a
 // re-assignment cannot overwrite the new attempt's result.
 type Worker struct {
-	p    Params
-	wake chan struct{}
+	p      Params
+	wake   chan struct{}
+	launch *Launcher
 
 	mu      sync.Mutex
 	active  map[int64]*attempt // started, result not yet recorded
@@ -74,7 +78,7 @@ func New(p Params) *Worker {
 		p.HTTP = &http.Client{}
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Worker{p: p, wake: make(chan struct{}, 1), active: map[int64]*attempt{}, runCtx: ctx, cancelAll: cancel}
+	return &Worker{p: p, wake: make(chan struct{}, 1), launch: NewLauncher(p.Guard), active: map[int64]*attempt{}, runCtx: ctx, cancelAll: cancel}
 }
 
 // Wake asks the worker to look for assigned runs now. It never blocks.
@@ -341,7 +345,9 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 // execute runs one attempt of run with the job's spec and returns its result, to be
 // recorded under the attempt's token.
 func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) store.RunFinishParams {
-	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, Timeout: spec.Timeout.D(), OutputLimit: w.p.OutputLimit}
+	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, Timeout: spec.Timeout.D(), OutputLimit: w.p.OutputLimit,
+		Launcher: w.launch, Started: func(pgid int) { w.recordGroup(run.ID, run.Attempt, pgid) }}
+	defer os.Remove(w.groupFile(run.ID, run.Attempt))
 	if run.ScheduledAt != nil {
 		x.ScheduledAt = *run.ScheduledAt
 	}
@@ -408,17 +414,24 @@ func Backoff(spec job.Spec, attempt int) time.Duration {
 
 var errShutdown = errors.New("server shutting down")
 
-// Shutdown stops taking runs, lets running attempts finish until ctx ends, then cancels
-// them and waits until their results are recorded. Safe to call more than once.
-func (w *Worker) Shutdown(ctx context.Context) error {
+// StopTaking makes the worker start no more runs; those running go on. Safe to call
+// more than once.
+func (w *Worker) StopTaking() {
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
+}
+
+// Shutdown stops taking runs, lets running attempts finish until ctx ends, then cancels
+// them and waits until their results are recorded. Safe to call more than once.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.StopTaking()
 	done := make(chan struct{})
 	go func() {
 		w.wg.Wait()
 		close(done)
 	}()
+	defer w.launch.Close() // after the last command ended: see Launcher
 	select {
 	case <-done:
 		return nil
