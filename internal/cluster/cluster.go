@@ -29,7 +29,7 @@ const (
 	ModeStandby   = "standby"   // takes over when the primary goes
 	ModeHeld      = "held"      // a standby that will not take over
 	ModeWorker    = "worker"    // never takes the primary role
-	ModeStopping  = "stopping"  // shutting down: given no work
+	ModeDraining  = "draining"  // stopping: given no work, heartbeating until its runs end
 	ModeStopped   = "stopped"   // shut down gracefully
 	ModeLost      = "lost"      // silent; declared lost by the primary
 )
@@ -49,6 +49,11 @@ type Params struct {
 	Event func(typ, msg string, data map[string]any)
 	// Requeued is called when runs were queued again, so the dispatcher looks at once.
 	Requeued func()
+	// Liveness, if set, tells at once that a node's process died (its liveness lock is
+	// free): the reaper declares such a node lost without waiting for its silence.
+	Liveness store.Liveness
+	// DeadCheck is how often the reaper looks for dead processes; default Interval/4.
+	DeadCheck time.Duration
 }
 
 // Membership is one node's view of the cluster's nodes.
@@ -64,6 +69,9 @@ func New(p Params) *Membership {
 	}
 	if p.Requeued == nil {
 		p.Requeued = func() {}
+	}
+	if p.DeadCheck <= 0 {
+		p.DeadCheck = max(p.Interval/4, time.Millisecond)
 	}
 	return &Membership{p: p}
 }
@@ -176,7 +184,7 @@ func (m *Membership) Targets(ctx context.Context) ([]dispatch.Target, error) {
 	}
 	var out []dispatch.Target
 	for _, nd := range nodes {
-		if nd.Mode == ModeStopping || nd.Capacity == 0 {
+		if nd.Mode == ModeDraining || nd.Capacity == 0 {
 			continue
 		}
 		out = append(out, dispatch.Target{ID: nd.ID, Free: max(nd.Capacity-busy[nd.ID], 0), Tags: nd.Tags})
@@ -186,22 +194,55 @@ func (m *Membership) Targets(ctx context.Context) ([]dispatch.Target, error) {
 
 // Reap runs on the primary under epoch: every heartbeat interval it declares silent
 // nodes lost, queues their unfinished runs again, takes back runs left assigned to nodes
-// that stopped, and notes lost nodes that came back. It returns store.ErrFenced when the
-// epoch was superseded, nil when ctx ends.
+// that stopped, and notes lost nodes that came back; every DeadCheck it declares lost the
+// nodes whose process is dead (their liveness lock is free), at once. It returns
+// store.ErrFenced when the epoch was superseded, nil when ctx ends.
 func (m *Membership) Reap(ctx context.Context, epoch int64) error {
-	t := time.NewTicker(m.p.Interval)
+	t := time.NewTicker(m.p.DeadCheck)
 	defer t.Stop()
 	lost := map[string]bool{}
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		if err := m.ReapOnce(ctx, epoch, lost); errors.Is(err, store.ErrFenced) {
+		var err error
+		if time.Since(last) >= m.p.Interval {
+			last = time.Now()
+			err = m.ReapOnce(ctx, epoch, lost)
+		} else {
+			err = m.ReapDead(ctx, epoch, lost)
+		}
+		if errors.Is(err, store.ErrFenced) {
 			return err
 		}
 	}
+}
+
+// ReapDead declares lost, at once, the nodes whose process is dead by their liveness
+// lock; lost carries what earlier passes saw lost.
+func (m *Membership) ReapDead(ctx context.Context, epoch int64, lost map[string]bool) error {
+	if m.p.Liveness == nil {
+		return nil
+	}
+	nodes, err := m.p.Store.NodeList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, nd := range nodes {
+		if nd.ID == m.p.Self || nd.Mode == ModeStopped || nd.Mode == ModeLost || nd.Holder == "" {
+			continue
+		}
+		if dead, err := m.p.Liveness.LivenessDead(ctx, nd.Holder); err != nil || !dead {
+			continue
+		}
+		if err := m.lose(ctx, epoch, nd, lost, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReapOnce is one pass of Reap; lost carries what earlier passes saw lost.
@@ -223,23 +264,37 @@ func (m *Membership) ReapOnce(ctx context.Context, epoch int64, lost map[string]
 			m.p.Log.Info(fmt.Sprintf("node %s rejoined", nd.ID))
 			m.p.Event("node.joined", fmt.Sprintf("node %s rejoined after being lost", nd.ID), map[string]any{"node": nd.ID})
 		default:
-			res, err := m.p.Store.NodeLose(ctx, store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now()})
-			if errors.Is(err, store.ErrFenced) {
+			if err := m.lose(ctx, epoch, nd, lost, false); err != nil {
 				return err
 			}
-			if err != nil || !res.Lost {
-				continue
-			}
-			lost[nd.ID] = true
-			msg := fmt.Sprintf("node %s lost: %d heartbeats missed; re-queued %d runs", nd.ID, m.p.MaxMissed, len(res.Requeued))
-			if len(res.Failed) > 0 {
-				msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
-			}
-			m.p.Log.Warn(msg)
-			m.p.Event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed})
-			m.p.Requeued()
 		}
 	}
+	return nil
+}
+
+// lose declares nd lost if it is silent or, with dead, at once (its process is gone).
+// Only store.ErrFenced is returned: any other failure is tried again on the next pass.
+func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost map[string]bool, dead bool) error {
+	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now()}
+	why := fmt.Sprintf("%d heartbeats missed", m.p.MaxMissed)
+	if dead {
+		p.Dead, why = nd.Holder, fmt.Sprintf("its process %s died (its liveness lock is free)", nd.Holder)
+	}
+	res, err := m.p.Store.NodeLose(ctx, p)
+	if errors.Is(err, store.ErrFenced) {
+		return err
+	}
+	if err != nil || !res.Lost {
+		return nil
+	}
+	lost[nd.ID] = true
+	msg := fmt.Sprintf("node %s lost: %s; re-queued %d runs", nd.ID, why, len(res.Requeued))
+	if len(res.Failed) > 0 {
+		msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
+	}
+	m.p.Log.Warn(msg)
+	m.p.Event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed, "dead": dead})
+	m.p.Requeued()
 	return nil
 }
 

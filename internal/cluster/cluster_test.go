@@ -142,7 +142,7 @@ func TestTargetsFreeCapacity(t *testing.T) {
 	p := f.member("p", cluster.ModePrimary, 2, 0)
 	w := f.member("w", cluster.ModeWorker, 3, 0)
 	z := f.member("z", cluster.ModeStandby, 0, 0)
-	s := f.member("s", cluster.ModeStopping, 4, 0)
+	s := f.member("s", cluster.ModeDraining, 4, 0)
 	for _, m := range []*cluster.Membership{p, w, z, s} {
 		f.beat(m, "")
 	}
