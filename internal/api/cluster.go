@@ -16,6 +16,18 @@ import (
 // forwarded twice (two nodes with different views must not bounce it forever).
 const forwardedHeader = "X-Tandem-Forwarded-By"
 
+// requesterHeader carries, on a forwarded request, who asked the forwarding node: the
+// operator action records it with the hold it sets.
+const requesterHeader = "X-Tandem-Requested-By"
+
+// requester names who made a request: the client's address and the node it reached.
+func (s *Server) requester(r *http.Request) string {
+	if by := r.Header.Get(requesterHeader); by != "" && r.Header.Get(forwardedHeader) != "" {
+		return by
+	}
+	return fmt.Sprintf("client %s via node %s", r.RemoteAddr, s.b.NodeID())
+}
+
 var errUnreachable = errors.New("node unreachable")
 
 // SwitchRequest is the body of POST /api/v1/switch.
@@ -80,7 +92,7 @@ func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
 		s.forward(w, r, id, nil)
 		return
 	}
-	mode, err := s.b.NodeAction(r.Context(), action)
+	mode, err := s.b.NodeAction(r.Context(), action, s.requester(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -106,6 +118,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, body
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(forwardedHeader, s.b.NodeID())
+	req.Header.Set(requesterHeader, s.requester(r))
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("forward to node %s at %s: %v: %w", id, addr, err, errUnreachable))

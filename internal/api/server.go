@@ -36,8 +36,9 @@ type Backend interface {
 	// OutputPath is where this node keeps an output file.
 	OutputPath(o store.Output) string
 	// NodeAction performs an operator action (suspend, resume, standby, stop, restart)
-	// on this node and returns its new mode; store.ErrConflict where it makes no sense.
-	NodeAction(ctx context.Context, action string) (string, error)
+	// on this node for `by` (who asked) and returns its new mode; store.ErrConflict where
+	// it makes no sense.
+	NodeAction(ctx context.Context, action, by string) (string, error)
 	// Switch hands the primary role over to `to` (the best standby when empty); only on
 	// the primary. It returns the successor.
 	Switch(ctx context.Context, to string) (string, error)

@@ -67,6 +67,8 @@ type Status struct {
 	Primary string       `json:"primary"`
 	Epoch   int64        `json:"epoch"`
 	Nodes   []NodeStatus `json:"nodes"`
+	// Suspended is the stored suspension of the primary role, whoever holds it.
+	Suspended *Hold `json:"suspended,omitempty"`
 }
 
 // NodeStatus is one row of the status table.
@@ -81,6 +83,16 @@ type NodeStatus struct {
 	Tags        []string  `json:"tags"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 	Services    []Service `json:"services"`
+	// Hold is the operator hold on this node: a held standby's, or, on the primary's
+	// row, the suspension of the primary role. Absent when there is none.
+	Hold *Hold `json:"hold,omitempty"`
+}
+
+// Hold is an operator hold as the status shows it.
+type Hold struct {
+	Kind string    `json:"kind"` // "suspend" or "standby"
+	By   string    `json:"by"`
+	At   time.Time `json:"at"`
 }
 
 // Service is one service of a node and its status.

@@ -74,3 +74,39 @@ func newNodeCmd(g *globals) *cobra.Command {
 	}
 	return cmd
 }
+
+// newRoleCmds are `tandem suspend` and `tandem resume`: the operator actions on the
+// cluster's primary role, sent to whichever node holds it now.
+func newRoleCmds(g *globals) []*cobra.Command {
+	var out []*cobra.Command
+	for _, a := range []struct{ name, short string }{
+		{"suspend", "Suspend the primary role: whoever holds it fires and dispatches nothing until resumed (also after a failover)"},
+		{"resume", "Resume the suspended primary role"},
+	} {
+		out = append(out, &cobra.Command{
+			Use:   a.name,
+			Short: a.short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c := g.client()
+				st, err := c.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if st.Primary == "" {
+					return fmt.Errorf("no primary holds the role now; try again in a moment")
+				}
+				res, err := c.NodeAction(cmd.Context(), st.Primary, a.name)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return g.printJSON(res)
+				}
+				fmt.Fprintf(g.out, "primary role (node %s): %s done; mode %s\n", res.Node, res.Action, res.Mode)
+				return nil
+			},
+		})
+	}
+	return out
+}

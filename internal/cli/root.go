@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tandemhq/tandem/internal/worker"
 	"io"
 	"os"
 	"strings"
@@ -52,6 +53,7 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
+	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),
 		newSwitchCmd(g), newNodeCmd(g))
 	refuseUnknown(root)
@@ -73,6 +75,7 @@ func refuseUnknown(cmd *cobra.Command) {
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
+	worker.GuardMain() // started as a command's guard: runs the command and exits
 	root := NewRoot()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tandemhq/tandem/internal/store"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -25,7 +28,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if primary == "" {
 				primary = "(none)"
 			}
-			fmt.Fprintf(g.out, "Primary: %s   Lease epoch: %d\n\n", primary, st.Epoch)
+			fmt.Fprintf(g.out, "Primary: %s   Lease epoch: %d\n", primary, st.Epoch)
+			if h := st.Suspended; h != nil {
+				fmt.Fprintf(g.out, "The primary role is suspended (by %s at %s): nothing fires until `tandem resume`\n", h.By, h.At.Format(time.RFC3339))
+			}
+			fmt.Fprintln(g.out)
 			w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tADDRESS\tMODE\tRUNNING\tQUEUED\tPRIORITY\tEPOCH\tSERVICES")
 			for _, n := range st.Nodes {
@@ -39,7 +46,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", n.ID, n.Address, n.Mode, n.Running, n.Capacity, n.Queued, n.Priority, epoch, strings.Join(svc, ", "))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, n := range st.Nodes {
+				if h := n.Hold; h != nil && h.Kind == store.HoldStandby {
+					fmt.Fprintf(g.out, "Node %s is held (by %s at %s): it will not take over until `tandem node resume %s`\n", n.ID, h.By, h.At.Format(time.RFC3339), n.ID)
+				}
+			}
+			return nil
 		},
 	}
 }

@@ -23,37 +23,47 @@ func refuse(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), store.ErrConflict)
 }
 
-// NodeAction implements api.Backend: an operator action on this node. Actions that make
-// no sense in the node's mode are refused with store.ErrConflict.
-func (n *Node) NodeAction(ctx context.Context, action string) (string, error) {
+// NodeAction implements api.Backend: an operator action on this node, asked for by `by`.
+// Actions that make no sense in the node's mode are refused with store.ErrConflict.
+// Holds are stored before they take effect and released before the node acts again.
+func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error) {
 	mode := n.Mode()
 	switch action {
 	case ActionSuspend:
 		if mode != ModePrimary {
 			return mode, refuse("node %s is %s: only the primary can be suspended", n.cfg.NodeID, mode)
 		}
+		if err := n.setHold(ctx, store.HoldPrimary, store.HoldSuspend, by); err != nil {
+			return mode, fmt.Errorf("suspend: %w", err)
+		}
 		n.mu.Lock()
 		n.suspended = true
 		n.mu.Unlock()
 		n.stopRole()
-		n.log.Info(fmt.Sprintf("suspended by an operator (epoch %d): keeping the lease, firing and dispatching nothing", n.keeperEpoch()))
-		n.event("node.suspended", fmt.Sprintf("primary %s suspended", n.cfg.NodeID), nil)
+		n.log.Info(fmt.Sprintf("suspended by an operator (%s, epoch %d): keeping the lease, firing and dispatching nothing; the suspension holds for any new primary until resumed", by, n.keeperEpoch()))
+		n.event("node.suspended", fmt.Sprintf("primary %s suspended by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 	case ActionResume:
 		switch mode {
 		case ModeSuspended:
+			if err := n.clearHold(ctx, store.HoldPrimary); err != nil {
+				return mode, fmt.Errorf("resume: %w", err)
+			}
 			n.mu.Lock()
 			n.suspended = false
 			epoch := n.epoch
 			n.mu.Unlock()
 			n.startRole(epoch)
-			n.log.Info(fmt.Sprintf("resumed by an operator (epoch %d): firing and dispatching again", epoch))
-			n.event("node.resumed", fmt.Sprintf("primary %s resumed", n.cfg.NodeID), nil)
+			n.log.Info(fmt.Sprintf("resumed by an operator (%s, epoch %d): firing and dispatching again", by, epoch))
+			n.event("node.resumed", fmt.Sprintf("primary %s resumed by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 		case ModeHeld:
+			if err := n.clearHold(ctx, n.cfg.NodeID); err != nil {
+				return mode, fmt.Errorf("resume: %w", err)
+			}
 			n.mu.Lock()
 			n.held = false
 			n.mu.Unlock()
-			n.log.Info("released by an operator: standing by to take over again")
-			n.event("node.resumed", fmt.Sprintf("standby %s will take over again", n.cfg.NodeID), nil)
+			n.log.Info(fmt.Sprintf("released by an operator (%s): standing by to take over again", by))
+			n.event("node.resumed", fmt.Sprintf("standby %s will take over again (released by %s)", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 		default:
 			return mode, refuse("node %s is %s: only a suspended primary or a held standby can be resumed", n.cfg.NodeID, mode)
 		}
@@ -61,15 +71,18 @@ func (n *Node) NodeAction(ctx context.Context, action string) (string, error) {
 		if mode != ModeStandby {
 			return mode, refuse("node %s is %s: only a standby can be held (switch the primary role away first)", n.cfg.NodeID, mode)
 		}
+		if err := n.setHold(ctx, n.cfg.NodeID, store.HoldStandby, by); err != nil {
+			return mode, fmt.Errorf("hold: %w", err)
+		}
 		n.mu.Lock()
 		n.held = true
 		n.mu.Unlock()
-		n.log.Info("held by an operator: will not take over")
-		n.event("node.held", fmt.Sprintf("standby %s held: it will not take over", n.cfg.NodeID), nil)
+		n.log.Info(fmt.Sprintf("held by an operator (%s): will not take over, also after a restart, until released", by))
+		n.event("node.held", fmt.Sprintf("standby %s held by %s: it will not take over", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 	case ActionStop, ActionRestart:
-		n.log.Info(fmt.Sprintf("%s requested by an operator", action))
+		n.log.Info(fmt.Sprintf("%s requested by an operator (%s)", action, by))
 		n.requestStop(action == ActionRestart)
-		return ModeStopping, nil
+		return ModeDraining, nil
 	default:
 		return mode, fmt.Errorf("unknown action %q (suspend, resume, standby, stop, restart): %w", action, store.ErrConflict)
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ const (
 	ModeStandby   = cluster.ModeStandby
 	ModeHeld      = cluster.ModeHeld
 	ModeWorker    = cluster.ModeWorker
-	ModeStopping  = cluster.ModeStopping
+	ModeDraining  = cluster.ModeDraining
 	ModeStopped   = cluster.ModeStopped
 	ModeLost      = cluster.ModeLost
 )
@@ -62,20 +63,26 @@ type Node struct {
 	ln      net.Listener
 	peers   *http.Client // node-to-node calls: hints and forwarded operator actions
 
-	mu        sync.Mutex
-	epoch     int64 // while primary
-	suspended bool
-	held      bool
-	stopping  bool
-	role      *role  // services running while primary and not suspended
-	reaper    func() // stops the reaper of lost nodes, running while primary
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	stopped   bool
-	stopReq   chan struct{}
-	stopOnce  sync.Once
-	restart   bool
-	release   func() // liveness lock
+	mu         sync.Mutex
+	epoch      int64 // while primary
+	suspended  bool  // the primary role's stored suspension, as this primary read or set it
+	held       bool  // this node's stored standby hold
+	stopping   bool
+	role       *role              // services running while primary and not suspended
+	reaper     func()             // stops the reaper of lost nodes, running while primary
+	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)
+	// cancel ends the services a stopping node gives up first (the lease, firing,
+	// taking work); endLife ends what runs until the node has drained (heartbeats,
+	// the worker's watch over its running attempts).
+	cancel   context.CancelFunc
+	endLife  context.CancelFunc
+	wg       sync.WaitGroup
+	lifeWG   sync.WaitGroup
+	stopped  bool
+	stopReq  chan struct{}
+	stopOnce sync.Once
+	restart  bool
+	release  []func() // liveness lock, data directory lock
 }
 
 // New prepares a node over an open repository; Start runs it.
@@ -83,11 +90,11 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
 		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
-		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OnFinish: n.RunsQueued, Now: n.clock.Now})
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.RunsQueued, Now: n.clock.Now})
+	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
-		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued})
-	lv, _ := st.(store.Liveness)
+		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued, Liveness: lv, DeadCheck: cfg.Lease.Renew})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
 		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
@@ -116,41 +123,79 @@ func (n *Node) Addr() string {
 	return n.ln.Addr().String()
 }
 
-// Start opens the listener and starts every service. It returns once the node serves.
-func (n *Node) Start(ctx context.Context) error {
+// Start claims the data directory and the node id, opens the listener and starts every
+// service. It returns once the node serves. A data directory or node id in use by
+// another live process is an error (ErrNodeIDInUse for the id). Safe to call twice.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	again := n.cancel != nil || n.stopped
+	n.mu.Unlock()
+	if again {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			n.releaseLocks()
+		}
+	}()
+	unlock, err := lockDataDir(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	n.release = append(n.release, unlock)
 	ln, err := net.Listen("tcp", n.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", n.cfg.Listen, err)
 	}
 	n.ln = ln
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	if n.cfg.Advertise == n.cfg.Listen {
 		n.cfg.Advertise = ln.Addr().String() // a :0 port is known only now
 	}
 	n.syncClock(ctx)
 	n.started, n.upSince = n.clock.Now(), time.Now()
 	if lv, ok := n.store.(store.Liveness); ok {
-		if n.release, err = lv.LivenessHold(ctx, n.holder); err != nil {
+		release, err := lv.LivenessHold(ctx, n.holder)
+		if err != nil {
 			n.log.Warn("no liveness lock: standbys will wait for the lease to expire if this process dies", "err", err)
+		} else {
+			n.release = append(n.release, release)
 		}
+	}
+	if err := n.loadHold(ctx); err != nil {
+		return err
+	}
+	if err := n.claim(ctx); err != nil {
+		return err
+	}
+	// Whatever a previous process of this data directory left running dies before this
+	// one takes work: its runs were or will be given to another attempt.
+	if err := n.worker.KillLeftovers(); err != nil {
+		n.log.Warn("cannot stop processes left by this node's previous process", "err", err)
 	}
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.cancel = cancel
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(life)
+	n.mu.Lock()
+	n.cancel, n.endLife = cancel, endLife
+	n.mu.Unlock()
 	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity,
 		"priority", n.cfg.Priority, "mode", n.Mode())
-	if err := n.heartbeat(ctx); err != nil {
-		n.log.Warn("first heartbeat failed", "err", err)
-	}
 	n.goFn(func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	n.goFn(func() { _ = n.worker.Run(ctx) })
+	n.lifeWG.Add(2)
+	go func() { defer n.lifeWG.Done(); _ = n.worker.Run(life) }()
+	go func() { defer n.lifeWG.Done(); n.heartbeats(life) }()
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
-	n.goFn(func() { n.heartbeats(ctx) })
 	n.goFn(func() { n.sweepOutputs(ctx) })
 	if n.cfg.Failback {
 		n.goFn(func() { n.failback(ctx) })
@@ -187,10 +232,13 @@ func (n *Node) requestStop(restart bool) {
 	n.stopOnce.Do(func() { close(n.stopReq) })
 }
 
-// Stop shuts the node down gracefully: it stops firing and dispatching, resigns the
-// lease (to the best standby) so a standby takes over at once, lets running runs finish
-// within the shutdown grace period (then cancels them and records that), and stops
-// serving. Safe to call twice; ctx bounds the whole shutdown.
+// Stop shuts the node down gracefully. The node drains: it shows itself `draining` and
+// takes no new runs, stops firing and dispatching, resigns the lease (to the best
+// standby) so a standby takes over at once, and hands back the runs it was assigned but
+// had not started. It goes on heartbeating, so no primary declares it lost, while its
+// running runs finish within the shutdown grace period (then it cancels them and records
+// that). Then it records that it stopped and stops serving. Safe to call twice, and
+// before Start; ctx bounds the whole shutdown.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.stopped || n.cancel == nil {
@@ -200,26 +248,40 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.stopped, n.stopping = true, true
 	n.mu.Unlock()
-	n.log.Info("stopping: resigning the lease, waiting for running runs", "grace", n.cfg.ShutdownGrace)
-	// Shown as stopping first, so the primary gives this node no more work; the
+	n.log.Info(fmt.Sprintf("draining: resigning the lease, taking no new runs, waiting up to %s for %d running runs",
+		n.cfg.ShutdownGrace, n.worker.Running()))
+	n.worker.StopTaking()
+	// Shown as draining first, so the primary gives this node no more work; the
 	// repository refuses assignments to it from here on.
 	if err := n.heartbeat(ctx); err != nil {
-		n.log.Warn("cannot record that this node is stopping", "err", err)
+		n.log.Warn("cannot record that this node is draining", "err", err)
 	}
-	n.cancel() // lease keeper resigns, scheduler and dispatcher stop, worker takes nothing new
+	n.event("node.stopping", fmt.Sprintf("node %s draining: %d runs running", n.cfg.NodeID, n.worker.Running()),
+		map[string]any{"node": n.cfg.NodeID, "running": n.worker.Running()})
+	n.cancel() // the lease keeper resigns, the scheduler and dispatcher stop
 	n.releaseAssigned(ctx)
 	grace, cancel := context.WithTimeout(ctx, n.cfg.ShutdownGrace)
 	defer cancel()
 	werr := n.worker.Shutdown(grace)
+	n.endLife() // drained: heartbeats end, and the stop is recorded below
+	n.lifeWG.Wait()
 	herr := n.http.Shutdown(ctx)
 	n.wg.Wait()
-	_ = n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped)
-	n.event("node.stopped", fmt.Sprintf("node %s stopped", n.cfg.NodeID), nil)
-	if n.release != nil {
-		n.release()
+	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
+		n.log.Warn("cannot record that this node stopped", "err", err)
 	}
+	n.event("node.stopped", fmt.Sprintf("node %s stopped", n.cfg.NodeID), map[string]any{"node": n.cfg.NodeID})
+	n.releaseLocks()
 	n.log.Info("node stopped")
 	return errors.Join(werr, herr)
+}
+
+// releaseLocks frees the liveness lock and the data directory.
+func (n *Node) releaseLocks() {
+	for _, r := range slices.Backward(n.release) {
+		r()
+	}
+	n.release = nil
 }
 
 // releaseAssigned queues again the runs assigned to this node that it has not started,
@@ -265,7 +327,15 @@ func (n *Node) heartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			err := n.heartbeat(ctx)
+			switch {
+			case errors.Is(err, store.ErrClaimed):
+				// Another process took this node id over (this one was found dead, or
+				// frozen past its lease): it must not run this node's work any more.
+				n.worker.StopTaking()
+				n.log.Error("another process claimed this node id: stopping", "err", err)
+				n.requestStop(false)
+			case err != nil && ctx.Err() == nil:
 				n.log.Warn("heartbeat failed", "err", err)
 			}
 			n.syncClock(ctx)
@@ -281,7 +351,7 @@ func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
 
 // describe is this node as its heartbeats report it.
 func (n *Node) describe() store.Node {
-	return store.Node{ID: n.cfg.NodeID, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority,
+	return store.Node{ID: n.cfg.NodeID, Holder: n.holder, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority,
 		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
 }
 
@@ -381,7 +451,7 @@ func (n *Node) Mode() string {
 func (n *Node) modeLocked() string {
 	switch {
 	case n.stopping:
-		return ModeStopping
+		return ModeDraining
 	case n.epoch != 0 && n.suspended:
 		return ModeSuspended
 	case n.epoch != 0:

@@ -27,27 +27,52 @@ type role struct {
 	wg     sync.WaitGroup
 }
 
-// elected is called by the lease keeper when this node becomes primary.
+// elected is called by the lease keeper when this node becomes primary. It must not
+// block the keeper: the term's start (reading the role's stored suspension, starting the
+// services, recording the event) runs on a goroutine of its own.
 func (n *Node) elected(epoch int64, prev store.Lease, how string) {
-	n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, how))
 	n.mu.Lock()
 	n.epoch = epoch
-	suspended := n.suspended
 	n.mu.Unlock()
 	n.startReaper(epoch)
-	if !suspended {
-		n.startRole(epoch)
-	}
-	n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how),
-		map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder)})
-	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
+	ctx, cancel := context.WithCancel(context.Background())
+	n.mu.Lock()
+	n.termCancel = cancel
+	n.mu.Unlock()
+	n.goFn(func() {
+		defer cancel()
+		hold, err := n.primarySuspension(ctx)
+		if err != nil {
+			return // the term ended first
+		}
+		n.mu.Lock()
+		current := n.epoch == epoch
+		n.suspended = hold != nil
+		n.mu.Unlock()
+		if !current {
+			return
+		}
+		data := map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder), "suspended": hold != nil}
+		if hold != nil {
+			how += fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", hold.By, hold.At.Format(time.RFC3339))
+		} else {
+			n.startRole(epoch)
+		}
+		n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, how))
+		n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how), data)
+		_ = n.heartbeat(ctx) // show the new mode at once
+	})
 }
 
 // deposed is called by the lease keeper when this node stops being primary.
 func (n *Node) deposed(epoch int64, reason string) {
 	n.mu.Lock()
 	n.epoch = 0
-	n.suspended = false // suspension belongs to a primary's term
+	n.suspended = false // the suspension is stored; the next primary reads it
+	if n.termCancel != nil {
+		n.termCancel()
+		n.termCancel = nil
+	}
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
 	n.stopRole()
@@ -77,11 +102,15 @@ func (n *Node) startRole(epoch int64) {
 			n.serviceEnded(name, fn(ctx))
 		}()
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.epoch != epoch || n.suspended || n.role != nil {
+		cancel() // deposed or suspended meanwhile, or already running
+		return
+	}
 	run("scheduler", r.sched.Run)
 	run("dispatcher", r.disp.Run)
-	n.mu.Lock()
 	n.role = r
-	n.mu.Unlock()
 }
 
 // startReaper starts the reaper of lost nodes under epoch, for the primary's whole term:

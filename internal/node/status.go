@@ -39,6 +39,16 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			unassigned += c.Count
 		}
 	}
+	holds, err := n.store.HoldList(ctx)
+	if err != nil {
+		return st, err
+	}
+	hold := map[string]*api.Hold{}
+	for _, h := range holds {
+		hold[h.Target] = &api.Hold{Kind: h.Kind, By: h.By, At: h.At}
+	}
+	st.Suspended = hold[store.HoldPrimary]
+	lv, _ := n.store.(store.Liveness)
 	cutoff := now.Add(-n.members.Silence())
 	st.Nodes = make([]api.NodeStatus, 0, len(nodes))
 	for _, nd := range nodes {
@@ -47,6 +57,8 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		case mode == ModeStopped || mode == ModeLost:
 		case nd.HeartbeatAt.Before(cutoff):
 			mode = ModeLost // silent; the primary's reaper declares it lost
+		case nd.ID != n.cfg.NodeID && lv != nil && nd.Holder != "" && dead(ctx, lv, nd.Holder):
+			mode = ModeLost // its process is gone: the primary's reaper declares it lost at once
 		case (mode == ModePrimary || mode == ModeSuspended) && nd.ID != st.Primary:
 			mode = ModeStandby // its lease lapsed; it steps down by itself
 		}
@@ -57,6 +69,12 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		}
 		if mode == ModePrimary || mode == ModeSuspended {
 			row.Queued += unassigned // the cluster's queue waits on the primary's dispatcher
+		}
+		switch {
+		case mode == ModePrimary || mode == ModeSuspended:
+			row.Hold = st.Suspended
+		case mode != ModeLost && mode != ModeStopped:
+			row.Hold = hold[nd.ID]
 		}
 		row.Services = services(mode, row)
 		st.Nodes = append(st.Nodes, row)
@@ -77,14 +95,14 @@ func services(mode string, row api.NodeStatus) []api.Service {
 		monitor = "Held"
 	case ModeWorker:
 		monitor = "Off (worker)"
-	case ModeStopping:
+	case ModeDraining:
 		monitor = "Stopping"
 	}
 	worker := "Ready"
 	switch {
 	case row.Capacity == 0:
 		worker = "Disabled"
-	case mode == ModeStopping:
+	case mode == ModeDraining:
 		worker = "Draining"
 	case row.Running >= row.Capacity:
 		worker = "Busy"
@@ -99,4 +117,11 @@ func services(mode string, row api.NodeStatus) []api.Service {
 		{Name: "Dispatcher", Status: disp},
 		{Name: "Worker", Status: worker},
 	}
+}
+
+// dead reports whether holder's liveness lock is free; an error reads as alive (the
+// heartbeat's age still tells).
+func dead(ctx context.Context, lv store.Liveness, holder string) bool {
+	d, err := lv.LivenessDead(ctx, holder)
+	return err == nil && d
 }
