@@ -160,14 +160,11 @@ func (c *cronExpr) fixedTime() bool {
 	return bits.OnesCount64(c.sec) == 1 && bits.OnesCount64(c.min) == 1 && bits.OnesCount32(c.hour) == 1
 }
 
-// IsFixedTime reports whether e is a fixed-time cron expression: a single value in each
-// of its second, minute and hour fields (30 2 * * *, @daily). Across DST it fires once a
-// day at its wall time, or when a gap that swallowed it ends. Every other cron expression
-// is an interval expression, fired at the real instants whose wall time matches; @every
-// and at are neither.
-func IsFixedTime(e Expr) bool {
-	c, ok := e.(*cronExpr)
-	return ok && c.fixedTime()
+func (c *cronExpr) Kind() Kind {
+	if c.fixedTime() {
+		return KindFixedTime
+	}
+	return KindInterval
 }
 
 // dayMatches reports whether day d of month m of year y matches the day fields; wd is its

@@ -25,7 +25,7 @@
 // expression fires once.
 //
 // Cron is evaluated on the wall clock of the schedule's Location, and its DST rule
-// depends on its kind (IsFixedTime), as in Vixie cron and cronie:
+// depends on its Kind, as in Vixie cron and cronie:
 //   - A fixed-time expression has a single value in each of its second (0 when there are
 //     five fields), minute and hour fields: 30 2 * * *, 0 0 7 * * MON-FRI, @daily,
 //     @weekly, @monthly, @yearly. It names a time of day that a report is expected at. A

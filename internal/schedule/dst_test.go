@@ -440,24 +440,26 @@ func TestNextDSTIntervalExamples(t *testing.T) {
 	}
 }
 
-func TestIsFixedTime(t *testing.T) {
+func TestKind(t *testing.T) {
 	for _, c := range []struct {
-		expr  string
-		fixed bool
+		expr string
+		kind Kind
 	}{
-		{"30 2 * * *", true}, {"0 0 7 * * MON-FRI", true}, {"@daily", true}, {"@weekly", true},
-		{"@monthly", true}, {"@yearly", true}, {"0 0 L * *", true}, {"*/60 3 * * *", true},
-		{"0 2-2 * * *", true}, {"30 2 * JAN,JUL *", true},
-		{"@hourly", false}, {"* * * * *", false}, {"*/5 2 * * *", false}, {"0,30 2 * * *", false},
-		{"30 1-2 * * *", false}, {"* 30 2 * * *", false}, {"0-1 30 2 * * *", false},
-		{"@every 1h", false}, {"at 2026-12-01T07:00:00Z", false},
+		{"30 2 * * *", KindFixedTime}, {"0 0 7 * * MON-FRI", KindFixedTime}, {"@daily", KindFixedTime},
+		{"@weekly", KindFixedTime}, {"@monthly", KindFixedTime}, {"@yearly", KindFixedTime},
+		{"0 0 L * *", KindFixedTime}, {"*/60 3 * * *", KindFixedTime}, {"0 2-2 * * *", KindFixedTime},
+		{"30 2 * JAN,JUL *", KindFixedTime},
+		{"@hourly", KindInterval}, {"* * * * *", KindInterval}, {"*/5 2 * * *", KindInterval},
+		{"0,30 2 * * *", KindInterval}, {"30 1-2 * * *", KindInterval}, {"* 30 2 * * *", KindInterval},
+		{"0-1 30 2 * * *", KindInterval},
+		{"@every 1h", KindEvery}, {"at 2026-12-01T07:00:00Z", KindAt},
 	} {
 		e := mustParse(t, c.expr)
-		if got := IsFixedTime(e); got != c.fixed {
-			t.Errorf("IsFixedTime(%q) = %v, want %v", c.expr, got, c.fixed)
+		if got := e.Kind(); got != c.kind {
+			t.Errorf("%q: kind %s, want %s", c.expr, got, c.kind)
 		}
-		if got := IsFixedTime(mustParse(t, e.String())); got != c.fixed {
-			t.Errorf("IsFixedTime of the canonical %q = %v, want %v", e.String(), got, c.fixed)
+		if got := mustParse(t, e.String()).Kind(); got != c.kind {
+			t.Errorf("canonical %q of %q: kind %s, want %s", e.String(), c.expr, got, c.kind)
 		}
 	}
 }
