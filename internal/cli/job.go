@@ -107,12 +107,17 @@ func newJobShowCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(j)
 			}
-			return printJob(g.out, j)
+			return printJob(g.out, j, g.now())
 		},
 	}
 }
 
-func printJob(w io.Writer, j api.Job) error {
+// JobShowUpcoming is how many occurrences `job show` lists per schedule.
+const JobShowUpcoming = 5
+
+// printJob writes a job's definition and state, then each schedule's next occurrences
+// after now, computed here from the definition as `schedule next` would.
+func printJob(w io.Writer, j api.Job, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("Name", j.Name)
@@ -141,7 +146,40 @@ func printJob(w io.Writer, j api.Job) error {
 	case j.Noop != nil:
 		row("No-op", fmt.Sprintf("sleep %s", j.Noop.Sleep))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printUpcoming(w, j, now)
+}
+
+// printUpcoming lists each schedule's next JobShowUpcoming occurrences. It reports
+// rather than fails when this client cannot read a definition the server accepted (an
+// older client, a zone missing here): the rest of the show is still worth printing.
+func printUpcoming(w io.Writer, j api.Job, now time.Time) error {
+	if len(j.Schedule) == 0 {
+		return nil
+	}
+	scheds, err := j.Spec.Schedules()
+	if err != nil {
+		fmt.Fprintf(w, "\nNext occurrences: not computed here: %v\n", err)
+		return nil
+	}
+	fmt.Fprint(w, "\nNext occurrences (computed here, as tandem schedule next)")
+	if j.Paused {
+		fmt.Fprint(w, "; paused: nothing fires until resumed")
+	}
+	fmt.Fprintln(w, ":")
+	for i, s := range scheds {
+		occ, ended := upcoming(s, now, JobShowUpcoming)
+		fmt.Fprintf(w, "  schedule[%d] %s (%s)\n", i, j.Schedule[i], s.Expr.Kind())
+		if err := printOccurrences(w, "    ", s.Location, occ); err != nil {
+			return err
+		}
+		if ended {
+			fmt.Fprintln(w, "    no further occurrence")
+		}
+	}
+	return nil
 }
 
 func newJobDeleteCmd(g *globals) *cobra.Command {

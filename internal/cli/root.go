@@ -11,10 +11,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tandemhq/tandem/internal/client"
+	"github.com/tandemhq/tandem/internal/job"
 )
 
 // Version is set at build time.
@@ -26,6 +28,7 @@ type globals struct {
 	json    bool
 	out     io.Writer
 	errOut  io.Writer
+	now     func() time.Time // the clock of commands that compute from now (schedule next, job show)
 }
 
 func (g *globals) client() *client.Client { return client.New(g.servers) }
@@ -39,7 +42,11 @@ func (g *globals) printJSON(v any) error {
 
 // NewRoot builds the command tree.
 func NewRoot() *cobra.Command {
-	g := &globals{out: os.Stdout, errOut: os.Stderr}
+	return newRoot(&globals{out: os.Stdout, errOut: os.Stderr, now: time.Now})
+}
+
+// newRoot builds the command tree around g: tests give it their own output and clock.
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tandem",
 		Short:         "tandem: a highly available scheduler and distribution server for report jobs",
@@ -55,7 +62,7 @@ func NewRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),
-		newSwitchCmd(g), newNodeCmd(g))
+		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g))
 	refuseUnknown(root)
 	return root
 }
@@ -83,6 +90,7 @@ func Main(ctx context.Context, args []string) int {
 		return 0
 	}
 	var ce *client.Error
+	var ve *job.ValidationError
 	jsonOut, _ := root.PersistentFlags().GetBool("json")
 	if cmd, _, ferr := root.Find(args); ferr == nil && cmd != nil {
 		if v, ferr := cmd.Flags().GetBool("json"); ferr == nil {
@@ -93,6 +101,8 @@ func Main(ctx context.Context, args []string) int {
 	case jsonOut && errors.As(err, &ce):
 		enc := json.NewEncoder(os.Stderr)
 		_ = enc.Encode(map[string]string{"error": ce.Message, "field": ce.Field})
+	case jsonOut && errors.As(err, &ve): // found locally (schedule next), told as the server would
+		_ = json.NewEncoder(os.Stderr).Encode(map[string]string{"error": err.Error(), "field": ve.Field})
 	case jsonOut:
 		_ = json.NewEncoder(os.Stderr).Encode(map[string]string{"error": err.Error()})
 	default:

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
-	"time"
 )
 
 // cronExpr is a parsed cron expression as bit sets. It is comparable: two expressions
@@ -151,6 +150,21 @@ func renderStar(set uint64, lo, hi int) string {
 
 func (c *cronExpr) newSeq(s *Schedule) sequence {
 	return &cronSeq{it: newCronIter(c, s), loc: s.loc()}
+}
+
+// fixedTime reports whether the expression names one time of day (a single second,
+// minute and hour), which decides its DST rule: see the package doc. It looks at the
+// value sets, not the text, so "*/60" (only minute 0) is as fixed as "0", and the
+// canonical String keeps the kind.
+func (c *cronExpr) fixedTime() bool {
+	return bits.OnesCount64(c.sec) == 1 && bits.OnesCount64(c.min) == 1 && bits.OnesCount32(c.hour) == 1
+}
+
+func (c *cronExpr) Kind() Kind {
+	if c.fixedTime() {
+		return KindFixedTime
+	}
+	return KindInterval
 }
 
 // dayMatches reports whether day d of month m of year y matches the day fields; wd is its
@@ -327,187 +341,4 @@ func (c *cronExpr) nthTOD(from int, k int64) int {
 		}
 	}
 	return lo
-}
-
-// searchDays bounds every cron search: about ten years of civil days.
-const searchDays = 3660
-
-// cronIter walks occurrences in unix seconds. Bounds are inclusive.
-type cronIter struct {
-	c            *cronExpr
-	z            zoneCursor
-	lower, upper int64 // first and last second an occurrence may fall on
-}
-
-func newCronIter(c *cronExpr, s *Schedule) cronIter {
-	it := cronIter{c: c, z: zoneCursor{loc: s.loc()}, lower: minInstant, upper: maxInstant}
-	if !s.Start.IsZero() {
-		it.lower = max(it.lower, ceilSec(s.Start))
-	}
-	if !s.End.IsZero() {
-		it.upper = min(it.upper, s.End.Unix())
-	}
-	return it
-}
-
-func ceilSec(t time.Time) int64 {
-	if t.Nanosecond() > 0 {
-		return t.Unix() + 1
-	}
-	return t.Unix()
-}
-
-// next returns the first occurrence after the instant `after` (seconds; any fraction of a
-// second already dropped, which is exact since occurrences are whole seconds).
-func (it *cronIter) next(after int64) (int64, bool) {
-	after = max(after, it.lower-1)
-	if after >= it.upper {
-		return 0, false
-	}
-	c := it.c
-	sp := it.z.spanFor(after)
-	from := after + sp.off + 1 // wall readings before after's do not map past it
-	if it.z.skipOK && from < it.z.clean {
-		// after is in a repeated (fall-back) stretch: those readings fired in its first pass.
-		from = it.z.clean
-	}
-	day := floorDiv(from, secondsPerDay)
-	tod := int(from - day*secondsPerDay)
-	y, m, d := civilFromDays(day)
-	for limit := day + searchDays; day <= limit; {
-		ml := monthLen(y, m)
-		if c.month&(1<<m) != 0 && c.dayMatches(y, m, d, weekdayOf(day), ml) {
-			for {
-				t, ok := c.nextTOD(tod)
-				if !ok {
-					break
-				}
-				x := it.z.resolve(day*secondsPerDay + int64(t))
-				if x > it.upper {
-					return 0, false // instants grow with wall readings
-				}
-				if x > after {
-					return x, true
-				}
-				tod = t + 1
-			}
-			day, d = day+1, d+1
-		} else if c.month&(1<<m) == 0 {
-			day, d = day+int64(ml-d+1), ml+1 // skip the month
-		} else {
-			day, d = day+1, d+1
-		}
-		tod = 0
-		if d > ml {
-			d, m = 1, m+1
-			if m > 12 {
-				m, y = 1, y+1
-			}
-		}
-		if y > 9999 {
-			return 0, false
-		}
-	}
-	return 0, false
-}
-
-// dayRest describes the rest of x's civil day when it can be counted arithmetically: the
-// day matches and every reading after x's up to the day's end maps one-to-one onto the
-// span of x. It returns the day's first wall second, x's time of day, the last time of day
-// whose instant is <= lim, and the span's offset.
-func (it *cronIter) dayRest(x, lim int64) (base int64, tod, lastTOD int, off int64, ok bool) {
-	sp := it.z.sp
-	if !it.z.valid || x < sp.start || x >= sp.end {
-		return 0, 0, 0, 0, false
-	}
-	w := x + sp.off
-	day := floorDiv(w, secondsPerDay)
-	base = day * secondsPerDay
-	if w+1 < it.z.clean || base+secondsPerDay > sp.wallEnd() {
-		return 0, 0, 0, 0, false
-	}
-	y, m, d := civilFromDays(day)
-	if it.c.month&(1<<m) == 0 || !it.c.dayMatches(y, m, d, weekdayOf(day), monthLen(y, m)) {
-		return 0, 0, 0, 0, false
-	}
-	last := min(lim+sp.off, base+secondsPerDay-1)
-	return base, int(w - base), int(last - base), sp.off, true
-}
-
-// count returns the number of occurrences in [from, to] and the last of them.
-func (it *cronIter) count(from, to int64) (n, last int64) {
-	lim := min(to, it.upper)
-	x, ok := it.next(from - 1)
-	for ok && x <= lim {
-		n, last = n+1, x
-		if base, tod, lt, off, ok := it.dayRest(x, lim); ok && lt > tod {
-			if k := it.c.countTOD(tod+1, lt); k > 0 {
-				t, _ := it.c.prevTOD(lt)
-				n, last = n+k, base+int64(t)-off
-			}
-		}
-		x, ok = it.next(last)
-	}
-	return n, last
-}
-
-// nth returns the k-th (k >= 1) occurrence at or after from.
-func (it *cronIter) nth(from, k int64) (int64, bool) {
-	x, ok := it.next(from - 1)
-	for ok {
-		if k == 1 {
-			return x, true
-		}
-		k--
-		last := x
-		if base, tod, lt, off, ok := it.dayRest(x, it.upper); ok && lt > tod {
-			if avail := it.c.countTOD(tod+1, lt); avail >= k {
-				return base + int64(it.c.nthTOD(tod+1, k)) - off, true
-			} else if avail > 0 {
-				t, _ := it.c.prevTOD(lt)
-				k, last = k-avail, base+int64(t)-off
-			}
-		}
-		x, ok = it.next(last)
-	}
-	return 0, false
-}
-
-// cronSeq adapts cronIter to the sequence interface.
-type cronSeq struct {
-	it  cronIter
-	loc *time.Location
-}
-
-func (q *cronSeq) at(x int64) time.Time { return time.Unix(x, 0).In(q.loc) }
-
-func (q *cronSeq) next(after time.Time) (time.Time, bool) {
-	a := after.Unix() // floor: occurrences are whole seconds
-	if a >= maxInstant {
-		return time.Time{}, false
-	}
-	x, ok := q.it.next(a)
-	if !ok {
-		return time.Time{}, false
-	}
-	return q.at(x), true
-}
-
-func (q *cronSeq) count(from, to time.Time) (int64, time.Time) {
-	if to.Before(from) {
-		return 0, time.Time{}
-	}
-	n, last := q.it.count(max(ceilSec(from), minInstant), min(to.Unix(), maxInstant))
-	if n == 0 {
-		return 0, time.Time{}
-	}
-	return n, q.at(last)
-}
-
-func (q *cronSeq) nth(from time.Time, k int64) (time.Time, bool) {
-	x, ok := q.it.nth(max(ceilSec(from), minInstant), k)
-	if !ok {
-		return time.Time{}, false
-	}
-	return q.at(x), true
 }

@@ -24,16 +24,28 @@
 // Anchor + k*interval, computed by arithmetic in absolute time (DST plays no part); an at
 // expression fires once.
 //
-// Cron is evaluated on the wall clock of the schedule's Location:
-//   - A wall time that does not exist (spring-forward gap) fires once, at the instant the
-//     gap ends, unless an existing wall time already fires at that instant: results are
-//     strictly increasing, never duplicated.
-//   - A wall time that occurs twice (fall-back) fires once, at its first occurrence, so
-//     the repeated stretch fires nothing on its second pass. No wall time fires twice.
+// Cron is evaluated on the wall clock of the schedule's Location, and its DST rule
+// depends on its Kind, as in Vixie cron and cronie:
+//   - A fixed-time expression has a single value in each of its second (0 when there are
+//     five fields), minute and hour fields: 30 2 * * *, 0 0 7 * * MON-FRI, @daily,
+//     @weekly, @monthly, @yearly. It names a time of day that a report is expected at. A
+//     wall time that does not exist (spring-forward gap) fires once, at the instant the
+//     gap ends, unless an existing wall time already fires at that instant; a wall time
+//     that occurs twice (fall-back) fires once, at its first occurrence. No wall time
+//     fires twice. So 30 2 * * * fires at 03:00 EDT on New York's spring-forward night,
+//     and 30 1 * * * at 01:30 EDT only on its fall-back night.
+//   - Every other cron expression (*, a step, a range or a list in any of those three
+//     fields; @hourly) is an interval expression. Its occurrences are the real instants
+//     whose wall reading matches: wall times inside a gap do not exist and do not fire
+//     (there is no catch-up run when the gap ends), and wall times in a repeated stretch
+//     fire on both passes, being different instants. So 15,45 * * * * goes from 01:45 EST
+//     to 03:15 EDT on New York's spring-forward night, and * * * * * fires 120 times
+//     between 01:00 EDT and 02:00 EST on its fall-back night.
 //
-// These rules hold for transitions at any time of day (including midnight, where a day
-// starts at 01:00), of any size (30 minutes, or a whole skipped day as in Pacific/Apia on
-// 2011-12-30).
+// Either way results are strictly increasing. These rules hold for transitions at any
+// time of day (including midnight, where a day starts at 01:00), of any size (30 minutes
+// as on Lord Howe, or a whole skipped day as in Pacific/Apia on 2011-12-30), and with
+// offsets of any minute (Pacific/Chatham's +12:45).
 //
 // # Blackouts and misfires
 //

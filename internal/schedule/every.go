@@ -15,6 +15,8 @@ type everyExpr struct{ d time.Duration }
 
 func (e *everyExpr) String() string { return "@every " + e.d.String() }
 
+func (e *everyExpr) Kind() Kind { return KindEvery }
+
 func (e *everyExpr) newSeq(s *Schedule) sequence {
 	q := &everySeq{iv: int64(e.d), loc: s.loc(), lower: minTime, upper: maxTime}
 	switch {
@@ -117,6 +119,8 @@ func (q *everySeq) nth(from time.Time, k int64) (time.Time, bool) {
 type atExpr struct{ t time.Time }
 
 func (e *atExpr) String() string { return "at " + e.t.UTC().Format(time.RFC3339Nano) }
+
+func (e *atExpr) Kind() Kind { return KindAt }
 
 func (e *atExpr) newSeq(s *Schedule) sequence {
 	ok := (s.Start.IsZero() || !e.t.Before(s.Start)) && (s.End.IsZero() || !e.t.After(s.End))

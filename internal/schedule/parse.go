@@ -13,9 +13,29 @@ type Expr interface {
 	// Cron expressions (and macros) are written as five fields, or six when seconds
 	// matter, with numbers for names; @every as Go writes the duration; at in UTC.
 	String() string
+	// Kind says which sort of expression this is; for cron, it picks the DST rule.
+	Kind() Kind
 
 	newSeq(s *Schedule) sequence
 }
+
+// Kind is the sort of a schedule expression. Cron expressions are of two kinds, which
+// differ across DST transitions (see the package doc).
+type Kind string
+
+// Kinds of expression.
+const (
+	// KindFixedTime is cron with a single value in each of its second, minute and hour
+	// fields (30 2 * * *, @daily): a time of day. A skipped wall time fires when its gap
+	// ends; a repeated one fires once, at its first occurrence.
+	KindFixedTime Kind = "fixed-time"
+	// KindInterval is every other cron expression (* * * * *, 15,45 * * * *, @hourly):
+	// it fires at the real instants whose wall time matches, so a gap fires nothing and
+	// a repeated stretch fires on both passes.
+	KindInterval Kind = "interval"
+	KindEvery    Kind = "every" // @every: fixed instants in absolute time
+	KindAt       Kind = "at"    // at: once
+)
 
 // sequence enumerates the occurrences of a Schedule (bounds applied, blackouts not).
 type sequence interface {

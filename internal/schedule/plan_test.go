@@ -292,7 +292,7 @@ func TestPlanBlackoutHighFrequency(t *testing.T) {
 		{"@every 10ms", "2026-03-09T23:59:59.99+01:00", 8640000},
 		{"* * * * * *", "2026-03-28T23:59:59+01:00", 82800}, // 23-hour day
 		{"@every 1s", "2026-10-24T23:59:59+02:00", 90000},   // 25-hour day, absolute time
-		{"* * * * * *", "2026-10-24T23:59:59+02:00", 86400}, // no wall time fires twice
+		{"* * * * * *", "2026-10-24T23:59:59+02:00", 90000}, // interval: the repeated hour fires twice
 	}
 	for _, c := range cases {
 		s := Schedule{Expr: mustParse(t, c.expr), Location: berlin, Blackout: cal}
@@ -354,7 +354,7 @@ func TestPlanHugeBacklog(t *testing.T) {
 		expr   string
 		missed int // all but the two fired: the latest misfired and now itself
 	}{
-		{"* * * * * *", 365*86400 - 3600 + 1 - 2}, // the spring-forward hour has no wall times
+		{"* * * * * *", 365*86400 + 1 - 2}, // interval: every real second (the lost and the repeated hour cancel)
 		{"@every 10ms", 365*8640000 + 1 - 2},
 	}
 	for _, c := range cases {

@@ -6,9 +6,10 @@ import (
 )
 
 // Mapping civil wall readings (seconds since 1970-01-01T00:00 read as UTC, "wall seconds")
-// to instants, following the DST rules in the package doc. Zone periods come from
-// time.Time.ZoneBounds; nothing here assumes transitions fall on the hour, or that a day
-// has only one of them.
+// to instants. resolve follows the fixed-time DST rule of the package doc; interval
+// expressions only use the zone periods (span), whose wall ranges map one-to-one onto
+// their instants. Zone periods come from time.Time.ZoneBounds; nothing here assumes
+// transitions fall on the hour, or that a day has only one of them.
 
 // lookaround bounds, in seconds, how far an instant can be from its wall reading: no UTC
 // offset in tzdata exceeds 16 hours, so 30 hours leaves room.
