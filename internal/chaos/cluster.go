@@ -32,9 +32,10 @@ const (
 	// CallTimeout bounds one API call made while polling, so that a node that stopped
 	// answering (frozen, say) costs one poll, not the whole wait.
 	CallTimeout = 3 * time.Second
-	// ShutdownGrace is given to every node (--shutdown-grace): test runs are short, and a
-	// SIGTERM should not wait the default 30s for them.
-	ShutdownGrace = 2 * time.Second
+	// ShutdownGrace is given to every node (--shutdown-grace): longer than the soak's
+	// longest run, so a graceful stop lets every run in flight finish (the drain check),
+	// and shorter than the default 30s.
+	ShutdownGrace = 6 * time.Second
 )
 
 // NoRuns as a NodeSpec's Capacity starts the node with --capacity 0: it executes nothing.
@@ -655,6 +656,38 @@ func (n *Node) Kill() error {
 		return nil
 	case <-time.After(ExitTimeout):
 		return fmt.Errorf("kill node %s: pid %d not reaped after %s", n.spec.ID, pid, ExitTimeout)
+	}
+}
+
+// KillProcess kills the node's process alone with SIGKILL, leaving the processes it
+// started to whatever tandem does about them (they must die with it). It returns when
+// the node's process has been reaped.
+func (n *Node) KillProcess() error {
+	if err := n.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-n.Exited():
+		return nil
+	case <-time.After(ExitTimeout):
+		return fmt.Errorf("kill node %s: not reaped after %s", n.spec.ID, ExitTimeout)
+	}
+}
+
+// StopThrough asks node via to stop this node (`tandem node stop`, forwarded) and waits
+// until this node's process exits; the error is its exit error (nil for status 0).
+func (n *Node) StopThrough(ctx context.Context, via *Node) error {
+	if _, err := via.Client().NodeAction(ctx, n.spec.ID, "stop"); err != nil {
+		return fmt.Errorf("stop node %s through %s: %w", n.spec.ID, via.ID(), err)
+	}
+	select {
+	case <-n.Exited():
+		if err := n.ExitErr(); err != nil {
+			return fmt.Errorf("stop node %s: %w", n.spec.ID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop node %s: wait for exit: %w", n.spec.ID, ctx.Err())
 	}
 }
 

@@ -24,6 +24,18 @@ type Exec struct {
 	Node    string
 	At      time.Time
 	Line    int // line number in the log, from 1
+	PID     int // the execution's shell, for a watched job (WatchedExecScript); else 0
+}
+
+// Overlap is a line a watched execution wrote when it began: an earlier attempt of its
+// own run was still alive (its shell process existed, not a zombie).
+type Overlap struct {
+	Run     int64
+	Attempt int // the attempt that began
+	Node    string
+	At      time.Time
+	Alive   int // the earlier attempt found alive
+	Line    int
 }
 
 // ExecLogPath is where a job's runs append their execution lines.
@@ -46,37 +58,85 @@ func ExecScript(path, then string) string {
 	return s
 }
 
+// WatchedExecScript is ExecScript for a job whose executions also witness overlaps: its
+// line carries the shell's pid ("pid=N"), and before running then it looks for every
+// earlier attempt of the same run in the log whose shell is still alive (and still that
+// run's: its environment names the run), and appends "RUNID ATTEMPT NODE UNIXNANO
+// alive=K" for each.
+func WatchedExecScript(path, then string) string {
+	q := shellQuote(path)
+	s := `echo "$TANDEM_RUN_ID $TANDEM_ATTEMPT $NODE $(date +%s%N) pid=$$" >> ` + q + `
+grep "^$TANDEM_RUN_ID " ` + q + ` | while read r a n t p; do
+  case "$p" in pid=*) ;; *) continue ;; esac
+  pid=${p#pid=}
+  [ "$a" = "$TANDEM_ATTEMPT" ] && continue
+  st=$(cut -d" " -f3 /proc/$pid/stat 2>/dev/null)
+  [ -n "$st" ] && [ "$st" != Z ] || continue
+  tr '\0' '\n' < /proc/$pid/environ 2>/dev/null | grep -qx "TANDEM_RUN_ID=$TANDEM_RUN_ID" || continue
+  echo "$TANDEM_RUN_ID $TANDEM_ATTEMPT $NODE $(date +%s%N) alive=$a" >> ` + q + `
+done`
+	if then != "" {
+		s += "\n" + then
+	}
+	return s
+}
+
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// ReadExecLog parses an execution log.
+// ReadExecLog parses an execution log's execution lines.
 func ReadExecLog(path string) ([]Exec, error) {
+	execs, _, err := readExecLog(path)
+	return execs, err
+}
+
+// ReadOverlaps parses an execution log's overlap lines (see WatchedExecScript).
+func ReadOverlaps(path string) ([]Overlap, error) {
+	_, overlaps, err := readExecLog(path)
+	return overlaps, err
+}
+
+func readExecLog(path string) ([]Exec, []Overlap, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read execution log: %w", err)
+		return nil, nil, fmt.Errorf("read execution log: %w", err)
 	}
 	defer f.Close()
 	var out []Exec
+	var overlaps []Overlap
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
-		if len(f) != 4 {
-			return nil, fmt.Errorf("read execution log %s:%d: want 4 fields, got %q", path, n, sc.Text())
+		if len(f) != 4 && len(f) != 5 {
+			return nil, nil, fmt.Errorf("read execution log %s:%d: want 4 or 5 fields, got %q", path, n, sc.Text())
 		}
 		run, err1 := strconv.ParseInt(f[0], 10, 64)
 		attempt, err2 := strconv.Atoi(f[1])
 		nanos, err3 := strconv.ParseInt(f[3], 10, 64)
 		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("read execution log %s:%d: %w", path, n, err)
+			return nil, nil, fmt.Errorf("read execution log %s:%d: %w", path, n, err)
 		}
-		out = append(out, Exec{Run: run, Attempt: attempt, Node: f[2], At: time.Unix(0, nanos), Line: n})
+		e := Exec{Run: run, Attempt: attempt, Node: f[2], At: time.Unix(0, nanos), Line: n}
+		if len(f) == 5 {
+			key, val, _ := strings.Cut(f[4], "=")
+			k, err := strconv.Atoi(val)
+			switch {
+			case err != nil || (key != "pid" && key != "alive"):
+				return nil, nil, fmt.Errorf("read execution log %s:%d: want pid=N or alive=N, got %q", path, n, f[4])
+			case key == "alive":
+				overlaps = append(overlaps, Overlap{Run: run, Attempt: attempt, Node: f[2], At: e.At, Alive: k, Line: n})
+				continue
+			}
+			e.PID = k
+		}
+		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read execution log: %w", err)
+		return nil, nil, fmt.Errorf("read execution log: %w", err)
 	}
-	return out, nil
+	return out, overlaps, nil
 }
 
 // JobSpec is a test job: a shell script that writes its execution line first.
@@ -93,6 +153,8 @@ type JobSpec struct {
 	MisfireGrace, MisfireWindow time.Duration
 	// RetryBackoff, when not 0, sets retry_backoff (and retry_backoff_max to 4 times it).
 	RetryBackoff time.Duration
+	// Watch makes the executions witness overlaps of their own run (WatchedExecScript).
+	Watch bool
 }
 
 // Apply creates or replaces a test job whose command appends to the job's execution log.
@@ -104,7 +166,7 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 		"name":     j.Name,
 		"schedule": j.Schedule,
 		"misfire":  j.Misfire,
-		"command":  map[string]any{"argv": []string{"/bin/sh", "-c", ExecScript(c.ExecLogPath(j.Name), j.Then)}},
+		"command":  map[string]any{"argv": []string{"/bin/sh", "-c", script(c.ExecLogPath(j.Name), j)}},
 	}
 	if j.Schedule == nil {
 		doc["schedule"] = []string{}
@@ -147,4 +209,11 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 		return fmt.Errorf("apply job %s: %w", j.Name, err)
 	}
 	return nil
+}
+
+func script(path string, j JobSpec) string {
+	if j.Watch {
+		return WatchedExecScript(path, j.Then)
+	}
+	return ExecScript(path, j.Then)
 }

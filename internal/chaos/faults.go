@@ -35,7 +35,9 @@ func (f FaultRecord) String() string {
 // Fault kinds of the soak. Each heals itself before the next begins.
 const (
 	FaultKill          = "kill"           // kill -9 of a node's process tree, restart after a while
+	FaultKillProcess   = "kill-process"   // kill -9 of a node's process alone: its commands must die with it
 	FaultTerm          = "term"           // SIGTERM (graceful stop), restart after a while
+	FaultNodeStop      = "node-stop"      // `tandem node stop` through another node, restart after a while
 	FaultFreeze        = "freeze"         // SIGSTOP for about the lease TTL, then SIGCONT
 	FaultSkew          = "skew"           // restart a node with its wall clock minutes off (or back)
 	FaultPeerPartition = "peer-partition" // the node's inbound peer traffic held, one way or both
@@ -55,7 +57,7 @@ const leaseTTL = config.LeaseTTLDefault
 
 // faultKinds lists the kinds a soak can inject on an engine, with their weights.
 func faultKinds(postgres, skew bool) []weighted {
-	ks := []weighted{{FaultKill, 3}, {FaultTerm, 1}, {FaultFreeze, 3}, {FaultPeerPartition, 2}, {FaultPeerReset, 1}, {FaultPeerLatency, 1}}
+	ks := []weighted{{FaultKill, 2}, {FaultKillProcess, 2}, {FaultTerm, 1}, {FaultNodeStop, 1}, {FaultFreeze, 3}, {FaultPeerPartition, 2}, {FaultPeerReset, 1}, {FaultPeerLatency, 1}}
 	if skew {
 		ks = append(ks, weighted{FaultSkew, 1})
 	}
@@ -125,7 +127,7 @@ func sleep(ctx context.Context, d time.Duration) {
 func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error {
 	rng := in.rng
 	switch rec.Kind {
-	case FaultKill, FaultTerm, FaultSkew:
+	case FaultKill, FaultKillProcess, FaultTerm, FaultNodeStop, FaultSkew:
 		down := around(rng, 0, 1)
 		skew := n.ClockSkew()
 		if rec.Kind == FaultSkew {
@@ -138,12 +140,27 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 				}
 			}
 		}
-		if rec.Kind == FaultKill {
+		switch rec.Kind {
+		case FaultKill:
 			rec.Detail = fmt.Sprintf("kill -9, restart after %s", down.Round(time.Millisecond))
 			if err := n.Kill(); err != nil {
 				return err
 			}
-		} else {
+		case FaultKillProcess:
+			rec.Detail = fmt.Sprintf("kill -9 of the node's process alone, restart after %s", down.Round(time.Millisecond))
+			if err := n.KillProcess(); err != nil {
+				return err
+			}
+		case FaultNodeStop:
+			via := in.other(n)
+			rec.Detail = fmt.Sprintf("node stop through %s, restart after %s", via.ID(), down.Round(time.Millisecond))
+			stop, cancel := context.WithTimeout(ctx, ShutdownGrace+20*time.Second)
+			err := n.StopThrough(stop, via)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
 			rec.Detail = fmt.Sprintf("SIGTERM, restart after %s", down.Round(time.Millisecond))
 			stop, cancel := context.WithTimeout(ctx, ShutdownGrace+20*time.Second)
 			err := n.Term(stop)
@@ -251,6 +268,16 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		return fmt.Errorf("inject fault: unknown kind %q", rec.Kind)
 	}
 	return nil
+}
+
+// other is a running node other than n to send requests through (n itself if none).
+func (in *injector) other(n *Node) *Node {
+	for _, o := range in.c.Nodes() {
+		if o != n && o.Running() && !o.Frozen() {
+			return o
+		}
+	}
+	return n
 }
 
 // healAll undoes whatever a fault interrupted by the end of the soak left: frozen nodes

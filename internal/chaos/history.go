@@ -61,6 +61,12 @@ type History struct {
 	Sightings []Sighting
 	// LeaseEpochs are the primary lease's epochs as the harness read them, in order.
 	LeaseEpochs []LeaseSighting
+	// Overlaps are the overlap lines of a watched job's log; Faults the faults injected
+	// meanwhile; Duration how long each of the job's executions runs. Together they
+	// judge the overlap and drain rules (checkFaults).
+	Overlaps []Overlap
+	Faults   []FaultRecord
+	Duration time.Duration
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -72,7 +78,10 @@ type Violation struct {
 	// run that is not in the history or of a missed/skipped record), unwitnessed (a
 	// succeeded run whose final attempt left no execution line from its node),
 	// stale-epoch (a run created after epoch E began carries an epoch below E), epochs
-	// (primary.changed events whose epochs go back, or one epoch on two nodes: a split brain).
+	// (primary.changed events whose epochs go back, or one epoch on two nodes: a split brain),
+	// overlap (an attempt of a run still executing after its node was killed, while a
+	// later attempt ran), drain (a run in flight on a node that stopped gracefully was
+	// given another attempt).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -184,6 +193,7 @@ func Check(h History) Report {
 	checkExecutions(runs, byID, rep.execs, add)
 	checkEpochs(h.EpochStarts, runs, add)
 	checkPolicy(h, runs, add)
+	checkFaults(h, byID, rep.execs, add)
 	for _, v := range checkSightings(h, runs) {
 		rep.Violations = append(rep.Violations, v)
 	}

@@ -138,15 +138,17 @@ var roleLine = regexp.MustCompile(`^(becoming primary|stepping down|suspended|re
 
 // soakJob is a job of the soak's workload and the policies it is checked against.
 type soakJob struct {
-	spec   JobSpec
-	step   time.Duration // 0: on demand
-	policy *Policy
+	spec     JobSpec
+	step     time.Duration // 0: on demand
+	policy   *Policy
+	duration time.Duration // how long each execution runs, for the drain rule (0: not checked)
 }
 
 // soakJobs are schedules firing every 100ms to 1s under each misfire policy (with a
 // grace short enough for a takeover to make occurrences misfire) and each overlap
-// policy (with runs long enough to overlap the next occurrence when delayed), and an
-// on-demand job.
+// policy (with runs long enough to overlap the next occurrence when delayed), an
+// on-demand job, and a watched on-demand job of long runs (in flight at most faults: they
+// witness overlapping attempts and graceful stops).
 func soakJobs() []soakJob {
 	const grace = time.Second
 	mk := func(name string, every time.Duration, misfire string, window time.Duration, overlap, then string) soakJob {
@@ -164,8 +166,12 @@ func soakJobs() []soakJob {
 		mk("all-queue", time.Second, "run-all", 4*time.Second, "queue", "sleep 0.5"),
 		mk("once-replace", 700*time.Millisecond, "run-once", 0, "replace", "sleep 1"),
 		{spec: JobSpec{Name: "on-demand", Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 0.3"}},
+		{spec: JobSpec{Name: longJob, Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 3", Watch: true}, duration: 3 * time.Second},
 	}
 }
+
+// longJob is the soak's watched job of long runs.
+const longJob = "long"
 
 // soakNodes are the cluster: a, b, c with priorities 0, 1, 2.
 var soakNodes = []NodeSpec{{ID: "a", Priority: 0}, {ID: "b", Priority: 1}, {ID: "c", Priority: 2}}
@@ -250,7 +256,9 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	wctx, stopWork := context.WithCancel(ctx)
 	var work sync.WaitGroup
 	work.Go(func() { obs.run(wctx, jobs) })
-	work.Go(func() { demand(wctx, c, workRNG, "on-demand") })
+	work.Go(func() { demand(wctx, c, workRNG, "on-demand", 200*time.Millisecond, 1200*time.Millisecond) })
+	longRNG := rand.New(rand.NewPCG(o.Seed, 0x10e))
+	work.Go(func() { demand(wctx, c, longRNG, longJob, time.Second, 3*time.Second) })
 	defer func() {
 		stopWork()
 		work.Wait()
@@ -306,8 +314,12 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 		if err != nil {
 			return res, fmt.Errorf("soak: %w", err)
 		}
+		overlaps, err := ReadOverlaps(c.ExecLogPath(j.spec.Name))
+		if err != nil {
+			return res, fmt.Errorf("soak: %w", err)
+		}
 		h := History{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, Policy: j.policy,
-			Sightings: obs.sightings(j.spec.Name)}
+			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration}
 		if i == 0 {
 			h.LeaseEpochs = obs.leaseEpochs()
 		}
@@ -326,12 +338,12 @@ func withTimeout(ctx context.Context, d time.Duration) context.Context {
 	return ctx
 }
 
-// demand asks for on-demand runs of job at random intervals, through any node that
-// answers, until ctx ends. A request that fails may or may not have created a run;
-// the history check does not count them.
-func demand(ctx context.Context, c *Cluster, rng *rand.Rand, job string) {
+// demand asks for on-demand runs of job at random intervals between lo and hi, through
+// any node that answers, until ctx ends. A request that fails may or may not have
+// created a run; the history check does not count them.
+func demand(ctx context.Context, c *Cluster, rng *rand.Rand, job string, lo, hi time.Duration) {
 	for ctx.Err() == nil {
-		sleep(ctx, time.Duration(200+rng.IntN(1000))*time.Millisecond)
+		sleep(ctx, lo+time.Duration(rng.Int64N(int64(hi-lo))))
 		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
 		_, _ = c.Client().JobRun(cctx, job)
 		cancel()
