@@ -68,8 +68,14 @@ type fileTOML struct {
 
 // Parse reads a job file (one job, or several: [[job]] tables in TOML, an array in JSON),
 // strictly: unknown keys are errors. It fills defaults and validates every job; duplicate
-// names within the file are refused.
+// names within the file are refused. A file nested deeper than DepthMax is refused
+// before it is decoded.
 func Parse(data []byte, format string) ([]Spec, error) {
+	if format == FormatJSON || format == FormatTOML {
+		if err := checkDepth(data, format); err != nil {
+			return nil, err
+		}
+	}
 	var specs []Spec
 	switch format {
 	case FormatJSON:
