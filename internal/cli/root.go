@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,12 +23,15 @@ var Version = "dev"
 // globals are the flags every client command shares.
 type globals struct {
 	servers []string
+	timeout time.Duration
 	json    bool
 	out     io.Writer
 	errOut  io.Writer
 }
 
-func (g *globals) client() *client.Client { return client.New(g.servers) }
+func (g *globals) client() *client.Client {
+	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout})
+}
 
 // printJSON writes v as indented JSON.
 func (g *globals) printJSON(v any) error {
@@ -37,8 +41,11 @@ func (g *globals) printJSON(v any) error {
 }
 
 // NewRoot builds the command tree.
-func NewRoot() *cobra.Command {
-	g := &globals{out: os.Stdout, errOut: os.Stderr}
+func NewRoot() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
+
+// newRoot builds the command tree writing to out and errOut.
+func newRoot(out, errOut io.Writer) *cobra.Command {
+	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
 		Use:           "tandem",
 		Short:         "tandem: a highly available scheduler and distribution server for report jobs",
@@ -51,6 +58,28 @@ func NewRoot() *cobra.Command {
 		def = strings.Split(env, ",")
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
+	timeout, envErr := client.TimeoutDefault, error(nil)
+	if env := os.Getenv("TANDEM_CLIENT_TIMEOUT"); env != "" {
+		if d, err := time.ParseDuration(env); err != nil || d <= 0 {
+			envErr = fmt.Errorf("TANDEM_CLIENT_TIMEOUT=%q: want a positive duration such as \"3s\"", env)
+		} else {
+			timeout = d
+		}
+	}
+	// Client commands refuse a bad timeout when they run; the server has no use for it.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case cmd.Name() == "server":
+			return nil
+		case envErr != nil && !cmd.Flags().Changed("client-timeout"):
+			return envErr
+		case g.timeout <= 0:
+			return fmt.Errorf("--client-timeout must be a positive duration such as \"3s\", got %s", g.timeout)
+		}
+		return nil
+	}
+	root.PersistentFlags().DurationVar(&g.timeout, "client-timeout", timeout,
+		"per server: give up connecting, or waiting for an answer to begin, after this long; then try the next server (env TANDEM_CLIENT_TIMEOUT)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),
 		newSwitchCmd(g), newNodeCmd(g))
