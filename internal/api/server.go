@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -300,25 +301,10 @@ func (s *Server) jobRun(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) runList(r *http.Request) (int, any, error) {
-	q := r.URL.Query()
-	p := store.RunListParams{Job: q.Get("job")}
-	for _, st := range q["state"] {
-		for _, one := range strings.Split(st, ",") {
-			if !store.RunState(one).Valid() {
-				return 0, nil, &badRequest{"state", fmt.Sprintf("%q is not a run state (queued, assigned, running, succeeded, failed, canceled, skipped, missed)", one)}
-			}
-			p.States = append(p.States, store.RunState(one))
-		}
-	}
-	var err error
-	if p.Limit, err = intParam(q.Get("limit"), "limit", 0, RunListLimitMax); err != nil {
-		return 0, nil, err
-	}
-	before, err := intParam(q.Get("before"), "before", 0, 1<<62)
+	p, err := parseRunListQuery(r.URL.Query())
 	if err != nil {
 		return 0, nil, err
 	}
-	p.BeforeID = int64(before)
 	runs, err := s.store.RunList(r.Context(), p)
 	if err != nil {
 		return 0, nil, err
@@ -328,6 +314,30 @@ func (s *Server) runList(r *http.Request) (int, any, error) {
 		out = append(out, RunFrom(run))
 	}
 	return http.StatusOK, out, nil
+}
+
+// parseRunListQuery reads GET /api/v1/runs's job=, state= (repeated or comma
+// separated), limit= and before=.
+func parseRunListQuery(q url.Values) (store.RunListParams, error) {
+	p := store.RunListParams{Job: q.Get("job")}
+	for _, st := range q["state"] {
+		for _, one := range strings.Split(st, ",") {
+			if !store.RunState(one).Valid() {
+				return p, &badRequest{"state", fmt.Sprintf("%q is not a run state (queued, assigned, running, succeeded, failed, canceled, skipped, missed)", one)}
+			}
+			p.States = append(p.States, store.RunState(one))
+		}
+	}
+	var err error
+	if p.Limit, err = intParam(q.Get("limit"), "limit", 0, RunListLimitMax); err != nil {
+		return p, err
+	}
+	before, err := intParam(q.Get("before"), "before", 0, 1<<62)
+	if err != nil {
+		return p, err
+	}
+	p.BeforeID = int64(before)
+	return p, nil
 }
 
 // RunListLimitMax is the most runs one GET /api/v1/runs returns; page with before= for more.
