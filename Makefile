@@ -17,9 +17,12 @@ vet: ## go vet and gofmt check
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
-fuzz: ## run each schedule fuzzer for 60s
+fuzz: ## run each fuzzer (schedules, job files, API requests) for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzParseExpr -fuzztime=60s ./internal/schedule/
 	$(GO) test -run='^$$' -fuzz=FuzzNext -fuzztime=60s ./internal/schedule/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/job/
+	$(GO) test -run='^$$' -fuzz=FuzzRunListQuery -fuzztime=60s ./internal/api/
+	$(GO) test -run='^$$' -fuzz=FuzzSwitchRequest -fuzztime=60s ./internal/api/
 
 bench: ## run every benchmark (lateness, throughput, failover, scale; each prints its figures)
 	$(GO) run ./bench/lateness

@@ -411,4 +411,3 @@ wait''']
 	}
 	tandem(t, a, "runs", "cancel", strconv.FormatInt(second.ID, 10))
 }
-

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -35,6 +36,36 @@ type SwitchRequest struct {
 	To string `json:"to"`
 }
 
+// switchBodyMax bounds the body of a switch request.
+const switchBodyMax = 1 << 16
+
+// parseSwitchRequest reads {"to": NODE} (or nothing: the best standby).
+func parseSwitchRequest(body []byte) (SwitchRequest, error) {
+	var req SwitchRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var te *json.UnmarshalTypeError
+	switch err := dec.Decode(&req); {
+	case errors.As(err, &te) && te.Field == "to":
+		return req, &badRequest{"to", fmt.Sprintf("to must be a node id (a JSON string), got a JSON %s", te.Value)}
+	case err != nil:
+		return req, &badRequest{"body", `want {"to": NODE} or nothing (the best standby), got ` + strconv.Quote(short(body, 100))}
+	case dec.More():
+		return req, &badRequest{"body", `want one {"to": NODE}, got more after it`}
+	}
+	return req, nil
+}
+
+func short(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
 // SwitchResult is the answer of a switchover.
 type SwitchResult struct {
 	From string `json:"from"`
@@ -51,17 +82,15 @@ type NodeActionResult struct {
 // switchover performs a planned handover on the primary; any node accepts the request
 // and forwards it to the primary.
 func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	body, err := readBody(r, switchBodyMax)
 	if err != nil {
-		s.writeError(w, r, &badRequest{"body", "read request: " + err.Error()})
+		s.writeError(w, r, err)
 		return
 	}
-	var req SwitchRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			s.writeError(w, r, &badRequest{"body", "want {\"to\": NODE}: " + err.Error()})
-			return
-		}
+	req, err := parseSwitchRequest(body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	st, err := s.b.Status(r.Context())
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,6 +92,35 @@ func (s *Server) Register(mux *http.ServeMux) {
 		s.b.LeaseHint()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("/", s.unrouted(mux))
+}
+
+// routeMethods are the methods a route may be registered for.
+var routeMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// unrouted answers what no route takes, in the API's error shape: 405 with Allow when
+// the path has routes for other methods, else 404. It stands in for the mux's own plain
+// text answers, which it would give only without this catch-all.
+func (s *Server) unrouted(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range routeMethods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+				if m == "GET" {
+					allow = append(allow, "HEAD")
+				}
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, Error{Error: fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")), Field: "method"})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no such endpoint: %s %s (see the REST API in the README)", r.Method, r.URL.Path), Field: "path"})
+	}
 }
 
 // handler returns a value to encode as JSON with its status, or an error.
@@ -124,9 +155,12 @@ func (e *badRequest) Error() string { return e.msg }
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *job.ValidationError
 	var br *badRequest
+	var tooLarge *http.MaxBytesError
 	body := Error{Error: err.Error()}
 	code := http.StatusInternalServerError
 	switch {
+	case errors.As(err, &tooLarge):
+		code, body.Field = http.StatusRequestEntityTooLarge, "body"
 	case errors.As(err, &ve):
 		code, body.Field = http.StatusBadRequest, ve.Field
 	case errors.As(err, &br):
@@ -135,7 +169,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrConflict):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable):
+	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable), errors.Is(err, errNodeDown):
 		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {
@@ -163,9 +197,9 @@ func (s *Server) jobList(r *http.Request) (int, any, error) {
 
 // jobApply creates or updates the jobs of a job file (TOML or JSON), all or none.
 func (s *Server) jobApply(r *http.Request) (int, any, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	data, err := readBody(r, MaxBodyBytes)
 	if err != nil {
-		return 0, nil, &badRequest{"body", fmt.Sprintf("read job file: %v (at most %d bytes)", err, MaxBodyBytes)}
+		return 0, nil, fmt.Errorf("read job file: %w", err)
 	}
 	format := r.URL.Query().Get("format")
 	if format == "" {
@@ -184,6 +218,16 @@ func (s *Server) jobApply(r *http.Request) (int, any, error) {
 	}
 	p := store.JobApplyParams{Now: s.now()}
 	for _, sp := range specs {
+		var stored []string
+		switch j, err := s.store.JobGet(r.Context(), sp.Name); {
+		case err == nil:
+			stored = j.Spec.Schedule
+		case !errors.Is(err, store.ErrNotFound):
+			return 0, nil, err
+		}
+		if err := sp.CheckAtFuture(p.Now, stored); err != nil {
+			return 0, nil, err
+		}
 		d := store.JobDef{Spec: sp}
 		for i, e := range sp.Schedule {
 			d.Schedules = append(d.Schedules, store.ScheduleSpec{Key: sp.ScheduleKey(i), Expr: e})
@@ -237,8 +281,19 @@ func (s *Server) jobPause(paused bool) handler {
 	}
 }
 
+// IdempotencyKeyHeader carries a client's key for a request that creates a run: the same
+// key again returns the run the first request created, so a client may retry it.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// idempotencyKeyMax bounds an Idempotency-Key's length.
+const idempotencyKeyMax = 200
+
 func (s *Server) jobRun(r *http.Request) (int, any, error) {
-	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now()})
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if len(key) > idempotencyKeyMax || strings.ContainsFunc(key, func(c rune) bool { return c < ' ' || c > '~' }) {
+		return 0, nil, &badRequest{"Idempotency-Key", fmt.Sprintf("the %s header must be at most %d printable ASCII characters", IdempotencyKeyHeader, idempotencyKeyMax)}
+	}
+	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now(), IdempotencyKey: key})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -247,25 +302,10 @@ func (s *Server) jobRun(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) runList(r *http.Request) (int, any, error) {
-	q := r.URL.Query()
-	p := store.RunListParams{Job: q.Get("job")}
-	for _, st := range q["state"] {
-		for _, one := range strings.Split(st, ",") {
-			if !store.RunState(one).Valid() {
-				return 0, nil, &badRequest{"state", fmt.Sprintf("%q is not a run state (queued, assigned, running, succeeded, failed, canceled, skipped, missed)", one)}
-			}
-			p.States = append(p.States, store.RunState(one))
-		}
-	}
-	var err error
-	if p.Limit, err = intParam(q.Get("limit"), "limit", 0, 10000); err != nil {
-		return 0, nil, err
-	}
-	before, err := intParam(q.Get("before"), "before", 0, 1<<62)
+	p, err := parseRunListQuery(r.URL.Query())
 	if err != nil {
 		return 0, nil, err
 	}
-	p.BeforeID = int64(before)
 	runs, err := s.store.RunList(r.Context(), p)
 	if err != nil {
 		return 0, nil, err
@@ -277,15 +317,61 @@ func (s *Server) runList(r *http.Request) (int, any, error) {
 	return http.StatusOK, out, nil
 }
 
+// parseRunListQuery reads GET /api/v1/runs's job=, state= (repeated or comma
+// separated), limit= and before=.
+func parseRunListQuery(q url.Values) (store.RunListParams, error) {
+	p := store.RunListParams{Job: q.Get("job")}
+	for _, st := range q["state"] {
+		for _, one := range strings.Split(st, ",") {
+			if !store.RunState(one).Valid() {
+				return p, &badRequest{"state", fmt.Sprintf("%q is not a run state (queued, assigned, running, succeeded, failed, canceled, skipped, missed)", one)}
+			}
+			p.States = append(p.States, store.RunState(one))
+		}
+	}
+	var err error
+	if p.Limit, err = intParam(q.Get("limit"), "limit", 0, RunListLimitMax); err != nil {
+		return p, err
+	}
+	before, err := intParam(q.Get("before"), "before", 0, 1<<62)
+	if err != nil {
+		return p, err
+	}
+	p.BeforeID = int64(before)
+	return p, nil
+}
+
+// RunListLimitMax is the most runs one GET /api/v1/runs returns; page with before= for more.
+const RunListLimitMax = 10000
+
+// LimitProblem is what the API and the CLI say of a limit outside lo..hi.
+func LimitProblem(name string, lo, hi int, v string) string {
+	return fmt.Sprintf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
+}
+
 func intParam(v, name string, lo, hi int) (int, error) {
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, &badRequest{name, fmt.Sprintf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)}
+		return 0, &badRequest{name, LimitProblem(name, lo, hi, v)}
 	}
 	return n, nil
+}
+
+// readBody reads a request body of at most max bytes; a longer one is an
+// *http.MaxBytesError, which is answered 413.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, max))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("the body is over %d bytes: %w", max, err)
+	}
+	if err != nil {
+		return nil, &badRequest{"body", fmt.Sprintf("read the body: %v", err)}
+	}
+	return data, nil
 }
 
 func runID(r *http.Request) (int64, error) {
@@ -369,6 +455,10 @@ func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if o.Node != s.b.NodeID() {
+			if err := s.nodeUp(r.Context(), o.Node); err != nil {
+				s.writeError(w, r, fmt.Errorf("output %s of run %d is held by node %s, %w", name, id, o.Node, err))
+				return
+			}
 			addr := s.b.NodeAddress(r.Context(), o.Node)
 			if addr == "" {
 				s.writeError(w, r, fmt.Errorf("output %s of run %d is kept on node %s, whose address is unknown: %w", name, id, o.Node, store.ErrNotFound))
@@ -383,6 +473,23 @@ func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeError(w, r, fmt.Errorf("output %q of run %d: %w", name, id, store.ErrNotFound))
+}
+
+// errNodeDown marks a request that needs a node which is down.
+var errNodeDown = errors.New("which is down")
+
+// nodeUp returns errNodeDown if the status table shows node as lost or stopped.
+func (s *Server) nodeUp(ctx context.Context, node string) error {
+	st, err := s.b.Status(ctx)
+	if err != nil {
+		return nil // no worse off than before: the redirect tells
+	}
+	for _, n := range st.Nodes {
+		if n.ID == node && slices.Contains([]string{"lost", "stopped", "down"}, n.Mode) {
+			return fmt.Errorf("%w (%s since its last heartbeat at %s)", errNodeDown, n.Mode, n.HeartbeatAt.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 func (s *Server) eventList(r *http.Request) (int, any, error) {

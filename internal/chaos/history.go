@@ -79,7 +79,7 @@ type Violation struct {
 	// succeeded run whose final attempt left no execution line from its node),
 	// stale-epoch (a run created after epoch E began carries an epoch below E), epochs
 	// (primary.changed events whose epochs go back, or one epoch on two nodes: a split brain),
-	// overlap (an attempt of a run still executing after its node was killed, while a
+	// dead-overlap (an attempt of a run still executing after its node was killed, while a
 	// later attempt ran), drain (a run in flight on a node that stopped gracefully was
 	// given another attempt).
 	Rule   string

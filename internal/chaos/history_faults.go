@@ -14,7 +14,7 @@ const deathMargin = 500 * time.Millisecond
 
 // checkFaults judges a watched job's history against the faults injected while it ran:
 //
-//	overlap: an attempt found an earlier attempt of its own run alive, and that earlier
+//	dead-overlap: an attempt found an earlier attempt of its own run alive, and that earlier
 //	    attempt's node had been killed (kill, kill-process) after the attempt began and
 //	    more than deathMargin before: a dead node's command outlived it and ran beside
 //	    its successor.
@@ -42,7 +42,7 @@ func checkFaults(h History, byID map[int64]api.Run, execs map[int64][]Exec, add 
 		for _, f := range h.Faults {
 			killed := f.Kind == FaultKill || f.Kind == FaultKillProcess
 			if killed && f.Node == earlier.Node && f.Start.After(earlier.At) && ov.At.Sub(f.Start) > deathMargin {
-				add("overlap", fmt.Sprintf("run %d: attempt %d began on %s at %s and found attempt %d (begun on %s at %s) alive, though %s was killed at %s (%s)",
+				add("dead-overlap", fmt.Sprintf("run %d: attempt %d began on %s at %s and found attempt %d (begun on %s at %s) alive, though %s was killed at %s (%s)",
 					ov.Run, ov.Attempt, ov.Node, ov.At.Format("15:04:05.000"), ov.Alive, earlier.Node, earlier.At.Format("15:04:05.000"),
 					f.Node, f.Start.Format("15:04:05.000"), f), around(ov.Run))
 				break

@@ -51,7 +51,7 @@ func TestWatchedExecScriptWitnessesOverlaps(t *testing.T) {
 	}
 }
 
-// The overlap rule: an attempt alive after its node was killed (beyond the margin),
+// The dead-overlap rule: an attempt alive after its node was killed (beyond the margin),
 // beside a later attempt, is a violation; one seen alive while its node was frozen (not
 // killed) is not. The drain rule: a run in flight when its node began a graceful stop
 // that gets another attempt during the stop is a violation.
@@ -82,8 +82,8 @@ func TestCheckFaults(t *testing.T) {
 		got = append(got, v.Rule+": "+v.Detail)
 	}
 	joined := strings.Join(got, "\n")
-	if len(got) != 2 || !strings.Contains(joined, "overlap: run 1: attempt 2") || !strings.Contains(joined, "drain: run 3: attempt 1 was running on c") {
-		t.Fatalf("violations:\n%s\nwant one overlap (run 1) and one drain (run 3)", joined)
+	if len(got) != 2 || !strings.Contains(joined, "dead-overlap: run 1: attempt 2") || !strings.Contains(joined, "drain: run 3: attempt 1 was running on c") {
+		t.Fatalf("violations:\n%s\nwant one dead-overlap (run 1) and one drain (run 3)", joined)
 	}
 	// Without the faults, the same lines break nothing.
 	if rep := Check(History{Runs: runs, Execs: execs, Overlaps: overlaps, Duration: 3 * time.Second}); len(rep.Violations) != 0 {

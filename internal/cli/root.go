@@ -25,13 +25,16 @@ var Version = "dev"
 // globals are the flags every client command shares.
 type globals struct {
 	servers []string
+	timeout time.Duration
 	json    bool
 	out     io.Writer
 	errOut  io.Writer
 	now     func() time.Time // the clock of commands that compute from now (schedule next, job show)
 }
 
-func (g *globals) client() *client.Client { return client.New(g.servers) }
+func (g *globals) client() *client.Client {
+	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout})
+}
 
 // printJSON writes v as indented JSON.
 func (g *globals) printJSON(v any) error {
@@ -59,6 +62,28 @@ func newRoot(g *globals) *cobra.Command {
 		def = strings.Split(env, ",")
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
+	timeout, envErr := client.TimeoutDefault, error(nil)
+	if env := os.Getenv("TANDEM_CLIENT_TIMEOUT"); env != "" {
+		if d, err := time.ParseDuration(env); err != nil || d <= 0 {
+			envErr = fmt.Errorf("TANDEM_CLIENT_TIMEOUT=%q: want a positive duration such as \"3s\"", env)
+		} else {
+			timeout = d
+		}
+	}
+	// Client commands refuse a bad timeout when they run; the server has no use for it.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case cmd.Name() == "server":
+			return nil
+		case envErr != nil && !cmd.Flags().Changed("client-timeout"):
+			return envErr
+		case g.timeout <= 0:
+			return fmt.Errorf("--client-timeout must be a positive duration such as \"3s\", got %s", g.timeout)
+		}
+		return nil
+	}
+	root.PersistentFlags().DurationVar(&g.timeout, "client-timeout", timeout,
+		"per server: give up connecting, or waiting for an answer to begin, after this long; then try the next server (env TANDEM_CLIENT_TIMEOUT)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newEventsCmd(g),

@@ -73,7 +73,7 @@ func newRunsCmd(g *globals) *cobra.Command {
 		Short: "List runs, newest first; show, cancel and download outputs of one",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			runs, err := g.client().RunList(cmd.Context(), p)
+			runs, err := listRuns(cmd.Context(), g.client(), p)
 			if err != nil {
 				return err
 			}
@@ -91,9 +91,36 @@ func newRunsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&p.Job, "job", "", "only runs of this job")
 	cmd.Flags().StringSliceVar(&p.States, "state", nil, "only runs in these states (queued, assigned, running, succeeded, failed, canceled, skipped, missed)")
-	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs")
+	cmd.Flags().IntVar(&p.Limit, "limit", 50, "at most this many runs (0: the API's default, 100; more than 10000 are fetched in pages)")
 	cmd.AddCommand(newRunsShowCmd(g), newRunsCancelCmd(g), newRunsOutputCmd(g))
 	return cmd
+}
+
+// listRuns lists runs as the API does, with the API's rule for the limit, except that
+// a limit above the API's most per request is fetched in pages (before=).
+func listRuns(ctx context.Context, c *client.Client, p client.RunListParams) ([]api.Run, error) {
+	if p.Limit < 0 {
+		return nil, errors.New(api.LimitProblem("limit", 0, api.RunListLimitMax, strconv.Itoa(p.Limit)))
+	}
+	if p.Limit <= api.RunListLimitMax {
+		return c.RunList(ctx, p)
+	}
+	var runs []api.Run
+	for want := p.Limit; want > 0; {
+		page := p
+		page.Limit = min(want, api.RunListLimitMax)
+		got, err := c.RunList(ctx, page)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, got...)
+		if len(got) < page.Limit {
+			break
+		}
+		want -= len(got)
+		p.Before = got[len(got)-1].ID
+	}
+	return runs, nil
 }
 
 func dash(s string) string {
@@ -292,6 +319,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Short: "List recent cluster events, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return errors.New(api.LimitProblem("limit", 0, api.RunListLimitMax, strconv.Itoa(limit)))
+			}
 			evs, err := g.client().Events(cmd.Context(), typ, limit)
 			if err != nil {
 				return err

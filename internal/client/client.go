@@ -5,11 +5,15 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,19 +36,36 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// TimeoutDefault is how long a client waits for a server to accept its connection, and
+// then for the server's answer to begin, before it gives up on that server.
+const TimeoutDefault = 3 * time.Second
+
+// Config configures a Client.
+type Config struct {
+	// Servers are the server URLs ("http://host:port"; a bare host:port is taken as
+	// http; each may hold several, comma separated). Default: ServerDefault.
+	Servers []string
+	// Timeout bounds, per server, the connect and the wait for an answer's headers (not
+	// the download of a body). Default: TimeoutDefault.
+	Timeout time.Duration
+}
+
 // Client talks to a tandem cluster.
 type Client struct {
 	servers []string
+	timeout time.Duration
 	http    *http.Client
 	mu      sync.Mutex
 	cur     int
 }
 
-// New returns a client for the given server URLs ("http://host:port"; a bare host:port
-// is taken as http).
-func New(servers []string) *Client {
+// New returns a client for the given server URLs with the default timeout.
+func New(servers []string) *Client { return NewConfig(Config{Servers: servers}) }
+
+// NewConfig returns a client configured by c.
+func NewConfig(c Config) *Client {
 	var list []string
-	for _, s := range servers {
+	for _, s := range c.Servers {
 		for _, one := range strings.Split(s, ",") {
 			if one = strings.TrimSpace(one); one == "" {
 				continue
@@ -58,15 +79,38 @@ func New(servers []string) *Client {
 	if len(list) == 0 {
 		list = []string{ServerDefault}
 	}
-	return &Client{servers: list, http: &http.Client{Timeout: 60 * time.Second}}
+	timeout := cmp.Or(c.Timeout, TimeoutDefault)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = timeout
+	tr.ResponseHeaderTimeout = timeout
+	return &Client{servers: list, timeout: timeout, http: &http.Client{
+		Transport: tr,
+		// Redirects (to the node that keeps an output file) are followed by OutputGet,
+		// so that a node that does not answer is told apart from the server that did.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 // Servers returns the server list in use.
 func (c *Client) Servers() []string { return c.servers }
 
+// request is one API request.
+type request struct {
+	method, path string
+	body         []byte
+	ctype        string
+	header       http.Header
+	// idempotent: sending it twice does what sending it once does, so it may go to the
+	// next server even when the previous one may have received it.
+	idempotent bool
+}
+
 // do sends a request to the current server, moving on to the others when one cannot be
-// reached. A server's own answer (even an error) ends the attempt.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, ctype string) (*http.Response, error) {
+// reached. A server's own answer (even an error) ends the attempt. A request that is not
+// idempotent moves on only when it cannot have reached the server (its connection was
+// refused or never made): one that went unanswered may have been carried out.
+func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 	c.mu.Lock()
 	start := c.cur
 	c.mu.Unlock()
@@ -74,20 +118,25 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ctype
 	for k := range c.servers {
 		i := (start + k) % len(c.servers)
 		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
+		if rq.body != nil {
+			rd = bytes.NewReader(rq.body)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, c.servers[i]+path, rd)
+		req, err := http.NewRequestWithContext(ctx, rq.method, c.servers[i]+rq.path, rd)
 		if err != nil {
 			return nil, fmt.Errorf("build request: %w", err)
 		}
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
+		maps.Copy(req.Header, rq.header)
+		if rq.ctype != "" {
+			req.Header.Set("Content-Type", rq.ctype)
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if !rq.idempotent && !notSent(err) {
+				return nil, fmt.Errorf("%s did not answer %s %s within %s; it may have carried it out, so it was not sent to another server (see tandem runs, tandem status): %w",
+					c.servers[i], rq.method, rq.path, c.timeout, err)
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", c.servers[i], err))
 			continue
@@ -100,9 +149,16 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ctype
 	return nil, fmt.Errorf("no server answered: %w", errors.Join(errs...))
 }
 
+// notSent reports whether err proves the request never reached a server: the
+// connection was not made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // call sends a request and decodes a JSON answer into out (if not nil).
-func (c *Client) call(ctx context.Context, method, path string, body []byte, ctype string, out any) error {
-	resp, err := c.do(ctx, method, path, body, ctype)
+func (c *Client) call(ctx context.Context, rq request, out any) error {
+	resp, err := c.do(ctx, rq)
 	if err != nil {
 		return err
 	}
@@ -114,10 +170,13 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, cty
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		return fmt.Errorf("decode answer of %s %s: %w", rq.method, rq.path, err)
 	}
 	return nil
 }
+
+// get is an idempotent GET.
+func get(path string) request { return request{method: "GET", path: path, idempotent: true} }
 
 func decodeError(resp *http.Response) error {
 	var e api.Error
@@ -131,30 +190,31 @@ func decodeError(resp *http.Response) error {
 // Status returns the server-status table.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var s api.Status
-	return s, c.call(ctx, "GET", "/api/v1/status", nil, "", &s)
+	return s, c.call(ctx, get("/api/v1/status"), &s)
 }
 
 // JobApply creates or updates the jobs of a job file; format is "toml" or "json".
 func (c *Client) JobApply(ctx context.Context, data []byte, format string) ([]api.ApplyResult, error) {
 	var out []api.ApplyResult
-	return out, c.call(ctx, "POST", "/api/v1/jobs?format="+url.QueryEscape(format), data, "application/"+format, &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs?format=" + url.QueryEscape(format), body: data,
+		ctype: "application/" + format, idempotent: true}, &out) // by name: the same file again changes nothing
 }
 
 // JobList lists the jobs.
 func (c *Client) JobList(ctx context.Context) ([]api.Job, error) {
 	var out []api.Job
-	return out, c.call(ctx, "GET", "/api/v1/jobs", nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/jobs"), &out)
 }
 
 // JobGet returns one job.
 func (c *Client) JobGet(ctx context.Context, name string) (api.Job, error) {
 	var out api.Job
-	return out, c.call(ctx, "GET", "/api/v1/jobs/"+url.PathEscape(name), nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/jobs/"+url.PathEscape(name)), &out)
 }
 
 // JobDelete deletes a job; its runs stay as history.
 func (c *Client) JobDelete(ctx context.Context, name string) error {
-	return c.call(ctx, "DELETE", "/api/v1/jobs/"+url.PathEscape(name), nil, "", nil)
+	return c.call(ctx, request{method: "DELETE", path: "/api/v1/jobs/" + url.PathEscape(name), idempotent: true}, nil)
 }
 
 // JobPause pauses (true) or resumes (false) a job's schedules.
@@ -164,13 +224,16 @@ func (c *Client) JobPause(ctx context.Context, name string, paused bool) (api.Jo
 		verb = "pause"
 	}
 	var out api.Job
-	return out, c.call(ctx, "POST", "/api/v1/jobs/"+url.PathEscape(name)+"/"+verb, nil, "", &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs/" + url.PathEscape(name) + "/" + verb, idempotent: true}, &out)
 }
 
-// JobRun starts an on-demand run.
+// JobRun starts an on-demand run. Each call sends a key of its own (Idempotency-Key),
+// so it may try the next server after one that went unanswered: a server that did
+// create the run answers the retry with that run.
 func (c *Client) JobRun(ctx context.Context, name string) (api.Run, error) {
 	var out api.Run
-	return out, c.call(ctx, "POST", "/api/v1/jobs/"+url.PathEscape(name)+"/run", nil, "", &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs/" + url.PathEscape(name) + "/run",
+		header: http.Header{api.IdempotencyKeyHeader: {rand.Text()}}, idempotent: true}, &out)
 }
 
 // RunListParams filters RunList.
@@ -197,19 +260,19 @@ func (c *Client) RunList(ctx context.Context, p RunListParams) ([]api.Run, error
 		q.Set("before", strconv.FormatInt(p.Before, 10))
 	}
 	var out []api.Run
-	return out, c.call(ctx, "GET", "/api/v1/runs?"+q.Encode(), nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/runs?"+q.Encode()), &out)
 }
 
 // RunGet returns one run with its captured output and output files.
 func (c *Client) RunGet(ctx context.Context, id int64) (api.Run, error) {
 	var out api.Run
-	return out, c.call(ctx, "GET", "/api/v1/runs/"+strconv.FormatInt(id, 10), nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/runs/"+strconv.FormatInt(id, 10)), &out)
 }
 
 // RunCancel cancels a run.
 func (c *Client) RunCancel(ctx context.Context, id int64) (api.Run, error) {
 	var out api.Run
-	return out, c.call(ctx, "POST", "/api/v1/runs/"+strconv.FormatInt(id, 10)+"/cancel", nil, "", &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/runs/" + strconv.FormatInt(id, 10) + "/cancel", idempotent: true}, &out)
 }
 
 // RunWait polls a run until it is final or ctx ends.
@@ -236,14 +299,30 @@ func (c *Client) RunWait(ctx context.Context, id int64, every time.Duration) (ap
 // OutputList lists a run's output files.
 func (c *Client) OutputList(ctx context.Context, id int64) ([]api.Output, error) {
 	var out []api.Output
-	return out, c.call(ctx, "GET", "/api/v1/runs/"+strconv.FormatInt(id, 10)+"/outputs", nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/runs/"+strconv.FormatInt(id, 10)+"/outputs"), &out)
 }
 
-// OutputGet writes one output file of a run to w.
+// OutputGet writes one output file of a run to w. A server that does not keep the file
+// redirects to the node that does; if that node does not answer, the error says so
+// (other servers would only redirect there too).
 func (c *Client) OutputGet(ctx context.Context, id int64, name string, w io.Writer) error {
-	resp, err := c.do(ctx, "GET", "/api/v1/runs/"+strconv.FormatInt(id, 10)+"/outputs/"+escapePath(name), nil, "")
+	resp, err := c.do(ctx, get("/api/v1/runs/"+strconv.FormatInt(id, 10)+"/outputs/"+escapePath(name)))
 	if err != nil {
 		return err
+	}
+	if loc := resp.Header.Get("Location"); resp.StatusCode >= 300 && resp.StatusCode < 400 && loc != "" {
+		resp.Body.Close()
+		u, err := resp.Request.URL.Parse(loc)
+		if err != nil {
+			return fmt.Errorf("download %s of run %d: bad redirect %q: %w", name, id, loc, err)
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+		if err != nil {
+			return fmt.Errorf("build request: %w", err)
+		}
+		if resp, err = c.http.Do(req); err != nil {
+			return fmt.Errorf("download %s of run %d: the node that keeps it, at %s, did not answer: %w", name, id, u.Host, err)
+		}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -273,7 +352,7 @@ func (c *Client) Events(ctx context.Context, typ string, limit int) ([]api.Event
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out []api.Event
-	return out, c.call(ctx, "GET", "/api/v1/events?"+q.Encode(), nil, "", &out)
+	return out, c.call(ctx, get("/api/v1/events?"+q.Encode()), &out)
 }
 
 // Switch asks the cluster's primary to hand its role over to `to` (the best standby
@@ -281,12 +360,14 @@ func (c *Client) Events(ctx context.Context, typ string, limit int) ([]api.Event
 func (c *Client) Switch(ctx context.Context, to string) (api.SwitchResult, error) {
 	body, _ := json.Marshal(api.SwitchRequest{To: to})
 	var out api.SwitchResult
-	return out, c.call(ctx, "POST", "/api/v1/switch", body, "application/json", &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/switch", body: body, ctype: "application/json"}, &out)
 }
 
 // NodeAction performs an operator action (suspend, resume, standby, stop, restart) on a
-// node. Any server accepts it and forwards it to that node.
+// node. Any server accepts it and forwards it to that node. Suspend, resume and standby
+// set a state, so they are idempotent; stop and restart are not.
 func (c *Client) NodeAction(ctx context.Context, node, action string) (api.NodeActionResult, error) {
 	var out api.NodeActionResult
-	return out, c.call(ctx, "POST", "/api/v1/nodes/"+url.PathEscape(node)+"/"+url.PathEscape(action), nil, "", &out)
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/nodes/" + url.PathEscape(node) + "/" + url.PathEscape(action),
+		idempotent: action == "suspend" || action == "resume" || action == "standby"}, &out)
 }

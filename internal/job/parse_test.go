@@ -3,6 +3,7 @@ package job
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,16 +144,36 @@ func TestParseNoop(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that whatever Parse accepts validates, and that no input costs more
+// than a budget of time and memory proportional to its size: a parser's cost must not
+// grow faster than its input, or a small request body can exhaust a server. The seeds
+// include the deep inputs that once cost the TOML decoder gigabytes.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good), true)
 	f.Add([]byte(`{"name":"a","command":{"argv":["x"]}}`), false)
 	f.Add([]byte("name = \"n\"\n[noop]\nsleep = \"1s\"\n"), true)
+	for _, n := range []int{DepthMax, DepthMax + 1, 20000, 40000} {
+		for _, in := range deepInputs(n) {
+			f.Add([]byte(in.text), in.format == FormatTOML)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte, toml bool) {
 		format := FormatJSON
 		if toml {
 			format = FormatTOML
 		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
 		specs, err := Parse(data, format)
+		took := time.Since(start)
+		runtime.ReadMemStats(&after)
+		if alloc, budget := after.TotalAlloc-before.TotalAlloc, uint64(parseAllocBase+parseAllocPerByte*len(data)); alloc > budget {
+			t.Fatalf("Parse of %d bytes allocated %d bytes, over the budget of %d", len(data), alloc, budget)
+		}
+		if budget := parseTimeBase + time.Duration(len(data))*parseTimePerByte; took > budget {
+			t.Fatalf("Parse of %d bytes took %s, over the budget of %s", len(data), took, budget)
+		}
 		if err != nil {
 			return
 		}
@@ -163,6 +184,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Parse's budget per input: generous multiples of what the decoders take on the
+// costliest inputs within DepthMax (about 750 bytes allocated and 2 µs per input byte
+// for 16-deep keys, repeated), far below what deep nesting cost (20-60 KB per byte).
+const (
+	parseAllocBase    = 1 << 20
+	parseAllocPerByte = 4 << 10
+	parseTimeBase     = time.Second
+	parseTimePerByte  = 100 * time.Microsecond
+)
 
 // Content that can only be JSON is read as JSON, so a malformed file is told what is
 // wrong with it as JSON, not as TOML.

@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
@@ -114,6 +115,33 @@ func (s *Spec) validate() error {
 		if n == 0 {
 			return invalid(fmt.Sprintf("deliver[%d]", i), "empty: give email, webhook or directory")
 		}
+		for k, addr := range d.Email {
+			if a, err := mail.ParseAddress(addr); err != nil || !strings.Contains(a.Address, "@") {
+				return invalid(fmt.Sprintf("deliver[%d].email[%d]", i, k), "%q is not an email address (e.g. \"sales-leads@example.com\")", addr)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckAtFuture refuses an `at` schedule whose time is not after now: it would never
+// fire. stored are the job's expressions in the repository, if it is there already:
+// one of them given again unchanged is fine, so a job file applied twice still applies.
+func (s *Spec) CheckAtFuture(now time.Time, stored []string) error {
+	for i, text := range s.Schedule {
+		f := strings.Fields(text)
+		if len(f) != 2 || !strings.EqualFold(f[0], "at") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, f[1])
+		if err != nil || at.After(now) {
+			continue // Validate tells what is wrong with it
+		}
+		if slices.ContainsFunc(stored, func(e string) bool { return strings.Join(strings.Fields(e), " ") == strings.Join(f, " ") }) {
+			continue
+		}
+		return &ValidationError{Job: s.Name, Field: fmt.Sprintf("schedule[%d]", i),
+			Problem: fmt.Sprintf("%q is in the past (it is now %s): it would never fire", strings.Join(f, " "), now.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }

@@ -270,6 +270,9 @@ type RunCreateParams struct {
 	Job     string
 	Trigger string
 	Now     time.Time
+	// IdempotencyKey, when set, is stored with the run: a later RunCreate with the same
+	// key creates nothing and returns that run (ErrConflict if it is another job's).
+	IdempotencyKey string
 }
 
 // RunListParams filters RunList. Runs come newest first.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -61,6 +62,10 @@ func runCommand(ctx context.Context, x Execution, c job.Command, stdout, stderr 
 	defer errP.close()
 
 	cmd.Stdout, cmd.Stderr = outP.w, errP.w
+	if err := checkDir(cmd.Dir); err != nil {
+		r.Err = err
+		return
+	}
 	start := cmd.Start
 	if x.Launcher != nil {
 		start = func() error { return x.Launcher.Start(cmd) }
@@ -126,12 +131,27 @@ func buildCommand(x Execution, c job.Command) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
+// checkDir tells a missing working directory apart: the kernel's ENOENT from the
+// chdir of a starting child reads as if the program were missing.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("start command: working directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("start command: working directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("start command: working directory %s is not a directory", dir)
+	}
+	return nil
+}
+
 // commandEnv is the server's environment, then the TANDEM_* variables, then the job's
 // own Env. os/exec keeps the last of duplicate keys, so later entries win.
 func commandEnv(x Execution, jobEnv map[string]string) []string {
 	scheduled := ""
 	if !x.ScheduledAt.IsZero() {
-		scheduled = x.ScheduledAt.UTC().Format(time.RFC3339)
+		scheduled = x.ScheduledAt.UTC().Format(time.RFC3339Nano)
 	}
 	env := append(os.Environ(),
 		"TANDEM_RUN_ID="+strconv.FormatInt(x.RunID, 10),

@@ -256,13 +256,23 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 		if err != nil {
 			return err
 		}
+		if p.IdempotencyKey != "" {
+			// Before the overlap policy: a retried request changes nothing.
+			if run, err = s.runByKey(ctx, tx, p); err == nil || !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		trigger := p.Trigger
 		if trigger == "" {
 			trigger = store.TriggerManual
 		}
-		id, _, err := s.insertRun(ctx, tx, newRun{job: j.ID, name: j.Name, overlap: j.Spec.Overlap, maxAttempts: 1 + j.Spec.Retries,
-			trigger: trigger, now: p.Now})
+		id, inserted, err := s.insertRun(ctx, tx, newRun{job: j.ID, name: j.Name, overlap: j.Spec.Overlap, maxAttempts: 1 + j.Spec.Retries,
+			trigger: trigger, now: p.Now, idempotencyKey: p.IdempotencyKey})
 		if err != nil {
+			return err
+		}
+		if !inserted { // the same key, inserted concurrently
+			run, err = s.runByKey(ctx, tx, p)
 			return err
 		}
 		if err := s.notify(ctx, tx, TopicRuns, ""); err != nil {
@@ -277,6 +287,21 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 	return run, nil
 }
 
+// runByKey returns the run created with p's idempotency key.
+func (s *DB) runByKey(ctx context.Context, tx *sql.Tx, p store.RunCreateParams) (store.Run, error) {
+	run, err := scanRun(tx.QueryRowContext(ctx, s.q(`SELECT `+runColumns+` FROM runs WHERE idempotency_key = ?`), p.IdempotencyKey))
+	if errors.Is(err, sql.ErrNoRows) {
+		return run, notFound("run with idempotency key", p.IdempotencyKey)
+	}
+	if err != nil {
+		return run, fmt.Errorf("get run by idempotency key: %w", err)
+	}
+	if run.Job != p.Job {
+		return run, fmt.Errorf("idempotency key %q was given for run %d of job %s: %w", p.IdempotencyKey, run.ID, run.Job, store.ErrConflict)
+	}
+	return run, nil
+}
+
 type newRun struct {
 	job         int64
 	name        string
@@ -287,6 +312,8 @@ type newRun struct {
 	trigger     string
 	now         time.Time
 	epoch       int64 // the firing primary's epoch (0 for on-demand runs)
+	// idempotencyKey is an on-demand request's key ("": none).
+	idempotencyKey string
 }
 
 // insertRun inserts a queued run after applying the job's overlap policy to its active
@@ -328,12 +355,16 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 		finished = micros(r.now)
 	}
 	var id int64
+	var key any
+	if r.idempotencyKey != "" {
+		key = r.idempotencyKey
+	}
 	err := tx.QueryRowContext(ctx, s.q(`INSERT INTO runs (job_id, job, schedule_id, scheduled_at, occurrences, trigger, state,
-		max_attempts, created_at, not_before, finished_at, reason, epoch)
-		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
+		max_attempts, created_at, not_before, finished_at, reason, epoch, idempotency_key)
+		VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING RETURNING id`),
 		r.job, r.name, sched, microsPtr(r.scheduled), r.trigger, string(state), r.maxAttempts,
-		micros(r.now), micros(r.now), finished, reason, r.epoch).Scan(&id)
+		micros(r.now), micros(r.now), finished, reason, r.epoch, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		"RunCancel":                    testRunCancel,
 		"RunListFilters":               testRunListFilters,
 		"RunCreateBatch":               testRunCreateBatch,
+		"RunCreateIdempotent":          testRunCreateIdempotent,
 		"RunStartBatch":                testRunStartBatch,
 		"RunFinishBatch":               testRunFinishBatch,
 		"RunListDispatchablePages":     testRunListDispatchablePages,
