@@ -47,9 +47,10 @@ type Worker struct {
 	wake   chan struct{}
 	launch *Launcher
 
-	mu      sync.Mutex
-	active  map[int64]*attempt // started, result not yet recorded
-	stopped bool
+	mu         sync.Mutex
+	active     map[int64]*attempt // started, result not yet recorded
+	unrecorded []store.RunFinishParams
+	stopped    bool
 
 	fmu       sync.Mutex
 	results   []store.RunFinishParams // waiting to be recorded
@@ -151,6 +152,7 @@ func (w *Worker) recover(ctx context.Context) error {
 }
 
 func (w *Worker) poll(ctx context.Context) error {
+	w.retryUnrecorded()
 	runs, err := w.p.Store.RunListForNode(ctx, w.p.Node)
 	if err != nil {
 		return err
@@ -293,12 +295,15 @@ func (w *Worker) record(p store.RunFinishParams) {
 	w.fmu.Unlock()
 }
 
-// RecordAttemptsDefault is how often recording a batch of results is tried when the
-// repository fails (the batch is one transaction: a failed try changed nothing).
+// RecordAttemptsDefault is how often recording a batch of results is tried at once when
+// the repository fails (the batch is one transaction: a failed try changed nothing).
+// Results still unrecorded then are kept and tried again with every poll: a result is
+// never dropped while its attempt may still be current.
 const RecordAttemptsDefault = 3
 
 // recordBatch records results in one transaction, retrying a failed transaction, then
-// frees their capacity.
+// frees the capacity of the attempts whose results are settled (recorded, or refused for
+// good); the others wait for the next poll (retryUnrecorded).
 func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 	// The results are recorded even when the attempts were canceled or the worker is
 	// shutting down: with a context that no cancellation reaches.
@@ -312,6 +317,8 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 		w.p.Log.Warn("cannot record results; trying again", "runs", len(batch), "try", try+1, "err", err)
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
+	var settled []int64
+	var later []store.RunFinishParams
 	for i, p := range batch {
 		var e error
 		switch {
@@ -324,22 +331,44 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 			e = err
 		}
 		switch {
+		case e == nil:
+			settled = append(settled, p.RunID)
 		case errors.Is(e, store.ErrStale):
 			// Expected after this node was declared lost: the run went to another attempt.
 			w.p.Log.Info("result refused: the attempt was superseded", "run", p.RunID, "err", e)
-		case e != nil:
-			w.p.Log.Error("cannot record the run's result", "run", p.RunID, "err", e)
+			settled = append(settled, p.RunID)
+		case errors.Is(e, store.ErrNotFound):
+			w.p.Log.Error("cannot record the run's result: the run is gone", "run", p.RunID, "err", e)
+			settled = append(settled, p.RunID)
+		default:
+			w.p.Log.Warn("cannot record the run's result yet; keeping it to try again", "run", p.RunID, "err", e)
+			later = append(later, p)
 		}
 	}
 	w.mu.Lock()
-	for _, p := range batch {
-		delete(w.active, p.RunID)
+	for _, id := range settled {
+		delete(w.active, id)
 	}
+	w.unrecorded = append(w.unrecorded, later...)
 	w.mu.Unlock()
-	if w.p.OnFinish != nil {
-		w.p.OnFinish()
+	if len(settled) > 0 {
+		if w.p.OnFinish != nil {
+			w.p.OnFinish()
+		}
+		w.Wake()
 	}
-	w.Wake()
+}
+
+// retryUnrecorded tries again to record the results the repository refused for a
+// transient reason. Their attempts stay active (holding capacity) until then.
+func (w *Worker) retryUnrecorded() {
+	w.mu.Lock()
+	batch := w.unrecorded
+	w.unrecorded = nil
+	w.mu.Unlock()
+	if len(batch) > 0 {
+		w.recordBatch(batch)
+	}
 }
 
 // execute runs one attempt of run with the job's spec and returns its result, to be
@@ -434,7 +463,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	defer w.launch.Close() // after the last command ended: see Launcher
 	select {
 	case <-done:
-		return nil
+		return w.flushUnrecorded()
 	case <-ctx.Done():
 	}
 	n := w.Running()
@@ -442,6 +471,20 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	<-done
 	if n > 0 {
 		w.p.Log.Warn("grace period over: canceled running runs", "count", n)
+	}
+	return w.flushUnrecorded()
+}
+
+// flushUnrecorded makes a last try to record what could not be; what still cannot is
+// said, and the node's next process fails those runs as interrupted (recover), so they
+// are retried.
+func (w *Worker) flushUnrecorded() error {
+	w.retryUnrecorded()
+	w.mu.Lock()
+	left := len(w.unrecorded)
+	w.mu.Unlock()
+	if left > 0 {
+		return fmt.Errorf("stop worker: %d results could not be recorded; the next start of this node fails their runs as interrupted", left)
 	}
 	return nil
 }

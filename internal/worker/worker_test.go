@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,4 +233,60 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 	if got := Backoff(job.Spec{RetryBackoff: job.Duration(time.Hour), RetryBackoffMax: job.Duration(24 * time.Hour)}, 60); got != 24*time.Hour {
 		t.Errorf("after attempt 60: %s, want the 24h cap (no overflow)", got)
 	}
+}
+
+// flakyFinish is a repository whose finish writes fail until healed, as during a
+// database restart.
+type flakyFinish struct {
+	store.Store
+	mu     sync.Mutex
+	broken bool
+	tries  int
+}
+
+func (f *flakyFinish) fail() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries++
+	if f.broken {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (f *flakyFinish) RunFinishBatch(ctx context.Context, p store.RunFinishBatchParams) ([]error, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.Store.RunFinishBatch(ctx, p)
+}
+
+func (f *flakyFinish) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
+	if err := f.fail(); err != nil {
+		return store.Run{}, err
+	}
+	return f.Store.RunFinish(ctx, p)
+}
+
+// A result the repository cannot take for longer than the quick retries is kept and
+// recorded once it can be: it was dropped, leaving the run running forever on a live
+// node (found by the PostgreSQL soak across a server restart).
+func TestResultRecordedAfterALongOutage(t *testing.T) {
+	st := newStore(t, job.Spec{Name: "n", Noop: &job.Noop{}})
+	f := &flakyFinish{Store: st, broken: true}
+	w := startWorker(t, f, 2)
+	runs := enqueue(t, st, "n", 1)
+	waitFor(t, "the quick retries to be spent", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.tries > RecordAttemptsDefault+2
+	})
+	if w.Running() != 1 {
+		t.Fatalf("running %d while its result is unrecorded; want the attempt to hold its slot", w.Running())
+	}
+	f.mu.Lock()
+	f.broken = false
+	f.mu.Unlock()
+	waitState(t, st, runs[0].ID, store.RunSucceeded)
+	waitFor(t, "the slot to be freed", func() bool { return w.Running() == 0 })
 }
