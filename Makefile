@@ -17,12 +17,20 @@ vet: ## go vet and gofmt check
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
-fuzz: ## run each fuzzer (schedules, job files, API requests) for 60s
-	$(GO) test -run='^$$' -fuzz=FuzzParseExpr -fuzztime=60s ./internal/schedule/
-	$(GO) test -run='^$$' -fuzz=FuzzNext -fuzztime=60s ./internal/schedule/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./internal/job/
-	$(GO) test -run='^$$' -fuzz=FuzzRunListQuery -fuzztime=60s ./internal/api/
-	$(GO) test -run='^$$' -fuzz=FuzzSwitchRequest -fuzztime=60s ./internal/api/
+FUZZTIME ?= 60s
+
+fuzz: ## run every fuzzer in the tree (schedules, job files, API requests) for FUZZTIME (60s) each
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' internal); do \
+	  d=./$$(dirname $$f); \
+	  for n in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "== $$n $$d"; $(GO) test -run='^$$' -fuzz="^$$n\$$" -fuzztime=$(FUZZTIME) $$d || exit 1; \
+	  done; \
+	done
+
+lint: ## staticcheck (pinned as a tool in go.mod), go vet and gofmt
+	$(GO) tool staticcheck ./...
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 bench: ## run every benchmark (lateness, throughput, failover, scale; each prints its figures)
 	$(GO) run ./bench/lateness
@@ -36,4 +44,4 @@ soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each)
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help build install test vet fuzz bench soak ci
+.PHONY: help build install test vet lint fuzz bench soak ci

@@ -194,9 +194,7 @@ func Check(h History) Report {
 	checkEpochs(h.EpochStarts, runs, add)
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
-	for _, v := range checkSightings(h, runs) {
-		rep.Violations = append(rep.Violations, v)
-	}
+	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }
 

@@ -13,13 +13,13 @@ import (
 func TestSyncCancelsSkew(t *testing.T) {
 	for _, skew := range []time.Duration{5 * time.Minute, -3 * time.Minute, 0} {
 		c := clock.New(skew)
-		if d := c.Local().Sub(time.Now()); d < skew-time.Second || d > skew+time.Second {
+		if d := time.Until(c.Local()); d < skew-time.Second || d > skew+time.Second {
 			t.Fatalf("skew %s: Local is %s off", skew, d)
 		}
 		if err := c.Sync(context.Background(), func(context.Context) (time.Time, error) { return time.Now(), nil }); err != nil {
 			t.Fatal(err)
 		}
-		if d := c.Now().Sub(time.Now()).Abs(); d > 5*time.Millisecond {
+		if d := time.Until(c.Now()).Abs(); d > 5*time.Millisecond {
 			t.Fatalf("skew %s: Now is %s off the repository after a sync", skew, d)
 		}
 		if off, ok := c.Offset(); !ok || (off+skew).Abs() > 5*time.Millisecond {
