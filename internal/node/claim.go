@@ -44,55 +44,86 @@ func lockDataDir(dir string) (release func(), err error) {
 var ErrNodeIDInUse = errors.New("node id in use")
 
 // claim makes this process the holder of its node id. A previous holder that stopped,
-// was declared lost or is dead (its liveness lock is free, or, on an engine without
-// liveness locks, it is silent) is replaced at once; a live one makes Start fail.
+// was declared lost or is dead is replaced at once. Dead means its liveness lock is free
+// or, while the lock still reads held (a PostgreSQL session outlives a killed process
+// until the server notices), that it stays silent for the heartbeat silence. A holder
+// whose heartbeat advances meanwhile is alive, and Start fails.
 func (n *Node) claim(ctx context.Context) error {
-	nodes, err := n.store.NodeList(ctx)
-	if err != nil {
-		return fmt.Errorf("claim node id %s: %w", n.cfg.NodeID, err)
-	}
-	replace := ""
-	for _, nd := range nodes {
-		if nd.ID != n.cfg.NodeID {
-			continue
-		}
-		replace = nd.Holder
-		if nd.Holder == "" || nd.Mode == ModeStopped || nd.Mode == ModeLost {
-			break
-		}
-		dead, err := n.holderDead(ctx, nd)
+	var first time.Time // the previous holder's heartbeat when first read
+	for {
+		prev, found, err := n.findNode(ctx)
 		if err != nil {
 			return fmt.Errorf("claim node id %s: %w", n.cfg.NodeID, err)
 		}
-		if !dead {
-			age := time.Duration(0)
-			if l, err := n.store.LeaseGet(ctx, store.PrimaryLease); err == nil && !l.Now.IsZero() {
-				age = l.Now.Sub(nd.HeartbeatAt).Round(time.Millisecond)
+		replace := prev.Holder
+		if found && prev.Holder != "" && prev.Holder != n.holder && prev.Mode != ModeStopped && prev.Mode != ModeLost {
+			gone, why, err := n.holderGone(ctx, prev)
+			if err != nil {
+				return fmt.Errorf("claim node id %s: %w", n.cfg.NodeID, err)
 			}
-			return fmt.Errorf("node id %s is in use by a live process at %s (process %s, last heartbeat %s ago, mode %s): stop it first, or give this process another --node-id: %w",
-				nd.ID, nd.Address, nd.Holder, age, nd.Mode, ErrNodeIDInUse)
+			if first.IsZero() {
+				first = prev.HeartbeatAt
+			}
+			switch {
+			case !gone && prev.HeartbeatAt.After(first):
+				return fmt.Errorf("node id %s is in use by a live process at %s (process %s, last heartbeat %s ago, mode %s): stop it first, or give this process another --node-id: %w",
+					prev.ID, prev.Address, prev.Holder, n.heartbeatAge(ctx, prev), prev.Mode, ErrNodeIDInUse)
+			case !gone:
+				select { // not proven either way yet: its next heartbeat, or its silence, tells
+				case <-ctx.Done():
+					return fmt.Errorf("claim node id %s: %w", n.cfg.NodeID, ctx.Err())
+				case <-time.After(n.cfg.Heartbeat.Interval / 10):
+				}
+				continue
+			}
+			n.log.Info(fmt.Sprintf("taking over node id %s from its previous process %s: %s", prev.ID, prev.Holder, why))
 		}
-		n.log.Info(fmt.Sprintf("taking over node id %s from its previous process %s, which is gone", nd.ID, nd.Holder))
-	}
-	self := n.describe()
-	if err := n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace, Now: n.clock.Now()}); err != nil {
+		self := n.describe()
+		err = n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace, Now: n.clock.Now()})
 		if errors.Is(err, store.ErrClaimed) {
-			return fmt.Errorf("node id %s was claimed by another process just now: %w", n.cfg.NodeID, ErrNodeIDInUse)
+			continue // another process claimed it between the read and the claim: look again
 		}
 		return err
 	}
-	return nil
 }
 
-// holderDead reports whether the process that claimed a node's row is gone: its liveness
-// lock is free or, without liveness locks, it has been silent for the heartbeat silence.
-func (n *Node) holderDead(ctx context.Context, nd store.Node) (bool, error) {
-	if lv, ok := n.store.(store.Liveness); ok && nd.Holder != "" {
-		return lv.LivenessDead(ctx, nd.Holder)
-	}
-	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
+// findNode reads this node's row.
+func (n *Node) findNode(ctx context.Context) (store.Node, bool, error) {
+	nodes, err := n.store.NodeList(ctx)
 	if err != nil {
-		return false, err
+		return store.Node{}, false, err
 	}
-	return nd.HeartbeatAt.Before(l.Now.Add(-n.members.Silence())), nil
+	for _, nd := range nodes {
+		if nd.ID == n.cfg.NodeID {
+			return nd, true, nil
+		}
+	}
+	return store.Node{}, false, nil
+}
+
+// holderGone reports whether the process that claimed a node's row is gone, and why: its
+// liveness lock is free, or it has been silent for the heartbeat silence.
+func (n *Node) holderGone(ctx context.Context, nd store.Node) (bool, string, error) {
+	if lv, ok := n.store.(store.Liveness); ok {
+		dead, err := lv.LivenessDead(ctx, nd.Holder)
+		if err != nil {
+			return false, "", err
+		}
+		if dead {
+			return true, "its liveness lock is free", nil
+		}
+	}
+	if age := n.heartbeatAge(ctx, nd); age > n.members.Silence() {
+		return true, fmt.Sprintf("silent for %s", age), nil
+	}
+	return false, "", nil
+}
+
+// heartbeatAge is how long ago, by the repository's clock, the node's last heartbeat was.
+func (n *Node) heartbeatAge(ctx context.Context, nd store.Node) time.Duration {
+	now := n.clock.Now()
+	if l, err := n.store.LeaseGet(ctx, store.PrimaryLease); err == nil && !l.Now.IsZero() {
+		now = l.Now
+	}
+	return now.Sub(nd.HeartbeatAt).Round(time.Millisecond)
 }
