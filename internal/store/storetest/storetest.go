@@ -42,6 +42,8 @@ func Run(t *testing.T, open Open) {
 		"RunCreateBatch":               testRunCreateBatch,
 		"RunStartBatch":                testRunStartBatch,
 		"RunFinishBatch":               testRunFinishBatch,
+		"RunBatchPlans":                testRunBatchPlans,
+		"RunAssignStart":               testRunAssignStart,
 		"RunListDispatchablePages":     testRunListDispatchablePages,
 		"DispatchQueueOverlap":         testDispatchQueueOverlap,
 		"OutputsExpire":                testOutputsExpire,
