@@ -5,6 +5,7 @@
 //
 //	go run ./bench/throughput [-engine sqlite|postgres|both] [-nodes 1,3] [-n 20000]
 //	    [-reps 3] [-capacity 500] [-mode sustained,backlog] [-batch 500] [-cpuprofile FILE]
+//	    [-peer-river PATH [-peer-duration 10s]] [-statements N]
 //
 // Modes:
 //   - sustained: the runs are enqueued in batches of -batch (one repository transaction
@@ -16,6 +17,11 @@
 // Every repetition uses a fresh repository and fresh nodes, checks that all n runs
 // succeeded exactly once, and prints its figures on stderr; the summary on stdout has
 // one line per configuration with the settings and the medians over repetitions.
+//
+// With -peer-river, a river binary (riverqueue/river's CLI, built elsewhere: this module
+// never builds or vendors it), each PostgreSQL repetition is followed by one of `river
+// bench` on the same server, and a second summary line gives River's medians and the
+// ratio of tandem's median to River's (see river.go).
 //
 // PostgreSQL is the server named by TANDEM_TEST_POSTGRES_URL (a role that may create
 // databases) or a throwaway one started through internal/pgtest (fsync off, as in the
@@ -38,7 +44,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +70,7 @@ type settings struct {
 	batch    int
 	reps     int
 	mode     string
+	top      int // statements to print after each repetition (-statements)
 }
 
 func (s settings) String() string {
@@ -78,6 +84,7 @@ type result struct {
 	p50, p99 time.Duration // created_at to finished_at
 	cpu      float64       // cores this process used on average (nodes and enqueuing)
 	pgCPU    float64       // cores the PostgreSQL server used on average (-1: unknown)
+	pgPerRun float64       // µs of PostgreSQL CPU per run (-1: unknown)
 }
 
 func main() {
@@ -89,14 +96,25 @@ func main() {
 	modes := flag.String("mode", "sustained,backlog", "sustained, backlog or both (comma separated)")
 	batch := flag.Int("batch", 500, "runs enqueued per transaction in sustained mode")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	river := flag.String("peer-river", "", "a river binary: run `river bench` on the same PostgreSQL server, alternating repetitions, and print the ratio")
+	riverFor := flag.Duration("peer-duration", 10*time.Second, "how long River's sustained repetitions run")
+	top := flag.Int("statements", 0, "PostgreSQL: load pg_stat_statements and print this many top statements after each repetition")
 	flag.Parse()
-	if err := run(*engine, *nodesFlag, *modes, *profile, settings{n: *n, reps: *reps, capacity: *capacity, batch: *batch}); err != nil {
+	var pr *peer
+	if *river != "" {
+		if err := checkPeer(*river); err != nil {
+			fmt.Fprintln(os.Stderr, "throughput:", err)
+			os.Exit(2)
+		}
+		pr = &peer{bin: *river, duration: *riverFor}
+	}
+	if err := run(*engine, *nodesFlag, *modes, *profile, pr, settings{n: *n, reps: *reps, capacity: *capacity, batch: *batch, top: *top}); err != nil {
 		fmt.Fprintln(os.Stderr, "throughput:", err)
 		os.Exit(1)
 	}
 }
 
-func run(engines, nodeCounts, modes, profile string, base settings) error {
+func run(engines, nodeCounts, modes, profile string, pr *peer, base settings) error {
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -131,6 +149,12 @@ func run(engines, nodeCounts, modes, profile string, base settings) error {
 		if err != nil {
 			return err
 		}
+		if eng == "postgres" && base.top > 0 {
+			if err := repo.loadStatements(ctx); err != nil {
+				repo.close()
+				return err
+			}
+		}
 		for _, k := range counts {
 			for _, mode := range strings.Split(modes, ",") {
 				s := base
@@ -139,7 +163,11 @@ func run(engines, nodeCounts, modes, profile string, base settings) error {
 					repo.close()
 					return fmt.Errorf("-mode: %q is not sustained or backlog", mode)
 				}
-				if err := configuration(ctx, repo, s); err != nil {
+				var p *peer
+				if eng == "postgres" {
+					p = pr
+				}
+				if err := configuration(ctx, repo, p, s); err != nil {
 					repo.close()
 					return fmt.Errorf("%s: %w", s, err)
 				}
@@ -150,17 +178,29 @@ func run(engines, nodeCounts, modes, profile string, base settings) error {
 	return nil
 }
 
-// configuration runs the repetitions of one configuration and prints its summary line.
-func configuration(ctx context.Context, repo *repos, s settings) error {
+// configuration runs the repetitions of one configuration (alternated with River's, with
+// a peer) and prints its summary line.
+func configuration(ctx context.Context, repo *repos, pr *peer, s settings) error {
 	var rs []result
+	var ps []peerResult
 	for i := range s.reps {
 		r, err := repetition(ctx, repo, s)
 		if err != nil {
 			return fmt.Errorf("repetition %d: %w", i+1, err)
 		}
-		fmt.Fprintf(os.Stderr, "%s rep %d: %.0f runs/s (enqueue %.0f runs/s), latency p50 %s p99 %s, cpu %.2f cores (postgres %.2f)\n",
-			s, i+1, r.rate, r.enqueue, ms(r.p50), ms(r.p99), r.cpu, r.pgCPU)
+		fmt.Fprintf(os.Stderr, "%s rep %d: %.0f runs/s (enqueue %.0f runs/s), latency p50 %s p99 %s, cpu %.2f cores (postgres %.2f, %.0f µs/run)\n",
+			s, i+1, r.rate, r.enqueue, ms(r.p50), ms(r.p99), r.cpu, r.pgCPU, r.pgPerRun)
 		rs = append(rs, r)
+		if pr == nil {
+			continue
+		}
+		p, err := pr.repetition(ctx, repo, s)
+		if err != nil {
+			return fmt.Errorf("river repetition %d: %w", i+1, err)
+		}
+		fmt.Fprintf(os.Stderr, "river mode=%s rep %d: %.0f jobs/s (%d jobs), postgres %.2f cores, %.0f µs/job\n",
+			s.mode, i+1, p.rate, p.jobs, p.pgCPU, p.perJob)
+		ps = append(ps, p)
 	}
 	rates := collect(rs, func(r result) float64 { return r.rate })
 	line := fmt.Sprintf("throughput %s: median %.0f runs/s (min %.0f, max %.0f); latency p50 %s p99 %s; cpu: tandem %.2f cores",
@@ -169,12 +209,29 @@ func configuration(ctx context.Context, repo *repos, s settings) error {
 		ms(time.Duration(median(collect(rs, func(r result) float64 { return float64(r.p99) })))),
 		median(collect(rs, func(r result) float64 { return r.cpu })))
 	if pg := median(collect(rs, func(r result) float64 { return r.pgCPU })); pg >= 0 {
-		line += fmt.Sprintf(", postgres %.2f cores", pg)
+		line += fmt.Sprintf(", postgres %.2f cores (%.0f µs/run)", pg, median(collect(rs, func(r result) float64 { return r.pgPerRun })))
 	}
 	if s.mode == "sustained" {
 		line += fmt.Sprintf("; enqueue %.0f runs/s", median(collect(rs, func(r result) float64 { return r.enqueue })))
 	}
 	fmt.Printf("%s (target %.0f runs/s sustained; %d cores)\n", line, targets[s.engine], runtime.NumCPU())
+	if len(ps) > 0 {
+		rates := make([]float64, len(ps))
+		for i, p := range ps {
+			rates[i] = p.rate
+		}
+		mid := func(f func(peerResult) float64) float64 {
+			v := make([]float64, len(ps))
+			for i, p := range ps {
+				v[i] = f(p)
+			}
+			return median(v)
+		}
+		fmt.Printf("peer river mode=%s reps=%d: median %.0f jobs/s (min %.0f, max %.0f); postgres %.2f cores (%.0f µs/job); tandem/river %.2f×, postgres CPU per run %.2f×\n",
+			s.mode, len(ps), median(rates), slices.Min(rates), slices.Max(rates), mid(func(p peerResult) float64 { return p.pgCPU }),
+			mid(func(p peerResult) float64 { return p.perJob }), median(collect(rs, func(r result) float64 { return r.rate }))/median(rates),
+			median(collect(rs, func(r result) float64 { return r.pgPerRun }))/mid(func(p peerResult) float64 { return p.perJob }))
+	}
 	return nil
 }
 
@@ -211,6 +268,11 @@ func repetition(ctx context.Context, repo *repos, s settings) (result, error) {
 			}
 		}
 	}
+	if s.top > 0 && s.engine == "postgres" {
+		if err := repo.resetStatements(ctx); err != nil {
+			return result{}, err
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cpu0, pg0 := cpuTime(), repo.serverCPU()
 	wall0 := time.Now()
@@ -219,7 +281,7 @@ func repetition(ctx context.Context, repo *repos, s settings) (result, error) {
 		return result{}, err
 	}
 	defer c.stop()
-	r := result{pgCPU: -1}
+	r := result{pgCPU: -1, pgPerRun: -1}
 	if s.mode == "sustained" {
 		cpu0, pg0 = cpuTime(), repo.serverCPU()
 		wall0 = time.Now()
@@ -238,6 +300,12 @@ func repetition(ctx context.Context, repo *repos, s settings) (result, error) {
 	r.cpu = (cpuTime() - cpu0).Seconds() / wall
 	if pg := repo.serverCPU(); pg0 >= 0 && pg >= 0 {
 		r.pgCPU = (pg - pg0).Seconds() / wall
+		r.pgPerRun = float64((pg - pg0).Microseconds()) / float64(s.n)
+	}
+	if s.top > 0 && s.engine == "postgres" {
+		if err := repo.printStatements(ctx, db, s.top); err != nil {
+			return r, err
+		}
 	}
 	m, err := measure(ctx, sqlOf(st), s.n)
 	if err != nil {
@@ -473,93 +541,10 @@ func (r *repos) admin(ctx context.Context, stmt string) error {
 	return nil
 }
 
-// serverCPU is the CPU time used so far by the PostgreSQL server this bench started (its
-// postmaster and the backends alive now), or -1 when there is none to measure.
-func (r *repos) serverCPU() time.Duration {
-	if r.srv == nil {
-		return -1
-	}
-	procs, err := procStats()
-	if err != nil {
-		return -1
-	}
-	self := os.Getpid()
-	var total time.Duration
-	found := false
-	for _, p := range procs {
-		if p.ppid == self && p.comm == "postgres" {
-			found = true
-			total += p.cpu
-			for _, c := range procs {
-				if c.ppid == p.pid {
-					total += c.cpu
-				}
-			}
-		}
-	}
-	if !found {
-		return -1
-	}
-	return total
-}
-
-type procStat struct {
-	pid, ppid int
-	comm      string
-	cpu       time.Duration // user and system
-}
-
-// procStats reads /proc/*/stat (Linux).
-func procStats() ([]procStat, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	var out []procStat
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid … utime stime are fields 14 and 15; comm may hold spaces.
-		line := string(b)
-		open, close := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(line[close+1:])
-		if len(f) < 13 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		out = append(out, procStat{pid: pid, ppid: ppid, comm: line[open+1 : close], cpu: time.Duration(ut+st) * time.Second / clockTicks})
-	}
-	return out, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc/*/stat times: 100 on every Linux port tandem
-// builds for.
-const clockTicks = 100
-
 func (r *repos) close() {
 	if r.srv != nil {
 		_ = r.srv.Stop()
 	}
-}
-
-// cpuTime is the CPU time this process has used (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func collect(rs []result, f func(result) float64) []float64 {

@@ -158,7 +158,7 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	if len(as) == 0 {
 		return 0, nil
 	}
-	n, err := d.p.Store.RunAssign(ctx, store.RunAssignParams{Epoch: d.p.Epoch, Now: now, Assignments: as})
+	n, err := d.p.Store.RunAssign(ctx, store.RunAssignParams{Epoch: d.p.Epoch, Now: now, Assignments: as, Start: true})
 	if err != nil {
 		return 0, err
 	}

@@ -74,7 +74,7 @@ func TestOncePassesOverRunsNoNodeTakes(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("Once = %d, %v; want 3 assigned", n, err)
 	}
-	runs, err := st.RunList(context.Background(), store.RunListParams{States: []store.RunState{store.RunAssigned}})
+	runs, err := st.RunList(context.Background(), store.RunListParams{States: []store.RunState{store.RunRunning}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestOnceBacklogAtHeadDoesNotBlock(t *testing.T) {
 	if n, err := d.Once(context.Background()); err != nil || n != 3 {
 		t.Fatalf("Once = %d, %v; want 3 runs of p placed past the backlog", n, err)
 	}
-	runs, err := st.RunList(context.Background(), store.RunListParams{States: []store.RunState{store.RunAssigned}})
+	runs, err := st.RunList(context.Background(), store.RunListParams{States: []store.RunState{store.RunRunning}})
 	if err != nil {
 		t.Fatal(err)
 	}

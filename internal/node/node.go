@@ -90,7 +90,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
 		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
-		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.RunsQueued, Now: n.clock.Now})
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.RunsQueued, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,

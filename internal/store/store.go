@@ -92,7 +92,8 @@ type Store interface {
 	// RunFinishBatch ends several attempts in one transaction; see its Params.
 	RunFinishBatch(ctx context.Context, p RunFinishBatchParams) ([]error, error)
 	RunCancel(ctx context.Context, p RunCancelParams) (Run, error)
-	// RunRelease queues again the runs assigned to a node that it has not started.
+	// RunRelease queues again the runs assigned to a node that it has not started, or
+	// the attempts named, without spending them.
 	RunRelease(ctx context.Context, p RunReleaseParams) ([]int64, error)
 	// RunCounts counts the active runs (queued, assigned, running) by node and state.
 	RunCounts(ctx context.Context) ([]RunCount, error)
@@ -312,6 +313,12 @@ type RunAssignParams struct {
 	Epoch       int64
 	Now         time.Time
 	Assignments []Assignment
+	// Start makes the assignment the attempt's start as well: the runs become running at
+	// once (started_at Now), and the node's worker executes what it is given without
+	// writing again. The attempt counts as started from here: a lost node's runs spend it,
+	// and only the node's own process hands back what it had not begun (RunRelease with
+	// Runs). Without Start the runs are assigned, and the worker starts them (RunStart).
+	Start bool
 }
 
 // Assignment gives one queued run to a node with a fresh attempt token. A node whose
@@ -356,9 +363,17 @@ type RunCancelParams struct {
 // RunReleaseParams gives back the runs assigned to Node and not started there, so that
 // they go to another node without spending an attempt: a stopping node releases its own
 // (Epoch 0); the primary releases those of a node that stopped (fenced by Epoch).
+//
+// With Runs, exactly those attempts are given back (each only while it is still the
+// run's current attempt on Node, assigned or running): the runs the node's process was
+// given, at assignment's start, and never began. With Holder, only while Holder is the
+// process that claims Node: a process that lost its node id to another hands back
+// nothing, since the new one may have begun them.
 type RunReleaseParams struct {
 	Epoch  int64
 	Node   string
+	Holder string
+	Runs   []RunToken
 	Now    time.Time
 	Reason string
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,20 +38,37 @@ type Params struct {
 	// OnFinish, if set, is called after an attempt's result is recorded (wakes the
 	// dispatcher so freed capacity is used at once).
 	OnFinish func()
+	// Holder names this process of the node (its claim, see store.NodeClaimParams): the
+	// runs a stop hands back are handed back only while the node id is still this
+	// process's. "" hands them back without that check.
+	Holder string
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
 // is reported with the attempt token it was given, so a worker that lost its run to a
 // re-assignment cannot overwrite the new attempt's result.
+//
+// The dispatcher's assignment is the attempt's start (store.RunAssignParams.Start): the
+// run is running from then on, and the worker begins what it finds running on its node
+// without writing again. What it has begun it tells by the attempt token, kept until the
+// run is no longer listed on the node under it, so that a listing read before a result
+// was recorded never begins an attempt twice. Its first listing tells it what an earlier
+// process of the node left running: those attempts may have executed, and they are ended
+// as interrupted (retried if attempts are left), never begun again. A stop hands back the
+// runs given to the node that this process had not begun, without spending their attempt.
+// Runs assigned without the start (state assigned) are started as before (RunStartBatch).
 type Worker struct {
 	p      Params
 	wake   chan struct{}
 	launch *Launcher
 
 	mu         sync.Mutex
-	active     map[int64]*attempt // started, result not yet recorded
+	active     map[int64]*attempt // begun, result not yet recorded
 	unrecorded []store.RunFinishParams
 	stopped    bool
+	listed     bool                    // the first listing was read
+	known      map[store.RunToken]bool // attempts begun, being started, or left by an earlier process
+	left       map[store.RunToken]bool // attempts left by an earlier process, not yet ended
 
 	fmu       sync.Mutex
 	results   []store.RunFinishParams // waiting to be recorded
@@ -79,7 +97,8 @@ func New(p Params) *Worker {
 		p.HTTP = &http.Client{}
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Worker{p: p, wake: make(chan struct{}, 1), launch: NewLauncher(p.Guard), active: map[int64]*attempt{}, runCtx: ctx, cancelAll: cancel}
+	return &Worker{p: p, wake: make(chan struct{}, 1), launch: NewLauncher(p.Guard), active: map[int64]*attempt{},
+		known: map[store.RunToken]bool{}, left: map[store.RunToken]bool{}, runCtx: ctx, cancelAll: cancel}
 }
 
 // Wake asks the worker to look for assigned runs now. It never blocks.
@@ -111,9 +130,6 @@ func (w *Worker) Cancel(runID int64, why string) bool {
 // Run takes assigned runs until ctx is canceled. Attempts already started go on; call
 // Shutdown to wait for them.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.recover(ctx); err != nil && ctx.Err() == nil {
-		w.p.Log.Error("cannot recover runs left from an earlier process", "err", err)
-	}
 	tick := time.NewTicker(w.p.Poll)
 	defer tick.Stop()
 	for {
@@ -129,27 +145,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// recover ends the runs this node had running when its previous process died: nothing
-// executes them any more. They fail (and are retried if attempts are left).
-func (w *Worker) recover(ctx context.Context) error {
-	runs, err := w.p.Store.RunListForNode(ctx, w.p.Node)
-	if err != nil {
-		return err
-	}
+// recover ends the attempts this node's previous process left running: nothing executes
+// them any more. They fail (and are retried if attempts are left). One that cannot be
+// recorded now is tried again on the next poll.
+func (w *Worker) recover(ctx context.Context, runs []store.Run) {
 	for _, r := range runs {
-		if r.State != store.RunRunning {
-			continue
-		}
 		now := w.p.Now()
 		_, err := w.p.Store.RunFinish(ctx, store.RunFinishParams{RunID: r.ID, Token: r.Token, Now: now, State: store.RunFailed,
 			Reason: "interrupted: the node's previous process ended while the run was running", RetryAt: &now})
 		if err != nil && !errors.Is(err, store.ErrStale) {
-			return err
+			if ctx.Err() == nil {
+				w.p.Log.Error("cannot end a run left from an earlier process", "run", r.ID, "err", err)
+			}
+			continue
 		}
+		w.mu.Lock()
+		delete(w.left, tokenOf(r))
+		w.mu.Unlock()
 		w.p.Log.Warn("run interrupted by a restart", "run", r.ID, "job", r.Job, "attempt", r.Attempt)
 	}
-	return nil
 }
+
+// tokenOf names the attempt r is in.
+func tokenOf(r store.Run) store.RunToken { return store.RunToken{ID: r.ID, Token: r.Token} }
 
 func (w *Worker) poll(ctx context.Context) error {
 	w.retryUnrecorded()
@@ -158,24 +176,50 @@ func (w *Worker) poll(ctx context.Context) error {
 		return err
 	}
 	w.stopSuperseded(runs)
-	var starts []store.Run
+	var starts, begins, leftovers []store.Run
 	w.mu.Lock()
+	first := !w.listed
+	w.listed = true
+	listed := make(map[store.RunToken]bool, len(runs))
+	for _, r := range runs {
+		listed[tokenOf(r)] = true
+	}
+	// An attempt no longer listed ended (or was taken back): its token never comes back.
+	for tok := range w.known {
+		if !listed[tok] {
+			delete(w.known, tok)
+			delete(w.left, tok)
+		}
+	}
 	free := w.p.Capacity - len(w.active)
 	for _, r := range runs {
 		a, running := w.active[r.ID]
 		switch {
-		case running && r.CancelRequested:
-			a.cancel(errors.New(r.Reason))
-		case !running && r.State == store.RunAssigned && len(starts) < free && !w.stopped:
+		case running:
+			if r.CancelRequested {
+				a.cancel(errors.New(r.Reason))
+			}
+		case r.State == store.RunRunning && (first || w.left[tokenOf(r)]):
+			w.known[tokenOf(r)], w.left[tokenOf(r)] = true, true
+			leftovers = append(leftovers, r)
+		case w.known[tokenOf(r)] || w.stopped || len(starts)+len(begins) >= free:
+		case r.State == store.RunAssigned:
+			w.known[tokenOf(r)] = true
 			starts = append(starts, r)
+		case r.State == store.RunRunning:
+			w.known[tokenOf(r)] = true
+			begins = append(begins, r)
 		}
 	}
-	// Counted before the runs are started in the repository, so that Shutdown, once it
-	// has set stopped, waits for every run this worker started.
-	w.wg.Add(len(starts))
+	// Counted before the runs are begun, so that Shutdown, once it has set stopped,
+	// waits for every run this worker began.
+	w.wg.Add(len(starts) + len(begins))
 	w.mu.Unlock()
-	if len(starts) > 0 {
-		w.start(ctx, starts)
+	if len(leftovers) > 0 {
+		w.recover(ctx, leftovers)
+	}
+	if len(starts)+len(begins) > 0 {
+		w.start(ctx, starts, begins)
 	}
 	return nil
 }
@@ -206,49 +250,75 @@ var errRetryLater = errors.New("job definition unreadable for now")
 
 var errSuperseded = errors.New("attempt superseded: the run was given to another attempt (this node was declared lost)")
 
-// start marks the runs as running (with their tokens) in one transaction and executes
-// each in its own goroutine. The caller has counted them in wg; the runs that could not
-// be started (taken back, canceled meanwhile) are uncounted here.
+// start begins the runs: begins were started by their assignment; starts are marked as
+// running (with their tokens) in one transaction first. Each executes in its own
+// goroutine. The caller has counted them in wg and noted their tokens; the runs that
+// could not be begun (taken back, canceled meanwhile, their job unreadable for now) are
+// uncounted here, and those to try again on the next poll forgotten.
 //
-// Each job's definition is read once for the batch, before any run is started: a run is
-// never started without it. The reads and the start outlive ctx (a stop that begins
-// meanwhile): once the start is committed the runs are this node's to execute, and
-// Shutdown waits for them.
-func (w *Worker) start(ctx context.Context, runs []store.Run) {
+// Each job's definition is read once for the batch, before any run is begun: a run is
+// never begun without it. The reads and the start outlive ctx (a stop that begins
+// meanwhile): the runs are this node's to execute, and Shutdown waits for them.
+func (w *Worker) start(ctx context.Context, starts, begins []store.Run) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
 	defer cancel()
 	specs := map[string]*store.Job{}
 	specErr := map[string]error{}
-	var toks []store.RunToken
-	for _, r := range runs {
+	readable := func(r store.Run) bool {
 		if _, ok := specs[r.Job]; !ok && specErr[r.Job] == nil {
 			j, err := w.p.Store.JobGet(sctx, r.Job)
 			switch {
 			case err == nil:
 				specs[r.Job] = &j
 			case errors.Is(err, store.ErrNotFound):
-				specErr[r.Job] = err // started, and failed: the job is gone
+				specErr[r.Job] = err // begun, and failed: the job is gone
 			default:
 				w.p.Log.Warn("cannot read a job's definition; its runs wait", "job", r.Job, "err", err)
 				specErr[r.Job] = errRetryLater
 			}
 		}
-		if specErr[r.Job] != errRetryLater {
+		return specErr[r.Job] != errRetryLater
+	}
+	var toks []store.RunToken
+	var later []store.Run // not begun: tried again on the next poll
+	for _, r := range starts {
+		if readable(r) {
 			toks = append(toks, store.RunToken{ID: r.ID, Token: r.Token})
+		} else {
+			later = append(later, r)
 		}
 	}
-	var started []store.Run
+	var run []store.Run
 	if len(toks) > 0 {
-		var err error
-		started, err = w.p.Store.RunStartBatch(sctx, store.RunStartBatchParams{Now: w.p.Now(), Runs: toks})
+		started, err := w.p.Store.RunStartBatch(sctx, store.RunStartBatchParams{Now: w.p.Now(), Runs: toks})
 		if err != nil {
 			w.p.Log.Warn("cannot start runs", "runs", len(toks), "err", err)
 		}
+		ok := map[int64]bool{}
+		for _, r := range started {
+			ok[r.ID] = true
+		}
+		for _, r := range starts {
+			if !ok[r.ID] && !slices.ContainsFunc(later, func(l store.Run) bool { return l.ID == r.ID }) {
+				later = append(later, r)
+			}
+		}
+		run = started
 	}
-	for range len(runs) - len(started) {
+	for _, r := range begins {
+		if readable(r) {
+			run = append(run, r)
+		} else {
+			later = append(later, r)
+		}
+	}
+	w.mu.Lock()
+	for _, r := range later {
+		delete(w.known, tokenOf(r))
 		w.wg.Done()
 	}
-	for _, run := range started {
+	w.mu.Unlock()
+	for _, run := range run {
 		actx, cancel := context.WithCancelCause(w.runCtx)
 		w.mu.Lock()
 		w.active[run.ID] = &attempt{run: run, cancel: cancel}
@@ -258,9 +328,13 @@ func (w *Worker) start(ctx context.Context, runs []store.Run) {
 			defer w.wg.Done()
 			defer cancel(nil)
 			var p store.RunFinishParams
-			if jerr != nil {
+			switch {
+			case jerr != nil:
 				p = store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("job definition: %v", jerr)}
-			} else {
+			case run.CancelRequested:
+				// Asked to stop before it was begun: it ends without executing.
+				p = store.RunFinishParams{State: store.RunCanceled, Reason: run.Reason}
+			default:
 				p = w.execute(actx, run, j.Spec)
 			}
 			p.RunID, p.Token, p.Now = run.ID, run.Token, w.p.Now()
@@ -451,10 +525,14 @@ func (w *Worker) StopTaking() {
 	w.mu.Unlock()
 }
 
-// Shutdown stops taking runs, lets running attempts finish until ctx ends, then cancels
-// them and waits until their results are recorded. Safe to call more than once.
+// Shutdown stops taking runs, hands back the runs given to this node that it had not
+// begun, lets running attempts finish until ctx ends, then cancels them and waits until
+// their results are recorded. Safe to call more than once.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.StopTaking()
+	if err := w.handBack(ctx); err != nil && ctx.Err() == nil {
+		w.p.Log.Warn("cannot hand back the runs this node had not begun; they are re-queued when it is declared lost", "err", err)
+	}
 	done := make(chan struct{})
 	go func() {
 		w.wg.Wait()
@@ -485,6 +563,38 @@ func (w *Worker) flushUnrecorded() error {
 	w.mu.Unlock()
 	if left > 0 {
 		return fmt.Errorf("stop worker: %d results could not be recorded; the next start of this node fails their runs as interrupted", left)
+	}
+	return nil
+}
+
+// handBack queues again, without spending their attempt, the runs started on this node
+// by their assignment that this worker has not begun. Called once it takes no more
+// runs; the node is closed to assignments by then (draining), so none comes after.
+// Before its first listing the worker cannot tell what an earlier process left running
+// from what it was given, and hands back nothing.
+func (w *Worker) handBack(ctx context.Context) error {
+	runs, err := w.p.Store.RunListForNode(ctx, w.p.Node)
+	if err != nil {
+		return err
+	}
+	var toks []store.RunToken
+	w.mu.Lock()
+	for _, r := range runs {
+		if w.listed && r.State == store.RunRunning && !w.known[tokenOf(r)] && w.active[r.ID] == nil {
+			toks = append(toks, store.RunToken{ID: r.ID, Token: r.Token})
+		}
+	}
+	w.mu.Unlock()
+	if len(toks) == 0 {
+		return nil
+	}
+	ids, err := w.p.Store.RunRelease(ctx, store.RunReleaseParams{Node: w.p.Node, Holder: w.p.Holder, Runs: toks, Now: w.p.Now(),
+		Reason: fmt.Sprintf("node %s stopped before beginning the run; queued again", w.p.Node)})
+	if err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		w.p.Log.Info(fmt.Sprintf("handed back %d runs this node had not begun", len(ids)), "runs", ids)
 	}
 	return nil
 }

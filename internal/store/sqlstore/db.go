@@ -27,6 +27,10 @@ type Dialect struct {
 	// change of holder waits until the fenced write commits ("" where the engine
 	// serialises writers anyway).
 	ForShare string
+	// ForKeyShare is appended to the read of a node's mode that an assignment depends on:
+	// a lock only a change of mode that closes the node (which locks the row for update)
+	// waits for, not an ordinary heartbeat ("" where writers are serialised).
+	ForKeyShare string
 	// ForUpdate is appended to reads a transaction is about to change on the strength of
 	// what it read ("" where writers are serialised).
 	ForUpdate string

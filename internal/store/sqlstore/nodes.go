@@ -34,6 +34,12 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 			return err
 		}
 		res.Lost = true
+		// Marked lost first (an update no assignment waits for, nor it for them), then
+		// locked for update: the assignments to the node still in progress commit first,
+		// and their runs are among those read next.
+		if err := s.lockNode(ctx, tx, p.Node); err != nil {
+			return err
+		}
 		runs, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running')`+s.d.ForUpdate, p.Node)
 		if err != nil {
 			return err
@@ -70,6 +76,28 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		return res, fmt.Errorf("declare node %s lost: %w", p.Node, err)
 	}
 	return res, nil
+}
+
+// closedMode says a node in this mode is given no runs (RunAssign skips it).
+func closedMode(mode string) bool {
+	return mode == "draining" || mode == "stopping" || mode == "stopped" || mode == "lost"
+}
+
+// lockNode locks a node's row for update ahead of a change of its mode that closes it to
+// assignments: the assignments in progress to it hold a key-share lock on the row
+// (RunAssign), so this waits until they commit, and what the caller reads of the node's
+// runs afterwards includes them. Ordinary heartbeats do not lock the row this way and
+// never wait for an assignment.
+func (s *DB) lockNode(ctx context.Context, tx *sql.Tx, id string) error {
+	if s.d.ForUpdate == "" {
+		return nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM nodes WHERE id = ?`+s.d.ForUpdate), id).Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lock node %s: %w", id, err)
+	}
+	return nil
 }
 
 const nodeColumns = `id, holder, address, mode, priority, capacity, running, tags, started_at, heartbeat_at`
@@ -120,6 +148,11 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 		now, err := s.now(ctx, tx, p.Now)
 		if err != nil {
 			return err
+		}
+		if closedMode(n.Mode) {
+			if err := s.lockNode(ctx, tx, n.ID); err != nil {
+				return err
+			}
 		}
 		k, err := s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,

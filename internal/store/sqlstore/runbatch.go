@@ -13,16 +13,37 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// batchRows is how many runs one multi-row statement carries: few enough parameters for
-// every engine's limit (SQLite 32766, PostgreSQL 65535), many enough that a batch costs
-// a handful of statements.
-const batchRows = 500
+// batchRows is how many runs one multi-row statement carries where each value is a
+// parameter (SQLite): few enough parameters for its limit (32766), many enough that a
+// batch costs a handful of statements. arrayRows is the same where a column of rows is
+// one array parameter (PostgreSQL), whose statements cost the same to plan for any number
+// of rows.
+const (
+	batchRows = 500
+	arrayRows = 5000
+)
+
+// batchRows is how many rows one statement built with table carries on this engine.
+func (s *DB) batchRows() int {
+	if s.d.ArrayParams {
+		return arrayRows
+	}
+	return batchRows
+}
 
 // table returns a FROM item named v whose columns c1, c2 … have the given SQL types
 // (BIGINT or TEXT) and hold rows (each with one value per column, nil for NULL), and its
 // arguments. PostgreSQL gets one array parameter per column, unnested: a statement of any
 // number of rows is then parsed and planned as fast as one of a single row, where a VALUES
 // list of hundreds of rows costs it milliseconds to plan. SQLite gets a VALUES list.
+//
+// Every statement that changes runs by such a table joins it to runs by primary key
+// (runs.id = v.c1) and compares the state the run must be in with a column of the table,
+// never with a constant: a constant state matches a partial index's predicate (runs_queued,
+// runs_node_active), and with it the planner may scan that index whole for each batch, or
+// join the batch inside a loop over it, which costs the square of the batch. Joined by key
+// alone the plan is one primary key lookup per row whatever the statistics say
+// (TestRunBatchPlans checks it on both engines).
 func (s *DB) table(types []string, rows [][]any) (string, []any) {
 	names := make([]string, len(types))
 	for i := range types {
@@ -79,17 +100,130 @@ func (s *DB) idIn(col string, ids []int64) (string, []any) {
 	return col + " IN (" + placeholders(len(ids)) + ")", args
 }
 
-// byID returns, on PostgreSQL, a condition " AND col = ANY(ids)" to add to a join of
-// runs with a table of rows keyed by id: the planner then looks the runs up by primary
-// key, where the join alone may have it scan a partial index it wrongly believes small
-// (a young table has no statistics). SQLite plans such a join by primary key already,
-// and the condition would make it scan the table of rows once per id: "" there.
-func (s *DB) byID(col string, ids []int64) (string, []any) {
-	if !s.d.ArrayParams {
-		return "", nil
+// The statements that change runs by a table of rows v (see table); ExplainBatches
+// shows how the engine plans them.
+
+// assignSQL assigns queued runs: v is (id, node, token, 'queued'); the arguments before
+// v's are the new state, the epoch and started_at (NULL unless the assignment starts).
+func assignSQL(v string) string {
+	return `UPDATE runs SET state = ?, node = v.c2, token = v.c3, attempt = attempt + 1, epoch = ?,
+		started_at = CAST(? AS BIGINT) FROM ` + v + ` WHERE runs.id = v.c1 AND runs.state = v.c4`
+}
+
+// startSQL starts assigned runs: v is (id, token, 'assigned'); started_at comes first.
+func startSQL(v string) string {
+	return `UPDATE runs SET state = 'running', started_at = ? FROM ` + v + `
+		WHERE runs.id = v.c1 AND runs.token = v.c2 AND runs.state = v.c3 RETURNING ` + runColumns
+}
+
+// finishSQL ends running attempts: v is (id, token, state, finished_at, exit code,
+// reason, 'running').
+func finishSQL(v string) string {
+	return `UPDATE runs SET state = v.c3, finished_at = v.c4, exit_code = v.c5, reason = v.c6,
+		stdout = NULL, stderr = NULL FROM ` + v + ` WHERE runs.id = v.c1 AND runs.token = v.c2 AND runs.state = v.c7
+		RETURNING runs.id`
+}
+
+// releaseSQL queues attempts again without spending them: v is (id, token, node,
+// 'assigned', 'running'); not_before and the reason come first.
+func releaseSQL(v string) string {
+	return `UPDATE runs SET state = 'queued', node = '', token = '', attempt = attempt - 1,
+		started_at = NULL, not_before = CAST(? AS BIGINT), reason = CAST(? AS TEXT) FROM ` + v + `
+		WHERE runs.id = v.c1 AND runs.token = v.c2 AND runs.node = v.c3 AND runs.state IN (v.c4, v.c5)
+		RETURNING runs.id`
+}
+
+// ExplainBatches returns the engine's plan (EXPLAIN, or SQLite's EXPLAIN QUERY PLAN) of
+// each statement that changes runs by batch, for a batch of the runs with the given ids,
+// as they are planned now; on PostgreSQL the generic plan, which a prepared statement
+// switches to after five executions. Nothing is changed. For tests and diagnosis.
+func (s *DB) ExplainBatches(ctx context.Context, ids []int64) (map[string]string, error) {
+	rows := func(f func(id int64) []any) [][]any {
+		out := make([][]any, len(ids))
+		for i, id := range ids {
+			out[i] = f(id)
+		}
+		return out
 	}
-	in, args := s.idIn(col, ids)
-	return " AND " + in, args
+	type stmt struct {
+		sql   func(string) string
+		types []string
+		rows  [][]any
+		first []any
+	}
+	stmts := map[string]stmt{
+		"assign": {assignSQL, []string{"BIGINT", "TEXT", "TEXT", "TEXT"},
+			rows(func(id int64) []any { return []any{id, "n", "t", string(store.RunQueued)} }), []any{string(store.RunRunning), int64(1), int64(1)}},
+		"start": {startSQL, []string{"BIGINT", "TEXT", "TEXT"},
+			rows(func(id int64) []any { return []any{id, "t", string(store.RunAssigned)} }), []any{int64(1)}},
+		"finish": {finishSQL, []string{"BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT"},
+			rows(func(id int64) []any {
+				return []any{id, "t", string(store.RunSucceeded), int64(1), nil, "", string(store.RunRunning)}
+			}), nil},
+		"release": {releaseSQL, []string{"BIGINT", "TEXT", "TEXT", "TEXT", "TEXT"},
+			rows(func(id int64) []any { return []any{id, "t", "n", string(store.RunAssigned), string(store.RunRunning)} }), []any{int64(1), ""}},
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	defer conn.Close()
+	out := map[string]string{}
+	for name, st := range stmts {
+		v, vargs := s.table(st.types, st.rows)
+		args := slices.Concat(st.first, vargs)
+		plan, err := s.explain(ctx, conn, s.q(st.sql(v)), args)
+		if err != nil {
+			return nil, fmt.Errorf("explain %s: %w", name, err)
+		}
+		out[name] = plan
+	}
+	return out, nil
+}
+
+// explain plans query on conn without running it.
+func (s *DB) explain(ctx context.Context, conn *sql.Conn, query string, args []any) (string, error) {
+	var q string
+	if s.d.ArrayParams {
+		// The generic plan: prepared by name, forced generic, explained on execution.
+		if _, err := conn.ExecContext(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+			return "", err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `RESET plan_cache_mode`)
+		if _, err := conn.ExecContext(ctx, `PREPARE tandem_explain AS `+query); err != nil {
+			return "", err
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `DEALLOCATE tandem_explain`)
+		ps := make([]string, len(args))
+		for i, a := range args {
+			ps[i] = literal(a) // EXECUTE takes no parameters of its own
+		}
+		q, args = `EXPLAIN EXECUTE tandem_explain(`+strings.Join(ps, ", ")+`)`, nil
+	} else {
+		q = `EXPLAIN QUERY PLAN ` + query
+	}
+	rows, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(&b, vals[len(vals)-1]) // the plan line (SQLite: its detail column)
+	}
+	return b.String(), rows.Err()
 }
 
 // RunCreateBatch implements store.Store.
@@ -173,17 +307,13 @@ func (s *DB) RunStartBatch(ctx context.Context, p store.RunStartBatchParams) ([]
 	var out []store.Run
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = nil
-		for chunk := range slices.Chunk(p.Runs, batchRows) {
+		for chunk := range slices.Chunk(p.Runs, s.batchRows()) {
 			rows := make([][]any, len(chunk))
-			ids := make([]int64, len(chunk))
 			for i, r := range chunk {
-				rows[i], ids[i] = []any{r.ID, r.Token}, r.ID
+				rows[i] = []any{r.ID, r.Token, string(store.RunAssigned)}
 			}
-			v, vargs := s.table([]string{"BIGINT", "TEXT"}, rows)
-			in, inArgs := s.byID("runs.id", ids)
-			runs, err := s.runs(ctx, tx, `UPDATE runs SET state = 'running', started_at = ? FROM `+v+`
-				WHERE runs.id = v.c1 AND runs.token = v.c2 AND runs.state = 'assigned'`+in+`
-				RETURNING `+runColumns, slices.Concat([]any{micros(p.Now)}, vargs, inArgs)...)
+			v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT"}, rows)
+			runs, err := s.runs(ctx, tx, startSQL(v), slices.Concat([]any{micros(p.Now)}, vargs)...)
 			if err != nil {
 				return err
 			}
@@ -243,7 +373,7 @@ func (s *DB) finishBatch(ctx context.Context, tx *sql.Tx, items []store.RunFinis
 		seen[p.RunID] = true
 	}
 	var refused []int // plain items the statement did not apply
-	for chunk := range slices.Chunk(plain, batchRows) {
+	for chunk := range slices.Chunk(plain, s.batchRows()) {
 		rows := make([][]any, len(chunk))
 		ids := make([]int64, len(chunk))
 		for k, i := range chunk {
@@ -252,14 +382,11 @@ func (s *DB) finishBatch(ctx context.Context, tx *sql.Tx, items []store.RunFinis
 			if p.ExitCode != nil {
 				exit = int64(*p.ExitCode)
 			}
-			rows[k], ids[k] = []any{p.RunID, p.Token, string(p.State), micros(p.Now), exit, p.Reason}, p.RunID
+			rows[k], ids[k] = []any{p.RunID, p.Token, string(p.State), micros(p.Now), exit, p.Reason, string(store.RunRunning)}, p.RunID
 		}
-		v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"}, rows)
-		in, inArgs := s.byID("runs.id", ids)
+		v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT"}, rows)
 		applied := map[int64]bool{}
-		res, err := tx.QueryContext(ctx, s.q(`UPDATE runs SET state = v.c3, finished_at = v.c4, exit_code = v.c5, reason = v.c6,
-			stdout = NULL, stderr = NULL FROM `+v+` WHERE runs.id = v.c1 AND runs.token = v.c2 AND runs.state = 'running'`+in+`
-			RETURNING runs.id`), slices.Concat(vargs, inArgs)...)
+		res, err := tx.QueryContext(ctx, s.q(finishSQL(v)), vargs...)
 		if err != nil {
 			return nil, fmt.Errorf("finish %d runs from run %d: %w", len(chunk), ids[0], err)
 		}
@@ -397,4 +524,34 @@ func (s *DB) RunLoad(ctx context.Context) ([]store.RunCount, error) {
 		return nil, fmt.Errorf("count the runs on nodes: %w", err)
 	}
 	return scanRunCounts(rows, "count the runs on nodes")
+}
+
+// literal writes an argument of a statement built with table as a PostgreSQL literal.
+func literal(a any) string {
+	quote := func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+	switch v := a.(type) {
+	case nil:
+		return "NULL"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case string:
+		return quote(v)
+	case []*int64:
+		els := make([]string, len(v))
+		for i, p := range v {
+			els[i] = "NULL"
+			if p != nil {
+				els[i] = strconv.FormatInt(*p, 10)
+			}
+		}
+		return "'{" + strings.Join(els, ",") + "}'"
+	case []string:
+		els := make([]string, len(v))
+		for i, e := range v {
+			els[i] = quote(e)
+		}
+		return "ARRAY[" + strings.Join(els, ",") + "]::text[]"
+	default:
+		return quote(fmt.Sprint(v))
+	}
 }

@@ -402,14 +402,17 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 			if _, seen := closed[a.Node]; seen {
 				continue
 			}
-			// Read under a share lock: a node's "draining" heartbeat waits for this
-			// transaction, so the runs it releases next include these.
+			// Read under a key-share lock: a change of the node's mode that closes it to
+			// assignments (a "draining" heartbeat, NodeLose) locks the row for update
+			// first and so waits for this transaction, and the runs it releases or
+			// re-queues next include these. An ordinary heartbeat updates the row without
+			// that lock and never waits here.
 			var mode string
-			err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`+s.d.ForShare), a.Node).Scan(&mode)
+			err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`+s.d.ForKeyShare), a.Node).Scan(&mode)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("read node %s: %w", a.Node, err)
 			}
-			closed[a.Node] = mode == "draining" || mode == "stopping" || mode == "stopped" || mode == "lost"
+			closed[a.Node] = closedMode(mode)
 		}
 		var open []store.Assignment
 		for _, a := range p.Assignments {
@@ -417,16 +420,17 @@ func (s *DB) RunAssign(ctx context.Context, p store.RunAssignParams) (int, error
 				open = append(open, a)
 			}
 		}
-		for chunk := range slices.Chunk(open, batchRows) {
+		state, started := store.RunAssigned, any(nil)
+		if p.Start {
+			state, started = store.RunRunning, micros(p.Now)
+		}
+		for chunk := range slices.Chunk(open, s.batchRows()) {
 			rows := make([][]any, len(chunk))
-			ids := make([]int64, len(chunk))
 			for i, a := range chunk {
-				rows[i], ids[i] = []any{a.RunID, a.Node, a.Token}, a.RunID
+				rows[i] = []any{a.RunID, a.Node, a.Token, string(store.RunQueued)}
 			}
-			v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT"}, rows)
-			in, inArgs := s.byID("runs.id", ids)
-			k, err := s.exec(ctx, tx, `UPDATE runs SET state = 'assigned', node = v.c2, token = v.c3, attempt = attempt + 1, epoch = ?
-				FROM `+v+` WHERE runs.id = v.c1 AND runs.state = 'queued'`+in, slices.Concat([]any{p.Epoch}, vargs, inArgs)...)
+			v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT", "TEXT"}, rows)
+			k, err := s.exec(ctx, tx, assignSQL(v), slices.Concat([]any{string(state), p.Epoch, started}, vargs)...)
 			if err != nil {
 				return fmt.Errorf("assign %d runs from run %d: %w", len(chunk), chunk[0].RunID, err)
 			}
@@ -463,6 +467,25 @@ func (s *DB) RunRelease(ctx context.Context, p store.RunReleaseParams) ([]int64,
 		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
 			return err
 		}
+		if p.Holder != "" {
+			// Locked so that a claim of the node id by another process waits, or is seen.
+			var holder string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT holder FROM nodes WHERE id = ?`+s.d.ForUpdate), p.Node).Scan(&holder)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && holder != p.Holder) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read node %s: %w", p.Node, err)
+			}
+		}
+		if p.Runs != nil {
+			var err error
+			ids, err = s.releaseAttempts(ctx, tx, p)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			return s.notify(ctx, tx, TopicRuns, "")
+		}
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM runs WHERE node = ? AND state = 'assigned'`+s.d.ForUpdate), p.Node)
 		if err != nil {
 			return err
@@ -494,6 +517,37 @@ func (s *DB) RunRelease(ctx context.Context, p store.RunReleaseParams) ([]int64,
 	if err != nil {
 		return nil, fmt.Errorf("release the runs assigned to node %s: %w", p.Node, err)
 	}
+	return ids, nil
+}
+
+// releaseAttempts queues again the attempts p.Runs names that are still current on
+// p.Node, without spending them, and returns their runs' ids in order.
+func (s *DB) releaseAttempts(ctx context.Context, tx *sql.Tx, p store.RunReleaseParams) ([]int64, error) {
+	var ids []int64
+	for chunk := range slices.Chunk(p.Runs, s.batchRows()) {
+		rows := make([][]any, len(chunk))
+		for i, r := range chunk {
+			rows[i] = []any{r.ID, r.Token, p.Node, string(store.RunAssigned), string(store.RunRunning)}
+		}
+		v, vargs := s.table([]string{"BIGINT", "TEXT", "TEXT", "TEXT", "TEXT"}, rows)
+		res, err := tx.QueryContext(ctx, s.q(releaseSQL(v)), slices.Concat([]any{micros(p.Now), p.Reason}, vargs)...)
+		if err != nil {
+			return nil, fmt.Errorf("release %d attempts: %w", len(chunk), err)
+		}
+		for res.Next() {
+			var id int64
+			if err := res.Scan(&id); err != nil {
+				res.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(ids)
 	return ids, nil
 }
 

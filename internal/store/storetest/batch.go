@@ -230,3 +230,53 @@ func testRunListDispatchablePages(t *testing.T, s store.Store) {
 		t.Fatalf("candidates with every job skipped: %+v, want none", c)
 	}
 }
+
+// An assignment with Start is the attempt's start: the runs are running at once. The
+// node's own process hands back the attempts it never began, each only under its current
+// token and only while the node id is still that process's; a superseded token is
+// refused afterwards.
+func testRunAssignStart(t *testing.T, s store.Store) {
+	apply(t, s, spec("as"))
+	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "n1", Holder: "n1#a", Mode: "standby", Capacity: 4}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	runs := must[[]store.Run](t)(s.RunCreateBatch(ctx(t), store.RunCreateBatchParams{Job: "as", Count: 3, Now: t0}))
+	var as []store.Assignment
+	for _, r := range runs {
+		as = append(as, store.Assignment{RunID: r.ID, Node: "n1", Token: fmt.Sprintf("tok-%d", r.ID)})
+	}
+	if n, err := s.RunAssign(ctx(t), store.RunAssignParams{Now: t0.Add(time.Second), Assignments: as, Start: true}); err != nil || n != 3 {
+		t.Fatalf("assign with start: %d, %v", n, err)
+	}
+	for _, r := range must[[]store.Run](t)(s.RunListForNode(ctx(t), "n1")) {
+		if r.State != store.RunRunning || r.Attempt != 1 || r.StartedAt == nil || !r.StartedAt.Equal(t0.Add(time.Second)) {
+			t.Fatalf("run assigned with start: %+v", r)
+		}
+	}
+	load := must[[]store.RunCount](t)(s.RunLoad(ctx(t)))
+	if len(load) != 1 || load[0] != (store.RunCount{Node: "n1", State: store.RunRunning, Count: 3}) {
+		t.Fatalf("RunLoad = %+v", load)
+	}
+	give := []store.RunToken{{ID: runs[0].ID, Token: as[0].Token}, {ID: runs[1].ID, Token: "stale"}}
+	p := store.RunReleaseParams{Node: "n1", Holder: "n1#b", Runs: give, Now: t0.Add(2 * time.Second), Reason: "not begun"}
+	if ids := must[[]int64](t)(s.RunRelease(ctx(t), p)); len(ids) != 0 {
+		t.Fatalf("a process that does not hold the node id handed back %v", ids)
+	}
+	p.Holder = "n1#a"
+	ids := must[[]int64](t)(s.RunRelease(ctx(t), p))
+	if len(ids) != 1 || ids[0] != runs[0].ID {
+		t.Fatalf("handed back %v, want only run %d (the other token is stale)", ids, runs[0].ID)
+	}
+	got := must[store.Run](t)(s.RunGet(ctx(t), runs[0].ID))
+	if got.State != store.RunQueued || got.Attempt != 0 || got.Token != "" || got.Node != "" || got.StartedAt != nil || got.Reason != "not begun" {
+		t.Fatalf("handed back run: %+v, want queued, no attempt spent", got)
+	}
+	if got := must[store.Run](t)(s.RunGet(ctx(t), runs[1].ID)); got.State != store.RunRunning {
+		t.Fatalf("run under another token: %+v", got)
+	}
+	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: runs[0].ID, Token: as[0].Token, Now: t0, State: store.RunSucceeded})
+	wantErr(t, err, store.ErrStale)
+	if ids := must[[]int64](t)(s.RunRelease(ctx(t), p)); len(ids) != 0 {
+		t.Fatalf("handed back %v twice", ids)
+	}
+}

@@ -43,6 +43,8 @@ func Run(t *testing.T, open Open) {
 		"RunCreateIdempotent":          testRunCreateIdempotent,
 		"RunStartBatch":                testRunStartBatch,
 		"RunFinishBatch":               testRunFinishBatch,
+		"RunBatchPlans":                testRunBatchPlans,
+		"RunAssignStart":               testRunAssignStart,
 		"RunListDispatchablePages":     testRunListDispatchablePages,
 		"DispatchQueueOverlap":         testDispatchQueueOverlap,
 		"OutputsExpire":                testOutputsExpire,
