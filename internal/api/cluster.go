@@ -129,6 +129,46 @@ func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NodeActionResult{Node: id, Action: action, Mode: mode})
 }
 
+// WeightRequest is the body of POST /api/v1/nodes/NODE/weight.
+type WeightRequest struct {
+	Weight float64 `json:"weight"`
+}
+
+// WeightResult is the answer of a weight change.
+type WeightResult struct {
+	Node   string  `json:"node"`
+	Weight float64 `json:"weight"`
+}
+
+// nodeWeight sets a node's load-balancing weight; any node accepts it and forwards it
+// to the node named, which stores it.
+func (s *Server) nodeWeight(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		s.writeError(w, r, &badRequest{"body", "read request: " + err.Error()})
+		return
+	}
+	var req WeightRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.writeError(w, r, &badRequest{"weight", "want {\"weight\": NUMBER}: " + err.Error()})
+		return
+	}
+	if !(req.Weight > 0 && req.Weight <= 1e6) {
+		s.writeError(w, r, &badRequest{"weight", fmt.Sprintf("must be a number above 0 and at most 1e6, got %g", req.Weight)})
+		return
+	}
+	if id != s.b.NodeID() {
+		s.forward(w, r, id, body)
+		return
+	}
+	if err := s.b.NodeWeight(r.Context(), req.Weight, s.requester(r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, WeightResult{Node: id, Weight: req.Weight})
+}
+
 // forward sends the request to node id and relays its answer.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, body []byte) {
 	if by := r.Header.Get(forwardedHeader); by != "" {

@@ -41,11 +41,15 @@ type Backend interface {
 	// on this node for `by` (who asked) and returns its new mode; store.ErrConflict where
 	// it makes no sense.
 	NodeAction(ctx context.Context, action, by string) (string, error)
+	// NodeWeight sets and stores this node's load-balancing weight, for `by`.
+	NodeWeight(ctx context.Context, weight float64, by string) error
 	// Switch hands the primary role over to `to` (the best standby when empty); only on
 	// the primary. It returns the successor.
 	Switch(ctx context.Context, to string) (string, error)
 	// LeaseHint asks this node to look at the lease now.
 	LeaseHint()
+	// WorkHint asks this node's worker to look for runs assigned to it now.
+	WorkHint()
 }
 
 // Server serves the REST API.
@@ -88,8 +92,13 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
 	mux.HandleFunc("POST /api/v1/switch", s.switchover)
 	mux.HandleFunc("POST /api/v1/nodes/{id}/{action}", s.nodeAction)
+	mux.HandleFunc("POST /api/v1/nodes/{id}/weight", s.nodeWeight)
 	mux.HandleFunc("POST /api/v1/internal/lease-hint", func(w http.ResponseWriter, r *http.Request) {
 		s.b.LeaseHint()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/v1/internal/work-hint", func(w http.ResponseWriter, r *http.Request) {
+		s.b.WorkHint()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("/", s.unrouted(mux))

@@ -24,17 +24,19 @@ type fakeBackend struct {
 	status Status
 }
 
-func (b *fakeBackend) Status(context.Context) (Status, error)     { return b.status, nil }
-func (b *fakeBackend) JobsChanged()                               {}
-func (b *fakeBackend) RunsQueued()                                {}
-func (b *fakeBackend) CancelLocal(int64, string)                  {}
-func (b *fakeBackend) NodeID() string                             { return "a" }
-func (b *fakeBackend) NodeAddress(context.Context, string) string { return "127.0.0.1:1" }
-func (b *fakeBackend) OutputPath(o store.Output) string           { return filepath.Join("/nonexistent", o.Name) }
+func (b *fakeBackend) Status(context.Context) (Status, error)            { return b.status, nil }
+func (b *fakeBackend) JobsChanged()                                      {}
+func (b *fakeBackend) RunsQueued()                                       {}
+func (b *fakeBackend) CancelLocal(int64, string)                         {}
+func (b *fakeBackend) NodeID() string                                    { return "a" }
+func (b *fakeBackend) NodeAddress(context.Context, string) string        { return "127.0.0.1:1" }
+func (b *fakeBackend) OutputPath(o store.Output) string                  { return filepath.Join("/nonexistent", o.Name) }
+func (b *fakeBackend) NodeWeight(context.Context, float64, string) error { return nil }
 func (b *fakeBackend) NodeAction(context.Context, string, string) (string, error) {
 	return "standby", nil
 }
 func (b *fakeBackend) Switch(_ context.Context, to string) (string, error) { return to, nil }
+func (b *fakeBackend) WorkHint()                                           {}
 func (b *fakeBackend) LeaseHint()                                          {}
 
 // outputsOn makes every run's one output, out.csv, kept on node.

@@ -80,6 +80,7 @@ type NodeStatus struct {
 	Queued      int       `json:"queued"`
 	Capacity    int       `json:"capacity"`
 	Priority    int       `json:"priority"`
+	Weight      float64   `json:"weight"`
 	Tags        []string  `json:"tags"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 	Services    []Service `json:"services"`

@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tandemhq/tandem/internal/config"
 )
 
 func newSwitchCmd(g *globals) *cobra.Command {
@@ -72,6 +75,26 @@ func newNodeCmd(g *globals) *cobra.Command {
 			},
 		})
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "weight NODE WEIGHT",
+		Short: "Set a node's load-balancing weight (above 0; weighted-min-load gives it runs in proportion); stored, it outlives the node's process",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, err := strconv.ParseFloat(args[1], 64)
+			if err != nil || !(w > 0 && w <= config.WeightMax) {
+				return fmt.Errorf("weight: %q is not a number above 0 and at most %g", args[1], float64(config.WeightMax))
+			}
+			res, err := g.client().NodeWeight(cmd.Context(), args[0], w)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(res)
+			}
+			fmt.Fprintf(g.out, "node %s: weight %g\n", res.Node, res.Weight)
+			return nil
+		},
+	})
 	return cmd
 }
 

@@ -37,6 +37,8 @@ func newServerCmd() *cobra.Command {
 	f.Int("priority", 0, "takeover priority among standbys, 0 first")
 	f.StringSlice("tags", nil, "node tags, comma separated")
 	f.Int("capacity", config.CapacityDefault, "runs executed at once")
+	f.Float64("weight", 0, "load-balancing weight, above 0 (default: the weight stored for this node, else 1)")
+	f.String("dispatch-algorithm", "", "the cluster's load-balancing algorithm: round-robin, min-load, weighted-min-load or random (stored; default: the stored one, else round-robin)")
 	f.Duration("shutdown-grace", config.ShutdownGraceDefault, "how long running runs may finish after SIGTERM")
 	f.Bool("worker", false, "worker only: never take the primary role")
 	f.Bool("failback", false, "take the primary role back from a node of worse priority after --failback-hold")
@@ -104,6 +106,10 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	if f.Changed("capacity") {
 		c.Capacity, _ = f.GetInt("capacity")
 	}
+	if f.Changed("weight") {
+		c.Weight, _ = f.GetFloat64("weight")
+	}
+	str("dispatch-algorithm", &c.Dispatch.Algorithm)
 	if f.Changed("tags") {
 		c.Tags, _ = f.GetStringSlice("tags")
 	}

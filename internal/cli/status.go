@@ -34,7 +34,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(g.out)
 			w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tADDRESS\tMODE\tRUNNING\tQUEUED\tPRIORITY\tEPOCH\tSERVICES")
+			fmt.Fprintln(w, "NODE\tADDRESS\tMODE\tRUNNING\tQUEUED\tPRIORITY\tWEIGHT\tEPOCH\tSERVICES")
 			for _, n := range st.Nodes {
 				var svc []string
 				for _, s := range n.Services {
@@ -44,7 +44,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if n.ID == st.Primary {
 					epoch = fmt.Sprint(st.Epoch)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", n.ID, n.Address, n.Mode, n.Running, n.Capacity, n.Queued, n.Priority, epoch, strings.Join(svc, ", "))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%g\t%s\t%s\n", n.ID, n.Address, n.Mode, n.Running, n.Capacity, n.Queued, n.Priority, n.Weight, epoch, strings.Join(svc, ", "))
 			}
 			if err := w.Flush(); err != nil {
 				return err

@@ -363,6 +363,17 @@ func (c *Client) Switch(ctx context.Context, to string) (api.SwitchResult, error
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/switch", body: body, ctype: "application/json"}, &out)
 }
 
+// NodeWeight sets a node's load-balancing weight (stored; it outlives the node's process).
+func (c *Client) NodeWeight(ctx context.Context, node string, weight float64) (api.WeightResult, error) {
+	var out api.WeightResult
+	body, err := json.Marshal(api.WeightRequest{Weight: weight})
+	if err != nil {
+		return out, err
+	}
+	return out, c.call(ctx, request{method: "POST", path: "/api/v1/nodes/" + url.PathEscape(node) + "/weight", body: body,
+		ctype: "application/json", idempotent: true}, &out)
+}
+
 // NodeAction performs an operator action (suspend, resume, standby, stop, restart) on a
 // node. Any server accepts it and forwards it to that node. Suspend, resume and standby
 // set a state, so they are idempotent; stop and restart are not.

@@ -94,7 +94,9 @@ func (nopBackend) NodeID() string                                             { 
 func (nopBackend) NodeAddress(context.Context, string) string                 { return "" }
 func (nopBackend) OutputPath(o store.Output) string                           { return o.Name }
 func (nopBackend) NodeAction(context.Context, string, string) (string, error) { return "standby", nil }
+func (nopBackend) NodeWeight(context.Context, float64, string) error          { return nil }
 func (nopBackend) Switch(_ context.Context, to string) (string, error)        { return to, nil }
+func (nopBackend) WorkHint()                                                  {}
 func (nopBackend) LeaseHint()                                                 {}
 
 // A frozen first server costs a client its timeout, not a minute: it moves on to the next.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/dispatch"
@@ -57,7 +58,12 @@ type Params struct {
 }
 
 // Membership is one node's view of the cluster's nodes.
-type Membership struct{ p Params }
+type Membership struct {
+	p Params
+
+	mu    sync.Mutex
+	addrs map[string]string // node id → advertised address, as Targets last read them
+}
 
 // New returns a membership; it starts nothing.
 func New(p Params) *Membership {
@@ -73,7 +79,7 @@ func New(p Params) *Membership {
 	if p.DeadCheck <= 0 {
 		p.DeadCheck = max(p.Interval/4, time.Millisecond)
 	}
-	return &Membership{p: p}
+	return &Membership{p: p, addrs: map[string]string{}}
 }
 
 // Silence is how long a node may go without a heartbeat before it is lost.
@@ -182,14 +188,26 @@ func (m *Membership) Targets(ctx context.Context) ([]dispatch.Target, error) {
 	for _, c := range load {
 		busy[c.Node] += c.Count
 	}
+	m.mu.Lock()
+	for _, nd := range nodes {
+		m.addrs[nd.ID] = nd.Address
+	}
+	m.mu.Unlock()
 	var out []dispatch.Target
 	for _, nd := range nodes {
 		if nd.Mode == ModeDraining || nd.Capacity == 0 {
 			continue
 		}
-		out = append(out, dispatch.Target{ID: nd.ID, Free: max(nd.Capacity-busy[nd.ID], 0), Tags: nd.Tags})
+		out = append(out, dispatch.Target{ID: nd.ID, Free: max(nd.Capacity-busy[nd.ID], 0), Running: busy[nd.ID], Weight: nd.Weight, Tags: nd.Tags})
 	}
 	return out, nil
+}
+
+// AddressOf is the advertised address of a node that Targets listed last ("" if none).
+func (m *Membership) AddressOf(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addrs[id]
 }
 
 // Reap runs on the primary under epoch: every heartbeat interval it declares silent

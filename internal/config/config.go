@@ -8,15 +8,19 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/caarlos0/env/v11"
+
+	"github.com/tandemhq/tandem/internal/job"
 )
 
 // Defaults.
@@ -36,6 +40,8 @@ const (
 	LeaseProfileDefault       = "fast"
 	LogLevelDefault           = "info"
 	LogFormatDefault          = "text"
+	// WeightMax bounds a node's load-balancing weight.
+	WeightMax = 1e6
 )
 
 // Config is a server's whole configuration.
@@ -57,6 +63,9 @@ type Config struct {
 	Tags []string `toml:"tags" env:"TAGS" envSeparator:","`
 	// Capacity is how many runs this node executes at once. Default 4.
 	Capacity int `toml:"capacity" env:"CAPACITY"`
+	// Weight is this node's load-balancing weight (weighted-min-load gives it runs in
+	// proportion). 0 keeps the weight stored for the node (`tandem node weight`), else 1.
+	Weight float64 `toml:"weight" env:"WEIGHT"`
 	// ShutdownGrace is how long running runs may finish after SIGTERM. Default 30s.
 	ShutdownGrace time.Duration `toml:"shutdown_grace" env:"SHUTDOWN_GRACE"`
 	// OutputRetention is how long outputs are kept after their run ends. Default 720h.
@@ -81,6 +90,8 @@ type Config struct {
 	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
 	CommandGuard string `toml:"-"`
 
+	Dispatch Dispatch `toml:"dispatch" envPrefix:"DISPATCH_"`
+
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
 	Log       Log       `toml:"log" envPrefix:"LOG_"`
@@ -98,6 +109,14 @@ type Lease struct {
 	TTL time.Duration `toml:"ttl" env:"TTL"`
 	// Margin is how long before TTL the holder stops trusting its role. Default 0.5s.
 	Margin time.Duration `toml:"margin" env:"MARGIN"`
+}
+
+// Dispatch configures load balancing.
+type Dispatch struct {
+	// Algorithm is the cluster's load-balancing algorithm: round-robin, min-load,
+	// weighted-min-load or random. Stored in the repository when set, so every primary
+	// uses the same; "" keeps the stored one (round-robin when none is).
+	Algorithm string `toml:"algorithm" env:"ALGORITHM"`
 }
 
 // Heartbeat configures membership.
@@ -233,6 +252,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity < 0 || c.Capacity > 10000 {
 		bad("capacity", "must be between 0 (runs nothing) and 10000, got %d", c.Capacity)
+	}
+	if c.Weight < 0 || c.Weight > WeightMax || math.IsNaN(c.Weight) {
+		bad("weight", "must be a number above 0 and at most %g (0 or unset: keep the stored weight, else 1), got %g", float64(WeightMax), c.Weight)
+	}
+	if a := c.Dispatch.Algorithm; a != "" && !slices.Contains(job.BalanceAlgorithms, a) {
+		bad("dispatch.algorithm", "%q is not a load-balancing algorithm (allowed: %s)", a, strings.Join(job.BalanceAlgorithms, ", "))
 	}
 	if c.ShutdownGrace < 0 {
 		bad("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)

@@ -90,6 +90,8 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"node_id", func(c *config.Config) { c.NodeID = "a b" }, "no spaces"},
 		{"priority", func(c *config.Config) { c.Priority = -1 }, "between 0"},
 		{"capacity", func(c *config.Config) { c.Capacity = 10001 }, "between 0"},
+		{"weight", func(c *config.Config) { c.Weight = -1 }, "above 0"},
+		{"dispatch.algorithm", func(c *config.Config) { c.Dispatch.Algorithm = "fastest" }, "round-robin, min-load, weighted-min-load, random"},
 		{"shutdown_grace", func(c *config.Config) { c.ShutdownGrace = -time.Second }, "negative"},
 		{"output_retention", func(c *config.Config) { c.OutputRetention = time.Second }, "at least 1m"},
 		{"output_limit", func(c *config.Config) { c.OutputLimit = 10 }, "between 1024"},

@@ -1,9 +1,11 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -27,9 +29,11 @@ const PollDefault = 200 * time.Millisecond
 
 // Target is a node that can take runs.
 type Target struct {
-	ID   string
-	Free int // runs it can take now
-	Tags []string
+	ID      string
+	Free    int // runs it can take now
+	Running int // runs assigned to or running on it: its load
+	Weight  float64
+	Tags    []string
 }
 
 // Params configures a Dispatcher.
@@ -43,13 +47,22 @@ type Params struct {
 	// Assigned is called with the nodes that were given runs (to wake their workers).
 	Assigned func(nodes []string)
 	Poll     time.Duration
+	// Algorithm returns the cluster's load-balancing algorithm (read from the repository,
+	// so every primary uses the same); nil or "": round-robin. A job's own `balance`
+	// overrides it.
+	Algorithm func(ctx context.Context) string
+	// Local is the primary's own node id: min-load algorithms prefer it on ties.
+	Local string
+	// Rand drives the random algorithm; nil: seeded from the runtime.
+	Rand *rand.Rand
 }
 
-// Dispatcher assigns queued runs round-robin over the nodes with free capacity.
+// Dispatcher assigns queued runs to the nodes with free capacity, by the cluster's (or
+// the job's) load-balancing algorithm.
 type Dispatcher struct {
 	p    Params
 	wake chan struct{}
-	next int // round-robin position
+	bal  balancer
 }
 
 // New returns a dispatcher; call Run to start it.
@@ -60,7 +73,10 @@ func New(p Params) *Dispatcher {
 	if p.Poll <= 0 {
 		p.Poll = PollDefault
 	}
-	return &Dispatcher{p: p, wake: make(chan struct{}, 1)}
+	if p.Rand == nil {
+		p.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return &Dispatcher{p: p, wake: make(chan struct{}, 1), bal: balancer{local: p.Local, rng: p.Rand}}
 }
 
 // Wake asks the dispatcher to look for queued runs now. It never blocks.
@@ -116,6 +132,10 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 	if free == 0 {
 		return 0, nil
 	}
+	algorithm := AlgorithmDefault
+	if d.p.Algorithm != nil {
+		algorithm = cmp.Or(d.p.Algorithm(ctx), AlgorithmDefault)
+	}
 	now := d.p.Now()
 	var as []store.Assignment
 	skip := map[int64]bool{}
@@ -138,12 +158,13 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 				skipJob(&list, skip, id)
 				continue
 			}
-			i := d.pick(targets, c.Spec.Tags)
+			i := d.bal.pick(targets, c.Spec.Tags, cmp.Or(c.Spec.Balance, algorithm))
 			if i < 0 {
 				skipJob(&list, skip, id)
 				continue
 			}
 			targets[i].Free--
+			targets[i].Running++
 			as = append(as, store.Assignment{RunID: c.Run.ID, Node: targets[i].ID, Token: newToken()})
 			if c.Spec.Overlap == job.OverlapQueue {
 				skipJob(&list, skip, id) // its one run is out now
@@ -178,19 +199,6 @@ func (d *Dispatcher) Once(ctx context.Context) (int, error) {
 func skipJob(list *store.RunListDispatchableParams, skip map[int64]bool, id int64) {
 	skip[id] = true
 	list.SkipJobs = append(list.SkipJobs, id)
-}
-
-// pick chooses the next node round-robin among those with free capacity and every tag.
-func (d *Dispatcher) pick(targets []Target, tags []string) int {
-	for k := range targets {
-		i := (d.next + k) % len(targets)
-		t := targets[i]
-		if t.Free > 0 && hasAll(t.Tags, tags) {
-			d.next = i + 1
-			return i
-		}
-	}
-	return -1
 }
 
 func hasAll(have, want []string) bool {

@@ -53,6 +53,8 @@ type Spec struct {
 	RetryBackoff    Duration `json:"retry_backoff,omitempty" toml:"retry_backoff"`
 	RetryBackoffMax Duration `json:"retry_backoff_max,omitempty" toml:"retry_backoff_max"`
 	Tags            []string `json:"tags,omitempty" toml:"tags"`
+	// Balance overrides the cluster's load-balancing algorithm for this job's runs.
+	Balance string `json:"balance,omitempty" toml:"balance"`
 
 	Command *Command  `json:"command,omitempty" toml:"command"`
 	HTTP    *HTTP     `json:"http,omitempty" toml:"http"`

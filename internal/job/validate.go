@@ -52,6 +52,10 @@ func (s *Spec) Default() {
 	}
 }
 
+// BalanceAlgorithms are the values `balance` takes: the dispatcher's algorithms (see
+// internal/dispatch, which checks it names the same).
+var BalanceAlgorithms = []string{"round-robin", "min-load", "weighted-min-load", "random"}
+
 // Validate checks every field and returns the first problem as a *ValidationError.
 func (s *Spec) Validate() error {
 	err := s.validate()
@@ -100,6 +104,9 @@ func (s *Spec) validate() error {
 		if strings.TrimSpace(tag) == "" || strings.ContainsAny(tag, ", ") {
 			return invalid(fmt.Sprintf("tags[%d]", i), "%q is not a tag: use a non-empty word without spaces or commas", tag)
 		}
+	}
+	if s.Balance != "" && !slices.Contains(BalanceAlgorithms, s.Balance) {
+		return invalid("balance", "%q is not a load-balancing algorithm (allowed: %s)", s.Balance, strings.Join(BalanceAlgorithms, ", "))
 	}
 	if err := s.validateExecutor(); err != nil {
 		return err

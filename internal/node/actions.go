@@ -131,10 +131,14 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 }
 
 // hint tells a node to look at the lease now. Best effort: it polls anyway.
-func (n *Node) hint(addr string) {
+func (n *Node) hint(addr string) { n.post(addr, "/api/v1/internal/lease-hint") }
+
+// post sends a bodiless hint to the node at addr. Best effort: hints only make things
+// happen sooner.
+func (n *Node) post(addr, path string) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Lease.TTL)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/internal/lease-hint", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, nil)
 	if err != nil {
 		return
 	}

@@ -64,12 +64,14 @@ type Node struct {
 	peers   *http.Client // node-to-node calls: hints and forwarded operator actions
 
 	mu         sync.Mutex
-	epoch      int64 // while primary
-	suspended  bool  // the primary role's stored suspension, as this primary read or set it
-	held       bool  // this node's stored standby hold
+	epoch      int64   // while primary
+	suspended  bool    // the primary role's stored suspension, as this primary read or set it
+	held       bool    // this node's stored standby hold
+	weight     float64 // load-balancing weight, as stored or configured
 	stopping   bool
 	role       *role              // services running while primary and not suspended
 	reaper     func()             // stops the reaper of lost nodes, running while primary
+	hinting    map[string]bool    // nodes a work hint is on its way to
 	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)
 	// cancel ends the services a stopping node gives up first (the lease, firing,
 	// taking work); endLife ends what runs until the node has drained (heartbeats,
@@ -88,7 +90,7 @@ type Node struct {
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
-		stopReq: make(chan struct{}), peers: &http.Client{Timeout: 10 * time.Second}}
+		stopReq: make(chan struct{}), hinting: map[string]bool{}, peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.RunsQueued, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
@@ -168,6 +170,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.loadHold(ctx); err != nil {
 		return err
+	}
+	if err := n.applyBalanceConfig(ctx); err != nil {
+		return fmt.Errorf("load balancing settings: %w", err)
 	}
 	if err := n.claim(ctx); err != nil {
 		return err
@@ -351,7 +356,10 @@ func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
 
 // describe is this node as its heartbeats report it.
 func (n *Node) describe() store.Node {
-	return store.Node{ID: n.cfg.NodeID, Holder: n.holder, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority,
+	n.mu.Lock()
+	weight := n.weight
+	n.mu.Unlock()
+	return store.Node{ID: n.cfg.NodeID, Holder: n.holder, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority, Weight: weight,
 		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
 }
 

@@ -94,7 +94,8 @@ func (n *Node) startRole(epoch int64) {
 	r.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler"), Epoch: epoch,
 		Now: n.clock.Now, Observe: func([]store.FireResult, time.Time) { r.disp.Wake() }})
 	r.disp = dispatch.New(dispatch.Params{Store: n.store, Log: n.log.With("component", "dispatcher"), Epoch: epoch,
-		Now: n.clock.Now, Targets: n.members.Targets, Assigned: n.assigned})
+		Now: n.clock.Now, Targets: n.members.Targets, Assigned: n.assigned, Local: n.cfg.NodeID,
+		Algorithm: (&algorithmCache{st: n.store}).get})
 	run := func(name string, fn func(context.Context) error) {
 		r.wg.Add(1)
 		go func() {
@@ -172,15 +173,48 @@ func (n *Node) event(typ, msg string, data map[string]any) {
 	}
 }
 
-// assigned wakes the workers that were given runs: this node's at once; others learn of
-// it from the repository (a pushed wake-up on PostgreSQL, their polling everywhere).
+// assigned wakes the workers that were given runs: this node's at once, the others with
+// a hint over HTTP (and, on PostgreSQL, a pushed wake-up). Hints only make things sooner:
+// every worker polls the repository anyway. One hint per node is in flight at a time; runs
+// assigned meanwhile get one more hint when it is back.
 func (n *Node) assigned(nodes []string) {
 	for _, id := range nodes {
 		if id == n.cfg.NodeID {
 			n.worker.Wake()
+			continue
 		}
+		addr := n.members.AddressOf(id)
+		if addr == "" {
+			continue
+		}
+		n.mu.Lock()
+		_, busy := n.hinting[id]
+		n.hinting[id] = busy // true: send another once the one in flight is back
+		n.mu.Unlock()
+		if busy {
+			continue
+		}
+		n.goFn(func() {
+			for {
+				n.post(addr, "/api/v1/internal/work-hint")
+				n.mu.Lock()
+				again := n.hinting[id]
+				if !again {
+					delete(n.hinting, id)
+				} else {
+					n.hinting[id] = false
+				}
+				n.mu.Unlock()
+				if !again {
+					return
+				}
+			}
+		})
 	}
 }
+
+// WorkHint implements api.Backend.
+func (n *Node) WorkHint() { n.worker.Wake() }
 
 // bestStandby is the node a stopping primary hands the lease to.
 func (n *Node) bestStandby(ctx context.Context) string {

@@ -121,6 +121,10 @@ type Store interface {
 
 	// HoldSet stores an operator hold (replacing one on the same target); HoldClear
 	// removes it (ErrNotFound when there is none); HoldList lists them by target.
+	// SettingGet reads a stored setting (ErrNotFound when unset); SettingSet stores one.
+	SettingGet(ctx context.Context, key string) (string, error)
+	SettingSet(ctx context.Context, key, value string, now time.Time) error
+
 	HoldSet(ctx context.Context, h Hold) error
 	HoldClear(ctx context.Context, target string) error
 	HoldList(ctx context.Context) ([]Hold, error)
@@ -453,6 +457,12 @@ type NodeClaimParams struct {
 	Replace string
 	Now     time.Time
 }
+
+// Settings keys.
+const (
+	SettingDispatchAlgorithm = "dispatch.algorithm" // the cluster's load-balancing algorithm
+	SettingNodeWeightPrefix  = "node.weight/"       // + node id: its weight as an operator set it
+)
 
 // Hold kinds and the target of the primary role's suspension.
 const (

@@ -90,6 +90,7 @@ type Node struct {
 	Priority    int
 	Capacity    int
 	Running     int
+	Weight      float64 // load-balancing weight; 1 by default
 	Tags        []string
 	StartedAt   time.Time
 	HeartbeatAt time.Time

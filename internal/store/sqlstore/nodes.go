@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -100,7 +101,7 @@ func (s *DB) lockNode(ctx context.Context, tx *sql.Tx, id string) error {
 	return nil
 }
 
-const nodeColumns = `id, holder, address, mode, priority, capacity, running, tags, started_at, heartbeat_at`
+const nodeColumns = `id, holder, address, mode, priority, capacity, running, weight, tags, started_at, heartbeat_at`
 
 // NodeClaim implements store.Store.
 func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
@@ -123,11 +124,11 @@ func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 		case holder != p.Replace && holder != n.Holder:
 			return fmt.Errorf("held by %s: %w", holder, store.ErrClaimed)
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err = s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, address = excluded.address, mode = excluded.mode,
-			priority = excluded.priority, capacity = excluded.capacity, running = excluded.running, tags = excluded.tags,
-			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
-			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
+			priority = excluded.priority, capacity = excluded.capacity, running = excluded.running, weight = excluded.weight,
+			tags = excluded.tags, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
 		return err
 	})
 	if err != nil {
@@ -154,11 +155,11 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 				return err
 			}
 		}
-		k, err := s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		k, err := s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
-			capacity = excluded.capacity, running = excluded.running, tags = excluded.tags, started_at = excluded.started_at,
-			heartbeat_at = excluded.heartbeat_at WHERE nodes.holder = excluded.holder`,
-			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, string(tags), micros(n.StartedAt), micros(now))
+			capacity = excluded.capacity, running = excluded.running, weight = excluded.weight, tags = excluded.tags,
+			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at WHERE nodes.holder = excluded.holder`,
+			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
 		if err == nil && k == 0 {
 			err = store.ErrClaimed
 		}
@@ -184,7 +185,7 @@ func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
 		var n store.Node
 		var tags string
 		var started, beat int64
-		if err := rows.Scan(&n.ID, &n.Holder, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &tags, &started, &beat); err != nil {
+		if err := rows.Scan(&n.ID, &n.Holder, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &n.Weight, &tags, &started, &beat); err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
 		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
@@ -245,4 +246,40 @@ func (s *DB) HoldList(ctx context.Context) ([]store.Hold, error) {
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+// weightOf is a node's weight as stored: 1 unless set.
+func weightOf(n store.Node) float64 {
+	if n.Weight <= 0 {
+		return 1
+	}
+	return n.Weight
+}
+
+// SettingGet implements store.Store.
+func (s *DB) SettingGet(ctx context.Context, key string) (string, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var v string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound("setting", key)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SettingSet implements store.Store.
+func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, micros(now))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store setting %s: %w", key, err)
+	}
+	return nil
 }

@@ -82,3 +82,27 @@ func testHolds(t *testing.T, s store.Store) {
 		t.Fatalf("holds after clearing the primary's: %+v", got)
 	}
 }
+
+// Settings are stored by key, replaced when set again; an unset key is ErrNotFound. A
+// node's weight goes with its heartbeat (1 when none is given).
+func testSettingsAndWeight(t *testing.T, s store.Store) {
+	_, err := s.SettingGet(ctx(t), store.SettingDispatchAlgorithm)
+	wantErr(t, err, store.ErrNotFound)
+	for _, v := range []string{"min-load", "weighted-min-load"} {
+		if err := s.SettingSet(ctx(t), store.SettingDispatchAlgorithm, v, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := must[string](t)(s.SettingGet(ctx(t), store.SettingDispatchAlgorithm)); v != "weighted-min-load" {
+		t.Fatalf("setting %q, want the last one set", v)
+	}
+	for _, n := range []store.Node{{ID: "w1", Holder: "w1#1", Weight: 2.5}, {ID: "w2", Holder: "w2#1"}} {
+		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: n, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
+	if len(nodes) != 2 || nodes[0].Weight != 2.5 || nodes[1].Weight != 1 {
+		t.Fatalf("weights %+v, want 2.5 and the default 1", nodes)
+	}
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		"NodeLoseDead":                 testNodeLoseDead,
 		"NodeClaim":                    testNodeClaim,
 		"Holds":                        testHolds,
+		"SettingsAndWeight":            testSettingsAndWeight,
 		"RunRelease":                   testRunRelease,
 		"DeposedPrimaryChangesNothing": testDeposedPrimaryChangesNothing,
 		"LeaseHandover":                testLeaseHandover,
