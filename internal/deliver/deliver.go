@@ -294,7 +294,7 @@ type FileSource interface {
 // Files opens outputs from this node's disk, or from their holder's API.
 type Files struct {
 	Self    string
-	Path    func(o store.Output) string                    // where this node keeps o
+	Path    func(o store.Output) string                   // where this node keeps o
 	Address func(ctx context.Context, node string) string // a node's advertised address
 	HTTP    *http.Client
 }
