@@ -280,7 +280,7 @@ func (d *Deliver) validate(i int) error {
 		"include_files": d.IncludeFiles, "timeout": d.Timeout != 0, "overwrite": d.Overwrite != nil}
 	for _, k := range other[ch] {
 		if set[k] {
-			return invalid(f(k), "is not a setting of a %s entry", ch)
+			return invalid(f(k), "is not a setting of %s entries", ch)
 		}
 	}
 	for _, g := range d.Attach {
