@@ -90,6 +90,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs", s.handle(s.outputList))
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs/{name...}", s.outputGet)
 	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
+	s.registerDeliveries(mux)
 	mux.HandleFunc("POST /api/v1/switch", s.switchover)
 	mux.HandleFunc("POST /api/v1/nodes/{id}/{action}", s.nodeAction)
 	mux.HandleFunc("POST /api/v1/nodes/{id}/weight", s.nodeWeight)
@@ -409,6 +410,13 @@ func (s *Server) runGet(r *http.Request) (int, any, error) {
 	}
 	for _, o := range outs {
 		v.Outputs = append(v.Outputs, OutputFrom(o))
+	}
+	ds, err := s.store.DeliveryList(r.Context(), store.DeliveryListParams{RunID: id, Limit: 1000})
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, d := range slices.Backward(ds) { // by entry: oldest record first
+		v.Deliveries = append(v.Deliveries, DeliveryFrom(d))
 	}
 	return http.StatusOK, v, nil
 }

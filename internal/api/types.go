@@ -50,6 +50,7 @@ type Run struct {
 	Stdout          *string    `json:"stdout,omitempty"`
 	Stderr          *string    `json:"stderr,omitempty"`
 	Outputs         []Output   `json:"outputs,omitempty"`
+	Deliveries      []Delivery `json:"deliveries,omitempty"` // runs show: its delivery records
 }
 
 // Output is a file a run produced.

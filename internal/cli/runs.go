@@ -198,6 +198,9 @@ func newRunsShowCmd(g *globals) *cobra.Command {
 			for _, o := range r.Outputs {
 				row("Output", fmt.Sprintf("%s (%d bytes, node %s)", o.Name, o.Size, o.Node))
 			}
+			for _, d := range r.Deliveries {
+				row("Delivery", fmt.Sprintf("%d %s %s: %s after %d attempts", d.ID, d.Channel, d.Target, d.State, d.Attempts))
+			}
 			if err := w.Flush(); err != nil {
 				return err
 			}

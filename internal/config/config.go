@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,6 +41,13 @@ const (
 	LeaseProfileDefault       = "fast"
 	LogLevelDefault           = "info"
 	LogFormatDefault          = "text"
+	SMTPTLSDefault            = "starttls"
+	SMTPTimeoutDefault        = 30 * time.Second
+	DeliverMaxAttemptsDefault = 8
+	DeliverBackoffDefault     = 5 * time.Second
+	DeliverBackoffMaxDefault  = 10 * time.Hour
+	DeliverClaimDefault       = 2 * time.Minute
+	DeliverHandoffDefault     = 5 * time.Second
 	// WeightMax bounds a node's load-balancing weight.
 	WeightMax = 1e6
 )
@@ -95,6 +103,50 @@ type Config struct {
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
 	Log       Log       `toml:"log" envPrefix:"LOG_"`
+	SMTP      SMTP      `toml:"smtp" envPrefix:"SMTP_"`
+	Deliver   Deliver   `toml:"deliver" envPrefix:"DELIVER_"`
+}
+
+// SMTP is the mail server email deliveries go through.
+type SMTP struct {
+	// Host of the mail server; "" means this node sends no mail (an email delivery it
+	// claims fails saying so). Default "".
+	Host string `toml:"host" env:"HOST"`
+	// Port. Default 587 for starttls, 465 for tls, 25 for none.
+	Port int `toml:"port" env:"PORT"`
+	// From is the sender's address, required with Host.
+	From string `toml:"from" env:"FROM"`
+	// Username to authenticate as ("" : no authentication); the mechanism is the
+	// strongest both sides offer. Default "".
+	Username string `toml:"username" env:"USERNAME"`
+	// PasswordFile holds the password (trailing newline ignored). Default "".
+	PasswordFile string `toml:"password_file" env:"PASSWORD_FILE"`
+	// Password, from the environment only (TANDEM_SMTP_PASSWORD): never in a file
+	// that may be shared. Overrides PasswordFile.
+	Password string `toml:"-" env:"PASSWORD"`
+	// TLS: starttls (the default; the server must offer it), tls (implicit, port 465)
+	// or none.
+	TLS string `toml:"tls" env:"TLS"`
+	// Timeout bounds connecting and each exchange. Default 30s.
+	Timeout time.Duration `toml:"timeout" env:"TIMEOUT"`
+}
+
+// Deliver configures this node's deliverer.
+type Deliver struct {
+	// MaxAttempts per delivery before it ends failed. Default 8.
+	MaxAttempts int `toml:"max_attempts" env:"MAX_ATTEMPTS"`
+	// Backoff after the first failed attempt, times 6 after each next one. Default 5s.
+	Backoff time.Duration `toml:"backoff" env:"BACKOFF"`
+	// BackoffMax caps the delay (and a receiver's Retry-After). Default 10h.
+	BackoffMax time.Duration `toml:"backoff_max" env:"BACKOFF_MAX"`
+	// Claim is how long a node's claim on a delivery holds; its send is cut off
+	// before. Default 2m.
+	Claim time.Duration `toml:"claim" env:"CLAIM"`
+	// Handoff is how long a delivery waits for the node that ran the run before any
+	// node takes it. Default 5s.
+	Handoff time.Duration `toml:"handoff" env:"HANDOFF"`
+	// BaseURL starts the links in deliveries. Default "http://" + advertise.
+	BaseURL string `toml:"base_url" env:"BASE_URL"`
 }
 
 // Lease configures the primary lease.
@@ -148,6 +200,9 @@ func Default() Config {
 		Lease:        Lease{Profile: LeaseProfileDefault},
 		Heartbeat:    Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
 		Log:          Log{Level: LogLevelDefault, Format: LogFormatDefault},
+		SMTP:         SMTP{TLS: SMTPTLSDefault, Timeout: SMTPTimeoutDefault},
+		Deliver: Deliver{MaxAttempts: DeliverMaxAttemptsDefault, Backoff: DeliverBackoffDefault, BackoffMax: DeliverBackoffMaxDefault,
+			Claim: DeliverClaimDefault, Handoff: DeliverHandoffDefault},
 	}
 }
 
@@ -198,6 +253,13 @@ func (c *Config) Finish() error {
 	}
 	if c.Advertise == "" {
 		c.Advertise = c.Listen
+	}
+	if c.SMTP.Password == "" && c.SMTP.PasswordFile != "" {
+		b, err := os.ReadFile(c.SMTP.PasswordFile)
+		if err != nil {
+			return &Error{Field: "smtp.password_file", Problem: fmt.Sprintf("cannot read it: %v", err)}
+		}
+		c.SMTP.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	return c.Validate()
 }
@@ -297,5 +359,45 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q is not a format (text, json)", c.Log.Format)
 	}
+	c.validateDelivery(bad)
 	return errors.Join(errs...)
+}
+
+// validateDelivery checks [smtp] and [deliver].
+func (c *Config) validateDelivery(bad func(field, format string, args ...any)) {
+	s := c.SMTP
+	switch s.TLS {
+	case "starttls", "tls", "none":
+	default:
+		bad("smtp.tls", "%q is not allowed (starttls, tls, none)", s.TLS)
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		bad("smtp.port", "must be between 1 and 65535 (0: the default for smtp.tls), got %d", s.Port)
+	}
+	if s.Host != "" {
+		if a, err := mail.ParseAddress(s.From); err != nil || !strings.Contains(a.Address, "@") {
+			bad("smtp.from", "%q is not an email address (it is required with smtp.host)", s.From)
+		}
+	}
+	if s.Timeout <= 0 {
+		bad("smtp.timeout", "must be positive, got %s", s.Timeout)
+	}
+	d := c.Deliver
+	if d.MaxAttempts < 1 || d.MaxAttempts > 100 {
+		bad("deliver.max_attempts", "must be between 1 and 100, got %d", d.MaxAttempts)
+	}
+	if d.Backoff <= 0 || d.BackoffMax < d.Backoff {
+		bad("deliver.backoff", "must be positive and at most deliver.backoff_max (%s), got %s", d.BackoffMax, d.Backoff)
+	}
+	if d.Claim < time.Second {
+		bad("deliver.claim", "must be at least 1s, got %s", d.Claim)
+	}
+	if d.Handoff < 0 {
+		bad("deliver.handoff", "must not be negative, got %s", d.Handoff)
+	}
+	if d.BaseURL != "" {
+		if u, err := url.Parse(d.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("deliver.base_url", "%q is not an http:// or https:// URL", d.BaseURL)
+		}
+	}
 }

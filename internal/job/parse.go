@@ -291,8 +291,12 @@ func want(field, format string) string {
 	switch b.String() {
 	case "":
 		return table + " (one job)"
-	case "schedule", "blackout", "tags", "command.argv", "deliver.email":
+	case "schedule", "blackout", "tags", "command.argv", "deliver.email", "deliver.cc", "deliver.bcc", "deliver.attach", "deliver.on":
 		return "an array of strings"
+	case "deliver.max_attach_bytes":
+		return "a whole number"
+	case "deliver.include_files", "deliver.overwrite":
+		return "true or false"
 	case "retries":
 		return "a whole number"
 	case "http.expect_status":
@@ -305,7 +309,7 @@ func want(field, format string) string {
 		return table + " of strings"
 	case "deliver":
 		return tables
-	case "misfire_grace", "misfire_window", "timeout", "retry_backoff", "retry_backoff_max", "noop.sleep":
+	case "misfire_grace", "misfire_window", "timeout", "retry_backoff", "retry_backoff_max", "noop.sleep", "deliver.timeout":
 		return `a duration string, e.g. "90s"`
 	case "job":
 		return tables + " (one per job)"

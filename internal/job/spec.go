@@ -87,11 +87,3 @@ type HTTP struct {
 type Noop struct {
 	Sleep Duration `json:"sleep,omitempty" toml:"sleep"`
 }
-
-// Deliver is one distribution target for a run's outputs. Channels are delivered by a
-// later component; the definition is stored now so job files need no change later.
-type Deliver struct {
-	Email     []string `json:"email,omitempty" toml:"email"`
-	Webhook   string   `json:"webhook,omitempty" toml:"webhook"`
-	Directory string   `json:"directory,omitempty" toml:"directory"`
-}

@@ -3,7 +3,6 @@ package job
 import (
 	"errors"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
@@ -49,6 +48,9 @@ func (s *Spec) Default() {
 	}
 	if s.HTTP != nil && s.HTTP.Method == "" {
 		s.HTTP.Method = HTTPMethodDefault
+	}
+	for i := range s.Deliver {
+		s.Deliver[i].Default()
 	}
 }
 
@@ -111,21 +113,9 @@ func (s *Spec) validate() error {
 	if err := s.validateExecutor(); err != nil {
 		return err
 	}
-	for i, d := range s.Deliver {
-		n := len(d.Email)
-		if d.Webhook != "" {
-			n++
-		}
-		if d.Directory != "" {
-			n++
-		}
-		if n == 0 {
-			return invalid(fmt.Sprintf("deliver[%d]", i), "empty: give email, webhook or directory")
-		}
-		for k, addr := range d.Email {
-			if a, err := mail.ParseAddress(addr); err != nil || !strings.Contains(a.Address, "@") {
-				return invalid(fmt.Sprintf("deliver[%d].email[%d]", i, k), "%q is not an email address (e.g. \"sales-leads@example.com\")", addr)
-			}
+	for i := range s.Deliver {
+		if err := s.Deliver[i].validate(i); err != nil {
+			return err
 		}
 	}
 	return nil

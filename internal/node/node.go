@@ -25,6 +25,7 @@ import (
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/deliver"
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/worker"
@@ -59,6 +60,7 @@ type Node struct {
 	keeper  *lease.Keeper
 	members *cluster.Membership
 	worker  *worker.Worker
+	deliver *deliver.Deliverer // set in Start, once the advertised address is known
 	http    *http.Server
 	ln      net.Listener
 	peers   *http.Client // node-to-node calls: hints and forwarded operator actions
@@ -92,7 +94,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
 		stopReq: make(chan struct{}), hinting: map[string]bool{}, peers: &http.Client{Timeout: 10 * time.Second}}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
-		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.RunsQueued, Now: n.clock.Now, Holder: n.holder})
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.runEnded, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
@@ -182,6 +184,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.worker.KillLeftovers(); err != nil {
 		n.log.Warn("cannot stop processes left by this node's previous process", "err", err)
 	}
+	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -197,8 +200,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})
-	n.lifeWG.Add(2)
+	n.lifeWG.Add(3)
 	go func() { defer n.lifeWG.Done(); _ = n.worker.Run(life) }()
+	// Until drained: the runs that end while this node drains have their files here.
+	go func() { defer n.lifeWG.Done(); _ = n.deliver.Run(life) }()
 	go func() { defer n.lifeWG.Done(); n.heartbeats(life) }()
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { n.sweepOutputs(ctx) })
@@ -440,6 +445,8 @@ func (n *Node) wakeup(w store.Wakeup) {
 		n.JobsChanged()
 	case store.TopicLease:
 		n.keeper.Wake()
+	case store.TopicDeliveries:
+		n.deliveriesDue()
 	case store.TopicAssigned:
 		for _, id := range strings.Split(w.Payload, ",") {
 			if id == n.cfg.NodeID {

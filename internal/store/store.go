@@ -39,6 +39,9 @@ const (
 	TopicAssigned = "assigned" // runs were assigned or asked to stop; payload: node ids, comma separated
 	TopicLease    = "lease"    // the primary lease was resigned (standbys)
 	TopicConfig   = "config"   // jobs changed (scheduler)
+	// TopicDeliveries: delivery records became due (deliverers); payload: the node
+	// offered them first, or "".
+	TopicDeliveries = "deliveries"
 )
 
 // Wakeup is one pushed hint.
@@ -60,6 +63,8 @@ const PrimaryLease = "primary"
 // Store is the repository. All methods are safe for concurrent use. Each method is one
 // transaction: it either happens entirely or not at all.
 type Store interface {
+	Deliveries
+
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)
 	JobList(ctx context.Context) ([]Job, error)

@@ -39,6 +39,9 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 		if out, err = s.jobApplyAll(ctx, tx, p, enc); err != nil {
 			return err
 		}
+		if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
+			return err
+		}
 		return s.bumpConfigVersion(ctx, tx)
 	})
 	if err != nil {
@@ -240,6 +243,9 @@ func (s *DB) JobDelete(ctx context.Context, name string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("delete job %s: %w", name, err)
+		}
+		if err := s.jobDeliveriesDelete(ctx, tx, id); err != nil {
+			return err
 		}
 		for _, q := range []string{`DELETE FROM schedules WHERE job_id = ?`, `DELETE FROM jobs WHERE id = ?`} {
 			if _, err := s.exec(ctx, tx, q, id); err != nil {

@@ -68,6 +68,13 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 				return fmt.Errorf("re-queue run %d: %w", r.ID, err)
 			}
 		}
+		// Runs that ended here have their delivery records; the node's claims are free.
+		if err := s.deliveriesCreate(ctx, tx, res.Failed); err != nil {
+			return err
+		}
+		if err := s.deliveriesNodeLost(ctx, tx, p.Node); err != nil {
+			return err
+		}
 		if len(res.Requeued) > 0 {
 			return s.notify(ctx, tx, TopicRuns, "")
 		}

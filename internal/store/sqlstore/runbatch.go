@@ -373,6 +373,7 @@ func (s *DB) finishBatch(ctx context.Context, tx *sql.Tx, items []store.RunFinis
 		seen[p.RunID] = true
 	}
 	var refused []int // plain items the statement did not apply
+	var ended []int64 // runs whose attempt ended here, for their delivery records
 	for chunk := range slices.Chunk(plain, s.batchRows()) {
 		rows := make([][]any, len(chunk))
 		ids := make([]int64, len(chunk))
@@ -397,6 +398,7 @@ func (s *DB) finishBatch(ctx context.Context, tx *sql.Tx, items []store.RunFinis
 				return nil, fmt.Errorf("finish runs: %w", err)
 			}
 			applied[id] = true
+			ended = append(ended, id)
 		}
 		res.Close()
 		if err := res.Err(); err != nil {
@@ -441,7 +443,12 @@ func (s *DB) finishBatch(ctx context.Context, tx *sql.Tx, items []store.RunFinis
 		if err := s.finishOne(ctx, tx, p, h); err != nil {
 			return nil, err
 		}
+		ended = append(ended, p.RunID)
 		h.state = p.State // any state but running: a later item for this attempt is stale
+	}
+	// In this transaction: a run that ended has its delivery records (deliveries.go).
+	if err := s.deliveriesCreate(ctx, tx, ended); err != nil {
+		return nil, err
 	}
 	// Freed capacity, and a run queued for its retry, are news for the dispatcher.
 	if len(items) > 0 {

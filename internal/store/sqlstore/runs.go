@@ -384,6 +384,9 @@ func (s *DB) replaceActive(ctx context.Context, tx *sql.Tx, active []store.Run, 
 		} else {
 			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'canceled', reason = 'replaced by a newer run', finished_at = ?
 				WHERE id = ? AND state IN ('queued', 'assigned')`, micros(now), a.ID)
+			if err == nil {
+				err = s.deliveriesCreate(ctx, tx, []int64{a.ID})
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("replace run %d: %w", a.ID, err)
@@ -599,6 +602,9 @@ func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run,
 		switch cur.State {
 		case store.RunQueued, store.RunAssigned:
 			_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'canceled', reason = ?, finished_at = ? WHERE id = ?`, reason, micros(p.Now), p.ID)
+			if err == nil {
+				err = s.deliveriesCreate(ctx, tx, []int64{p.ID})
+			}
 		case store.RunRunning:
 			if _, err = s.exec(ctx, tx, `UPDATE runs SET cancel_requested = 1, reason = ? WHERE id = ?`, reason, p.ID); err == nil {
 				err = s.notify(ctx, tx, TopicAssigned, cur.Node)

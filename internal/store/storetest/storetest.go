@@ -61,6 +61,9 @@ func Run(t *testing.T, open Open) {
 		"Liveness":                     testLiveness,
 		"LeaseRepositoryClock":         testLeaseRepositoryClock,
 		"TimesAreUTCInstants":          testTimes,
+		"DeliveriesCreatedWithResult":  testDeliveriesCreatedWithTheResult,
+		"DeliveryClaims":               testDeliveryClaims,
+		"DeliveryNodeLost":             testDeliveryNodeLost,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

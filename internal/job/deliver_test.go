@@ -1,0 +1,45 @@
+package job
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Each [[deliver]] entry names one channel; its problems name the field.
+func TestDeliverEntriesValidated(t *testing.T) {
+	t.Parallel()
+	head := "name = \"d\"\n[noop]\n"
+	cases := []struct{ name, entries, field, says string }{
+		{"two channels", "[[deliver]]\nemail = [\"a@example.com\"]\nwebhook = \"https://h.example.com\"\n", "deliver[0].webhook", "one channel"},
+		{"empty", "[[deliver]]\non = [\"always\"]\n", "deliver[0]", "empty"},
+		{"bad on", "[[deliver]]\nwebhook = \"https://h.example.com\"\non = [\"sometimes\"]\n", "deliver[0].on", "success, failure, always"},
+		{"ftp webhook", "[[deliver]]\nwebhook = \"ftp://h.example.com\"\n", "deliver[0].webhook", "http:// or https://"},
+		{"bad secret", "[[deliver]]\nwebhook = \"https://h.example.com\"\nsecret = \"hunter2\"\n", "deliver[0].secret", "whsec_"},
+		{"bad cc", "[[deliver]]\nemail = [\"a@example.com\"]\ncc = [\"nope\"]\n", "deliver[0].cc[0]", "not an email address"},
+		{"template syntax", "[[deliver]]\nemail = [\"a@example.com\"]\nsubject = \"{{.Job\"\n", "deliver[0].subject", "template"},
+		{"unknown field", "[[deliver]]\nwebhook = \"https://h.example.com\"\n[[deliver]]\nemail = [\"a@example.com\"]\nbody = \"{{.Nope}}\"\n", "deliver[1].body", "Nope"},
+		{"relative directory", "[[deliver]]\ndirectory = \"reports/{{.Job}}\"\n", "deliver[0].directory", "absolute"},
+		{"setting of another channel", "[[deliver]]\ndirectory = \"/srv/r\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n", "deliver[0].secret", "directory entries"},
+		{"bad glob", "[[deliver]]\ndirectory = \"/srv/r\"\nattach = [\"[\"]\n", "deliver[0].attach", "glob"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(head+c.entries), FormatTOML)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != c.field || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("error %v, want field %s saying %q", err, c.field, c.says)
+			}
+		})
+	}
+	specs, err := Parse([]byte(head+"[[deliver]]\nwebhook = \"https://h.example.com\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n"+
+		"[[deliver]]\ndirectory = \"/srv/reports/{{.Job}}/{{.Date}}\"\non = [\"always\"]\n"), FormatTOML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := specs[0].Deliver
+	if d[0].Channel() != ChannelWebhook || strings.Join(d[0].On, ",") != OnSuccess || d[0].Timeout.D() != WebhookTimeoutDefault ||
+		d[1].Channel() != ChannelDirectory || !*d[1].Overwrite || strings.Join(d[1].States(), ",") != "succeeded,failed,canceled" {
+		t.Fatalf("defaults: %+v", d)
+	}
+}
