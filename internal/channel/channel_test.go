@@ -72,7 +72,6 @@ type mailbox struct {
 	// refuse, while > 0, answers DATA with this reply code and counts down (reply < 0: forever).
 	code   int
 	refuse int
-	user   string
 }
 
 type received struct {
