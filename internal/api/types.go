@@ -85,6 +85,8 @@ type NodeStatus struct {
 	Tags        []string  `json:"tags"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 	Services    []Service `json:"services"`
+	// Slots are the scheduler slots the node fires, when the cluster has several.
+	Slots []string `json:"slots,omitempty"`
 	// Hold is the operator hold on this node: a held standby's, or, on the primary's
 	// row, the suspension of the primary role. Absent when there is none.
 	Hold *Hold `json:"hold,omitempty"`

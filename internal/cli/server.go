@@ -37,6 +37,8 @@ func newServerCmd() *cobra.Command {
 	f.Int("priority", 0, "takeover priority among standbys, 0 first")
 	f.StringSlice("tags", nil, "node tags, comma separated")
 	f.Int("capacity", config.CapacityDefault, "runs executed at once")
+	f.Int("scheduler-slots", 0, "scheduler slots sharing the firing (1: the primary fires everything); stored, every node must agree (default: the stored number, else 1)")
+	f.Bool("reset-slots", false, "with --scheduler-slots, replace the stored number of slots (every other node must be stopped)")
 	f.Float64("weight", 0, "load-balancing weight, above 0 (default: the weight stored for this node, else 1)")
 	f.String("dispatch-algorithm", "", "the cluster's load-balancing algorithm: round-robin, min-load, weighted-min-load or random (stored; default: the stored one, else round-robin)")
 	f.Duration("shutdown-grace", config.ShutdownGraceDefault, "how long running runs may finish after SIGTERM")
@@ -105,6 +107,12 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	}
 	if f.Changed("capacity") {
 		c.Capacity, _ = f.GetInt("capacity")
+	}
+	if f.Changed("scheduler-slots") {
+		c.Scheduler.Slots, _ = f.GetInt("scheduler-slots")
+	}
+	if f.Changed("reset-slots") {
+		c.Scheduler.Reset, _ = f.GetBool("reset-slots")
 	}
 	if f.Changed("weight") {
 		c.Weight, _ = f.GetFloat64("weight")

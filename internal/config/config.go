@@ -50,6 +50,9 @@ const (
 	DeliverHandoffDefault     = 5 * time.Second
 	// WeightMax bounds a node's load-balancing weight.
 	WeightMax = 1e6
+	// SlotsMax bounds scheduler.slots.
+	SlotsMax         = 64
+	SlotCheckDefault = time.Second
 )
 
 // Config is a server's whole configuration.
@@ -98,7 +101,8 @@ type Config struct {
 	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
 	CommandGuard string `toml:"-"`
 
-	Dispatch Dispatch `toml:"dispatch" envPrefix:"DISPATCH_"`
+	Dispatch  Dispatch  `toml:"dispatch" envPrefix:"DISPATCH_"`
+	Scheduler Scheduler `toml:"scheduler" envPrefix:"SCHEDULER_"`
 
 	Lease     Lease     `toml:"lease" envPrefix:"LEASE_"`
 	Heartbeat Heartbeat `toml:"heartbeat" envPrefix:"HEARTBEAT_"`
@@ -171,6 +175,21 @@ type Dispatch struct {
 	Algorithm string `toml:"algorithm" env:"ALGORITHM"`
 }
 
+// Scheduler configures who fires schedules.
+type Scheduler struct {
+	// Slots is how many scheduler slots share the firing: 1, the primary fires every
+	// schedule; N > 1, N slot leases, each fencing the firing of the schedules whose id
+	// mod N is its number, held by any eligible node. Stored in the repository: every
+	// node must agree. 0 (unset): the stored number, else 1. At most SlotsMax.
+	Slots int `toml:"slots" env:"SLOTS"`
+	// SlotCheck is how often a node checks that the slots are spread over the eligible
+	// nodes (a node holding more than its share hands one over). Default 1s.
+	SlotCheck time.Duration `toml:"slot_check" env:"SLOT_CHECK"`
+	// Reset lets this node's Slots replace the stored number (every other node stopped):
+	// the --reset-slots flag, for one start.
+	Reset bool `toml:"-"`
+}
+
 // Heartbeat configures membership.
 type Heartbeat struct {
 	// Interval between heartbeats. Default 1s.
@@ -239,6 +258,7 @@ func (c *Config) Finish() error {
 		c.Lease.TTL = cmp.Or(c.Lease.TTL, p[1])
 		c.Lease.Margin = cmp.Or(c.Lease.Margin, p[2])
 	}
+	c.Scheduler.SlotCheck = cmp.Or(c.Scheduler.SlotCheck, SlotCheckDefault)
 	if c.DataDir != "" {
 		// Absolute: runs get paths inside it ($TANDEM_OUTPUT_DIR) and execute in other
 		// working directories, where a relative path would point elsewhere.
@@ -314,6 +334,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity < 0 || c.Capacity > 10000 {
 		bad("capacity", "must be between 0 (runs nothing) and 10000, got %d", c.Capacity)
+	}
+	if c.Scheduler.Slots < 0 || c.Scheduler.Slots > SlotsMax {
+		bad("scheduler.slots", "must be between 1 and %d (0 or unset: the number stored in the repository, else 1), got %d", SlotsMax, c.Scheduler.Slots)
+	}
+	if c.Scheduler.SlotCheck < 0 {
+		bad("scheduler.slot_check", "must not be negative, got %s", c.Scheduler.SlotCheck)
 	}
 	if c.Weight < 0 || c.Weight > WeightMax || math.IsNaN(c.Weight) {
 		bad("weight", "must be a number above 0 and at most %g (0 or unset: keep the stored weight, else 1), got %g", float64(WeightMax), c.Weight)

@@ -13,6 +13,8 @@ import (
 // Params configures a Keeper.
 type Params struct {
 	Store store.Store
+	// Name is the lease kept: k.p.Name (the default) or a scheduler slot's.
+	Name string
 	// Liveness, if set, is the crash fast path: a standby that finds the holder's
 	// liveness lock free takes the lease over without waiting for it to expire.
 	Liveness store.Liveness
@@ -66,6 +68,9 @@ func New(p Params) *Keeper {
 	}
 	if p.Poll <= 0 {
 		p.Poll = max(p.Renew/5, time.Millisecond)
+	}
+	if p.Name == "" {
+		p.Name = store.PrimaryLease
 	}
 	return &Keeper{p: p, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), resign: make(chan resignReq)}
 }
@@ -151,7 +156,7 @@ func (k *Keeper) renew(ctx context.Context) {
 	}
 	k.lastRenew = start
 	rctx, cancel := context.WithDeadline(ctx, k.trust)
-	_, err := k.p.Store.LeaseRenew(rctx, store.LeaseRenewParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch, TTL: k.p.TTL, Now: start})
+	_, err := k.p.Store.LeaseRenew(rctx, store.LeaseRenewParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch, TTL: k.p.TTL, Now: start})
 	cancel()
 	switch {
 	case err == nil:
@@ -167,7 +172,7 @@ func (k *Keeper) renew(ctx context.Context) {
 
 // consider looks at the lease as a standby and takes it when it may.
 func (k *Keeper) consider(ctx context.Context) {
-	l, err := k.p.Store.LeaseGet(ctx, store.PrimaryLease)
+	l, err := k.p.Store.LeaseGet(ctx, k.p.Name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		k.acquire(ctx, store.Lease{}, "", "no primary before")
@@ -220,7 +225,7 @@ func (k *Keeper) consider(ctx context.Context) {
 
 func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how string) {
 	start := k.p.Now()
-	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: k.p.Holder, Node: k.p.Node,
+	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: k.p.Name, Holder: k.p.Holder, Node: k.p.Node,
 		TakeFrom: takeFrom, TTL: k.p.TTL, Now: start})
 	if err != nil {
 		if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
@@ -246,7 +251,7 @@ func (k *Keeper) handover(ctx context.Context, successor string) error {
 	if k.epoch == 0 {
 		return ErrNotPrimary
 	}
-	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch,
+	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
 		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
 	if err != nil {
 		return fmt.Errorf("hand the lease over to %s: %w", successor, err)
@@ -266,7 +271,7 @@ func (k *Keeper) stop(ctx context.Context) {
 	if k.p.Successor != nil {
 		successor = k.p.Successor(ctx)
 	}
-	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: store.PrimaryLease, Holder: k.p.Holder, Epoch: k.epoch,
+	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
 		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
 	if err != nil {
 		k.p.Log.Warn("lease resign failed; standbys wait for it to expire", "err", err)

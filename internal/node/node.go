@@ -73,7 +73,8 @@ type Node struct {
 	stopping   bool
 	role       *role              // services running while primary and not suspended
 	reaper     func()             // stops the reaper of lost nodes, running while primary
-	hinting    map[string]bool    // nodes a work hint is on its way to
+	hinting    map[string]bool    // nodes a work hint is on its way to: true, another is due
+	slots      *slots             // scheduler slots, when the cluster has more than one
 	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)
 	// cancel ends the services a stopping node gives up first (the lease, firing,
 	// taking work); endLife ends what runs until the node has drained (heartbeats,
@@ -176,6 +177,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.applyBalanceConfig(ctx); err != nil {
 		return fmt.Errorf("load balancing settings: %w", err)
 	}
+	slotCount, err := n.resolveSlots(ctx)
+	if err != nil {
+		return err
+	}
 	if err := n.claim(ctx); err != nil {
 		return err
 	}
@@ -205,6 +210,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// Until drained: the runs that end while this node drains have their files here.
 	go func() { defer n.lifeWG.Done(); _ = n.deliver.Run(life) }()
 	go func() { defer n.lifeWG.Done(); n.heartbeats(life) }()
+	n.startSlots(ctx, slotCount) // before the primary's keeper: its role must know whether to fire
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { n.sweepOutputs(ctx) })
 	if n.cfg.Failback {
@@ -422,8 +428,11 @@ func (n *Node) CancelLocal(runID int64, why string) { n.worker.Cancel(runID, why
 func (n *Node) JobsChanged() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.role != nil {
+	if n.role != nil && n.role.sched != nil {
 		n.role.sched.Wake()
+	}
+	if n.slots != nil {
+		n.slots.wake()
 	}
 }
 

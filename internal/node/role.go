@@ -109,7 +109,11 @@ func (n *Node) startRole(epoch int64) {
 		cancel() // deposed or suspended meanwhile, or already running
 		return
 	}
-	run("scheduler", r.sched.Run)
+	if n.slots == nil {
+		run("scheduler", r.sched.Run)
+	} else {
+		r.sched = nil // the scheduler slots fire; the primary dispatches
+	}
 	run("dispatcher", r.disp.Run)
 	n.role = r
 }

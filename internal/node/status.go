@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/store"
@@ -48,6 +51,10 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		hold[h.Target] = &api.Hold{Kind: h.Kind, By: h.By, At: h.At}
 	}
 	st.Suspended = hold[store.HoldPrimary]
+	slotsOf, err := n.slotHolders(ctx)
+	if err != nil {
+		return st, err
+	}
 	lv, _ := n.store.(store.Liveness)
 	cutoff := now.Add(-n.members.Silence())
 	st.Nodes = make([]api.NodeStatus, 0, len(nodes))
@@ -77,6 +84,18 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			row.Hold = hold[nd.ID]
 		}
 		row.Services = services(mode, row)
+		if slotsOf != nil && mode != ModeLost && mode != ModeStopped {
+			// With scheduler slots, the Scheduler service says which slots the node fires.
+			label := "Idle"
+			if held := slotsOf[nd.ID]; len(held) > 0 {
+				label = "Firing slots " + strings.Join(held, ",")
+			}
+			if mode == ModeSuspended && label != "Idle" {
+				label = "Suspended (slots " + strings.Join(slotsOf[nd.ID], ",") + ")"
+			}
+			row.Services[2].Status = label
+			row.Slots = slotsOf[nd.ID]
+		}
 		st.Nodes = append(st.Nodes, row)
 	}
 	return st, nil
@@ -124,4 +143,30 @@ func services(mode string, row api.NodeStatus) []api.Service {
 func dead(ctx context.Context, lv store.Liveness, holder string) bool {
 	d, err := lv.LivenessDead(ctx, holder)
 	return err == nil && d
+}
+
+// slotHolders maps each node to the scheduler slots it holds; nil when the cluster has
+// no slots (the primary fires everything).
+func (n *Node) slotHolders(ctx context.Context) (map[string][]string, error) {
+	n.mu.Lock()
+	sl := n.slots
+	n.mu.Unlock()
+	if sl == nil {
+		return nil, nil
+	}
+	out := map[string][]string{}
+	for i := range sl.count {
+		l, err := n.store.LeaseGet(ctx, store.SlotLease(i))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l.ExpiresAt.After(l.Now) {
+			id := HolderNode(l.Holder)
+			out[id] = append(out[id], strconv.Itoa(i))
+		}
+	}
+	return out, nil
 }

@@ -38,6 +38,10 @@ type Params struct {
 	Now   func() time.Time // default time.Now
 	// Epoch is the lease epoch the scheduler fires under (0: unfenced, tests only).
 	Epoch int64
+	// Lease is the lease of that epoch: the primary's ("") or a scheduler slot's, in which
+	// case Slice names the slot's share of the schedules (the zero Slice: all of them).
+	Lease string
+	Slice store.Slice
 	// Observe, if set, is called after each committed firing transaction.
 	Observe func(results []store.FireResult, committed time.Time)
 	// ReloadCheck overrides ReloadCheckDefault.
@@ -232,7 +236,7 @@ func (s *Scheduler) refillDue(now time.Time) bool {
 // refill reads the next page of schedules due within the horizon, after what is queued.
 func (s *Scheduler) refill(ctx context.Context, now time.Time) error {
 	until := now.Add(s.p.Horizon)
-	list, err := s.p.Store.ScheduleListDue(ctx, store.ScheduleListDueParams{Until: until, After: s.loaded.at, AfterID: s.loaded.id, Limit: s.p.Page})
+	list, err := s.p.Store.ScheduleListDue(ctx, store.ScheduleListDueParams{Until: until, After: s.loaded.at, AfterID: s.loaded.id, Limit: s.p.Page, Slice: s.p.Slice})
 	if err != nil {
 		return fmt.Errorf("read due schedules: %w", err)
 	}
@@ -260,7 +264,7 @@ func (s *Scheduler) refill(ctx context.Context, now time.Time) error {
 
 // initPage gives one page of schedules with no next fire time their first one.
 func (s *Scheduler) initPage(ctx context.Context) error {
-	list, err := s.p.Store.ScheduleListNew(ctx, store.ScheduleListNewParams{AfterID: s.freshAfter, Limit: s.p.Page})
+	list, err := s.p.Store.ScheduleListNew(ctx, store.ScheduleListNewParams{AfterID: s.freshAfter, Limit: s.p.Page, Slice: s.p.Slice})
 	if err != nil {
 		return fmt.Errorf("read new schedules: %w", err)
 	}
@@ -347,7 +351,7 @@ func (s *Scheduler) fireBatch(ctx context.Context, now time.Time) error {
 		batch = append(batch, e)
 		items = append(items, s.plan(e, now))
 	}
-	results, err := s.p.Store.OccurrenceFire(ctx, store.OccurrenceFireParams{Epoch: s.p.Epoch, Now: now, Items: items})
+	results, err := s.p.Store.OccurrenceFire(ctx, store.OccurrenceFireParams{Epoch: s.p.Epoch, Lease: s.p.Lease, Now: now, Items: items})
 	if err != nil {
 		for _, e := range batch { // keep them due; they are retried
 			heap.Push(&s.queue, e)

@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
@@ -215,11 +216,22 @@ type ScheduleListDueParams struct {
 	After   time.Time // zero: from the earliest
 	AfterID int64
 	Limit   int // 0: ScheduleListLimitDefault
+	Slice   Slice
 }
+
+// Slice selects the schedules of one scheduler slot: those whose id mod Slots is Slot.
+// The zero value (Slots 0 or 1) selects every schedule.
+type Slice struct {
+	Slots, Slot int
+}
+
+// SlotLease names the lease of scheduler slot i.
+func SlotLease(i int) string { return fmt.Sprintf("scheduler/%d", i) }
 
 // ScheduleListNewParams selects one page of active schedules with no next fire time,
 // with ids above AfterID, by id.
 type ScheduleListNewParams struct {
+	Slice   Slice
 	AfterID int64
 	Limit   int // 0: ScheduleListLimitDefault
 }
@@ -244,7 +256,10 @@ type ScheduleInitItem struct {
 
 // OccurrenceFireParams fires due occurrences of several schedules in one transaction.
 type OccurrenceFireParams struct {
-	Epoch int64 // the caller's primary lease epoch; 0 skips the check (single-node tests)
+	Epoch int64 // the caller's epoch of Lease; 0 skips the check (single-node tests)
+	// Lease is the lease whose epoch fences the firing: PrimaryLease ("") or the
+	// scheduler slot's (SlotLease) the schedules belong to.
+	Lease string
 	Now   time.Time
 	Items []FireItem
 }
@@ -467,6 +482,7 @@ type NodeClaimParams struct {
 const (
 	SettingDispatchAlgorithm = "dispatch.algorithm" // the cluster's load-balancing algorithm
 	SettingNodeWeightPrefix  = "node.weight/"       // + node id: its weight as an operator set it
+	SettingSchedulerSlots    = "scheduler.slots"    // how many scheduler slots share firing
 )
 
 // Hold kinds and the target of the primary role's suspension.

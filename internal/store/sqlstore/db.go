@@ -191,11 +191,17 @@ func (s *DB) ConfigVersion(ctx context.Context) (int64, error) {
 // checkEpoch fences a role-dependent write: it fails with ErrFenced unless epoch is the
 // primary lease's current epoch. Epoch 0 skips the check.
 func (s *DB) checkEpoch(ctx context.Context, tx *sql.Tx, epoch int64) error {
+	return s.checkLeaseEpoch(ctx, tx, primaryLease, epoch)
+}
+
+// checkLeaseEpoch fences a write by the epoch of the named lease (a scheduler slot's
+// fences the firing of its schedules).
+func (s *DB) checkLeaseEpoch(ctx context.Context, tx *sql.Tx, name string, epoch int64) error {
 	if epoch == 0 {
 		return nil
 	}
 	var cur int64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch FROM leases WHERE name = ?`+s.d.ForShare), primaryLease).Scan(&cur)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT epoch FROM leases WHERE name = ?`+s.d.ForShare), name).Scan(&cur)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errFenced(epoch, 0)
 	}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -54,7 +55,7 @@ func (s *DB) OccurrenceFire(ctx context.Context, p store.OccurrenceFireParams) (
 	var out []store.FireResult
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = make([]store.FireResult, 0, len(p.Items))
-		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
+		if err := s.checkLeaseEpoch(ctx, tx, cmp.Or(p.Lease, primaryLease), p.Epoch); err != nil {
 			return err
 		}
 		f := &firing{s: s, tx: tx, p: p, jobInfo: map[int64]jobInfo{}}

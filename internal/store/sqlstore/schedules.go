@@ -33,7 +33,8 @@ func (s *DB) ScheduleListDue(ctx context.Context, p store.ScheduleListDueParams)
 	}
 	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
 		WHERE s.done = 0 AND s.next_fire_at <= ? AND (s.next_fire_at, s.id) > (?, ?) AND j.paused = 0
-		ORDER BY s.next_fire_at, s.id LIMIT ?`, micros(p.Until), after, p.AfterID, limit(p.Limit))
+		AND (? <= 1 OR s.id % ? = ?)
+		ORDER BY s.next_fire_at, s.id LIMIT ?`, micros(p.Until), after, p.AfterID, p.Slice.Slots, p.Slice.Slots, p.Slice.Slot, limit(p.Limit))
 }
 
 // ScheduleListNew implements store.Store, served by the partial index schedules_new.
@@ -42,7 +43,8 @@ func (s *DB) ScheduleListNew(ctx context.Context, p store.ScheduleListNewParams)
 	defer cancel()
 	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
 		WHERE s.next_fire_at IS NULL AND s.done = 0 AND s.id > ? AND j.paused = 0
-		ORDER BY s.id LIMIT ?`, p.AfterID, limit(p.Limit))
+		AND (? <= 1 OR s.id % ? = ?)
+		ORDER BY s.id LIMIT ?`, p.AfterID, p.Slice.Slots, p.Slice.Slots, p.Slice.Slot, limit(p.Limit))
 }
 
 func limit(n int) int {

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Open) {
 		"NodeClaim":                    testNodeClaim,
 		"Holds":                        testHolds,
 		"SettingsAndWeight":            testSettingsAndWeight,
+		"SchedulerSlots":               testSchedulerSlots,
 		"RunRelease":                   testRunRelease,
 		"DeposedPrimaryChangesNothing": testDeposedPrimaryChangesNothing,
 		"LeaseHandover":                testLeaseHandover,
