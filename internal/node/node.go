@@ -373,7 +373,7 @@ func (n *Node) sweepOutputs(ctx context.Context) {
 
 // SweepOutputs deletes the outputs past retention once.
 func (n *Node) SweepOutputs(ctx context.Context) error {
-	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Node: n.cfg.NodeID, Before: n.clock.Now().Add(-n.cfg.OutputRetention)})
+	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Before: n.clock.Now().Add(-n.cfg.OutputRetention)})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 			return err
 		}
 		res.Lost = true
+		if err := s.loseCopies(ctx, tx, p, now, &res); err != nil {
+			return err
+		}
 		runs, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running')`+s.d.ForUpdate, p.Node)
 		if err != nil {
 			return err
