@@ -293,7 +293,7 @@ func want(field, format string) string {
 		return table + " (one job)"
 	case "schedule", "blackout", "tags", "command.argv", "deliver.email":
 		return "an array of strings"
-	case "retries":
+	case "retries", "copies":
 		return "a whole number"
 	case "http.expect_status":
 		return "an array of whole numbers"

@@ -53,6 +53,9 @@ type Spec struct {
 	RetryBackoff    Duration `json:"retry_backoff,omitempty" toml:"retry_backoff"`
 	RetryBackoffMax Duration `json:"retry_backoff_max,omitempty" toml:"retry_backoff_max"`
 	Tags            []string `json:"tags,omitempty" toml:"tags"`
+	// Copies is how many verified copies of each output file the cluster keeps, on as
+	// many nodes (at most the live nodes); 0: the server's output_copies.
+	Copies int `json:"copies,omitempty" toml:"copies"`
 
 	Command *Command  `json:"command,omitempty" toml:"command"`
 	HTTP    *HTTP     `json:"http,omitempty" toml:"http"`
