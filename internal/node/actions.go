@@ -1,11 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -134,13 +131,7 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 func (n *Node) hint(addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Lease.TTL)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/internal/lease-hint", nil)
-	if err != nil {
-		return
-	}
-	if resp, err := n.peers.Do(req); err == nil {
-		resp.Body.Close()
-	}
+	_ = n.peers.LeaseHint(ctx, addr)
 }
 
 // LeaseHint implements api.Backend.
@@ -148,19 +139,31 @@ func (n *Node) LeaseHint() { n.keeper.Wake() }
 
 // askSwitch asks the primary at addr to hand the role over to `to`.
 func (n *Node) askSwitch(ctx context.Context, addr, to string) error {
-	body, _ := json.Marshal(map[string]string{"to": to})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/switch", bytes.NewReader(body))
-	if err != nil {
-		return err
+	return n.peers.Switch(ctx, addr, to)
+}
+
+// copiesNeeded wakes the copiers: this node's at once, the other live nodes' through a
+// hint (best effort: they look every output.PollDefault anyway).
+func (n *Node) copiesNeeded() {
+	n.outputs.Hint()
+	n.mu.Lock()
+	stopping := n.stopping
+	n.mu.Unlock()
+	if stopping || !n.hinting.CompareAndSwap(false, true) {
+		return // a round of hints is on its way
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.peers.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("primary answered %s", resp.Status)
-	}
-	return nil
+	n.goFn(func() {
+		defer n.hinting.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Heartbeat.Interval)
+		defer cancel()
+		nodes, err := n.members.Live(ctx)
+		if err != nil {
+			return
+		}
+		for _, nd := range nodes {
+			if nd.ID != n.cfg.NodeID && nd.Mode != ModeDraining {
+				_ = n.peers.OutputsHint(ctx, nd.Address)
+			}
+		}
+	})
 }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -219,21 +215,4 @@ func (n *Node) failback(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func removeOutputs(dataDir string, outs []store.Output, log *slog.Logger) error {
-	var errs []error
-	dirs := map[string]bool{}
-	for _, o := range outs {
-		dirs[filepath.Join(dataDir, "outputs", strconv.FormatInt(o.RunID, 10))] = true
-	}
-	for dir := range dirs {
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(outs) > 0 {
-		log.Info("outputs past retention deleted", "files", len(outs), "runs", len(dirs))
-	}
-	return errors.Join(errs...)
 }

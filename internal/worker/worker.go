@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -25,7 +24,9 @@ type Params struct {
 	Store       store.Store
 	Log         *slog.Logger
 	Node        string
-	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT
+	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT (see output.Layout)
+	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
+	OutputMaxBytes int64
 	Capacity    int
 	OutputLimit int64
 	HTTP        *http.Client
@@ -37,6 +38,9 @@ type Params struct {
 	// OnFinish, if set, is called after an attempt's result is recorded (wakes the
 	// dispatcher so freed capacity is used at once).
 	OnFinish func()
+	// OnOutputs, if set, is called after results with output files were recorded
+	// (hints the copiers).
+	OnOutputs func()
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
@@ -355,6 +359,9 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 		if w.p.OnFinish != nil {
 			w.p.OnFinish()
 		}
+		if w.p.OnOutputs != nil && withOutputs(batch) {
+			w.p.OnOutputs()
+		}
 		w.Wake()
 	}
 }
@@ -381,13 +388,9 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		x.ScheduledAt = *run.ScheduledAt
 	}
 	if spec.Noop == nil { // the no-op executor writes nothing
-		x.OutputDir = filepath.Join(w.p.DataDir, "outputs", strconv.FormatInt(run.ID, 10), strconv.Itoa(run.Attempt))
-		err := os.RemoveAll(x.OutputDir)
-		if err == nil {
-			err = os.MkdirAll(x.OutputDir, 0o755)
-		}
-		if err != nil {
-			return store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("output directory: %v", err)}
+		var err error
+		if x.OutputDir, err = output.NewLayout(w.p.DataDir).PrepareAttempt(run.ID, run.Attempt); err != nil {
+			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
 		}
 	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
@@ -401,9 +404,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		res = RunNoop(ctx, x, *spec.Noop)
 	}
 	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
-	for _, o := range res.Outputs {
-		p.Outputs = append(p.Outputs, store.Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256})
-	}
+	p.Outputs, res.Err = w.keepOutputs(run, spec, res)
 	switch {
 	case res.Err == nil:
 		p.State = store.RunSucceeded
