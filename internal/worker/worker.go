@@ -25,8 +25,6 @@ type Params struct {
 	Log         *slog.Logger
 	Node        string
 	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT (see output.Layout)
-	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
-	OutputMaxBytes int64
 	Capacity    int
 	OutputLimit int64
 	HTTP        *http.Client
@@ -41,6 +39,8 @@ type Params struct {
 	// OnOutputs, if set, is called after results with output files were recorded
 	// (hints the copiers).
 	OnOutputs func()
+	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
+	OutputMaxBytes int64
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
