@@ -476,14 +476,32 @@ func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fmt.Errorf("output %s of run %d: this node keeps no outputs: %w", name, id, errUnreachable))
 			return
 		}
-		f, err := svc.Open(r.Context(), o)
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("output %s of run %d: %w", name, id, err))
-			return
-		}
-		defer f.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set(peer.SHA256Header, o.SHA256)
+		// A whole file this node must fetch first is streamed as it arrives (the
+		// client's wait for a first byte does not grow with the file); a range is
+		// served once the copy is here.
+		var begin func() io.Writer
+		if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+			begin = func() io.Writer {
+				w.Header().Set("Content-Length", strconv.FormatInt(o.Size, 10))
+				w.WriteHeader(http.StatusOK)
+				return w
+			}
+		}
+		f, err := svc.OpenOrStream(r.Context(), o, begin)
+		switch {
+		case errors.Is(err, output.ErrStreamed):
+			s.log.Warn("output download failed part way", "run", id, "output", name, "err", err)
+			panic(http.ErrAbortHandler) // the client sees a cut answer, not a whole one
+		case err != nil:
+			w.Header().Del(peer.SHA256Header)
+			s.writeError(w, r, fmt.Errorf("output %s of run %d: %w", name, id, err))
+			return
+		case f == nil:
+			return // streamed
+		}
+		defer f.Close()
 		http.ServeContent(w, r, "", o.CreatedAt, f)
 		return
 	}

@@ -1,10 +1,13 @@
 package output
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -27,9 +30,20 @@ func (s *Service) copyLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.wake:
+			// Hints come with every batch of results: those of the next moment are
+			// taken together, so a busy cluster does not read its pending outputs
+			// once per batch on every node.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(hintCoalesce):
+			}
 		}
 	}
 }
+
+// hintCoalesce is how long a copier waits after a hint before it looks.
+const hintCoalesce = 100 * time.Millisecond
 
 // CopyOnce looks once for outputs that need copies and makes those this node can take
 // (at most Copiers at a time). Outputs that have all the copies the live nodes allow
@@ -69,6 +83,7 @@ func (s *Service) CopyOnce(ctx context.Context) error {
 		case !takes || self.ID == "" || s.holds(o) || have == 0 && !s.hasFile(o):
 			// Not this node's to take: it holds a copy, it does not take copies, or no
 			// live node has one (it stays listed: a holder may come back).
+		case !s.mine(o, v, target, have):
 		case !s.roomFor(o.Size):
 		default:
 			select {
@@ -80,6 +95,56 @@ func (s *Service) CopyOnce(ctx context.Context) error {
 	close(work)
 	wg.Wait()
 	return s.p.Store.OutputSettle(ctx, settle)
+}
+
+// handoverDelay is how long an output waits for the nodes it was given to before any
+// node with room takes it.
+func (s *Service) handoverDelay() time.Duration { return 3 * s.p.Poll }
+
+// mine reports whether this node should try to copy o now. The nodes that should are the
+// first of the live nodes without a copy or a claim, in an order drawn at random per
+// output (rendezvous hashing, so every node draws the same order without talking), as
+// many as copies are missing: they rarely meet on a claim. Once the output has waited
+// handoverDelay (since it ended, or since its last holder was lost), any node tries:
+// a chosen node that is full, slow or gone holds nothing up.
+func (s *Service) mine(o store.Output, v view, target, have int) bool {
+	now := s.p.Now()
+	since := o.CreatedAt
+	busy := map[string]bool{}
+	for _, h := range o.Holders {
+		if h.LostAt != nil && h.LostAt.After(since) {
+			since = *h.LostAt
+		}
+		if h.Verified() || h.VerifiedAt == nil && h.ClaimUntil != nil && h.ClaimUntil.After(now) {
+			busy[h.Node] = true
+		}
+	}
+	if now.Sub(since) >= s.handoverDelay() {
+		return true
+	}
+	var free []string
+	for _, id := range v.takes {
+		if !busy[id] {
+			free = append(free, id)
+		}
+	}
+	key := o.Ref().String()
+	slices.SortFunc(free, func(a, b string) int { return cmp.Compare(rank(key, a), rank(key, b)) })
+	need := target - have
+	for _, h := range o.Holders {
+		if h.VerifiedAt == nil && busy[h.Node] {
+			need-- // being made
+		}
+	}
+	return slices.Index(free, s.p.Node) >= 0 && slices.Index(free, s.p.Node) < need
+}
+
+func rank(key, node string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(node))
+	return h.Sum64()
 }
 
 // hasFile reports whether this node has a file where o's copy would be (it may be a
@@ -113,7 +178,7 @@ func (s *Service) copyOne(ctx context.Context, o store.Output, v view) {
 	if err == nil {
 		f.Close()
 	} else {
-		err = s.fetch(ctx, o, v)
+		err = s.fetch(ctx, o, v, nil)
 	}
 	if err == nil {
 		err = s.p.Store.OutputHolderAdd(ctx, store.OutputHolderAddParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids, Target: target})

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -132,6 +133,19 @@ func (s *Service) holds(o store.Output) bool {
 // live holder first when this node has none (or has a corrupt one): the node keeps the
 // copy and becomes a holder. An output no live node holds is ErrLost.
 func (s *Service) Open(ctx context.Context, o store.Output) (*os.File, error) {
+	return s.OpenOrStream(ctx, o, nil)
+}
+
+// ErrStreamed marks a failure after part of a file was streamed: the answer is spoiled
+// and nothing can be said in it any more.
+var ErrStreamed = errors.New("failed while streaming")
+
+// OpenOrStream is Open for a download of the whole file: when this node must fetch it,
+// the bytes go to the writer begin returns (called once, when a holder started sending)
+// as they arrive, besides the copy kept; it then returns a nil file. The receiver checks
+// the bytes against the SHA-256 it was given: a mismatch found at the end fails the
+// fetch with ErrStreamed and keeps nothing.
+func (s *Service) OpenOrStream(ctx context.Context, o store.Output, begin func() io.Writer) (*os.File, error) {
 	unlock := s.locks.lock(o.Ref())
 	defer unlock()
 	f, err := s.checkLocal(o)
@@ -148,11 +162,31 @@ func (s *Service) Open(ctx context.Context, o store.Output) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch output %s: %w", o.Ref(), err)
 	}
-	if err := s.fetch(ctx, o, v); err != nil {
+	var tee *teeOnce
+	if begin != nil {
+		tee = &teeOnce{begin: begin}
+	}
+	if err := s.fetch(ctx, o, v, tee); err != nil {
 		return nil, err
 	}
 	s.record(ctx, o)
+	if tee != nil && tee.w != nil {
+		return nil, nil
+	}
 	return s.checkLocal(o)
+}
+
+// teeOnce is where a fetch also sends the bytes it receives, opened at the first byte.
+type teeOnce struct {
+	begin func() io.Writer
+	w     io.Writer
+}
+
+func (t *teeOnce) Write(p []byte) (int, error) {
+	if t.w == nil {
+		t.w = t.begin()
+	}
+	return t.w.Write(p)
 }
 
 // record makes this node a verified holder of o.
@@ -171,7 +205,7 @@ func (s *Service) record(ctx context.Context, o store.Output) {
 
 // fetch copies o from a live holder into this node's layout, checking its size and
 // SHA-256; a holder whose copy does not check out is passed over for the next.
-func (s *Service) fetch(ctx context.Context, o store.Output, v view) error {
+func (s *Service) fetch(ctx context.Context, o store.Output, v view, tee *teeOnce) error {
 	var from []store.Node
 	for _, h := range o.Holders {
 		if nd, ok := v.nodes[h.Node]; ok && h.Verified() && h.Node != s.p.Node {
@@ -184,9 +218,12 @@ func (s *Service) fetch(ctx context.Context, o store.Output, v view) error {
 	rand.Shuffle(len(from), func(i, j int) { from[i], from[j] = from[j], from[i] })
 	var errs []error
 	for _, nd := range from {
-		err := s.fetchFrom(ctx, o, nd.Address)
+		err := s.fetchFrom(ctx, o, nd.Address, tee)
 		if err == nil {
 			return nil
+		}
+		if tee != nil && tee.w != nil {
+			return fmt.Errorf("fetch output %s from node %s: %w: %w", o.Ref(), nd.ID, ErrStreamed, err)
 		}
 		s.p.Log.Warn(fmt.Sprintf("copy of output %s from node %s failed", o.Ref(), nd.ID), "err", err)
 		errs = append(errs, fmt.Errorf("from node %s: %w", nd.ID, err))
@@ -204,7 +241,7 @@ func transferTimeout(size int64) time.Duration {
 
 // fetchFrom streams o from the node at addr into a partial file, hashing as it goes,
 // and moves it into place once size and SHA-256 match. Memory stays flat.
-func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string) error {
+func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, tee *teeOnce) error {
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout(o.Size))
 	defer cancel()
 	resp, err := s.p.Peer.OutputOpen(ctx, addr, o.Ref())
@@ -224,10 +261,13 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string) er
 	}
 	defer os.Remove(tmp) // gone once renamed
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, o.Size+1))
-	if err == nil {
-		err = f.Sync()
+	dst := io.MultiWriter(f, h)
+	if tee != nil {
+		dst = io.MultiWriter(f, h, tee)
 	}
+	// No fsync: a copy the host lost in a crash is found by its hash when next read,
+	// and deleted, like any corrupt copy.
+	n, err := io.Copy(dst, io.LimitReader(resp.Body, o.Size+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -250,28 +290,57 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string) er
 	return nil
 }
 
-// ServeCopy serves this node's own checked copy of the output ref to another node; it
-// never fetches. 404 when this node has no good copy.
+// ServeCopy serves this node's own copy of the output ref to another node; it never
+// fetches. 404 when this node has no copy or one known to be bad. A copy not yet checked
+// is hashed as it is sent (one read, not two): the receiver checks the bytes anyway, and
+// a mismatch found here deletes this node's copy.
 func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.OutputRef) {
 	o, err := s.find(r.Context(), ref)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	unlock := s.locks.lock(ref)
-	f, err := s.checkLocal(o)
-	if errors.Is(err, errCorrupt) {
-		s.discard(r.Context(), o, err)
-	}
-	unlock()
+	path := s.layout.File(ref)
+	f, err := os.Open(path)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != o.Size {
+		s.discardLocked(r.Context(), o, fmt.Errorf("output %s: not a regular file of %d bytes: %w", ref, o.Size, errCorrupt))
+		http.Error(w, "no good copy", http.StatusNotFound)
+		return
+	}
+	sum, known := s.hashes.get(path, fi)
+	if known && sum != o.SHA256 {
+		http.Error(w, "no good copy", http.StatusNotFound)
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(o.Size, 10))
 	w.Header().Set(peer.SHA256Header, o.SHA256)
-	http.ServeContent(w, r, "", o.CreatedAt, f)
+	if r.Method == http.MethodHead {
+		return
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), f)
+	if err != nil || known || n != o.Size {
+		return // the receiver saw a short answer, or the copy was checked before
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != o.SHA256 {
+		s.discardLocked(context.WithoutCancel(r.Context()), o, fmt.Errorf("output %s: SHA-256 on disk %s, recorded %s: %w", ref, short(got), short(o.SHA256), errCorrupt))
+		return
+	}
+	s.hashes.put(path, fi, o.SHA256)
+}
+
+// discardLocked is discard under the output's lock.
+func (s *Service) discardLocked(ctx context.Context, o store.Output, why error) {
+	unlock := s.locks.lock(o.Ref())
+	defer unlock()
+	s.discard(ctx, o, why)
 }
 
 // find reads the record of one output (of any attempt).
