@@ -12,7 +12,8 @@
 // has one line per configuration and the cost of copies against copies = 1 (target: at
 // most 20 % of runs/s for copies = 2). -big 0 skips the large file; its line reports the
 // fetch's time and the process's resident memory before and at most during the fetch
-// (the three nodes are in this process).
+// (the three nodes are in this process). The data directories go under $TMPDIR
+// (TMPDIR=/dev/shm to take the disk out of the figures).
 package main
 
 import (
