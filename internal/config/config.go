@@ -134,8 +134,7 @@ func Default() Config {
 	return Config{
 		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault,
 		ShutdownGrace: ShutdownGraceDefault, OutputRetention: OutputRetentionDefault, OutputLimit: OutputLimitDefault,
-		OutputMaxBytes: OutputMaxBytesDefault,
-		FailbackHold: FailbackHoldDefault,
+		FailbackHold: FailbackHoldDefault, OutputMaxBytes: OutputMaxBytesDefault,
 		Lease:        Lease{Profile: LeaseProfileDefault},
 		Heartbeat:    Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
 		Log:          Log{Level: LogLevelDefault, Format: LogFormatDefault},

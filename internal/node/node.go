@@ -66,7 +66,7 @@ type Node struct {
 	suspended  bool  // the primary role's stored suspension, as this primary read or set it
 	held       bool  // this node's stored standby hold
 	stopping   bool
-	hinting    atomic.Bool // a round of copy hints to the other nodes is being sent
+	hinting    atomic.Bool        // a round of copy hints to the other nodes is being sent
 	role       *role              // services running while primary and not suspended
 	reaper     func()             // stops the reaper of lost nodes, running while primary
 	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)

@@ -102,7 +102,6 @@ type Store interface {
 
 	Outputs
 
-
 	LeaseAcquire(ctx context.Context, p LeaseAcquireParams) (Lease, error)
 	LeaseRenew(ctx context.Context, p LeaseRenewParams) (Lease, error)
 	LeaseResign(ctx context.Context, p LeaseResignParams) error

@@ -74,7 +74,7 @@ func testOutputCopies(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	wantErr(t, claim("d", 3, time.Minute), store.ErrConflict) // a, and claims of b and c
-	time.Sleep(50 * time.Millisecond)                          // c's claim expires
+	time.Sleep(50 * time.Millisecond)                         // c's claim expires
 	if err := claim("d", 3, time.Minute); err != nil {
 		t.Fatalf("a slot whose claim expired: %v", err)
 	}
