@@ -132,9 +132,9 @@ func Default() Config {
 		host = "tandem"
 	}
 	return Config{
-		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault,
+		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault, OutputMaxBytes: OutputMaxBytesDefault,
 		ShutdownGrace: ShutdownGraceDefault, OutputRetention: OutputRetentionDefault, OutputLimit: OutputLimitDefault,
-		FailbackHold: FailbackHoldDefault, OutputMaxBytes: OutputMaxBytesDefault,
+		FailbackHold: FailbackHoldDefault,
 		Lease:        Lease{Profile: LeaseProfileDefault},
 		Heartbeat:    Heartbeat{Interval: HeartbeatIntervalDefault, MaxMissed: HeartbeatMaxMissedDefault},
 		Log:          Log{Level: LogLevelDefault, Format: LogFormatDefault},
