@@ -8,18 +8,18 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
 // forwardedHeader marks a request one node forwarded to another, so it is never
 // forwarded twice (two nodes with different views must not bounce it forever).
-const forwardedHeader = "X-Tandem-Forwarded-By"
+const forwardedHeader = peer.ForwardedHeader
 
 // requesterHeader carries, on a forwarded request, who asked the forwarding node: the
 // operator action records it with the hold it sets.
-const requesterHeader = "X-Tandem-Requested-By"
+const requesterHeader = peer.RequesterHeader
 
 // requester names who made a request: the client's address and the node it reached.
 func (s *Server) requester(r *http.Request) string {
@@ -180,15 +180,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, body
 		s.writeError(w, r, fmt.Errorf("node %s: %w", id, store.ErrNotFound))
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(forwardedHeader, s.b.NodeID())
-	req.Header.Set(requesterHeader, s.requester(r))
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := s.peer.Forward(r.Context(), addr, r, body, s.b.NodeID(), s.requester(r))
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("forward to node %s at %s: %v: %w", id, addr, err, errUnreachable))
 		return

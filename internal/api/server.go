@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/output"
+	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -35,8 +37,10 @@ type Backend interface {
 	NodeID() string
 	// NodeAddress returns the advertised address of a node ("" if unknown).
 	NodeAddress(ctx context.Context, id string) string
-	// OutputPath is where this node keeps an output file.
-	OutputPath(o store.Output) string
+	// Outputs is this node's output store: copies, fetch on demand.
+	Outputs() *output.Service
+	// OutputsHint tells this node's copier that outputs may need copies.
+	OutputsHint()
 	// NodeAction performs an operator action (suspend, resume, standby, stop, restart)
 	// on this node for `by` (who asked) and returns its new mode; store.ErrConflict where
 	// it makes no sense.
@@ -58,15 +62,22 @@ type Server struct {
 	b     Backend
 	log   *slog.Logger
 	now   func() time.Time
+	peer  *peer.Client
 }
 
 // NewServer returns the API handlers. Instants it records (a job's first next-fire, an
 // on-demand run's creation) come from the backend's Now() if it has one (a node's clock
-// corrected to the repository's), else from time.Now.
+// corrected to the repository's), else from time.Now; calls to other nodes go through
+// the backend's Peer() if it has one, else a peer client of the server's own.
 func NewServer(st store.Store, b Backend, log *slog.Logger) *Server {
 	s := &Server{store: st, b: b, log: log, now: time.Now}
 	if c, ok := b.(interface{ Now() time.Time }); ok {
 		s.now = c.Now
+	}
+	if p, ok := b.(interface{ Peer() *peer.Client }); ok {
+		s.peer = p.Peer()
+	} else {
+		s.peer = peer.New()
 	}
 	return s
 }
@@ -89,6 +100,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.handle(s.runCancel))
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs", s.handle(s.outputList))
 	mux.HandleFunc("GET /api/v1/runs/{id}/outputs/{name...}", s.outputGet)
+	mux.HandleFunc("GET /api/v1/outputs", s.handle(s.outputFind))
+	mux.HandleFunc("GET /api/v1/internal/outputs/{id}/{attempt}/{name...}", s.outputCopy)
+	mux.HandleFunc("POST /api/v1/internal/outputs-hint", func(w http.ResponseWriter, r *http.Request) {
+		s.b.OutputsHint()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
 	s.registerDeliveries(mux)
 	mux.HandleFunc("POST /api/v1/switch", s.switchover)
@@ -179,7 +196,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrConflict):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable), errors.Is(err, errNodeDown):
+	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable), errors.Is(err, output.ErrLost):
 		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {
@@ -408,8 +425,8 @@ func (s *Server) runGet(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	for _, o := range outs {
-		v.Outputs = append(v.Outputs, OutputFrom(o))
+	if v.Outputs, err = s.describe(r.Context(), outs); err != nil {
+		return 0, nil, err
 	}
 	ds, err := s.store.DeliveryList(r.Context(), store.DeliveryListParams{RunID: id, Limit: 1000})
 	if err != nil {
@@ -447,14 +464,15 @@ func (s *Server) outputList(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	list := make([]Output, 0, len(outs))
-	for _, o := range outs {
-		list = append(list, OutputFrom(o))
+	list, err := s.describe(r.Context(), outs)
+	if list == nil {
+		list = []Output{}
 	}
-	return http.StatusOK, list, nil
+	return http.StatusOK, list, err
 }
 
-// outputGet streams an output file, or redirects to the node that keeps it.
+// outputGet streams an output file from this node's copy; a node that holds none
+// fetches it from a live holder first (and keeps it).
 func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
 	id, err := runID(r)
 	if err != nil {
@@ -471,42 +489,118 @@ func (s *Server) outputGet(w http.ResponseWriter, r *http.Request) {
 		if o.Name != name {
 			continue
 		}
-		if o.Node != s.b.NodeID() {
-			if err := s.nodeUp(r.Context(), o.Node); err != nil {
-				s.writeError(w, r, fmt.Errorf("output %s of run %d is held by node %s, %w", name, id, o.Node, err))
-				return
-			}
-			addr := s.b.NodeAddress(r.Context(), o.Node)
-			if addr == "" {
-				s.writeError(w, r, fmt.Errorf("output %s of run %d is kept on node %s, whose address is unknown: %w", name, id, o.Node, store.ErrNotFound))
-				return
-			}
-			http.Redirect(w, r, "http://"+addr+r.URL.Path, http.StatusTemporaryRedirect)
+		svc := s.b.Outputs()
+		if svc == nil {
+			s.writeError(w, r, fmt.Errorf("output %s of run %d: this node keeps no outputs: %w", name, id, errUnreachable))
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("X-Tandem-SHA256", o.SHA256)
-		http.ServeFile(w, r, s.b.OutputPath(o))
+		w.Header().Set(peer.SHA256Header, o.SHA256)
+		// A whole file this node must fetch first is streamed as it arrives (the
+		// client's wait for a first byte does not grow with the file); a range is
+		// served once the copy is here.
+		var begin func() io.Writer
+		if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+			begin = func() io.Writer {
+				w.Header().Set("Content-Length", strconv.FormatInt(o.Size, 10))
+				w.WriteHeader(http.StatusOK)
+				return w
+			}
+		}
+		f, err := svc.OpenOrStream(r.Context(), o, begin)
+		switch {
+		case errors.Is(err, output.ErrStreamed):
+			s.log.Warn("output download failed part way", "run", id, "output", name, "err", err)
+			panic(http.ErrAbortHandler) // the client sees a cut answer, not a whole one
+		case err != nil:
+			w.Header().Del(peer.SHA256Header)
+			s.writeError(w, r, fmt.Errorf("output %s of run %d: %w", name, id, err))
+			return
+		case f == nil:
+			return // streamed
+		}
+		defer f.Close()
+		http.ServeContent(w, r, "", o.CreatedAt, f)
 		return
 	}
 	s.writeError(w, r, fmt.Errorf("output %q of run %d: %w", name, id, store.ErrNotFound))
 }
 
-// errNodeDown marks a request that needs a node which is down.
-var errNodeDown = errors.New("which is down")
-
-// nodeUp returns errNodeDown if the status table shows node as lost or stopped.
-func (s *Server) nodeUp(ctx context.Context, node string) error {
-	st, err := s.b.Status(ctx)
+// outputCopy serves this node's own copy of an output to another node (never fetched).
+func (s *Server) outputCopy(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
 	if err != nil {
-		return nil // no worse off than before: the redirect tells
+		s.writeError(w, r, err)
+		return
 	}
-	for _, n := range st.Nodes {
-		if n.ID == node && slices.Contains([]string{"lost", "stopped", "down"}, n.Mode) {
-			return fmt.Errorf("%w (%s since its last heartbeat at %s)", errNodeDown, n.Mode, n.HeartbeatAt.UTC().Format(time.RFC3339))
+	attempt, err := strconv.Atoi(r.PathValue("attempt"))
+	if err != nil || attempt < 1 || s.b.Outputs() == nil {
+		s.writeError(w, r, &badRequest{"attempt", fmt.Sprintf("attempt must be a positive whole number, got %q", r.PathValue("attempt"))})
+		return
+	}
+	s.b.Outputs().ServeCopy(w, r, store.OutputRef{RunID: id, Attempt: attempt, Name: r.PathValue("name")})
+}
+
+// outputFind lists outputs with their holders: GET /api/v1/outputs?run=&underreplicated=&limit=.
+func (s *Server) outputFind(r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 0, store.OutputFindLimitDefault*10)
+	if err != nil {
+		return 0, nil, err
+	}
+	run, err := intParam(q.Get("run"), "run", 0, 1<<62)
+	if err != nil {
+		return 0, nil, err
+	}
+	under := false
+	switch v := q.Get("underreplicated"); v {
+	case "", "false", "0":
+	case "true", "1":
+		under = true
+	default:
+		return 0, nil, &badRequest{"underreplicated", fmt.Sprintf("underreplicated must be true or false, got %q", v)}
+	}
+	outs, err := s.store.OutputFind(r.Context(), store.OutputFindParams{RunID: int64(run), Limit: limit})
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := s.describe(r.Context(), outs)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]Output, 0, len(list))
+	for _, o := range list {
+		if !under || !o.Durable {
+			out = append(out, o)
 		}
 	}
-	return nil
+	return http.StatusOK, out, nil
+}
+
+// describe converts outputs with their holders and whether each is durable.
+func (s *Server) describe(ctx context.Context, outs []store.Output) ([]Output, error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	var ds []output.Description
+	if svc := s.b.Outputs(); svc != nil {
+		var err error
+		if ds, err = svc.Describe(ctx, outs); err != nil {
+			return nil, err
+		}
+	}
+	list := make([]Output, 0, len(outs))
+	for i, o := range outs {
+		v := OutputFrom(o)
+		if ds != nil {
+			v.Copies, v.Durable = ds[i].Target, ds[i].Durable
+			for j := range v.Holders {
+				v.Holders[j].State = ds[i].States[v.Holders[j].Node]
+			}
+		}
+		list = append(list, v)
+	}
+	return list, nil
 }
 
 func (s *Server) eventList(r *http.Request) (int, any, error) {

@@ -15,13 +15,15 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
 
 // fakeBackend is a node of a cluster whose status table is fixed.
 type fakeBackend struct {
-	status Status
+	outputs *output.Service
+	status  Status
 }
 
 func (b *fakeBackend) Status(context.Context) (Status, error)            { return b.status, nil }
@@ -30,7 +32,8 @@ func (b *fakeBackend) RunsQueued()                                       {}
 func (b *fakeBackend) CancelLocal(int64, string)                         {}
 func (b *fakeBackend) NodeID() string                                    { return "a" }
 func (b *fakeBackend) NodeAddress(context.Context, string) string        { return "127.0.0.1:1" }
-func (b *fakeBackend) OutputPath(o store.Output) string                  { return filepath.Join("/nonexistent", o.Name) }
+func (b *fakeBackend) Outputs() *output.Service                          { return b.outputs }
+func (b *fakeBackend) OutputsHint()                                      {}
 func (b *fakeBackend) NodeWeight(context.Context, float64, string) error { return nil }
 func (b *fakeBackend) NodeAction(context.Context, string, string) (string, error) {
 	return "standby", nil
@@ -46,7 +49,9 @@ type outputsOn struct {
 }
 
 func (s outputsOn) OutputList(_ context.Context, runID int64) ([]store.Output, error) {
-	return []store.Output{{RunID: runID, Attempt: 1, Name: "out.csv", Node: s.node, CreatedAt: time.Now()}}, nil
+	lost := time.Now().Add(-time.Minute)
+	return []store.Output{{RunID: runID, Attempt: 1, Name: "out.csv", Node: s.node, CreatedAt: time.Now(),
+		Holders: []store.Holder{{Node: s.node, VerifiedAt: &lost, LostAt: &lost}}}}, nil
 }
 
 // newTestServer serves the API of node a over a fresh SQLite repository; node c of its
@@ -60,6 +65,9 @@ func newTestServer(t *testing.T) (*httptest.Server, store.Store) {
 	t.Cleanup(func() { st.Close() })
 	b := &fakeBackend{status: Status{Primary: "a", Nodes: []NodeStatus{
 		{ID: "a", Mode: "primary"}, {ID: "c", Mode: "lost", HeartbeatAt: time.Now().Add(-time.Minute)}}}}
+	// Node c is not live: the output service sees only a.
+	b.outputs = output.New(output.Params{Store: st, Log: slog.New(slog.DiscardHandler), Node: "a", DataDir: t.TempDir(),
+		Live: func(context.Context) ([]store.Node, error) { return []store.Node{{ID: "a", Mode: "primary"}}, nil }})
 	mux := http.NewServeMux()
 	NewServer(outputsOn{st, "c"}, b, slog.New(slog.DiscardHandler)).Register(mux)
 	srv := httptest.NewServer(mux)
@@ -152,7 +160,7 @@ func TestOutputOfADownNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, data := call(t, "GET", srv.URL+"/api/v1/runs/"+itoa(run.ID)+"/outputs/out.csv", nil)
-	want := "output out.csv of run " + itoa(run.ID) + " is held by node c, which is down"
+	want := "output out.csv of run " + itoa(run.ID) + ": output lost: no live holder (last holder c, lost at "
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(data), want) {
 		t.Fatalf("%d %s, want 503 saying %q", code, data, want)
 	}

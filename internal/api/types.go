@@ -53,14 +53,30 @@ type Run struct {
 	Deliveries      []Delivery `json:"deliveries,omitempty"` // runs show: its delivery records
 }
 
-// Output is a file a run produced.
+// Output is a file a run produced, with the nodes that hold it.
 type Output struct {
+	Run     int64     `json:"run"`
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	SHA256  string    `json:"sha256"`
-	Node    string    `json:"node"`
+	Node    string    `json:"node"` // the node that produced it
 	Attempt int       `json:"attempt"`
 	Created time.Time `json:"created_at"`
+	// Copies is how many verified copies it should have now (its job's copies or
+	// output_copies, at most the live nodes); Durable says it has them.
+	Copies  int      `json:"copies"`
+	Durable bool     `json:"durable"`
+	Holders []Holder `json:"holders"`
+}
+
+// Holder is one node's copy of an output.
+type Holder struct {
+	Node string `json:"node"`
+	// State: verified (a checked copy on a live node), copying, down (a checked copy on
+	// a node that is not live) or lost (the node was declared lost holding it).
+	State      string     `json:"state"`
+	VerifiedAt *time.Time `json:"verified_at"`
+	LostAt     *time.Time `json:"lost_at,omitempty"`
 }
 
 // Status is the cluster's server-status table.
@@ -163,5 +179,10 @@ func RunFrom(r store.Run) Run {
 
 // OutputFrom converts a stored output.
 func OutputFrom(o store.Output) Output {
-	return Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256, Node: o.Node, Attempt: o.Attempt, Created: o.CreatedAt}
+	v := Output{Run: o.RunID, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Node: o.Node, Attempt: o.Attempt, Created: o.CreatedAt,
+		Holders: []Holder{}}
+	for _, h := range o.Holders {
+		v.Holders = append(v.Holders, Holder{Node: h.Node, VerifiedAt: h.VerifiedAt, LostAt: h.LostAt})
+	}
+	return v
 }

@@ -196,7 +196,7 @@ func newRunsShowCmd(g *globals) *cobra.Command {
 				row("Reason", r.Reason)
 			}
 			for _, o := range r.Outputs {
-				row("Output", fmt.Sprintf("%s (%d bytes, node %s)", o.Name, o.Size, o.Node))
+				row("Output", fmt.Sprintf("%s (%d bytes, made on %s; %s)", o.Name, o.Size, o.Node, copiesText(o)))
 			}
 			for _, d := range r.Deliveries {
 				row("Delivery", fmt.Sprintf("%d %s %s: %s after %d attempts", d.ID, d.Channel, d.Target, d.State, d.Attempts))

@@ -8,6 +8,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -328,10 +330,31 @@ func (c *Client) OutputGet(ctx context.Context, id int64, name string, w io.Writ
 	if resp.StatusCode >= 300 {
 		return decodeError(resp)
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(w, h), resp.Body); err != nil {
 		return fmt.Errorf("download %s of run %d: %w", name, id, err)
 	}
+	if want, got := resp.Header.Get("X-Tandem-SHA256"), hex.EncodeToString(h.Sum(nil)); want != "" && got != want {
+		return fmt.Errorf("download %s of run %d: the file received has SHA-256 %s, the server recorded %s", name, id, got, want)
+	}
 	return nil
+}
+
+// OutputFind lists outputs with their holders: of one run (run > 0) or the newest of
+// every run, and only those not durable with underreplicated.
+func (c *Client) OutputFind(ctx context.Context, run int64, underreplicated bool, limit int) ([]api.Output, error) {
+	q := url.Values{}
+	if run > 0 {
+		q.Set("run", strconv.FormatInt(run, 10))
+	}
+	if underreplicated {
+		q.Set("underreplicated", "true")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []api.Output
+	return out, c.call(ctx, get("/api/v1/outputs?"+q.Encode()), &out)
 }
 
 func escapePath(p string) string {

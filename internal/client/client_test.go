@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
@@ -92,7 +93,8 @@ func (nopBackend) RunsQueued()                                                {}
 func (nopBackend) CancelLocal(int64, string)                                  {}
 func (nopBackend) NodeID() string                                             { return "a" }
 func (nopBackend) NodeAddress(context.Context, string) string                 { return "" }
-func (nopBackend) OutputPath(o store.Output) string                           { return o.Name }
+func (nopBackend) Outputs() *output.Service                                   { return nil }
+func (nopBackend) OutputsHint()                                               {}
 func (nopBackend) NodeAction(context.Context, string, string) (string, error) { return "standby", nil }
 func (nopBackend) NodeWeight(context.Context, float64, string) error          { return nil }
 func (nopBackend) Switch(_ context.Context, to string) (string, error)        { return to, nil }

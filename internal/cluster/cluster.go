@@ -55,6 +55,12 @@ type Params struct {
 	Liveness store.Liveness
 	// DeadCheck is how often the reaper looks for dead processes; default Interval/4.
 	DeadCheck time.Duration
+	// OutputCopies is output_copies, against which a lost node's outputs are judged
+	// under-replicated (0: 2).
+	OutputCopies int
+	// CopiesNeeded, if set, is called when a lost node's outputs need copies again, so
+	// the copiers look at once.
+	CopiesNeeded func()
 }
 
 // Membership is one node's view of the cluster's nodes.
@@ -75,6 +81,9 @@ func New(p Params) *Membership {
 	}
 	if p.Requeued == nil {
 		p.Requeued = func() {}
+	}
+	if p.CopiesNeeded == nil {
+		p.CopiesNeeded = func() {}
 	}
 	if p.DeadCheck <= 0 {
 		p.DeadCheck = max(p.Interval/4, time.Millisecond)
@@ -293,7 +302,7 @@ func (m *Membership) ReapOnce(ctx context.Context, epoch int64, lost map[string]
 // lose declares nd lost if it is silent or, with dead, at once (its process is gone).
 // Only store.ErrFenced is returned: any other failure is tried again on the next pass.
 func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost map[string]bool, dead bool) error {
-	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now()}
+	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now(), OutputCopies: m.p.OutputCopies}
 	why := fmt.Sprintf("%d heartbeats missed", m.p.MaxMissed)
 	if dead {
 		p.Dead, why = nd.Holder, fmt.Sprintf("its process %s died (its liveness lock is free)", nd.Holder)
@@ -313,7 +322,38 @@ func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost 
 	m.p.Log.Warn(msg)
 	m.p.Event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed, "dead": dead})
 	m.p.Requeued()
+	m.outputsEvents(nd.ID, res)
 	return nil
+}
+
+// outputsEventMax bounds the outputs an output event names (its count says all).
+const outputsEventMax = 100
+
+// outputsEvents records what a node's loss did to the outputs it held:
+// output.underreplicated (copies are made again from a live holder) and output.lost (no
+// live holder left; a holder that comes back with its copy makes it available again).
+func (m *Membership) outputsEvents(node string, res store.NodeLoseResult) {
+	for _, e := range []struct {
+		typ, what string
+		refs      []store.OutputRef
+	}{
+		{"output.underreplicated", "under-replicated, copied again from a live holder", res.Underreplicated},
+		{"output.lost", "lost: no live holder left", res.OutputsLost},
+	} {
+		if len(e.refs) == 0 {
+			continue
+		}
+		names := make([]string, 0, min(len(e.refs), outputsEventMax))
+		for _, r := range e.refs[:min(len(e.refs), outputsEventMax)] {
+			names = append(names, r.String())
+		}
+		msg := fmt.Sprintf("%d outputs held by node %s %s", len(e.refs), node, e.what)
+		m.p.Log.Warn(msg, "outputs", names)
+		m.p.Event(e.typ, msg, map[string]any{"node": node, "count": len(e.refs), "outputs": names})
+	}
+	if len(res.Underreplicated)+len(res.OutputsLost) > 0 {
+		m.p.CopiesNeeded()
+	}
 }
 
 // releaseStopped queues again the runs still assigned to nodes that stopped (one that

@@ -32,6 +32,8 @@ const (
 	ShutdownGraceDefault      = 30 * time.Second
 	OutputRetentionDefault    = 30 * 24 * time.Hour
 	OutputLimitDefault        = 1 << 20
+	OutputMaxBytesDefault     = 1 << 30
+	OutputCopiesMax           = 10
 	LeaseRenewDefault         = 250 * time.Millisecond
 	LeaseTTLDefault           = 1500 * time.Millisecond
 	LeaseMarginDefault        = 500 * time.Millisecond
@@ -83,6 +85,13 @@ type Config struct {
 	OutputRetention time.Duration `toml:"output_retention" env:"OUTPUT_RETENTION"`
 	// OutputLimit is how many bytes of stdout and of stderr a run keeps. Default 1 MiB.
 	OutputLimit int64 `toml:"output_limit" env:"OUTPUT_LIMIT"`
+	// OutputCopies is how many verified copies, on as many nodes, each output file gets
+	// when its job sets no copies: 1 to 10, never more than the live nodes. Default 0:
+	// 2 when the cluster has more than one live node, else 1.
+	OutputCopies int `toml:"output_copies" env:"OUTPUT_COPIES"`
+	// OutputMaxBytes is how many bytes of output files one attempt may keep, all files
+	// together; an attempt with more fails. Default 1 GiB.
+	OutputMaxBytes int64 `toml:"output_max_bytes" env:"OUTPUT_MAX_BYTES"`
 
 	// Worker makes this node a worker only: it never takes the primary role. Default false.
 	Worker bool `toml:"worker" env:"WORKER"`
@@ -213,7 +222,7 @@ func Default() Config {
 		host = "tandem"
 	}
 	return Config{
-		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault,
+		DataDir: DataDirDefault, Listen: ListenDefault, NodeID: host, Capacity: CapacityDefault, OutputMaxBytes: OutputMaxBytesDefault,
 		ShutdownGrace: ShutdownGraceDefault, OutputRetention: OutputRetentionDefault, OutputLimit: OutputLimitDefault,
 		FailbackHold: FailbackHoldDefault,
 		Lease:        Lease{Profile: LeaseProfileDefault},
@@ -355,6 +364,12 @@ func (c *Config) Validate() error {
 	}
 	if c.OutputLimit < 1024 || c.OutputLimit > 1<<30 {
 		bad("output_limit", "must be between 1024 and 1073741824 bytes, got %d", c.OutputLimit)
+	}
+	if c.OutputCopies < 0 || c.OutputCopies > OutputCopiesMax {
+		bad("output_copies", "must be between 1 and %d (or 0: 2 on a cluster, 1 on one node), got %d", OutputCopiesMax, c.OutputCopies)
+	}
+	if c.OutputMaxBytes < 1 {
+		bad("output_max_bytes", "must be at least 1 byte, got %d", c.OutputMaxBytes)
 	}
 	if _, ok := LeaseProfiles[c.Lease.Profile]; !ok {
 		bad("lease.profile", "%q is not a profile (fast, normal, wan)", c.Lease.Profile)

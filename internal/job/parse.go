@@ -297,7 +297,7 @@ func want(field, format string) string {
 		return "a whole number"
 	case "deliver.include_files", "deliver.overwrite":
 		return "true or false"
-	case "retries":
+	case "retries", "copies":
 		return "a whole number"
 	case "http.expect_status":
 		return "an array of whole numbers"

@@ -83,6 +83,8 @@ func TestParseBadInputNamesTheField(t *testing.T) {
 		{"misfire", FormatTOML, base + "misfire = \"sometimes\"\n" + cmd, "misfire", "skip, run-once, run-all"},
 		{"overlap", FormatTOML, base + "overlap = \"maybe\"\n" + cmd, "overlap", "allow, forbid"},
 		{"retries", FormatTOML, base + "retries = -1\n" + cmd, "retries", "between"},
+		{"copies", FormatTOML, base + "copies = 11\n" + cmd, "copies", "between 1 and 10"},
+		{"copies negative", FormatTOML, base + "copies = -1\n" + cmd, "copies", "between 1 and 10"},
 		{"blackout", FormatTOML, base + "blackout = [\"2026-02-30\"]\n" + cmd, "blackout", "2026-02-30"},
 		{"end before start", FormatTOML, base + "start = \"2026-02-01T00:00:00Z\"\nend = \"2026-01-01T00:00:00Z\"\n" + cmd, "end", "after start"},
 		{"noop and command", FormatTOML, base + cmd + "[noop]\n", "noop", "not both"},

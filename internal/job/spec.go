@@ -55,6 +55,9 @@ type Spec struct {
 	Tags            []string `json:"tags,omitempty" toml:"tags"`
 	// Balance overrides the cluster's load-balancing algorithm for this job's runs.
 	Balance string `json:"balance,omitempty" toml:"balance"`
+	// Copies is how many verified copies of each output file the cluster keeps, on as
+	// many nodes (at most the live nodes); 0: the server's output_copies.
+	Copies int `json:"copies,omitempty" toml:"copies"`
 
 	Command *Command  `json:"command,omitempty" toml:"command"`
 	HTTP    *HTTP     `json:"http,omitempty" toml:"http"`

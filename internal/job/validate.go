@@ -17,6 +17,7 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 // Limits on a definition.
 const (
 	RetriesMax   = 100
+	CopiesMax    = 10
 	NoopSleepMax = 24 * time.Hour
 )
 
@@ -95,6 +96,9 @@ func (s *Spec) validate() error {
 	}
 	if s.Retries < 0 || s.Retries > RetriesMax {
 		return invalid("retries", "must be between 0 and %d, got %d", RetriesMax, s.Retries)
+	}
+	if s.Copies < 0 || s.Copies > CopiesMax {
+		return invalid("copies", "must be between 1 and %d, got %d", CopiesMax, s.Copies)
 	}
 	if s.RetryBackoff < 0 {
 		return invalid("retry_backoff", "must not be negative, got %s", s.RetryBackoff)

@@ -1,11 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -131,20 +128,14 @@ func (n *Node) Switch(ctx context.Context, to string) (string, error) {
 }
 
 // hint tells a node to look at the lease now. Best effort: it polls anyway.
-func (n *Node) hint(addr string) { n.post(addr, "/api/v1/internal/lease-hint") }
+func (n *Node) hint(addr string) { n.post(addr, n.peers.LeaseHint) }
 
-// post sends a bodiless hint to the node at addr. Best effort: hints only make things
-// happen sooner.
-func (n *Node) post(addr, path string) {
+// post sends a hint to the node at addr. Best effort: hints only make things happen
+// sooner.
+func (n *Node) post(addr string, send func(ctx context.Context, addr string) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Lease.TTL)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := n.peers.Do(req); err == nil {
-		resp.Body.Close()
-	}
+	_ = send(ctx, addr)
 }
 
 // LeaseHint implements api.Backend.
@@ -152,19 +143,31 @@ func (n *Node) LeaseHint() { n.keeper.Wake() }
 
 // askSwitch asks the primary at addr to hand the role over to `to`.
 func (n *Node) askSwitch(ctx context.Context, addr, to string) error {
-	body, _ := json.Marshal(map[string]string{"to": to})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/switch", bytes.NewReader(body))
-	if err != nil {
-		return err
+	return n.peers.Switch(ctx, addr, to)
+}
+
+// copiesNeeded wakes the copiers: this node's at once, the other live nodes' through a
+// hint (best effort: they look every output.PollDefault anyway).
+func (n *Node) copiesNeeded() {
+	n.outputs.Hint()
+	n.mu.Lock()
+	stopping := n.stopping
+	n.mu.Unlock()
+	if stopping || !n.hinting.CompareAndSwap(false, true) {
+		return // a round of hints is on its way
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.peers.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("primary answered %s", resp.Status)
-	}
-	return nil
+	n.goFn(func() {
+		defer n.hinting.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Heartbeat.Interval)
+		defer cancel()
+		nodes, err := n.members.Live(ctx)
+		if err != nil {
+			return
+		}
+		for _, nd := range nodes {
+			if nd.ID != n.cfg.NodeID && nd.Mode != ModeDraining {
+				_ = n.peers.OutputsHint(ctx, nd.Address)
+			}
+		}
+	})
 }

@@ -2,6 +2,10 @@ package node
 
 import (
 	"cmp"
+	"context"
+	"github.com/tandemhq/tandem/internal/output"
+	"github.com/tandemhq/tandem/internal/store"
+	"io"
 
 	"github.com/tandemhq/tandem/internal/channel"
 	"github.com/tandemhq/tandem/internal/deliver"
@@ -18,7 +22,7 @@ func (n *Node) newDeliverer() *deliver.Deliverer {
 			job.ChannelWebhook:   &channel.Webhook{},
 			job.ChannelDirectory: channel.Directory{},
 		},
-		Files:       &deliver.Files{Self: c.NodeID, Path: n.OutputPath, Address: n.NodeAddress, HTTP: n.peers},
+		Files:       outputFiles{n.outputs},
 		BaseURL:     cmp.Or(c.Deliver.BaseURL, "http://"+c.Advertise),
 		MaxAttempts: c.Deliver.MaxAttempts, Backoff: c.Deliver.Backoff, BackoffMax: c.Deliver.BackoffMax,
 		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff})
@@ -36,4 +40,12 @@ func (n *Node) deliveriesDue() {
 	if n.deliver != nil {
 		n.deliver.Wake()
 	}
+}
+
+// outputFiles opens a run's outputs for the deliverer through the output service: from
+// this node's copy, or fetched from a live holder (and kept) when it has none.
+type outputFiles struct{ s *output.Service }
+
+func (f outputFiles) Open(ctx context.Context, o store.Output) (io.ReadCloser, error) {
+	return f.s.Open(ctx, o)
 }

@@ -14,11 +14,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
@@ -27,6 +26,8 @@ import (
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/deliver"
 	"github.com/tandemhq/tandem/internal/lease"
+	"github.com/tandemhq/tandem/internal/output"
+	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/worker"
 )
@@ -43,10 +44,6 @@ const (
 	ModeLost      = cluster.ModeLost
 )
 
-// OutputSweepDefault is how often, at most, a node deletes its outputs past retention:
-// every tenth of the retention, at least every 10 minutes.
-const OutputSweepDefault = 10 * time.Minute
-
 // Node is one tandem server.
 type Node struct {
 	cfg     config.Config
@@ -61,9 +58,10 @@ type Node struct {
 	members *cluster.Membership
 	worker  *worker.Worker
 	deliver *deliver.Deliverer // set in Start, once the advertised address is known
+	outputs *output.Service
 	http    *http.Server
 	ln      net.Listener
-	peers   *http.Client // node-to-node calls: hints and forwarded operator actions
+	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 
 	mu         sync.Mutex
 	epoch      int64   // while primary
@@ -71,9 +69,10 @@ type Node struct {
 	held       bool    // this node's stored standby hold
 	weight     float64 // load-balancing weight, as stored or configured
 	stopping   bool
+	hinting    atomic.Bool        // a round of copy hints to the other nodes is being sent
 	role       *role              // services running while primary and not suspended
 	reaper     func()             // stops the reaper of lost nodes, running while primary
-	hinting    map[string]bool    // nodes a work hint is on its way to: true, another is due
+	workHints  map[string]bool    // nodes a work hint is on its way to: true, another is due
 	slots      *slots             // scheduler slots, when the cluster has more than one
 	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)
 	// cancel ends the services a stopping node gives up first (the lease, firing,
@@ -93,13 +92,18 @@ type Node struct {
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
-		stopReq: make(chan struct{}), hinting: map[string]bool{}, peers: &http.Client{Timeout: 10 * time.Second}}
+		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New()}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
-		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, Guard: cfg.CommandGuard, OnFinish: n.runEnded, Now: n.clock.Now, Holder: n.holder})
+		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OutputMaxBytes: cfg.OutputMaxBytes,
+		Guard: cfg.CommandGuard, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
-		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued, Liveness: lv, DeadCheck: cfg.Lease.Renew})
+		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued, Liveness: lv, DeadCheck: cfg.Lease.Renew,
+		OutputCopies: cfg.OutputCopies, CopiesNeeded: n.copiesNeeded})
+	n.outputs = output.New(output.Params{Store: st, Log: n.log.With("component", "outputs"), Node: cfg.NodeID,
+		DataDir: cfg.DataDir, Peer: n.peers, Live: n.members.Live, Copies: cfg.OutputCopies,
+		Retention: cfg.OutputRetention, Now: n.clock.Now})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
 		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
@@ -212,7 +216,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go func() { defer n.lifeWG.Done(); n.heartbeats(life) }()
 	n.startSlots(ctx, slotCount) // before the primary's keeper: its role must know whether to fire
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
-	n.goFn(func() { n.sweepOutputs(ctx) })
+	n.goFn(func() { _ = n.outputs.Run(ctx) })
 	if n.cfg.Failback {
 		n.goFn(func() { n.failback(ctx) })
 	}
@@ -374,35 +378,18 @@ func (n *Node) describe() store.Node {
 		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
 }
 
-// sweepOutputs deletes this node's outputs of runs that ended longer ago than retention.
-func (n *Node) sweepOutputs(ctx context.Context) {
-	t := time.NewTicker(min(OutputSweepDefault, max(n.cfg.OutputRetention/10, time.Second)))
-	defer t.Stop()
-	for {
-		if err := n.SweepOutputs(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("output sweep failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+// SweepOutputs deletes the outputs past retention once, and the files the repository
+// no longer lists.
+func (n *Node) SweepOutputs(ctx context.Context) error { return n.outputs.Sweep(ctx) }
 
-// SweepOutputs deletes the outputs past retention once.
-func (n *Node) SweepOutputs(ctx context.Context) error {
-	gone, err := n.store.OutputExpire(ctx, store.OutputExpireParams{Node: n.cfg.NodeID, Before: n.clock.Now().Add(-n.cfg.OutputRetention)})
-	if err != nil {
-		return err
-	}
-	return removeOutputs(n.cfg.DataDir, gone, n.log)
-}
+// Outputs implements api.Backend.
+func (n *Node) Outputs() *output.Service { return n.outputs }
 
-// OutputPath implements api.Backend.
-func (n *Node) OutputPath(o store.Output) string {
-	return filepath.Join(n.cfg.DataDir, "outputs", strconv.FormatInt(o.RunID, 10), strconv.Itoa(o.Attempt), filepath.FromSlash(o.Name))
-}
+// OutputsHint implements api.Backend: another node recorded outputs that need copies.
+func (n *Node) OutputsHint() { n.outputs.Hint() }
+
+// Peer is the client this node calls other nodes with (api.Server uses it).
+func (n *Node) Peer() *peer.Client { return n.peers }
 
 // NodeID implements api.Backend.
 func (n *Node) NodeID() string { return n.cfg.NodeID }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -192,21 +188,21 @@ func (n *Node) assigned(nodes []string) {
 			continue
 		}
 		n.mu.Lock()
-		_, busy := n.hinting[id]
-		n.hinting[id] = busy // true: send another once the one in flight is back
+		_, busy := n.workHints[id]
+		n.workHints[id] = busy // true: send another once the one in flight is back
 		n.mu.Unlock()
 		if busy {
 			continue
 		}
 		n.goFn(func() {
 			for {
-				n.post(addr, "/api/v1/internal/work-hint")
+				n.post(addr, n.peers.WorkHint)
 				n.mu.Lock()
-				again := n.hinting[id]
+				again := n.workHints[id]
 				if !again {
-					delete(n.hinting, id)
+					delete(n.workHints, id)
 				} else {
-					n.hinting[id] = false
+					n.workHints[id] = false
 				}
 				n.mu.Unlock()
 				if !again {
@@ -257,21 +253,4 @@ func (n *Node) failback(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func removeOutputs(dataDir string, outs []store.Output, log *slog.Logger) error {
-	var errs []error
-	dirs := map[string]bool{}
-	for _, o := range outs {
-		dirs[filepath.Join(dataDir, "outputs", strconv.FormatInt(o.RunID, 10))] = true
-	}
-	for dir := range dirs {
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(outs) > 0 {
-		log.Info("outputs past retention deleted", "files", len(outs), "runs", len(dirs))
-	}
-	return errors.Join(errs...)
 }

@@ -107,8 +107,7 @@ type Store interface {
 	// weighs capacity against, without counting the queue.
 	RunLoad(ctx context.Context) ([]RunCount, error)
 
-	OutputList(ctx context.Context, runID int64) ([]Output, error)
-	OutputExpire(ctx context.Context, p OutputExpireParams) ([]Output, error)
+	Outputs
 
 	LeaseAcquire(ctx context.Context, p LeaseAcquireParams) (Lease, error)
 	LeaseRenew(ctx context.Context, p LeaseRenewParams) (Lease, error)
@@ -409,12 +408,6 @@ type RunCount struct {
 	Count int
 }
 
-// OutputExpireParams removes the records of Node's outputs of runs finished before Before.
-type OutputExpireParams struct {
-	Node   string
-	Before time.Time
-}
-
 // LeaseAcquireParams takes a lease if it is free or expired at Now, or if its holder is
 // TakeFrom (a holder whose process is known to be dead). A lease resigned to a successor
 // is reserved for that node (Node) for one TTL.
@@ -468,6 +461,9 @@ type NodeLoseParams struct {
 	Silence time.Duration
 	Dead    string
 	Now     time.Time
+	// OutputCopies is the cluster's copy count for outputs whose job set none (0: 2),
+	// against which the lost node's outputs are judged under-replicated.
+	OutputCopies int
 }
 
 // NodeClaimParams claims Node.ID for the process Node.Holder, replacing the claim of
@@ -505,6 +501,11 @@ type NodeLoseResult struct {
 	Lost     bool    // false: the node is not silent (any more) or already lost
 	Requeued []int64 // runs queued again for their next attempt
 	Failed   []int64 // runs that had no attempt left
+	// Outputs the node held a verified copy of, now below their copy count:
+	// Underreplicated still have a holder on a node that is not lost or stopped,
+	// OutputsLost have none.
+	Underreplicated []OutputRef
+	OutputsLost     []OutputRef
 }
 
 // Liveness is implemented by engines that can tell at once that a lease holder's process

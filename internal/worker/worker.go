@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -26,7 +25,7 @@ type Params struct {
 	Store       store.Store
 	Log         *slog.Logger
 	Node        string
-	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT
+	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT (see output.Layout)
 	Capacity    int
 	OutputLimit int64
 	HTTP        *http.Client
@@ -42,6 +41,11 @@ type Params struct {
 	// runs a stop hands back are handed back only while the node id is still this
 	// process's. "" hands them back without that check.
 	Holder string
+	// OnOutputs, if set, is called after results with output files were recorded
+	// (hints the copiers).
+	OnOutputs func()
+	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
+	OutputMaxBytes int64
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
@@ -429,6 +433,9 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 		if w.p.OnFinish != nil {
 			w.p.OnFinish()
 		}
+		if w.p.OnOutputs != nil && withOutputs(batch) {
+			w.p.OnOutputs()
+		}
 		w.Wake()
 	}
 }
@@ -455,13 +462,9 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		x.ScheduledAt = *run.ScheduledAt
 	}
 	if spec.Noop == nil { // the no-op executor writes nothing
-		x.OutputDir = filepath.Join(w.p.DataDir, "outputs", strconv.FormatInt(run.ID, 10), strconv.Itoa(run.Attempt))
-		err := os.RemoveAll(x.OutputDir)
-		if err == nil {
-			err = os.MkdirAll(x.OutputDir, 0o755)
-		}
-		if err != nil {
-			return store.RunFinishParams{State: store.RunFailed, Reason: fmt.Sprintf("output directory: %v", err)}
+		var err error
+		if x.OutputDir, err = output.NewLayout(w.p.DataDir).PrepareAttempt(run.ID, run.Attempt); err != nil {
+			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
 		}
 	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
@@ -475,9 +478,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		res = RunNoop(ctx, x, *spec.Noop)
 	}
 	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
-	for _, o := range res.Outputs {
-		p.Outputs = append(p.Outputs, store.Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256})
-	}
+	p.Outputs, res.Err = w.keepOutputs(run, spec, res)
 	switch {
 	case res.Err == nil:
 		p.State = store.RunSucceeded

@@ -10,54 +10,6 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// OutputList implements store.Store: the outputs of a run's latest attempt that has any.
-func (s *DB) OutputList(ctx context.Context, runID int64) ([]store.Output, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT run_id, attempt, name, size, sha256, node, created_at FROM outputs
-		WHERE run_id = ? AND attempt = (SELECT MAX(attempt) FROM outputs WHERE run_id = ?) ORDER BY name`), runID, runID)
-	if err != nil {
-		return nil, fmt.Errorf("list outputs of run %d: %w", runID, err)
-	}
-	return scanOutputs(rows)
-}
-
-func scanOutputs(rows *sql.Rows) ([]store.Output, error) {
-	defer rows.Close()
-	var out []store.Output
-	for rows.Next() {
-		var o store.Output
-		var created int64
-		if err := rows.Scan(&o.RunID, &o.Attempt, &o.Name, &o.Size, &o.SHA256, &o.Node, &created); err != nil {
-			return nil, fmt.Errorf("scan output: %w", err)
-		}
-		o.CreatedAt = instant(created)
-		out = append(out, o)
-	}
-	return out, rows.Err()
-}
-
-// OutputExpire implements store.Store.
-func (s *DB) OutputExpire(ctx context.Context, p store.OutputExpireParams) ([]store.Output, error) {
-	var out []store.Output
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT o.run_id, o.attempt, o.name, o.size, o.sha256, o.node, o.created_at
-			FROM outputs o JOIN runs r ON r.id = o.run_id WHERE o.node = ? AND r.finished_at IS NOT NULL AND r.finished_at < ?`), p.Node, micros(p.Before))
-		if err != nil {
-			return err
-		}
-		if out, err = scanOutputs(rows); err != nil {
-			return err
-		}
-		_, err = s.exec(ctx, tx, `DELETE FROM outputs WHERE node = ? AND run_id IN (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < ?)`, p.Node, micros(p.Before))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("expire outputs: %w", err)
-	}
-	return out, nil
-}
-
 // EventAppend implements store.Store.
 func (s *DB) EventAppend(ctx context.Context, p store.EventAppendParams) error {
 	data, err := json.Marshal(p.Data)

@@ -35,6 +35,9 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 			return err
 		}
 		res.Lost = true
+		if err := s.loseCopies(ctx, tx, p, now, &res); err != nil {
+			return err
+		}
 		// Marked lost first (an update no assignment waits for, nor it for them), then
 		// locked for update: the assignments to the node still in progress commit first,
 		// and their runs are among those read next.

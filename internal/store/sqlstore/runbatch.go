@@ -509,13 +509,7 @@ func (s *DB) finishOne(ctx context.Context, tx *sql.Tx, p store.RunFinishParams,
 	if err != nil {
 		return fmt.Errorf("finish run %d: %w", p.RunID, err)
 	}
-	for _, o := range p.Outputs {
-		if _, err := s.exec(ctx, tx, `INSERT INTO outputs (run_id, attempt, name, size, sha256, node, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, p.RunID, h.attempt, o.Name, o.Size, o.SHA256, h.node, micros(p.Now)); err != nil {
-			return fmt.Errorf("record output %s of run %d: %w", o.Name, p.RunID, err)
-		}
-	}
-	return nil
+	return s.recordOutputs(ctx, tx, p, h.attempt, h.node)
 }
 
 // RunLoad implements store.Store. Only the assigned and running runs are counted, which

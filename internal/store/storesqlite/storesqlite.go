@@ -54,7 +54,16 @@ func Path(db string) string {
 // Open opens (creating if needed) the database file at path and brings its schema up to
 // date.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// Owner only: SQLite gives its -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	q := url.Values{}
@@ -78,7 +87,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // migrate applies pending migrations while holding an exclusive lock on path+".lock".
 func migrate(ctx context.Context, db *sql.DB, path string) error {
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open migration lock: %w", err)
 	}

@@ -302,27 +302,6 @@ func testRunListFilters(t *testing.T, s store.Store) {
 	}
 }
 
-func testOutputsExpire(t *testing.T, s store.Store) {
-	apply(t, s, spec("o"))
-	r := must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "o", Now: t0}))
-	startRun(t, s, r, "n", "t")
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunSucceeded,
-		Outputs: []store.Output{{Name: "x", Size: 1, SHA256: "h"}}}))
-	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "n", Before: t0})); len(got) != 0 {
-		t.Fatalf("expired too early: %+v", got)
-	}
-	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "other", Before: t0.Add(time.Second)})); len(got) != 0 {
-		t.Fatalf("another node expired this node's outputs: %+v", got)
-	}
-	got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Node: "n", Before: t0.Add(time.Second)}))
-	if len(got) != 1 || got[0].Name != "x" {
-		t.Fatalf("expired: %+v", got)
-	}
-	if left := must[[]store.Output](t)(s.OutputList(ctx(t), r.ID)); len(left) != 0 {
-		t.Fatalf("outputs left after expiry: %+v", left)
-	}
-}
-
 // Leases are judged by the engine's clock (the database's where it has one), so these
 // tests use real time and short TTLs rather than a fixed instant.
 func acquire(t *testing.T, s store.Store, holder string, ttl time.Duration) (store.Lease, error) {

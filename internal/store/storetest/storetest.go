@@ -48,6 +48,8 @@ func Run(t *testing.T, open Open) {
 		"RunListDispatchablePages":     testRunListDispatchablePages,
 		"DispatchQueueOverlap":         testDispatchQueueOverlap,
 		"OutputsExpire":                testOutputsExpire,
+		"OutputCopies":                 testOutputCopies,
+		"OutputsOfALostNode":           testOutputsOfALostNode,
 		"Lease":                        testLease,
 		"NodesAndEvents":               testNodesAndEvents,
 		"NodeLose":                     testNodeLose,
