@@ -155,6 +155,9 @@ type JobSpec struct {
 	RetryBackoff time.Duration
 	// Watch makes the executions witness overlaps of their own run (WatchedExecScript).
 	Watch bool
+	// Webhook, when set, gives the job a [[deliver]] entry posting to it on success,
+	// signed with Secret (whsec_…) when that is set.
+	Webhook, Secret string
 }
 
 // Apply creates or replaces a test job whose command appends to the job's execution log.
@@ -189,6 +192,13 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 	if j.RetryBackoff > 0 {
 		doc["retry_backoff"] = j.RetryBackoff.String()
 		doc["retry_backoff_max"] = (4 * j.RetryBackoff).String()
+	}
+	if j.Webhook != "" {
+		entry := map[string]any{"webhook": j.Webhook}
+		if j.Secret != "" {
+			entry["secret"] = j.Secret
+		}
+		doc["deliver"] = []map[string]any{entry}
 	}
 	data, err := json.Marshal(doc)
 	if err != nil {

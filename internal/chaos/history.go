@@ -67,6 +67,16 @@ type History struct {
 	Overlaps []Overlap
 	Faults   []FaultRecord
 	Duration time.Duration
+	// Entries, when not 0, is how many [[deliver]] entries (all on success) the job has;
+	// Deliveries are its delivery records once they settled, DeliveryAttempts the
+	// nodes' deliver.max_attempts, Received the requests the receiver accepted by
+	// webhook-id and Unverified those it could not verify. Together they judge the
+	// delivery rules (checkDeliveries).
+	Entries          int
+	Deliveries       []api.Delivery
+	DeliveryAttempts int
+	Received         map[string]int
+	Unverified       int
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -81,7 +91,10 @@ type Violation struct {
 	// (primary.changed events whose epochs go back, or one epoch on two nodes: a split brain),
 	// dead-overlap (an attempt of a run still executing after its node was killed, while a
 	// later attempt ran), drain (a run in flight on a node that stopped gracefully was
-	// given another attempt).
+	// given another attempt), deliveries (a succeeded run without exactly one delivery
+	// record per entry, or a record of another run), delivery-final (a record neither
+	// delivered nor failed, or failed before its attempts ran out), delivery-unseen (a
+	// delivered record the receiver never got, or a request it got of no record).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -100,7 +113,12 @@ type Report struct {
 	Executions  int
 	Duplicates  int // scheduled times that appear more than once (each extra appearance)
 	Lost        int // scheduled times with neither run nor record
-	execs       map[int64][]Exec
+	// Deliveries counts the delivery records checked (History.Entries > 0), by state in
+	// DeliveryStates; Redelivered counts the webhook-ids the receiver accepted more than once.
+	Deliveries     int
+	DeliveryStates string
+	Redelivered    int
+	execs          map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -108,6 +126,9 @@ func (r Report) Summary() string {
 	s := fmt.Sprintf("%d records (%s), %d executions", r.Runs, r.States, r.Executions)
 	if r.Occurrences > 0 {
 		s += fmt.Sprintf(", %d scheduled times %s..%s", r.Occurrences, r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"))
+	}
+	if r.DeliveryStates != "" {
+		s += fmt.Sprintf(", %d deliveries (%s; %d accepted more than once)", r.Deliveries, r.DeliveryStates, r.Redelivered)
 	}
 	if len(r.Violations) == 0 {
 		return s + ": history OK"
@@ -165,7 +186,8 @@ func FormatRun(r api.Run) string {
 //	(d) a run executed at most as often as its attempt count, never twice in one attempt,
 //	    never in an attempt beyond its own, and a succeeded run's final attempt executed
 //	    on the run's node;
-//	(e) no run created after epoch E began carries an epoch below E.
+//	(e) no run created after epoch E began carries an epoch below E;
+//	(f) with Entries, each succeeded run was delivered as checkDeliveries says.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -194,6 +216,7 @@ func Check(h History) Report {
 	checkEpochs(h.EpochStarts, runs, add)
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
+	checkDeliveries(h, byID, &rep, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }

@@ -147,9 +147,10 @@ type soakJob struct {
 // soakJobs are schedules firing every 100ms to 1s under each misfire policy (with a
 // grace short enough for a takeover to make occurrences misfire) and each overlap
 // policy (with runs long enough to overlap the next occurrence when delayed), an
-// on-demand job, and a watched on-demand job of long runs (in flight at most faults: they
-// witness overlapping attempts and graceful stops).
-func soakJobs() []soakJob {
+// on-demand job, a watched on-demand job of long runs (in flight at most faults: they
+// witness overlapping attempts and graceful stops), and a job whose runs are delivered
+// to the webhook (the receiver's URL).
+func soakJobs(webhook string) []soakJob {
 	const grace = time.Second
 	mk := func(name string, every time.Duration, misfire string, window time.Duration, overlap, then string) soakJob {
 		return soakJob{
@@ -159,6 +160,8 @@ func soakJobs() []soakJob {
 			policy: &Policy{Misfire: misfire, Grace: grace, Window: window, Overlap: overlap},
 		}
 	}
+	delivered := mk("delivered", time.Second, "run-once", 0, "allow", "")
+	delivered.spec.Webhook, delivered.spec.Secret = webhook, soakWebhookSecret
 	return []soakJob{
 		mk("fast-all-allow", 100*time.Millisecond, "run-all", 3*time.Second, "allow", ""),
 		mk("skip-allow", 300*time.Millisecond, "skip", 0, "allow", ""),
@@ -167,8 +170,24 @@ func soakJobs() []soakJob {
 		mk("once-replace", 700*time.Millisecond, "run-once", 0, "replace", "sleep 1"),
 		{spec: JobSpec{Name: "on-demand", Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 0.3"}},
 		{spec: JobSpec{Name: longJob, Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 3", Watch: true}, duration: 3 * time.Second},
+		delivered,
 	}
 }
+
+// soakWebhookSecret signs the soak's webhook deliveries.
+const soakWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// soakDeliveryAttempts is the nodes' deliver.max_attempts in the soak.
+const soakDeliveryAttempts = 8
+
+// soakDeliverEnv are the nodes' [deliver] settings in the soak: claims short enough
+// that one left by a killed or frozen node expires within a fault or two, and retries
+// fast enough that the receiver's 503s are retried while the faults go on.
+var soakDeliverEnv = []string{"TANDEM_DELIVER_CLAIM=5s", "TANDEM_DELIVER_HANDOFF=1s", "TANDEM_DELIVER_BACKOFF=200ms",
+	"TANDEM_DELIVER_BACKOFF_MAX=2s", fmt.Sprintf("TANDEM_DELIVER_MAX_ATTEMPTS=%d", soakDeliveryAttempts)}
+
+// receiverFailEvery makes the soak's receiver answer every 10th request 503.
+const receiverFailEvery = 10
 
 // longJob is the soak's watched job of long runs.
 const longJob = "long"
@@ -218,7 +237,12 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	default:
 		return res, fmt.Errorf("soak: engine %q is not sqlite or postgres", o.Engine)
 	}
-	c, err := New(Options{Binary: o.Binary, Dir: o.Dir, DB: db, Proxied: true})
+	rcv, err := NewReceiver(soakWebhookSecret, receiverFailEvery)
+	if err != nil {
+		return res, fmt.Errorf("soak: %w", err)
+	}
+	defer rcv.Close()
+	c, err := New(Options{Binary: o.Binary, Dir: o.Dir, DB: db, Proxied: true, Env: soakDeliverEnv})
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
@@ -241,7 +265,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	if _, err := c.StartAll(ctx, soakNodes[1:]...); err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
-	jobs := soakJobs()
+	jobs := soakJobs(rcv.URL())
 	for _, j := range jobs {
 		if err := c.Apply(withTimeout(ctx, 30*time.Second), j.spec); err != nil {
 			return res, fmt.Errorf("soak: %w", err)
@@ -322,6 +346,14 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration}
 		if i == 0 {
 			h.LeaseEpochs = obs.leaseEpochs()
+		}
+		if j.spec.Webhook != "" {
+			ds, err := settleDeliveries(withTimeout(ctx, 10*time.Minute), c, j.spec.Name, out)
+			if err != nil {
+				return res, fmt.Errorf("soak: %w", err)
+			}
+			h.Entries, h.Deliveries, h.DeliveryAttempts = 1, ds, soakDeliveryAttempts
+			h.Received, h.Unverified = rcv.Seen()
 		}
 		rep := Check(h)
 		res.Reports[j.spec.Name] = rep

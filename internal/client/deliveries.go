@@ -15,6 +15,7 @@ type DeliveryListParams struct {
 	Job    string
 	States []string
 	Limit  int
+	Before int64 // only records with a lower id (0: from the newest)
 }
 
 // DeliveryList lists delivery records, newest first.
@@ -31,6 +32,9 @@ func (c *Client) DeliveryList(ctx context.Context, p DeliveryListParams) ([]api.
 	}
 	if p.Limit > 0 {
 		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.Before > 0 {
+		q.Set("before", strconv.FormatInt(p.Before, 10))
 	}
 	var out []api.Delivery
 	return out, c.call(ctx, get("/api/v1/deliveries?"+q.Encode()), &out)

@@ -130,3 +130,22 @@ func TestRedactedDB(t *testing.T) {
 		t.Fatalf("RedactedDB = %q", got)
 	}
 }
+
+// Every server configuration in examples/server/ loads and validates, so the README's
+// worked example starts as written.
+func TestExampleConfigurationsLoad(t *testing.T) {
+	files, err := filepath.Glob("../../examples/server/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples/server: %v %v", files, err)
+	}
+	for _, f := range files {
+		c, err := config.Load(f, map[string]string{})
+		if err == nil {
+			c.DataDir = t.TempDir()
+			err = c.Finish()
+		}
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
+	}
+}
