@@ -32,12 +32,13 @@ lint: ## staticcheck (pinned as a tool in go.mod), go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
-bench: ## run every benchmark (lateness, throughput, failover, scale, deliver; each prints its figures)
+bench: ## run every benchmark (lateness, throughput, failover, scale, deliver, outputs; each prints its figures)
 	$(GO) run ./bench/lateness
 	$(GO) run ./bench/throughput
 	$(GO) run ./bench/failover
 	$(GO) run ./bench/scale
 	$(GO) run ./bench/deliver
+	$(GO) run ./bench/outputs
 
 soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each)
 	$(GO) test -timeout 120m -run 'TestSoak' -v ./internal/chaos/ -soak.faults=500 -soak.norace
