@@ -18,7 +18,8 @@ import (
 // weight is set at start on two nodes and changed live on the third (and shown in
 // status).
 func TestWeightedMinLoadSharesByWeight(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := pgtest.NewDatabase(t) // the engine of a cluster across hosts: no file lock between the nodes' writes
 	common := []string{"--db", db, "--capacity", "20"}

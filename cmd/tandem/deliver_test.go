@@ -85,7 +85,8 @@ func deliveries(t *testing.T, s *server, job string) []api.Delivery {
 // (the node is declared lost) or expires. The receiver sees that id at most twice, and
 // the record ends delivered, by a surviving node, with one recorded attempt.
 func TestDeliveryOfAKilledSenderIsSentAgainByAnotherNode(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	// A claim of 8s: the sender cuts its own request off at 7.2s, long after the kill.

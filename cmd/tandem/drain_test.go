@@ -69,7 +69,8 @@ func applyJob(t *testing.T, s *server, dir, toml string) {
 // with attempt 1; each node shows itself draining and records its stop; no node is
 // declared lost (which would re-queue its runs while they still run).
 func TestGracefulStopDrainsRunsInFlight(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	common := []string{"--db", db, "--shutdown-grace", "30s", "--capacity", "3"}
@@ -198,7 +199,8 @@ func startFails(t *testing.T, args ...string) string {
 // One live process per node id and per data directory: a second claimant refuses to
 // start and says who holds the id, and where; after a crash the id is taken over at once.
 func TestOneProcessPerNodeIDAndDataDir(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a")
@@ -237,7 +239,8 @@ func TestOneProcessPerNodeIDAndDataDir(t *testing.T) {
 // stays held across a restart, status says who set each hold and when, and a node
 // killed with kill -9 shows as lost at once.
 func TestHoldsSurviveFailoverAndRestart(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
@@ -334,7 +337,8 @@ func procAlive(pid int) bool {
 // and its child). Every process of the command is gone within a second; the primary
 // re-queues the run at once; attempt 2 finds none of attempt 1's processes alive.
 func TestDeadNodesCommandsDieWithIt(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--capacity", "0")

@@ -60,7 +60,8 @@ func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 // holders killed in turn it still downloads. An output of copies = 1 whose holder died
 // says so: output lost: no live holder (last holder a, lost at …).
 func TestOutputsSurviveTheirNode(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it judges timings (shares, drains, lost nodes) of real processes,
+	// which other clusters starting beside it on two cores would distort.
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	nodes := map[string]*server{}

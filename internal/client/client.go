@@ -57,6 +57,7 @@ type Client struct {
 	servers []string
 	timeout time.Duration
 	http    *http.Client
+	patient *http.Client // for the last server left to try (LastServerWait)
 	mu      sync.Mutex
 	cur     int
 }
@@ -86,13 +87,21 @@ func NewConfig(c Config) *Client {
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = timeout
-	return &Client{servers: list, timeout: timeout, http: &http.Client{
-		Transport: tr,
-		// Redirects (to the node that keeps an output file) are followed by OutputGet,
-		// so that a node that does not answer is told apart from the server that did.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	// The last server left to try gets longer to answer: there is nothing to move on to,
+	// and a live server that is merely busy should not be given up on.
+	last := tr.Clone()
+	last.ResponseHeaderTimeout = max(timeout, LastServerWait)
+	// Redirects (to the node that keeps an output file) are followed by OutputGet, so
+	// that a node that does not answer is told apart from the server that did.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{servers: list, timeout: timeout,
+		http:    &http.Client{Transport: tr, CheckRedirect: noRedirect},
+		patient: &http.Client{Transport: last, CheckRedirect: noRedirect}}
 }
+
+// LastServerWait is how long the last server left to try has to send an answer's
+// headers.
+const LastServerWait = 60 * time.Second
 
 // Servers returns the server list in use.
 func (c *Client) Servers() []string { return c.servers }
@@ -131,7 +140,11 @@ func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 		if rq.ctype != "" {
 			req.Header.Set("Content-Type", rq.ctype)
 		}
-		resp, err := c.http.Do(req)
+		hc := c.http
+		if k == len(c.servers)-1 {
+			hc = c.patient
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
