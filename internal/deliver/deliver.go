@@ -33,7 +33,7 @@ const (
 	BackoffFactor  = 6
 	ClaimDefault   = 2 * time.Minute
 	HandoffDefault = 5 * time.Second
-	PollDefault    = 250 * time.Millisecond
+	PollDefault    = time.Second
 	// ConcurrencyDefault is how many records one node sends at once.
 	ConcurrencyDefault = 8
 )
@@ -63,7 +63,7 @@ type Params struct {
 	BackoffMax  time.Duration // default 10h
 	Claim       time.Duration // how long a claim holds; a send is cut off before; default 2m
 	Handoff     time.Duration // how long a record waits for its holder; default 5s
-	Poll        time.Duration // default 250ms
+	Poll        time.Duration // default 1s: the run's own node is woken as the run ends
 	Concurrency int           // default 8
 }
 
