@@ -32,6 +32,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// Commands run under a guard built without the race detector (cli.GuardExeEnv).
+	guard := filepath.Join(dir, "tandem-guard")
+	if out, err := exec.Command("go", "build", "-o", guard, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build tandem: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	os.Setenv("TANDEM_TEST_GUARD_EXE", guard)
 	code := pgtest.Wrap(m).Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -59,7 +59,15 @@ func tandemBinary(t *testing.T) string {
 		out, err := exec.CommandContext(ctx, "go", "build", "-race", "-o", binPath, "../../cmd/tandem").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build tandem: %w\n%s", err, out)
+			return
 		}
+		// Commands run under a guard built without the race detector (cli.GuardExeEnv).
+		guard := filepath.Join(binDir, "tandem-guard")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", guard, "../../cmd/tandem").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build tandem guard: %w\n%s", err, out)
+			return
+		}
+		os.Setenv("TANDEM_TEST_GUARD_EXE", guard)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

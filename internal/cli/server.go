@@ -139,6 +139,11 @@ func newLogger(c config.Config) *slog.Logger {
 	return slog.New(logquiet.New(h, 5*time.Second))
 }
 
+// GuardExeEnv, for tests, names another tandem binary to run commands' guards: a server
+// built with the race detector would otherwise start a race-instrumented process for
+// every command, which costs hundreds of milliseconds on a busy machine.
+const GuardExeEnv = "TANDEM_TEST_GUARD_EXE"
+
 // runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
 func runServer(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg)
@@ -157,6 +162,9 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	defer st.Close()
 	if exe, err := os.Executable(); err == nil {
 		cfg.CommandGuard = exe // commands run under this binary's guard (worker.GuardMain)
+	}
+	if g := os.Getenv(GuardExeEnv); g != "" {
+		cfg.CommandGuard = g
 	}
 	n := node.New(cfg, st, log)
 	if err := n.Start(ctx); err != nil {
