@@ -116,17 +116,9 @@ const nodeColumns = `id, holder, address, mode, priority, capacity, running, wei
 // NodeClaim implements store.Store.
 func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 	n := p.Node
-	tags, err := json.Marshal(n.Tags)
-	if err != nil {
-		return fmt.Errorf("encode tags: %w", err)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
-		if err != nil {
-			return err
-		}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var holder string
-		err = tx.QueryRowContext(ctx, s.q(`SELECT holder FROM nodes WHERE id = ?`+s.d.ForUpdate), n.ID).Scan(&holder)
+		err := tx.QueryRowContext(ctx, s.q(`SELECT holder FROM nodes WHERE id = ?`+s.d.ForUpdate), n.ID).Scan(&holder)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -134,11 +126,7 @@ func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 		case holder != p.Replace && holder != n.Holder:
 			return fmt.Errorf("held by %s: %w", holder, store.ErrClaimed)
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, address = excluded.address, mode = excluded.mode,
-			priority = excluded.priority, capacity = excluded.capacity, running = excluded.running, weight = excluded.weight,
-			tags = excluded.tags, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
-			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
+		_, err = s.upsertNode(ctx, tx, n, true)
 		return err
 	})
 	if err != nil {
@@ -151,25 +139,13 @@ func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 // recorded.
 func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) error {
 	n := p.Node
-	tags, err := json.Marshal(n.Tags)
-	if err != nil {
-		return fmt.Errorf("encode tags: %w", err)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
-		if err != nil {
-			return err
-		}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if closedMode(n.Mode) {
 			if err := s.lockNode(ctx, tx, n.ID); err != nil {
 				return err
 			}
 		}
-		k, err := s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET address = excluded.address, mode = excluded.mode, priority = excluded.priority,
-			capacity = excluded.capacity, running = excluded.running, weight = excluded.weight, tags = excluded.tags,
-			started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at WHERE nodes.holder = excluded.holder`,
-			n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
+		k, err := s.upsertNode(ctx, tx, n, false)
 		if err == nil && k == 0 {
 			err = store.ErrClaimed
 		}
@@ -179,6 +155,29 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
 	}
 	return nil
+}
+
+// upsertNode writes a node's row stamped with the repository's clock. A claim takes the
+// row for n.Holder whoever had it; otherwise the row changes only while it is still
+// n.Holder's (it returns 0 rows when another process claimed it).
+func (s *DB) upsertNode(ctx context.Context, tx *sql.Tx, n store.Node, claim bool) (int64, error) {
+	tags, err := json.Marshal(n.Tags)
+	if err != nil {
+		return 0, fmt.Errorf("encode tags: %w", err)
+	}
+	now, err := s.now(ctx, tx, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	set, where := "", " WHERE nodes.holder = excluded.holder"
+	if claim {
+		set, where = "holder = excluded.holder, ", ""
+	}
+	return s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET `+set+`address = excluded.address, mode = excluded.mode, priority = excluded.priority,
+		capacity = excluded.capacity, running = excluded.running, weight = excluded.weight, tags = excluded.tags,
+		started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`+where,
+		n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
 }
 
 // NodeList implements store.Store.
