@@ -13,7 +13,8 @@
 //	standby ──(holder's liveness lock free: its process died)──▶ acquire at once
 //
 // Among standbys that see a free lease, the one with the best rank (priority, then id)
-// tries first; each rank waits two polls more.
+// tries first; each rank waits four polls more (200ms at the default renewal), so a
+// best standby that is alive but busy still comes first.
 //
 // Invariants:
 //   - Expiry is judged on the repository's side (a single clock for every node of one

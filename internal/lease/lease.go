@@ -31,9 +31,13 @@ type Params struct {
 	// not stopping). Nil: always.
 	Eligible func() bool
 	// Rank returns how many live, eligible nodes come before this one in takeover order
-	// (priority, then id). This node waits Rank × Poll × 2 before taking a free lease, so
+	// (priority, then id). This node waits Rank × RankStep before taking a free lease, so
 	// the best standby takes over first. Nil: 0.
 	Rank func(ctx context.Context) int
+	// RankStep is how long each better-ranked standby is given to take a free lease
+	// before the next one tries; default four polls. It only costs time when a better
+	// standby is alive but slow: a dead one is not counted in Rank.
+	RankStep time.Duration
 	// Successor names the node a stopping primary hands the lease to ("" for none).
 	Successor func(ctx context.Context) string
 	// Elected is called when this node becomes primary; the role lasts until Deposed.
@@ -68,6 +72,9 @@ func New(p Params) *Keeper {
 	}
 	if p.Poll <= 0 {
 		p.Poll = max(p.Renew/5, time.Millisecond)
+	}
+	if p.RankStep <= 0 {
+		p.RankStep = 4 * p.Poll
 	}
 	if p.Name == "" {
 		p.Name = store.PrimaryLease
@@ -217,7 +224,7 @@ func (k *Keeper) consider(ctx context.Context) {
 			k.rank = k.p.Rank(ctx)
 		}
 	}
-	if now.Sub(k.free) < time.Duration(k.rank)*2*k.p.Poll {
+	if now.Sub(k.free) < time.Duration(k.rank)*k.p.RankStep {
 		return
 	}
 	k.acquire(ctx, l, takeFrom, how)
