@@ -4,7 +4,7 @@
 // end (its finished_at) to the receiver's first receipt of its delivery key.
 //
 //	go run ./bench/deliver [-webhooks 10000] [-emails 1000] [-nodes 1]
-//	    [-mode paced,burst] [-webhook-rate 500] [-email-rate 100]
+//	    [-mode paced,burst] [-webhook-rate 500] [-email-rate 100] [-cpuprofile FILE]
 //
 // Modes:
 //   - paced: the runs are enqueued at a steady rate (-webhook-rate, -email-rate runs/s);
@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -82,7 +83,19 @@ func main() {
 	modes := flag.String("mode", "paced,burst", "paced, burst or both (comma separated)")
 	webhookRate := flag.Int("webhook-rate", 500, "runs/s enqueued in paced mode, webhook")
 	emailRate := flag.Int("email-rate", 100, "runs/s enqueued in paced mode, email")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "deliver: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *nodes < 1 || *webhookRate < 1 || *emailRate < 1 {
 		fmt.Fprintln(os.Stderr, "deliver: -nodes and the rates must be at least 1")
 		os.Exit(2)

@@ -72,6 +72,15 @@ type Params struct {
 type Deliverer struct {
 	p    Params
 	wake chan struct{}
+
+	mu       sync.Mutex
+	queue    []finishReq // attempts waiting to be recorded
+	flushing bool        // a sender is recording the queue
+}
+
+type finishReq struct {
+	p    store.DeliveryFinishParams
+	done chan store.DeliveryFinishResult
 }
 
 // New returns a Deliverer; Run runs it.
@@ -189,7 +198,7 @@ func (d *Deliverer) send(ctx context.Context, rec store.Delivery) {
 		fin.Error = err.Error()
 	}
 	// Recorded also when this node is stopping: the attempt happened.
-	out, ferr := d.p.Store.DeliveryFinish(context.WithoutCancel(ctx), fin)
+	out, ferr := d.record(context.WithoutCancel(ctx), fin)
 	log := d.p.Log.With("delivery", rec.ID, "key", rec.Key(), "run", rec.RunID, "job", rec.Job, "channel", rec.Channel,
 		"target", rec.Spec.Target(), "attempt", rec.Attempts+1)
 	switch {
@@ -204,6 +213,43 @@ func (d *Deliverer) send(ctx context.Context, rec store.Delivery) {
 	default:
 		log.Warn("delivery "+string(fin.State), "err", err, "response", res.Response, "attempts", out.Attempts)
 	}
+}
+
+// record records one attempt's outcome. The attempts that end while another sender
+// records go into one transaction together (group commit): the repository takes one
+// write for many records, not one each.
+func (d *Deliverer) record(ctx context.Context, p store.DeliveryFinishParams) (store.Delivery, error) {
+	req := finishReq{p: p, done: make(chan store.DeliveryFinishResult, 1)}
+	d.mu.Lock()
+	d.queue = append(d.queue, req)
+	lead := !d.flushing
+	d.flushing = true
+	d.mu.Unlock()
+	for lead {
+		d.mu.Lock()
+		batch := d.queue
+		d.queue = nil
+		if len(batch) == 0 {
+			d.flushing = false
+			d.mu.Unlock()
+			break
+		}
+		d.mu.Unlock()
+		ps := make([]store.DeliveryFinishParams, len(batch))
+		for i, r := range batch {
+			ps[i] = r.p
+		}
+		res, err := d.p.Store.DeliveryFinishBatch(ctx, ps)
+		for i, r := range batch {
+			if err != nil {
+				r.done <- store.DeliveryFinishResult{Err: err}
+				continue
+			}
+			r.done <- res[i]
+		}
+	}
+	r := <-req.done
+	return r.Delivery, r.Err
 }
 
 // delay is the wait after failed attempt n (1 for the first): the receiver's

@@ -243,8 +243,52 @@ func TestExpiredClaimIsSentByAnotherNode(t *testing.T) {
 	if ids := rcv.seen(); len(ids) != 1 || ids[0] != d.Key() {
 		t.Fatalf("webhook-ids %v", ids)
 	}
-	_, err = s.DeliveryFinish(context.Background(), store.DeliveryFinishParams{ID: rec.ID, Token: "dead", Node: "a", Now: time.Now(), State: store.DeliveryDelivered})
+	_, err = store.DeliveryFinish(context.Background(), s, store.DeliveryFinishParams{ID: rec.ID, Token: "dead", Node: "a", Now: time.Now(), State: store.DeliveryDelivered})
 	if err == nil {
 		t.Fatal("the dead claimer's late outcome was accepted")
 	}
+}
+
+// countingStore counts the transactions that record attempts and the attempts in them;
+// each takes a while, as on a busy repository.
+type countingStore struct {
+	store.Store
+	mu               sync.Mutex
+	batches, records int
+}
+
+func (c *countingStore) DeliveryFinishBatch(ctx context.Context, ps []store.DeliveryFinishParams) ([]store.DeliveryFinishResult, error) {
+	time.Sleep(20 * time.Millisecond)
+	c.mu.Lock()
+	c.batches++
+	c.records += len(ps)
+	c.mu.Unlock()
+	return c.Store.DeliveryFinishBatch(ctx, ps)
+}
+
+// Attempts that end while another is being recorded are recorded together: the
+// repository takes one write for many records (group commit), and each still ends
+// delivered.
+func TestAttemptsRecordedTogether(t *testing.T) {
+	s := openStore(t)
+	rcv := newReceiver(t, func(int) (int, string) { return http.StatusOK, "" })
+	var recs []store.Delivery
+	for range 40 {
+		recs = append(recs, endRun(t, s, rcv.srv.URL, "a"))
+	}
+	cs := &countingStore{Store: s}
+	d := deliverer(cs, "a", deliver.Params{Concurrency: 8})
+	run(t, d)
+	for _, rec := range recs {
+		waitState(t, s, rec.ID, store.DeliveryDelivered, 10*time.Second)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.records != len(recs) {
+		t.Fatalf("%d attempts recorded, want %d", cs.records, len(recs))
+	}
+	if cs.batches*2 > cs.records {
+		t.Fatalf("%d attempts took %d transactions: not recorded together", cs.records, cs.batches)
+	}
+	t.Logf("%d attempts recorded in %d transactions", cs.records, cs.batches)
 }

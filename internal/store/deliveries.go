@@ -26,10 +26,12 @@ type Deliveries interface {
 	DeliveryGet(ctx context.Context, id int64) (Delivery, error)
 	// DeliveryClaim hands out up to Limit due records to p.Node under p.Token.
 	DeliveryClaim(ctx context.Context, p DeliveryClaimParams) ([]Delivery, error)
-	// DeliveryFinish records one attempt's outcome under the claim's token; ErrStale
-	// when the record is no longer claimed with it. A record that ends failed or
-	// disabled raises delivery.failed or delivery.disabled in the same transaction.
-	DeliveryFinish(ctx context.Context, p DeliveryFinishParams) (Delivery, error)
+	// DeliveryFinishBatch records attempts' outcomes, each under its claim's token, in one
+	// transaction; an attempt whose record is no longer claimed with its token gets
+	// ErrStale in its result and changes nothing. A record that ends failed or disabled
+	// raises delivery.failed or delivery.disabled in the same transaction. The error is
+	// for the batch as a whole (nothing was recorded).
+	DeliveryFinishBatch(ctx context.Context, ps []DeliveryFinishParams) ([]DeliveryFinishResult, error)
 	// DeliveryRetry makes a failed or disabled record due again now, with a fresh
 	// budget of attempts (ErrConflict for any other state).
 	DeliveryRetry(ctx context.Context, p DeliveryRetryParams) (Delivery, error)
@@ -130,6 +132,22 @@ type DeliveryClaimParams struct {
 	Until   time.Time // the claim's expiry
 	Handoff time.Duration
 	Limit   int // 0: 10
+}
+
+// DeliveryFinishResult is the outcome of one recorded attempt: the record as it is now,
+// or why the attempt was not recorded.
+type DeliveryFinishResult struct {
+	Delivery Delivery
+	Err      error
+}
+
+// DeliveryFinish records one attempt: DeliveryFinishBatch of one.
+func DeliveryFinish(ctx context.Context, st Deliveries, p DeliveryFinishParams) (Delivery, error) {
+	res, err := st.DeliveryFinishBatch(ctx, []DeliveryFinishParams{p})
+	if err != nil {
+		return Delivery{}, err
+	}
+	return res[0].Delivery, res[0].Err
 }
 
 // DeliveryFinishParams records an attempt. State is DeliveryPending (try again at

@@ -222,26 +222,45 @@ func (s *DB) DeliveryGet(ctx context.Context, id int64) (store.Delivery, error) 
 	return d, rows.Err()
 }
 
-// DeliveryClaim implements store.Store. The due records are read and claimed in one
-// statement; on PostgreSQL rows another claimer has locked are skipped, not waited for.
+// DeliveryClaim implements store.Store. Expired claims first, then due pending records in
+// the order they fell due, each found by its own index walk that stops at the limit (one
+// statement with both in an OR read every due record and sorted them, per claim: a
+// backlog of thousands made each claim cost thousands of rows); then one statement
+// claims them. On PostgreSQL rows another claimer has locked are skipped, not waited for.
 func (s *DB) DeliveryClaim(ctx context.Context, p store.DeliveryClaimParams) ([]store.Delivery, error) {
 	var out []store.Delivery
 	lock := ""
 	if s.d.ForUpdate != "" {
-		lock = s.d.ForUpdate + " SKIP LOCKED"
+		lock = " " + s.d.ForUpdate + " SKIP LOCKED"
 	}
-	now := micros(p.Now)
+	now, limit := micros(p.Now), cmpOr(p.Limit, 10)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// Due pending records and expired claims, of those this node may take now: its
-		// own, ownerless ones, those due for Handoff already, and those of a down holder.
+		// Of those this node may take now: its own, ownerless ones, those due for
+		// Handoff already, and those of a down holder.
+		mayTake := ` AND (holder = ? OR holder = '' OR next_at <= ? OR holder IN (SELECT id FROM nodes WHERE mode IN ('lost', 'stopped')))`
 		handoff := micros(p.Now.Add(-p.Handoff))
-		var err error
+		ids, err := s.ids(ctx, tx, `SELECT id FROM deliveries WHERE state = 'sending' AND claim_until <= ?`+mayTake+
+			` ORDER BY claim_until LIMIT ?`+lock, now, p.Node, handoff, limit)
+		if err != nil {
+			return err
+		}
+		if len(ids) < limit {
+			due, err := s.ids(ctx, tx, `SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= ?`+mayTake+
+				` ORDER BY next_at, id LIMIT ?`+lock, now, p.Node, handoff, limit-len(ids))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, due...)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		args := []any{p.Node, p.Token, micros(p.Until), now}
+		for _, id := range ids {
+			args = append(args, id)
+		}
 		out, err = s.deliveries(ctx, tx, `UPDATE deliveries SET state = 'sending', claim_node = ?, claim_token = ?, claim_until = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE ((state = 'pending' AND next_at <= ?) OR (state = 'sending' AND claim_until <= ?))
-				AND (holder = ? OR holder = '' OR next_at <= ? OR holder IN (SELECT id FROM nodes WHERE mode IN ('lost', 'stopped')))
-				ORDER BY next_at, id LIMIT ?`+lock+`)
-			RETURNING `+deliveryColumns,
-			p.Node, p.Token, micros(p.Until), now, now, now, p.Node, handoff, cmpOr(p.Limit, 10))
+			WHERE id IN (`+placeholders(len(ids))+`) RETURNING `+deliveryColumns, args...)
 		return err
 	})
 	if err != nil {
@@ -251,61 +270,82 @@ func (s *DB) DeliveryClaim(ctx context.Context, p store.DeliveryClaimParams) ([]
 	return out, nil
 }
 
-// DeliveryFinish implements store.Store.
-func (s *DB) DeliveryFinish(ctx context.Context, p store.DeliveryFinishParams) (store.Delivery, error) {
-	var d store.Delivery
-	if !p.State.Valid() || p.State == store.DeliverySending {
-		return d, fmt.Errorf("finish delivery %d: state %q is not an outcome", p.ID, p.State)
+// DeliveryFinishBatch implements store.Store.
+func (s *DB) DeliveryFinishBatch(ctx context.Context, ps []store.DeliveryFinishParams) ([]store.DeliveryFinishResult, error) {
+	out := make([]store.DeliveryFinishResult, len(ps))
+	for i, p := range ps {
+		if !p.State.Valid() || p.State == store.DeliverySending {
+			out[i].Err = fmt.Errorf("finish delivery %d: state %q is not an outcome", p.ID, p.State)
+		}
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var delivered any
-		if p.State == store.DeliveryDelivered {
-			delivered = micros(p.Now)
+		for i, p := range ps {
+			if out[i].Err != nil {
+				continue
+			}
+			d, err := s.deliveryFinish(ctx, tx, p)
+			if errors.Is(err, store.ErrStale) {
+				out[i] = store.DeliveryFinishResult{Delivery: d, Err: fmt.Errorf("finish delivery %d: %w", p.ID, err)}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i].Delivery = d
 		}
-		next := micros(p.NextAt)
-		if p.NextAt.IsZero() {
-			next = micros(p.Now)
-		}
-		k, err := s.exec(ctx, tx, `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, claim_token = '', claim_until = NULL,
-			last_error = ?, last_response = ?, updated_at = ?, delivered_at = ? WHERE id = ? AND claim_token = ? AND state = 'sending'`,
-			string(p.State), next, p.Error, p.Response, micros(p.Now), delivered, p.ID, p.Token)
-		if err != nil {
-			return fmt.Errorf("finish delivery %d: %w", p.ID, err)
-		}
-		if d, err = s.deliveryGet(ctx, tx, p.ID); err != nil {
-			return err
-		}
-		if k == 0 {
-			return fmt.Errorf("delivery %d is %s, claimed by %q: %w", p.ID, d.State, d.ClaimNode, store.ErrStale)
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO delivery_attempts (delivery_id, n, node, started_at, finished_at, outcome, response, error)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, d.Attempts, p.Node, micros(p.StartedAt), micros(p.Now), string(p.State), p.Response, p.Error); err != nil {
-			return fmt.Errorf("record attempt %d of delivery %d: %w", d.Attempts, p.ID, err)
-		}
-		typ := ""
-		switch p.State {
-		case store.DeliveryFailed:
-			typ = store.EventDeliveryFailed
-		case store.DeliveryDisabled:
-			typ = store.EventDeliveryDisabled
-		default:
-			return nil
-		}
-		data, err := json.Marshal(map[string]any{"delivery": d.ID, "key": d.Key(), "run": d.RunID, "job": d.Job, "entry": d.Entry,
-			"channel": d.Channel, "target": d.Spec.Target(), "attempts": d.Attempts, "error": p.Error, "response": p.Response})
-		if err != nil {
-			return err
-		}
-		msg := fmt.Sprintf("delivery %d of run %d (%s, %s %s) %s after %d attempts: %s", d.ID, d.RunID, d.Job, d.Channel,
-			d.Spec.Target(), p.State, d.Attempts, cmpOrString(p.Error, p.Response))
-		_, err = s.exec(ctx, tx, `INSERT INTO events (type, at, node, message, data) VALUES (?, ?, ?, ?, ?)`,
-			typ, micros(p.Now), p.Node, msg, string(data))
-		return err
+		return nil
 	})
 	if err != nil {
-		return d, fmt.Errorf("finish delivery %d: %w", p.ID, err)
+		return nil, fmt.Errorf("finish %d deliveries: %w", len(ps), err)
 	}
-	return d, nil
+	return out, nil
+}
+
+func (s *DB) deliveryFinish(ctx context.Context, tx *sql.Tx, p store.DeliveryFinishParams) (store.Delivery, error) {
+	var delivered any
+	if p.State == store.DeliveryDelivered {
+		delivered = micros(p.Now)
+	}
+	next := micros(p.NextAt)
+	if p.NextAt.IsZero() {
+		next = micros(p.Now)
+	}
+	k, err := s.exec(ctx, tx, `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, claim_token = '', claim_until = NULL,
+		last_error = ?, last_response = ?, updated_at = ?, delivered_at = ? WHERE id = ? AND claim_token = ? AND state = 'sending'`,
+		string(p.State), next, p.Error, p.Response, micros(p.Now), delivered, p.ID, p.Token)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("finish delivery %d: %w", p.ID, err)
+	}
+	d, err := s.deliveryGet(ctx, tx, p.ID)
+	if err != nil {
+		return d, err
+	}
+	if k == 0 {
+		return d, fmt.Errorf("delivery %d is %s, claimed by %q: %w", p.ID, d.State, d.ClaimNode, store.ErrStale)
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO delivery_attempts (delivery_id, n, node, started_at, finished_at, outcome, response, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, d.Attempts, p.Node, micros(p.StartedAt), micros(p.Now), string(p.State), p.Response, p.Error); err != nil {
+		return d, fmt.Errorf("record attempt %d of delivery %d: %w", d.Attempts, p.ID, err)
+	}
+	typ := ""
+	switch p.State {
+	case store.DeliveryFailed:
+		typ = store.EventDeliveryFailed
+	case store.DeliveryDisabled:
+		typ = store.EventDeliveryDisabled
+	default:
+		return d, nil
+	}
+	data, err := json.Marshal(map[string]any{"delivery": d.ID, "key": d.Key(), "run": d.RunID, "job": d.Job, "entry": d.Entry,
+		"channel": d.Channel, "target": d.Spec.Target(), "attempts": d.Attempts, "error": p.Error, "response": p.Response})
+	if err != nil {
+		return d, err
+	}
+	msg := fmt.Sprintf("delivery %d of run %d (%s, %s %s) %s after %d attempts: %s", d.ID, d.RunID, d.Job, d.Channel,
+		d.Spec.Target(), p.State, d.Attempts, cmpOrString(p.Error, p.Response))
+	_, err = s.exec(ctx, tx, `INSERT INTO events (type, at, node, message, data) VALUES (?, ?, ?, ?, ?)`,
+		typ, micros(p.Now), p.Node, msg, string(data))
+	return d, err
 }
 
 func cmpOrString(a, b string) string {

@@ -149,7 +149,7 @@ func testDeliveryClaims(t *testing.T, s store.Store) {
 		t.Fatalf("claimed twice while the claim holds: %+v", again)
 	}
 	// The first is delivered; the second's claim expires and another node takes it.
-	d := must[store.Delivery](t)(s.DeliveryFinish(ctx(t), store.DeliveryFinishParams{ID: got[0].ID, Token: "h1", Node: "holder",
+	d := must[store.Delivery](t)(store.DeliveryFinish(ctx(t), s, store.DeliveryFinishParams{ID: got[0].ID, Token: "h1", Node: "holder",
 		StartedAt: t0, Now: t0.Add(time.Second), State: store.DeliveryDelivered, Response: "HTTP 200 OK"}))
 	if d.State != store.DeliveryDelivered || d.Attempts != 1 || d.DeliveredAt == nil || d.LastResponse != "HTTP 200 OK" {
 		t.Fatalf("delivered: %+v", d)
@@ -158,12 +158,12 @@ func testDeliveryClaims(t *testing.T, s store.Store) {
 	if len(late) != 1 || late[0].ID != got[1].ID || late[0].ClaimToken != "o3" {
 		t.Fatalf("after the claim expired: %+v, want record %d", late, got[1].ID)
 	}
-	_, err := s.DeliveryFinish(ctx(t), store.DeliveryFinishParams{ID: got[1].ID, Token: "h1", Node: "holder", StartedAt: t0,
+	_, err := store.DeliveryFinish(ctx(t), s, store.DeliveryFinishParams{ID: got[1].ID, Token: "h1", Node: "holder", StartedAt: t0,
 		Now: t0.Add(2 * time.Minute), State: store.DeliveryDelivered})
 	wantErr(t, err, store.ErrStale)
 	// A failed attempt with a retry time is not due before it.
 	next := t0.Add(10 * time.Minute)
-	d = must[store.Delivery](t)(s.DeliveryFinish(ctx(t), store.DeliveryFinishParams{ID: got[1].ID, Token: "o3", Node: "other",
+	d = must[store.Delivery](t)(store.DeliveryFinish(ctx(t), s, store.DeliveryFinishParams{ID: got[1].ID, Token: "o3", Node: "other",
 		StartedAt: t0, Now: t0.Add(2 * time.Minute), State: store.DeliveryPending, NextAt: next, Error: "connection refused"}))
 	if d.State != store.DeliveryPending || d.Attempts != 1 || !d.NextAt.Equal(next) || d.LastError != "connection refused" || d.ClaimToken != "" {
 		t.Fatalf("to retry: %+v", d)
@@ -174,7 +174,7 @@ func testDeliveryClaims(t *testing.T, s store.Store) {
 	if due := claim("holder", "h2", next); len(due) != 1 {
 		t.Fatalf("not claimed at its retry time: %+v", due)
 	}
-	d = must[store.Delivery](t)(s.DeliveryFinish(ctx(t), store.DeliveryFinishParams{ID: got[1].ID, Token: "h2", Node: "holder",
+	d = must[store.Delivery](t)(store.DeliveryFinish(ctx(t), s, store.DeliveryFinishParams{ID: got[1].ID, Token: "h2", Node: "holder",
 		StartedAt: next, Now: next, State: store.DeliveryFailed, Error: "mkdir: permission denied"}))
 	if d.State != store.DeliveryFailed || d.Attempts != 2 {
 		t.Fatalf("failed: %+v", d)
