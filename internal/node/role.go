@@ -111,7 +111,34 @@ func (n *Node) startRole(epoch int64) {
 		r.sched = nil // the scheduler slots fire; the primary dispatches
 	}
 	run("dispatcher", r.disp.Run)
+	if a, ok := n.store.(store.Analyzer); ok {
+		run("statistics", func(ctx context.Context) error { n.analyze(ctx, a); return nil })
+	}
 	n.role = r
+}
+
+// analyzeEvery is how often the primary refreshes stale planner statistics.
+const analyzeEvery = 5 * time.Second
+
+// analyze keeps the repository's planner statistics fresh while this node is primary.
+func (n *Node) analyze(ctx context.Context, a store.Analyzer) {
+	t := time.NewTicker(analyzeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		names, err := a.Analyze(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			n.log.Warn("cannot refresh the repository's statistics", "err", err)
+		case len(names) > 0:
+			n.log.Debug("refreshed the repository's statistics", "tables", names, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
 }
 
 // startReaper starts the reaper of lost nodes under epoch, for the primary's whole term:

@@ -58,6 +58,15 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(Wakeup)) error
 }
 
+// Analyzer is implemented by engines whose planner needs fresh statistics. The primary
+// calls Analyze every few seconds; it refreshes the statistics of the tables that changed
+// much since they were last analyzed (a fresh repository whose queue grows by thousands
+// of runs a second would otherwise be planned for an empty table until the engine's own
+// maintenance comes round), and is cheap when nothing did.
+type Analyzer interface {
+	Analyze(ctx context.Context) (analyzed []string, err error)
+}
+
 // PrimaryLease names the lease whose holder fires schedules and dispatches runs.
 const PrimaryLease = "primary"
 

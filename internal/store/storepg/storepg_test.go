@@ -2,6 +2,7 @@ package storepg_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -102,5 +103,48 @@ func TestListenWakeups(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no wake-up within 20s")
 		}
+	}
+}
+
+// A queue that grows fast gets fresh statistics from Analyze, long before autovacuum would
+// look; a table that did not change much is left alone.
+func TestAnalyzeStaleTables(t *testing.T) {
+	s, err := storepg.Open(context.Background(), pgtest.NewDatabase(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	sp := job.Spec{Name: "grow", Noop: &job.Noop{}}
+	sp.Default()
+	if _, err := s.JobApply(ctx, store.JobApplyParams{Now: time.Now(), Jobs: []store.JobDef{{Spec: sp}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RunCreateBatch(ctx, store.RunCreateBatchParams{Job: "grow", Count: 5000, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The server's statistics counters are flushed a moment after the transaction.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		names, err := s.Analyze(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(names, "runs") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5,000 new runs, and Analyze analyzed %v, not runs", names)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var tuples float64
+	if err := s.SQL().QueryRow(`SELECT reltuples FROM pg_class WHERE relname = 'runs'`).Scan(&tuples); err != nil || tuples < 4000 {
+		t.Fatalf("runs has %v rows by its statistics (%v), want about 5,000", tuples, err)
+	}
+	time.Sleep(time.Second)
+	names, err := s.Analyze(ctx)
+	if err != nil || slices.Contains(names, "runs") {
+		t.Fatalf("analyzed %v (%v) with nothing changed since", names, err)
 	}
 }
