@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,19 @@ func main() {
 	flag.IntVar(&s.capacity, "capacity", 4, "runs at once per node")
 	flag.Int64Var(&s.big, "big", 1<<30, "bytes of the file streamed through fetch on demand (0: skip)")
 	flag.IntVar(&s.reps, "reps", 1, "repetitions of each copies setting, interleaved (medians are reported)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "-cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for _, c := range strings.Split(copies, ",") {
 		k, err := strconv.Atoi(c)
 		if err != nil || k < 1 || k > 3 {
@@ -68,6 +81,7 @@ func main() {
 		s.copies = append(s.copies, k)
 	}
 	if err := run(s); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "outputs:", err)
 		os.Exit(1)
 	}

@@ -58,6 +58,16 @@ func (c *hashCache) forget(path string) {
 	delete(c.m, path)
 }
 
+// Remember notes the SHA-256 of this node's file of ref, computed as it was kept (by the
+// worker that collected it), so serving it does not read it for its digest again. The
+// file is stat'ed now: a later change to it is seen by its size or time.
+func (s *Service) Remember(ref store.OutputRef, sum string) {
+	path := s.layout.File(ref)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		s.hashes.put(path, fi, sum)
+	}
+}
+
 // errCorrupt marks a local file whose bytes do not match the output's record.
 var errCorrupt = errors.New("corrupt copy")
 
@@ -249,13 +259,17 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 		return err
 	}
 	defer resp.Body.Close()
-	if err := mkdirs(s.layout.Root, s.layout.partialDir()); err != nil {
-		return fmt.Errorf("partial directory: %w", err)
-	}
 	var tag [8]byte
 	_, _ = crand.Read(tag[:])
 	tmp := filepath.Join(s.layout.partialDir(), hex.EncodeToString(tag[:]))
+	// The directories are made when missing, not checked on every copy.
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, FileMode)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := mkdirs(s.layout.Root, s.layout.partialDir()); err != nil {
+			return fmt.Errorf("partial directory: %w", err)
+		}
+		f, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, FileMode)
+	}
 	if err != nil {
 		return fmt.Errorf("partial file: %w", err)
 	}
@@ -278,10 +292,14 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 		return fmt.Errorf("received %d bytes with SHA-256 %s; recorded %d bytes, %s: %w", n, short(sum), o.Size, short(o.SHA256), errCorrupt)
 	}
 	path := s.layout.File(o.Ref())
-	if err := mkdirs(s.layout.Root, filepath.Dir(path)); err != nil {
-		return fmt.Errorf("output directory: %w", err)
+	err = os.Rename(tmp, path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := mkdirs(s.layout.Root, filepath.Dir(path)); err != nil {
+			return fmt.Errorf("output directory: %w", err)
+		}
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
 		return fmt.Errorf("keep the copy: %w", err)
 	}
 	if fi, err := os.Stat(path); err == nil {
@@ -324,10 +342,14 @@ func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.Ou
 	if r.Method == http.MethodHead {
 		return
 	}
+	if known {
+		_, _ = io.Copy(w, f) // checked before: the kernel sends it (sendfile), unread here
+		return
+	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(w, h), f)
-	if err != nil || known || n != o.Size {
-		return // the receiver saw a short answer, or the copy was checked before
+	if err != nil || n != o.Size {
+		return // the receiver saw a short answer
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != o.SHA256 {
 		s.discardLocked(context.WithoutCancel(r.Context()), o, fmt.Errorf("output %s: SHA-256 on disk %s, recorded %s: %w", ref, short(got), short(o.SHA256), errCorrupt))

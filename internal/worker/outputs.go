@@ -33,6 +33,9 @@ func (w *Worker) keepOutputs(run store.Run, spec job.Spec, res Result) ([]store.
 	outs := make([]store.Output, len(res.Outputs))
 	for i, o := range res.Outputs {
 		outs[i] = store.Output{Name: o.Name, Size: o.Size, SHA256: o.SHA256, Copies: spec.Copies}
+		if w.p.OutputHashed != nil {
+			w.p.OutputHashed(store.OutputRef{RunID: run.ID, Attempt: run.Attempt, Name: o.Name}, o.SHA256)
+		}
 	}
 	return outs, res.Err
 }

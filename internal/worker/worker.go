@@ -44,6 +44,9 @@ type Params struct {
 	// OnOutputs, if set, is called after results with output files were recorded
 	// (hints the copiers).
 	OnOutputs func()
+	// OutputHashed, if set, is told the SHA-256 of each output file as it is kept, so
+	// that the file is not read again for its digest when it is first sent.
+	OutputHashed func(ref store.OutputRef, sha256 string)
 	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
 	OutputMaxBytes int64
 }
