@@ -158,6 +158,8 @@ type JobSpec struct {
 	// Webhook, when set, gives the job a [[deliver]] entry posting to it on success,
 	// signed with Secret (whsec_…) when that is set.
 	Webhook, Secret string
+	// Copies, when not 0, sets the job's copies (of its output files).
+	Copies int
 }
 
 // Apply creates or replaces a test job whose command appends to the job's execution log.
@@ -192,6 +194,9 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 	if j.RetryBackoff > 0 {
 		doc["retry_backoff"] = j.RetryBackoff.String()
 		doc["retry_backoff_max"] = (4 * j.RetryBackoff).String()
+	}
+	if j.Copies > 0 {
+		doc["copies"] = j.Copies
 	}
 	if j.Webhook != "" {
 		entry := map[string]any{"webhook": j.Webhook}

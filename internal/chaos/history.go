@@ -77,6 +77,12 @@ type History struct {
 	DeliveryAttempts int
 	Received         map[string]int
 	Unverified       int
+	// Kept says the job writes KeptScript's file with copies; Listed is how many outputs
+	// each succeeded run lists and Downloads what the cluster served for each once it
+	// settled. Together they judge the output durability rule (checkOutputs).
+	Kept      bool
+	Listed    map[int64]int
+	Downloads []Download
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -94,7 +100,10 @@ type Violation struct {
 	// given another attempt), deliveries (a succeeded run without exactly one delivery
 	// record per entry, or a record of another run), delivery-final (a record neither
 	// delivered nor failed, or failed before its attempts ran out), delivery-unseen (a
-	// delivered record the receiver never got, or a request it got of no record).
+	// delivered record the receiver never got, or a request it got of no record),
+	// outputs (a succeeded run of the job with copies whose output is not listed, not
+	// recorded with its bytes' hash, or not served byte-identical by a live node at the
+	// end while a holder of it was left).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -118,7 +127,10 @@ type Report struct {
 	Deliveries     int
 	DeliveryStates string
 	Redelivered    int
-	execs          map[int64][]Exec
+	// Outputs counts the output files downloaded and checked (History.Kept); Gone those
+	// allowed to be missing because every holder was lost.
+	Outputs, Gone int
+	execs         map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -129,6 +141,9 @@ func (r Report) Summary() string {
 	}
 	if r.DeliveryStates != "" {
 		s += fmt.Sprintf(", %d deliveries (%s; %d accepted more than once)", r.Deliveries, r.DeliveryStates, r.Redelivered)
+	}
+	if r.Outputs > 0 {
+		s += fmt.Sprintf(", %d output files downloaded and checked (%d gone with every holder)", r.Outputs, r.Gone)
 	}
 	if len(r.Violations) == 0 {
 		return s + ": history OK"
@@ -187,7 +202,8 @@ func FormatRun(r api.Run) string {
 //	    never in an attempt beyond its own, and a succeeded run's final attempt executed
 //	    on the run's node;
 //	(e) no run created after epoch E began carries an epoch below E;
-//	(f) with Entries, each succeeded run was delivered as checkDeliveries says.
+//	(f) with Entries, each succeeded run was delivered as checkDeliveries says;
+//	(g) with Kept, each succeeded run's output is served as checkOutputs says.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -217,6 +233,7 @@ func Check(h History) Report {
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
+	rep.Outputs, rep.Gone = checkOutputs(h, byID, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }

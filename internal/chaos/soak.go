@@ -148,8 +148,9 @@ type soakJob struct {
 // grace short enough for a takeover to make occurrences misfire) and each overlap
 // policy (with runs long enough to overlap the next occurrence when delayed), an
 // on-demand job, a watched on-demand job of long runs (in flight at most faults: they
-// witness overlapping attempts and graceful stops), and a job whose runs are delivered
-// to the webhook (the receiver's URL).
+// witness overlapping attempts and graceful stops), a job whose runs are delivered to
+// the webhook (the receiver's URL), and a job whose runs write an output file kept in
+// two copies.
 func soakJobs(webhook string) []soakJob {
 	const grace = time.Second
 	mk := func(name string, every time.Duration, misfire string, window time.Duration, overlap, then string) soakJob {
@@ -162,6 +163,8 @@ func soakJobs(webhook string) []soakJob {
 	}
 	delivered := mk("delivered", time.Second, "run-once", 0, "allow", "")
 	delivered.spec.Webhook, delivered.spec.Secret = webhook, soakWebhookSecret
+	kept := mk(keptJob, time.Second, "run-once", 0, "allow", KeptScript())
+	kept.spec.Copies = 2
 	return []soakJob{
 		mk("fast-all-allow", 100*time.Millisecond, "run-all", 3*time.Second, "allow", ""),
 		mk("skip-allow", 300*time.Millisecond, "skip", 0, "allow", ""),
@@ -171,8 +174,12 @@ func soakJobs(webhook string) []soakJob {
 		{spec: JobSpec{Name: "on-demand", Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 0.3"}},
 		{spec: JobSpec{Name: longJob, Retries: 3, RetryBackoff: 200 * time.Millisecond, Then: "sleep 3", Watch: true}, duration: 3 * time.Second},
 		delivered,
+		kept,
 	}
 }
+
+// keptJob is the soak's job whose runs write an output file kept in two copies.
+const keptJob = "kept"
 
 // soakWebhookSecret signs the soak's webhook deliveries.
 const soakWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -354,6 +361,12 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 			}
 			h.Entries, h.Deliveries, h.DeliveryAttempts = 1, ds, soakDeliveryAttempts
 			h.Received, h.Unverified = rcv.Seen()
+		}
+		if j.spec.Copies > 0 {
+			h.Kept = true
+			if h.Downloads, h.Listed, err = fetchOutputs(withTimeout(ctx, 10*time.Minute), c, h.Runs); err != nil {
+				return res, fmt.Errorf("soak: %w", err)
+			}
 		}
 		rep := Check(h)
 		res.Reports[j.spec.Name] = rep
