@@ -166,6 +166,7 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	if g := os.Getenv(GuardExeEnv); g != "" {
 		cfg.CommandGuard = g
 	}
+	cfg.Version = Version
 	n := node.New(cfg, st, log)
 	if err := n.Start(ctx); err != nil {
 		return err

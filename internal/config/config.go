@@ -118,6 +118,9 @@ type Config struct {
 	Log       Log       `toml:"log" envPrefix:"LOG_"`
 	SMTP      SMTP      `toml:"smtp" envPrefix:"SMTP_"`
 	Deliver   Deliver   `toml:"deliver" envPrefix:"DELIVER_"`
+	Metrics   Metrics   `toml:"metrics" envPrefix:"METRICS_"`
+	// Version is this build's version, for tandem_build_info (set by the command).
+	Version string `toml:"-"`
 }
 
 // SMTP is the mail server email deliveries go through.
@@ -142,6 +145,12 @@ type SMTP struct {
 	TLS string `toml:"tls" env:"TLS"`
 	// Timeout bounds connecting and each exchange. Default 30s.
 	Timeout time.Duration `toml:"timeout" env:"TIMEOUT"`
+}
+
+// Metrics configures GET /metrics.
+type Metrics struct {
+	// JobLabels adds a job label to the per-run metrics (one series per job). Default false.
+	JobLabels bool `toml:"job_labels" env:"JOB_LABELS"`
 }
 
 // Deliver configures this node's deliverer.

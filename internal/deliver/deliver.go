@@ -65,6 +65,9 @@ type Params struct {
 	Handoff     time.Duration // how long a record waits for its holder; default 5s
 	Poll        time.Duration // default 1s: the run's own node is woken as the run ends
 	Concurrency int           // default 8
+	// Observe, if set, is told each recorded attempt's channel and outcome (pending:
+	// to be retried), for the metrics.
+	Observe func(channel string, outcome store.DeliveryState)
 }
 
 // Deliverer claims due records and sends them. Run owns its goroutines and returns
@@ -199,6 +202,9 @@ func (d *Deliverer) send(ctx context.Context, rec store.Delivery) {
 	}
 	// Recorded also when this node is stopping: the attempt happened.
 	out, ferr := d.record(context.WithoutCancel(ctx), fin)
+	if ferr == nil && d.p.Observe != nil {
+		d.p.Observe(rec.Channel, fin.State)
+	}
 	log := d.p.Log.With("delivery", rec.ID, "key", rec.Key(), "run", rec.RunID, "job", rec.Job, "channel", rec.Channel,
 		"target", rec.Spec.Target(), "attempt", rec.Attempts+1)
 	switch {

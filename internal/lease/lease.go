@@ -40,6 +40,10 @@ type Params struct {
 	RankStep time.Duration
 	// Successor names the node a stopping primary hands the lease to ("" for none).
 	Successor func(ctx context.Context) string
+	// Took, if set, is told before Elected how long the takeover took: from this node
+	// first seeing the lease free (expired, resigned, or its holder's process dead) to
+	// holding it. A lease this process still held, or was handed, counts 0.
+	Took func(time.Duration)
 	// Elected is called when this node becomes primary; the role lasts until Deposed.
 	Elected func(epoch int64, previous store.Lease, how string)
 	// Deposed is called when this node stops being primary, with the reason.
@@ -240,7 +244,14 @@ func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how st
 		}
 		return
 	}
+	took := time.Duration(0)
+	if !k.free.IsZero() {
+		took = k.p.Now().Sub(k.free)
+	}
 	k.epoch, k.trust, k.lastRenew, k.free = l.Epoch, start.Add(k.p.TTL-k.p.Margin), start, time.Time{}
+	if k.p.Took != nil {
+		k.p.Took(took)
+	}
 	if k.p.Elected != nil {
 		k.p.Elected(l.Epoch, prev, how)
 	}

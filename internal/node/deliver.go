@@ -25,7 +25,13 @@ func (n *Node) newDeliverer() *deliver.Deliverer {
 		Files:       outputFiles{n.outputs},
 		BaseURL:     cmp.Or(c.Deliver.BaseURL, "http://"+c.Advertise),
 		MaxAttempts: c.Deliver.MaxAttempts, Backoff: c.Deliver.Backoff, BackoffMax: c.Deliver.BackoffMax,
-		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff})
+		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff,
+		Observe: func(ch string, outcome store.DeliveryState) {
+			if outcome == store.DeliveryPending {
+				outcome = "retrying"
+			}
+			n.metrics.Delivered(ch, string(outcome))
+		}})
 }
 
 // runEnded is called by the worker after it recorded results: capacity is free for the

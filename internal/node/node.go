@@ -6,6 +6,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,12 +21,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/deliver"
 	"github.com/tandemhq/tandem/internal/lease"
+	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
@@ -62,6 +66,7 @@ type Node struct {
 	http    *http.Server
 	ln      net.Listener
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
+	metrics *metrics.Metrics
 
 	mu         sync.Mutex
 	epoch      int64   // while primary
@@ -93,10 +98,13 @@ type Node struct {
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
 		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New()}
+	n.metrics = metrics.New(prometheus.NewRegistry(), metrics.Options{Version: cmp.Or(cfg.Version, "dev"), Node: cfg.NodeID,
+		JobLabels: cfg.Metrics.JobLabels, Cluster: n.clusterGauges})
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OutputMaxBytes: cfg.OutputMaxBytes,
 		Guard: cfg.CommandGuard, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder,
-		OutputHashed: func(ref store.OutputRef, sum string) { n.outputs.Remember(ref, sum) }})
+		OutputHashed: func(ref store.OutputRef, sum string) { n.outputs.Remember(ref, sum) },
+		Ended:        func(job string, st store.RunState, took time.Duration) { n.metrics.RunEnded(job, string(st), took) }})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
@@ -107,7 +115,8 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		Retention: cfg.OutputRetention, Now: n.clock.Now})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
-		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed})
+		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed,
+		Took: n.metrics.Takeover})
 	return n
 }
 
@@ -197,6 +206,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
+	mux.Handle("GET /metrics", n.metrics.Handler())
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)

@@ -27,6 +27,7 @@ type role struct {
 // block the keeper: the term's start (reading the role's stored suspension, starting the
 // services, recording the event) runs on a goroutine of its own.
 func (n *Node) elected(epoch int64, prev store.Lease, how string) {
+	n.metrics.Elected(epoch)
 	n.mu.Lock()
 	n.epoch = epoch
 	n.mu.Unlock()
@@ -62,6 +63,7 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 
 // deposed is called by the lease keeper when this node stops being primary.
 func (n *Node) deposed(epoch int64, reason string) {
+	n.metrics.Deposed()
 	n.mu.Lock()
 	n.epoch = 0
 	n.suspended = false // the suspension is stored; the next primary reads it
@@ -88,7 +90,7 @@ func (n *Node) startRole(epoch int64) {
 	}
 	r := &role{epoch: epoch, cancel: cancel}
 	r.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler"), Epoch: epoch,
-		Now: n.clock.Now, Observe: func([]store.FireResult, time.Time) { r.disp.Wake() }})
+		Now: n.clock.Now, Observe: func([]store.FireResult, time.Time) { r.disp.Wake() }, Fired: n.metrics.Fired})
 	r.disp = dispatch.New(dispatch.Params{Store: n.store, Log: n.log.With("component", "dispatcher"), Epoch: epoch,
 		Now: n.clock.Now, Targets: n.members.Targets, Assigned: n.assigned, Local: n.cfg.NodeID,
 		Algorithm: (&algorithmCache{st: n.store}).get})

@@ -178,7 +178,7 @@ func (s *slots) start(i int, t *slotTerm) {
 	t.cancel, t.done = cancel, make(chan struct{})
 	t.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler", "slot", i), Epoch: t.epoch,
 		Lease: store.SlotLease(i), Slice: store.Slice{Slots: s.count, Slot: i}, Now: n.clock.Now,
-		Observe: func([]store.FireResult, time.Time) { n.RunsQueued() }})
+		Observe: func([]store.FireResult, time.Time) { n.RunsQueued() }, Fired: n.metrics.Fired})
 	sched, done := t.sched, t.done
 	go func() {
 		defer close(done)

@@ -44,6 +44,10 @@ type Params struct {
 	Slice store.Slice
 	// Observe, if set, is called after each committed firing transaction.
 	Observe func(results []store.FireResult, committed time.Time)
+	// Fired, if set, is told per schedule fired: the job's misfire policy, the lateness
+	// of the runs fired on time (within the misfire grace; catch-up firings are left
+	// out), and how many occurrences were recorded missed. For the metrics.
+	Fired func(policy string, late []time.Duration, missed int)
 	// ReloadCheck overrides ReloadCheckDefault.
 	ReloadCheck time.Duration
 	// Horizon overrides HorizonDefault.
@@ -367,6 +371,9 @@ func (s *Scheduler) fireBatch(ctx context.Context, now time.Time) error {
 			continue
 		}
 		s.logFired(e, it, r)
+		if s.p.Fired != nil {
+			s.observe(e, r, committed)
+		}
 		delete(s.queued, e.id)
 		if it.Done {
 			continue
@@ -383,6 +390,25 @@ func (s *Scheduler) fireBatch(ctx context.Context, now time.Time) error {
 		s.forget()
 	}
 	return nil
+}
+
+// observe tells Fired what one schedule's firing made.
+func (s *Scheduler) observe(e *entry, r store.FireResult, committed time.Time) {
+	var late []time.Duration
+	missed := 0
+	for _, run := range r.Runs {
+		switch {
+		case run.ScheduledAt == nil:
+		case run.State == store.RunMissed:
+			missed += max(run.Occurrences, 1)
+		case run.State == store.RunSkipped:
+		default:
+			if d := committed.Sub(*run.ScheduledAt); d <= e.policy.Grace {
+				late = append(late, d)
+			}
+		}
+	}
+	s.p.Fired(e.misfire, late, missed)
 }
 
 // plan turns the schedule's due occurrences into one FireItem.

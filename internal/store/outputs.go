@@ -16,6 +16,9 @@ type Outputs interface {
 	// OutputList returns the outputs of a run's latest attempt that has any, with
 	// their holders, by name.
 	OutputList(ctx context.Context, runID int64) ([]Output, error)
+	// OutputPendingCount counts the outputs not yet settled with their copies (being
+	// copied, or short of a live holder).
+	OutputPendingCount(ctx context.Context) (int, error)
 	// OutputFind lists outputs with their holders; see OutputFindParams.
 	OutputFind(ctx context.Context, p OutputFindParams) ([]Output, error)
 	// OutputClaim reserves a slot for Node to make a copy. ErrConflict when Node

@@ -67,6 +67,13 @@ type Analyzer interface {
 	Analyze(ctx context.Context) (analyzed []string, err error)
 }
 
+// QueueStats describes the runs waiting for a node.
+type QueueStats struct {
+	Queued int
+	Oldest time.Time // creation of the oldest queued run; zero when none is queued
+	Now    time.Time // the repository's clock as it was read
+}
+
 // PrimaryLease names the lease whose holder fires schedules and dispatches runs.
 const PrimaryLease = "primary"
 
@@ -115,6 +122,9 @@ type Store interface {
 	// RunLoad counts the runs assigned to or running on each node: what the dispatcher
 	// weighs capacity against, without counting the queue.
 	RunLoad(ctx context.Context) ([]RunCount, error)
+	// RunQueueStats is the length of the queue and the age of its oldest run, read from
+	// the queue's index (for the metrics, once per scrape).
+	RunQueueStats(ctx context.Context) (QueueStats, error)
 
 	Outputs
 

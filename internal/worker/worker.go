@@ -47,6 +47,9 @@ type Params struct {
 	// OutputHashed, if set, is told the SHA-256 of each output file as it is kept, so
 	// that the file is not read again for its digest when it is first sent.
 	OutputHashed func(ref store.OutputRef, sha256 string)
+	// Ended, if set, is told how each attempt this worker ran ended and how long it ran
+	// (for the metrics).
+	Ended func(job string, state store.RunState, took time.Duration)
 	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
 	OutputMaxBytes int64
 }
@@ -471,6 +474,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		}
 	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
+	began := time.Now()
 	var res Result
 	switch {
 	case spec.Command != nil:
@@ -499,6 +503,9 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		p.Reason = join(p.Reason, fmt.Sprintf("output truncated to %d bytes per stream", x.outputLimit()))
 	}
 	w.p.Log.Info("run ended", "run", run.ID, "job", run.Job, "attempt", run.Attempt, "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
+	if w.p.Ended != nil {
+		w.p.Ended(run.Job, p.State, time.Since(began))
+	}
 	return p
 }
 

@@ -207,3 +207,21 @@ func scanRunCounts(rows *sql.Rows, what string) ([]store.RunCount, error) {
 	}
 	return out, nil
 }
+
+// RunQueueStats implements store.Store, from the partial index of queued runs.
+func (s *DB) RunQueueStats(ctx context.Context) (store.QueueStats, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var n int
+	var oldest sql.NullInt64
+	var now int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), MIN(created_at), `+s.d.NowSQL+` FROM runs WHERE state = 'queued'`)).Scan(&n, &oldest, &now)
+	if err != nil {
+		return store.QueueStats{}, fmt.Errorf("read the queue: %w", err)
+	}
+	st := store.QueueStats{Queued: n, Now: instant(now)}
+	if oldest.Valid {
+		st.Oldest = instant(oldest.Int64)
+	}
+	return st, nil
+}

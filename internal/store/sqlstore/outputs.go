@@ -338,3 +338,15 @@ func (s *DB) loseCopies(ctx context.Context, tx *sql.Tx, p store.NodeLoseParams,
 	}
 	return rows.Err()
 }
+
+// OutputPendingCount implements store.Store, from the partial index of outputs that
+// need copies.
+func (s *DB) OutputPendingCount(ctx context.Context) (int, error) {
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM outputs WHERE needs_copies = 1`)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count outputs that need copies: %w", err)
+	}
+	return n, nil
+}
