@@ -175,7 +175,7 @@ func (m *Metrics) Delivered(channel, outcome string) {
 type clusterCollector struct{ m *Metrics }
 
 var (
-	nodesDesc = prometheus.NewDesc("tandem_nodes", "Nodes the repository lists, by mode.", []string{"mode"}, nil)
+	nodesDesc  = prometheus.NewDesc("tandem_nodes", "Nodes the repository lists, by mode.", []string{"mode"}, nil)
 	queuedDesc = prometheus.NewDesc("tandem_runs_queued", "Runs waiting for a node.", nil, nil)
 	oldestDesc = prometheus.NewDesc("tandem_queue_oldest_age_seconds",
 		"Age of the oldest queued run (0 when none is queued).", nil, nil)
