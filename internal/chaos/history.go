@@ -77,6 +77,12 @@ type History struct {
 	DeliveryAttempts int
 	Received         map[string]int
 	Unverified       int
+	// Slots, when above 1, is the cluster's scheduler.slots: a scheduled run is fired
+	// under the epoch of its schedule's slot (ScheduleID mod Slots), which it carries until
+	// the primary assigns it. SlotTerms are the slots' holders over time. Together they
+	// judge the slot rules (checkSlots).
+	Slots     int
+	SlotTerms []SlotTerm
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -94,7 +100,9 @@ type Violation struct {
 	// given another attempt), deliveries (a succeeded run without exactly one delivery
 	// record per entry, or a record of another run), delivery-final (a record neither
 	// delivered nor failed, or failed before its attempts ran out), delivery-unseen (a
-	// delivered record the receiver never got, or a request it got of no record).
+	// delivered record the receiver never got, or a request it got of no record),
+	// slot-epochs, slot-stale, slot-once, slot-lost (the scheduler slot rules, see
+	// checkSlots).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -187,7 +195,9 @@ func FormatRun(r api.Run) string {
 //	    never in an attempt beyond its own, and a succeeded run's final attempt executed
 //	    on the run's node;
 //	(e) no run created after epoch E began carries an epoch below E;
-//	(f) with Entries, each succeeded run was delivered as checkDeliveries says.
+//	(f) with Entries, each succeeded run was delivered as checkDeliveries says;
+//	(g) with Slots, each schedule's times were fired once across its slot's holders, none
+//	    lost, none by a deposed holder, as checkSlots says.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -213,10 +223,11 @@ func Check(h History) Report {
 		}
 	}
 	checkExecutions(runs, byID, rep.execs, add)
-	checkEpochs(h.EpochStarts, runs, add)
+	checkEpochs(h.EpochStarts, primaryEpochRuns(h, runs), add)
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
+	checkSlots(h, runs, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }
@@ -345,6 +356,22 @@ func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, [
 				r.ID, r.CreatedAt.Format("15:04:05.000000"), r.Epoch, s.Epoch, s.At.Format("15:04:05.000000"), s.Node), aroundIndex(runs, i))
 		}
 	}
+}
+
+// primaryEpochRuns are the runs whose epoch is the primary's: all of them, except with
+// scheduler slots the scheduled runs never assigned, which carry their slot's epoch
+// (checkSlots judges those).
+func primaryEpochRuns(h History, runs []api.Run) []api.Run {
+	if h.Slots <= 1 {
+		return runs
+	}
+	var out []api.Run
+	for _, r := range runs {
+		if r.ScheduledAt == nil || r.Attempt > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // aroundIndex returns up to three runs either side of runs[i] (runs sorted by id).
