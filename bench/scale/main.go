@@ -25,8 +25,8 @@
 //     the time to the new primary's "becoming primary" log line is reported next to it.
 //     With several slots: kill -9 of a slot holder (a, b, c in turn, so one trial in
 //     three also kills the primary), then the time until the harness sees, for every slot
-//     the victim held, a run of that slot's schedules (schedule id mod N) committed after
-//     the kill: the first firing of the slot's new holder; the time to its "firing slot"
+//     the victim held, a run of that slot's schedules (schedule id mod N) created after
+//     the victim was reaped committed: the first firing of the slot's new holder; the time to its "firing slot"
 //     log line and the lateness of the slot's occurrences due by then are reported too.
 //     The sample falls due every -sample-every/-sample (10ms by default; a slot's share
 //     every 30ms with three), so the first firing includes a wait of up to that for the

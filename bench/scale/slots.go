@@ -54,8 +54,9 @@ func (b *bencher) slotTakeover(ctx context.Context, i int) error {
 	if err := victim.Kill(); err != nil {
 		return err
 	}
-	// Each slot's first firing after the kill: the victim is dead, so it is the new
-	// holder's.
+	// Each slot's first firing created after the victim was reaped: the new holder's (a
+	// run the victim planned after t0 committed before it died, so before dead).
+	dead := time.Now()
 	first := map[int]time.Time{}
 	var seen time.Time
 	err = chaos.Poll(ctx, 5*time.Millisecond, "a firing of each of the victim's slots", func(ctx context.Context) (bool, string, error) {
@@ -63,7 +64,7 @@ func (b *bencher) slotTakeover(ctx context.Context, i int) error {
 			if _, ok := first[slot]; ok {
 				continue
 			}
-			at, err := b.repo.firstFiredInSlot(ctx, lastRun, b.slots, slot, t0)
+			at, err := b.repo.firstFiredInSlot(ctx, lastRun, b.slots, slot, dead)
 			if err != nil {
 				return false, "", err
 			}
@@ -97,7 +98,7 @@ func (b *bencher) slotTakeover(ctx context.Context, i int) error {
 	}
 	var late []time.Duration
 	for _, slot := range mine {
-		l, err := b.repo.slotLateness(ctx, lastRun, b.slots, slot, t0, first[slot])
+		l, err := b.repo.slotLateness(ctx, lastRun, b.slots, slot, dead, first[slot])
 		if err != nil {
 			return err
 		}
