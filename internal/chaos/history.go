@@ -126,7 +126,11 @@ type Report struct {
 	Deliveries     int
 	DeliveryStates string
 	Redelivered    int
-	execs          map[int64][]Exec
+	// With History.Slots > 1: SlotFired counts the scheduled runs whose firing epoch the
+	// history shows (seen before their assignment), which slot-stale judges.
+	SlotFired int
+	slots     int
+	execs     map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -134,6 +138,9 @@ func (r Report) Summary() string {
 	s := fmt.Sprintf("%d records (%s), %d executions", r.Runs, r.States, r.Executions)
 	if r.Occurrences > 0 {
 		s += fmt.Sprintf(", %d scheduled times %s..%s", r.Occurrences, r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"))
+	}
+	if r.slots > 1 {
+		s += fmt.Sprintf(", %d slots (%d runs seen with their slot's epoch)", r.slots, r.SlotFired)
 	}
 	if r.DeliveryStates != "" {
 		s += fmt.Sprintf(", %d deliveries (%s; %d accepted more than once)", r.Deliveries, r.DeliveryStates, r.Redelivered)
@@ -227,7 +234,8 @@ func Check(h History) Report {
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
-	checkSlots(h, runs, add)
+	rep.slots = h.Slots
+	rep.SlotFired = checkSlots(h, runs, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }

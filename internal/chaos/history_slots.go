@@ -79,10 +79,11 @@ func firedEpoch(r api.Run, seen []Sighting) (epoch int64, ok bool) {
 //     run nor record (what the misfire policy decides is a record, so a loss beyond it);
 //     the slot's holders around the gap are named.
 //
-// Runs without a schedule id (on-demand) are not judged.
-func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) {
+// Runs without a schedule id (on-demand) are not judged. It returns how many runs the
+// history shows with the epoch they were fired under.
+func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) (fired int) {
 	if h.Slots <= 1 {
-		return
+		return 0
 	}
 	type key struct {
 		slot  int
@@ -119,6 +120,7 @@ func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) 
 		if !ok {
 			continue
 		}
+		fired++
 		for _, t := range h.SlotTerms {
 			if t.Slot == slot && t.Epoch > epoch && t.At.Before(r.CreatedAt.Add(-sightingSlack)) {
 				add("slot-stale", fmt.Sprintf("run %d of schedule %d (slot %d) was fired under epoch %d at %s, after %s had taken the slot at %s: a deposed slot holder's firing was accepted",
@@ -135,6 +137,7 @@ func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) 
 	for _, id := range ids {
 		checkSlotSchedule(h, id, bySchedule[id], seen, who, add)
 	}
+	return fired
 }
 
 // checkSlotSchedule judges one schedule's records: each scheduled time once, none lost.

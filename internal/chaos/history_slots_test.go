@@ -61,8 +61,12 @@ func TestCheckSlotsAcceptsACleanHistory(t *testing.T) {
 	b.runs = append(b.runs, api.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "missed", Trigger: "schedule", ScheduleID: 4,
 		ScheduledAt: &from, ScheduledUntil: &until, Occurrences: 2, CreatedAt: until.Add(time.Second)})
 	b.fire(4, 22, 2)
-	if err := b.check().Err(); err != nil {
+	rep := b.check()
+	if err := rep.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if rep.SlotFired != 21 || !strings.Contains(rep.Summary(), "3 slots (21 runs seen with their slot's epoch)") {
+		t.Fatalf("SlotFired %d, summary %s; want 21 runs seen fired", rep.SlotFired, rep.Summary())
 	}
 }
 
