@@ -370,6 +370,9 @@ func (b *bencher) steadyState(ctx context.Context) error {
 		case <-tick.C:
 		}
 		for _, n := range b.c.Nodes() {
+			if n.PID() == 0 {
+				return fmt.Errorf("node %s exited while firing (%v); its last lines:\n%s", n.ID(), n.ExitErr(), b.lastLines(n.ID(), 40))
+			}
 			m, err := readMem(n.PID())
 			if err != nil {
 				return err
@@ -401,6 +404,17 @@ func (b *bencher) steadyState(ctx context.Context) error {
 	logf("%s: steady %s: primary %s; largest node RSS %s median %s, peak (VmHWM) of any node %s; %d occurrences, lateness p50 %s p99 %s max %s",
 		b.label(), b.s.steady, id, b.rssNode, mb(b.rssMedian), mb(b.hwmLoaded), len(lat), ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)))
 	return nil
+}
+
+// lastLines is the last n log lines of node.
+func (b *bencher) lastLines(node string, n int) string {
+	var out []string
+	for _, l := range b.c.Logs() {
+		if l.Node == node {
+			out = append(out, l.String())
+		}
+	}
+	return strings.Join(out[max(len(out)-n, 0):], "\n")
 }
 
 // label names the cluster in the progress lines: engine and slots.
