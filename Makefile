@@ -40,8 +40,9 @@ bench: ## run every benchmark (lateness, throughput, failover, scale, deliver, o
 	$(GO) run ./bench/deliver
 	$(GO) run ./bench/outputs
 
-soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each)
-	$(GO) test -timeout 120m -run 'TestSoak' -v ./internal/chaos/ -soak.faults=500 -soak.norace
+soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each), then with scheduler slots = 3
+	$(GO) test -timeout 120m -run 'TestSoak$$' -v ./internal/chaos/ -soak.faults=500 -soak.norace
+	$(GO) test -timeout 120m -run 'TestSoakSlots$$' -v ./internal/chaos/ -soak.faults=500 -soak.norace
 
 ci: ## what CI runs
 	bash .ci/run

@@ -1,41 +1,50 @@
-// Command scale measures tandem with 100,000 schedules loaded, on real processes
-// (internal/chaos), for SQLite and PostgreSQL:
+// Command scale measures tandem with 1,000,000 schedules loaded, on real processes
+// (internal/chaos), for SQLite and PostgreSQL, and with the firing in one scheduler slot
+// (the primary fires everything) and in several (--scheduler-slots), side by side:
 //
-//	go run ./bench/scale [-engine sqlite|postgres|both] [-schedules 100000] [-trials 10]
+//	go run ./bench/scale [-engine sqlite|postgres|both] [-schedules 1000000] [-slots 1,3] [-trials 10]
 //
-// Per engine, one three-node cluster (a, b, c with priorities 0, 1, 2; default lease
-// settings; nodes built without -race) gets -schedules jobs of one schedule each,
-// applied through the API in batches of -batch jobs. Then it measures:
+// Per engine and per number of slots, one three-node cluster (a, b, c with priorities 0,
+// 1, 2; default lease settings; nodes built without -race; --scheduler-slots N) gets
+// -schedules jobs of one schedule each, applied through the API in batches of -batch
+// jobs. Then it measures:
 //
-//  1. memory: the primary's VmRSS (sampled every 250ms while it fires, median and last)
-//     and VmHWM (its peak since it started) from /proc/PID/status; after the
-//     takeovers, also the peak of each new primary, which never saw the load phase;
+//  1. memory: every node's VmRSS (sampled every 250ms while it fires; the largest
+//     node's median and last) and VmHWM (its peak since it started) from
+//     /proc/PID/status; after the takeovers, also the peak of each node that took over,
+//     which never saw the load phase;
 //  2. lateness: created_at minus scheduled_at of every occurrence scheduled during a
 //     -steady window once all schedules are initialised. created_at is the scheduler's
 //     clock when it planned the firing transaction (the commit follows within that
 //     transaction's duration);
-//  3. takeover, -trials times: kill -9 of the primary while occurrences are due, then
-//     the time until the harness sees the first run fired under a higher epoch committed
-//     (the new primary's first fenced write; polled every 5ms, on the harness's clock
-//     like the kill; the run's created_at, on the node's clock, is reported too), and the
-//     lateness of the occurrences it fired that were due by then.
-//     The sample falls due every -sample-every/-sample (100ms by default), so the first
-//     fenced write includes a wait of up to that for the next occurrence unless one fell
-//     due during the takeover; the time to the new primary's "becoming primary" log line
-//     is reported next to it. The victim is restarted and rejoins as a standby before the
-//     next trial.
+//  3. takeover, -trials times. With one slot: kill -9 of the primary while occurrences
+//     are due, then the time until the harness sees the first run fired under a higher
+//     epoch committed (the new primary's first fenced write; polled every 5ms, on the
+//     harness's clock like the kill; the run's created_at, on the node's clock, is
+//     reported too), and the lateness of the occurrences it fired that were due by then;
+//     the time to the new primary's "becoming primary" log line is reported next to it.
+//     With several slots: kill -9 of a slot holder (a, b, c in turn, so one trial in
+//     three also kills the primary), then the time until the harness sees, for every slot
+//     the victim held, a run of that slot's schedules (schedule id mod N) created after
+//     the victim was reaped committed: the first firing of the slot's new holder; the time to its "firing slot"
+//     log line and the lateness of the slot's occurrences due by then are reported too.
+//     The sample falls due every -sample-every/-sample (10ms by default; a slot's share
+//     every 30ms with three), so the first firing includes a wait of up to that for the
+//     next occurrence unless one fell due during the takeover. The victim is restarted
+//     and rejoins as a standby (and, with slots, gets a slot back) before the next trial.
 //
 // The load has to stay executable on a small machine, because each occurrence is a real
 // run, dispatched to a worker and executed (-executor noop by default: in the worker's
 // process, no fork; -executor true runs the command "true"): -sample jobs fire @every
 // -sample-every, their start instants spread evenly over one interval so that they fire
-// one at a time (100 every 10s: 10 runs/s), and the others fire once per -bulk-period
-// (default daily, 6-field cron) at instants spread evenly over the period (100,000 a
-// day: 1.2 runs/s). Lateness and takeover figures come mostly from the sample; memory
+// one at a time (1,000 every 10s: 100 runs/s), and the others fire once per -bulk-period
+// (default daily, 6-field cron) at instants spread evenly over the period (1,000,000 a
+// day: 11.6 runs/s). Lateness and takeover figures come mostly from the sample; memory
 // and load times from the whole set.
 //
-// Per-phase figures go to stderr; one summary line per engine to stdout. The harness
-// reads runs straight from the repository (read-only queries) and so adds little load.
+// Per-phase figures go to stderr; one summary line per engine and number of slots to
+// stdout, then a table of them side by side. The harness reads runs straight from the
+// repository (read-only queries) and so adds little load.
 package main
 
 import (
@@ -50,21 +59,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/chaos"
-	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
 
 // Targets the summary compares against (the scale and failover issues).
 var (
-	targetRSS      = 300 << 20
-	targetTakeover = 300 * time.Millisecond
-	targetP50      = 5 * time.Millisecond
-	targetP99      = 25 * time.Millisecond
+	targetRSS          = 300 << 20
+	targetTakeover     = 300 * time.Millisecond
+	targetSlotTakeover = 150 * time.Millisecond
+	targetP50          = 5 * time.Millisecond
+	targetP99          = 25 * time.Millisecond
 )
 
 // stepTimeout bounds each wait; longer is a failure of the bench.
@@ -80,6 +90,7 @@ type settings struct {
 	trials      int
 	slow        time.Duration
 	exec        string // noop or true
+	slots       []int  // scheduler slots, one cluster each
 }
 
 func (s settings) executorKey() string {
@@ -99,8 +110,9 @@ func (s settings) executor() map[string]any {
 func main() {
 	engine := flag.String("engine", "both", "sqlite, postgres or both")
 	var s settings
-	flag.IntVar(&s.schedules, "schedules", 100000, "schedules in all (one job each)")
-	flag.IntVar(&s.sample, "sample", 100, "of which fire often (@every -sample-every, spread)")
+	flag.IntVar(&s.schedules, "schedules", 1000000, "schedules in all (one job each)")
+	flag.IntVar(&s.sample, "sample", 1000, "of which fire often (@every -sample-every, spread)")
+	slots := flag.String("slots", "1,3", "scheduler slots to compare, comma separated (a cluster each)")
 	flag.DurationVar(&s.sampleEvery, "sample-every", 10*time.Second, "interval of the sample schedules")
 	flag.DurationVar(&s.bulkPeriod, "bulk-period", 24*time.Hour, "period of the other schedules: 24h (daily) or 1h (hourly)")
 	flag.IntVar(&s.batch, "batch", 2000, "jobs per apply request")
@@ -131,6 +143,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scale: need 1 <= -sample <= -schedules, -batch >= 1, -trials >= 1, -sample-every >= 1s")
 		os.Exit(2)
 	}
+	for _, f := range strings.Split(*slots, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "scale: -slots must list numbers of slots >= 1, got %q\n", *slots)
+			os.Exit(2)
+		}
+		s.slots = append(s.slots, n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, engines, s); err != nil {
@@ -150,13 +170,18 @@ func run(ctx context.Context, engines []string, s settings) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tandemhq/tandem/cmd/tandem").CombinedOutput(); err != nil {
 		return fmt.Errorf("build tandem: %w\n%s", err, out)
 	}
+	var done []*bencher
 	for _, e := range engines {
-		sum, err := bench(ctx, e, bin, filepath.Join(dir, e), s)
-		if err != nil {
-			return fmt.Errorf("%s: %w", e, err)
+		for _, n := range s.slots {
+			b, err := bench(ctx, e, n, bin, filepath.Join(dir, fmt.Sprintf("%s-%d", e, n)), s)
+			if err != nil {
+				return fmt.Errorf("%s, %d slots: %w", e, n, err)
+			}
+			fmt.Println(b.summary())
+			done = append(done, b)
 		}
-		fmt.Println(sum)
 	}
+	fmt.Print(table(done))
 	return nil
 }
 
@@ -165,24 +190,24 @@ func logf(format string, args ...any) {
 }
 
 // bench runs every phase on one engine's cluster and returns its summary line.
-func bench(ctx context.Context, engine, bin, dir string, s settings) (_ string, err error) {
+func bench(ctx context.Context, engine string, slots int, bin, dir string, s settings) (_ *bencher, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create cluster directory: %w", err)
+		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
 	var db string
 	if engine == "postgres" {
 		srv, err := pgtest.Start(ctx)
 		if err != nil {
-			return "", fmt.Errorf("start PostgreSQL: %w", err)
+			return nil, fmt.Errorf("start PostgreSQL: %w", err)
 		}
 		defer srv.Stop()
 		if db, err = srv.CreateDatabase(ctx, "tandem_scale"); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	c, err := chaos.New(chaos.Options{Binary: bin, Dir: dir, DB: db})
+	c, err := chaos.New(chaos.Options{Binary: bin, Dir: dir, DB: db, Args: []string{"--scheduler-slots", strconv.Itoa(slots)}})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -192,26 +217,30 @@ func bench(ctx context.Context, engine, bin, dir string, s settings) (_ string, 
 			err = cerr
 		}
 	}()
-	b := &bencher{c: c, engine: engine, s: s}
+	b := &bencher{c: c, engine: engine, slots: slots, s: s}
 	if err := b.start(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
 	if b.repo, err = openRepo(engine, c.DB()); err != nil {
-		return "", err
+		return nil, err
 	}
 	defer b.repo.close()
 	if err := b.load(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := b.steadyState(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
 	for i := 1; i <= s.trials; i++ {
-		if err := b.takeover(ctx, i); err != nil {
-			return "", fmt.Errorf("takeover %d: %w", i, err)
+		take := b.takeover
+		if slots > 1 {
+			take = b.slotTakeover
+		}
+		if err := take(ctx, i); err != nil {
+			return nil, fmt.Errorf("takeover %d: %w", i, err)
 		}
 	}
-	return b.summary(), nil
+	return b, nil
 }
 
 // bencher holds one engine's cluster and what was measured on it.
@@ -219,24 +248,35 @@ type bencher struct {
 	c      *chaos.Cluster
 	repo   *repo
 	engine string
+	slots  int
 	s      settings
 
 	loadTook, initTook  time.Duration
-	rssMedian, rssLast  int64 // bytes, primary during the steady window
-	hwmLoaded           int64 // VmHWM of the primary that took the load
-	hwmNew              int64 // largest VmHWM of a primary that took over
+	rssMedian, rssLast  int64 // bytes, the largest node's during the steady window
+	rssNode             string
+	hwmLoaded           int64 // largest VmHWM of a node that took the load
+	hwmNew              int64 // largest VmHWM of a node that took over
 	hwmLoad             int64 // largest VmHWM of any node after the load
 	loadElections       int   // changes of primary while the jobs were applied
 	lateness            []time.Duration
-	takeovers, takeLate []time.Duration
-	roles               []time.Duration // kill to the "becoming primary" log line
+	takeovers, takeLate []time.Duration // kill to the first fenced firing seen; lateness meanwhile
+	roles               []time.Duration // kill to the "becoming primary" ("firing slot") log line
 	byNode              []time.Duration // kill to the first fenced run's created_at
+	alsoPrimary         int             // slot takeovers whose victim was the primary too
 }
 
 func (b *bencher) start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	return b.c.StartWithStandbys(ctx, chaos.NodeSpec{ID: "a", Priority: 0}, chaos.NodeSpec{ID: "b", Priority: 1}, chaos.NodeSpec{ID: "c", Priority: 2})
+	err := b.c.StartWithStandbys(ctx, chaos.NodeSpec{ID: "a", Priority: 0}, chaos.NodeSpec{ID: "b", Priority: 1}, chaos.NodeSpec{ID: "c", Priority: 2})
+	if err != nil || b.slots <= 1 {
+		return err
+	}
+	st, err := b.c.WaitSlotsSpread(ctx, b.slots)
+	if err == nil {
+		logf("%s, %d slots: %s", b.engine, b.slots, chaos.FormatStatus(st))
+	}
+	return err
 }
 
 // jobs returns the job documents of the whole set, sample first.
@@ -282,7 +322,7 @@ func (b *bencher) load(ctx context.Context) error {
 		}
 	}
 	b.loadTook = time.Since(t0)
-	logf("%s: applied %d jobs in %s", b.engine, len(all), ms(b.loadTook))
+	logf("%s: applied %d jobs in %s", b.label(), len(all), ms(b.loadTook))
 	err := chaos.Poll(ctx, 100*time.Millisecond, "every schedule initialised", func(ctx context.Context) (bool, string, error) {
 		n, err := b.repo.uninitialised(ctx)
 		return n == 0, fmt.Sprintf("%d uninitialised", n), err
@@ -296,7 +336,7 @@ func (b *bencher) load(ctx context.Context) error {
 			b.loadElections++
 		}
 		if becomingPrimary.MatchString(l.Msg) || strings.HasPrefix(l.Msg, "stepping down") {
-			logf("%s: during the load: %s", b.engine, l)
+			logf("%s: during the load: %s", b.label(), l)
 		}
 	}
 	for _, n := range b.c.Nodes() {
@@ -305,23 +345,22 @@ func (b *bencher) load(ctx context.Context) error {
 		}
 	}
 	logf("%s: every schedule initialised %s after the last apply; %d changes of primary during the load; largest peak RSS of a node %s",
-		b.engine, ms(b.initTook), b.loadElections, mb(b.hwmLoad))
+		b.label(), ms(b.initTook), b.loadElections, mb(b.hwmLoad))
 	return nil
 }
 
-// steadyState lets the loaded cluster fire for the steady window, sampling the
-// primary's memory, then measures the lateness of what was due in it.
+// steadyState lets the loaded cluster fire for the steady window, sampling every
+// node's memory, then measures the lateness of what was due in it.
 func (b *bencher) steadyState(ctx context.Context) error {
 	id, _, err := b.c.WaitPrimary(ctx)
 	if err != nil {
 		return err
 	}
-	pid := b.c.Node(id).PID()
 	if err := sleep(ctx, 5*time.Second); err != nil { // settle after the load
 		return err
 	}
 	from := time.Now()
-	var rss []int64
+	rss := map[string][]int64{}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for time.Since(from) < b.s.steady {
@@ -330,16 +369,25 @@ func (b *bencher) steadyState(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
-		m, err := readMem(pid)
-		if err != nil {
-			return err
+		for _, n := range b.c.Nodes() {
+			if n.PID() == 0 {
+				return fmt.Errorf("node %s exited while firing (%v); its last lines:\n%s", n.ID(), n.ExitErr(), b.lastLines(n.ID(), 40))
+			}
+			m, err := readMem(n.PID())
+			if err != nil {
+				return err
+			}
+			rss[n.ID()] = append(rss[n.ID()], m.rss)
+			b.hwmLoaded = max(b.hwmLoaded, m.hwm)
 		}
-		rss = append(rss, m.rss)
-		b.hwmLoaded = m.hwm
 	}
 	to := time.Now()
-	slices.Sort(rss)
-	b.rssMedian, b.rssLast = rss[len(rss)/2], rss[len(rss)-1]
+	for node, rs := range rss {
+		slices.Sort(rs)
+		if med := rs[len(rs)/2]; med > b.rssMedian {
+			b.rssMedian, b.rssLast, b.rssNode = med, rs[len(rs)-1], node
+		}
+	}
 	if err := sleep(ctx, 2*time.Second); err != nil { // let the last ones be fired
 		return err
 	}
@@ -353,10 +401,24 @@ func (b *bencher) steadyState(ctx context.Context) error {
 			return err
 		}
 	}
-	logf("%s: steady %s: primary %s RSS median %s, peak (VmHWM) %s; %d occurrences, lateness p50 %s p99 %s max %s",
-		b.engine, b.s.steady, id, mb(b.rssMedian), mb(b.hwmLoaded), len(lat), ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)))
+	logf("%s: steady %s: primary %s; largest node RSS %s median %s, peak (VmHWM) of any node %s; %d occurrences, lateness p50 %s p99 %s max %s",
+		b.label(), b.s.steady, id, b.rssNode, mb(b.rssMedian), mb(b.hwmLoaded), len(lat), ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)))
 	return nil
 }
+
+// lastLines is the last n log lines of node.
+func (b *bencher) lastLines(node string, n int) string {
+	var out []string
+	for _, l := range b.c.Logs() {
+		if l.Node == node {
+			out = append(out, l.String())
+		}
+	}
+	return strings.Join(out[max(len(out)-n, 0):], "\n")
+}
+
+// label names the cluster in the progress lines: engine and slots.
+func (b *bencher) label() string { return fmt.Sprintf("%s slots=%d", b.engine, b.slots) }
 
 // takeover kills the primary, measures how long until the new one fires, and brings
 // the victim back as a standby.
@@ -413,10 +475,10 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 	b.takeovers, b.roles, b.byNode = append(b.takeovers, took), append(b.roles, role), append(b.byNode, byNode)
 	b.takeLate = append(b.takeLate, late...)
 	logf("%s takeover %d: kill -9 of %s, %s took the role after %s and its first fenced firing was seen committed after %s (created_at %s after); %d occurrences due meanwhile, latest %s late; its RSS %s, peak %s",
-		b.engine, i, id, newID, ms(role), ms(took), ms(byNode), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
+		b.label(), i, id, newID, ms(role), ms(took), ms(byNode), len(late), ms(pct(late, 100)), mb(m.rss), mb(m.hwm))
 	for _, l := range b.c.Logs()[mark:] {
 		if l.Node == newID && (l.Level == "WARN" || l.Level == "ERROR") {
-			logf("%s takeover %d: %s", b.engine, i, l)
+			logf("%s takeover %d: %s", b.label(), i, l)
 		}
 	}
 	if err := victim.Restart(ctx); err != nil {
@@ -426,37 +488,6 @@ func (b *bencher) takeover(ctx context.Context, i int) error {
 		return err
 	}
 	return sleep(ctx, 3*time.Second)
-}
-
-func (b *bencher) summary() string {
-	s := b.s
-	hwm := max(b.hwmLoaded, b.hwmNew, b.hwmLoad)
-	var missed []string
-	check := func(ok bool, what string) {
-		if !ok {
-			missed = append(missed, what)
-		}
-	}
-	check(hwm <= int64(targetRSS), "peak RSS")
-	check(pct(b.takeovers, 99) <= targetTakeover, "takeover p99")
-	check(pct(b.lateness, 50) <= targetP50, "lateness p50")
-	check(pct(b.lateness, 99) <= targetP99, "lateness p99")
-	verdict := "all targets met"
-	if len(missed) > 0 {
-		verdict = "MISSED: " + strings.Join(missed, ", ")
-	}
-	return fmt.Sprintf("scale %s: schedules=%d applied in %s (%d changes of primary meanwhile), all initialised %s later; any node's peak RSS after the load=%s; "+
-		"primary RSS median=%s last=%s peak=%s, new primaries' peak=%s; "+
-		"lateness n=%d p50=%s p99=%s max=%s; takeover (kill -9 to the first fenced firing seen committed) n=%d median=%s p99=%s, by its created_at median=%s p99=%s, role taken (log line) median=%s p99=%s; due during takeover n=%d lateness p50=%s p99=%s max=%s; "+
-		"settings: %d sample @every %s spread + %d at spread instants every %s, batch %d, steady %s, 3 nodes, lease renew %s ttl %s, nodes built without -race, executor %s, load average %s at the end (the machine's, shared); "+
-		"targets: peak RSS<=%s takeover p99<=%s lateness p50<=%s p99<=%s; %s",
-		b.engine, s.schedules, ms(b.loadTook), b.loadElections, ms(b.initTook), mb(b.hwmLoad), mb(b.rssMedian), mb(b.rssLast), mb(b.hwmLoaded), mb(b.hwmNew),
-		len(b.lateness), ms(pct(b.lateness, 50)), ms(pct(b.lateness, 99)), ms(pct(b.lateness, 100)),
-		len(b.takeovers), ms(pct(b.takeovers, 50)), ms(pct(b.takeovers, 99)), ms(pct(b.byNode, 50)), ms(pct(b.byNode, 99)),
-		ms(pct(b.roles, 50)), ms(pct(b.roles, 99)),
-		len(b.takeLate), ms(pct(b.takeLate, 50)), ms(pct(b.takeLate, 99)), ms(pct(b.takeLate, 100)),
-		s.sample, s.sampleEvery, s.schedules-s.sample, s.bulkPeriod, s.batch, s.steady, config.LeaseRenewDefault, config.LeaseTTLDefault,
-		s.exec, loadavg(), mb(int64(targetRSS)), ms(targetTakeover), ms(targetP50), ms(targetP99), verdict)
 }
 
 var becomingPrimary = regexp.MustCompile(`^becoming primary \(epoch \d+\)`)

@@ -60,6 +60,26 @@ func (r *repo) firstFiredAbove(ctx context.Context, id, old int64, t0 time.Time)
 	return time.UnixMicro(at.Int64), nil
 }
 
+// firstFiredInSlot returns when the first run after id of a schedule in slot (id mod
+// slots) created after t0 was created (zero: none yet).
+func (r *repo) firstFiredInSlot(ctx context.Context, id int64, slots, slot int, t0 time.Time) (time.Time, error) {
+	var at sql.NullInt64
+	err := r.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT min(created_at) FROM runs WHERE id > %d AND trigger = 'schedule'
+		AND schedule_id %% %d = %d AND created_at > %d`, id, slots, slot, t0.UnixMicro())).Scan(&at)
+	if err != nil || !at.Valid {
+		return time.Time{}, err
+	}
+	return time.UnixMicro(at.Int64), nil
+}
+
+// slotLateness returns the lateness of the occurrences of slot's schedules fired after
+// t0 that were due by first.
+func (r *repo) slotLateness(ctx context.Context, id int64, slots, slot int, t0, first time.Time) ([]time.Duration, error) {
+	return r.late(ctx, fmt.Sprintf(`SELECT scheduled_at, created_at FROM runs WHERE id > %d AND trigger = 'schedule'
+		AND schedule_id %% %d = %d AND state NOT IN ('missed', 'skipped') AND created_at > %d AND scheduled_at <= %d`,
+		id, slots, slot, t0.UnixMicro(), first.UnixMicro()))
+}
+
 // lateness returns created_at − scheduled_at of the occurrences scheduled in [from, to)
 // that became runs.
 func (r *repo) lateness(ctx context.Context, from, to time.Time) ([]time.Duration, error) {

@@ -47,10 +47,13 @@ type Run struct {
 	Reason          string     `json:"reason"`
 	CancelRequested bool       `json:"cancel_requested"`
 	Epoch           int64      `json:"epoch"`
-	Stdout          *string    `json:"stdout,omitempty"`
-	Stderr          *string    `json:"stderr,omitempty"`
-	Outputs         []Output   `json:"outputs,omitempty"`
-	Deliveries      []Delivery `json:"deliveries,omitempty"` // runs show: its delivery records
+	// ScheduleID is the schedule that fired a scheduled run (absent for on-demand runs):
+	// with scheduler slots, its slot is ScheduleID mod the number of slots.
+	ScheduleID int64      `json:"schedule_id,omitempty"`
+	Stdout     *string    `json:"stdout,omitempty"`
+	Stderr     *string    `json:"stderr,omitempty"`
+	Outputs    []Output   `json:"outputs,omitempty"`
+	Deliveries []Delivery `json:"deliveries,omitempty"` // runs show: its delivery records
 }
 
 // Output is a file a run produced, with the nodes that hold it.
@@ -169,7 +172,7 @@ func RunFrom(r store.Run) Run {
 	v := Run{ID: r.ID, Job: r.Job, State: string(r.State), Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, Node: r.Node,
 		Trigger: r.Trigger, ScheduledAt: r.ScheduledAt, ScheduledUntil: r.ScheduledUntil, Occurrences: r.Occurrences,
 		CreatedAt: r.CreatedAt, NotBefore: r.NotBefore, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, ExitCode: r.ExitCode,
-		Reason: r.Reason, CancelRequested: r.CancelRequested, Epoch: r.Epoch}
+		Reason: r.Reason, CancelRequested: r.CancelRequested, Epoch: r.Epoch, ScheduleID: r.ScheduleID}
 	if r.StartedAt != nil && r.FinishedAt != nil {
 		d := r.FinishedAt.Sub(*r.StartedAt).Milliseconds()
 		v.DurationMS = &d

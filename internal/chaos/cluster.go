@@ -282,6 +282,18 @@ func (c *Cluster) EpochStarts(ctx context.Context) ([]EpochStart, error) {
 	return EpochStartsFrom(evs), nil
 }
 
+// SlotTerms returns when each scheduler slot's holders took it, from the slot.taken
+// events.
+func (c *Cluster) SlotTerms(ctx context.Context) ([]SlotTerm, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*CallTimeout)
+	defer cancel()
+	evs, err := c.Client().Events(ctx, "slot.taken", 10000)
+	if err != nil {
+		return nil, fmt.Errorf("list slot.taken events: %w", err)
+	}
+	return SlotTermsFrom(evs), nil
+}
+
 // CLI runs the tandem client command line against the answering nodes (--server with
 // all of them) and returns its stdout. The error carries stderr.
 func (c *Cluster) CLI(ctx context.Context, args ...string) (string, error) {

@@ -5,7 +5,9 @@
 // the same node id, captures every log line they write, and waits for cluster conditions
 // with deadlines. It also owns the independent execution log that test jobs append to,
 // and the history checker that judges a schedule's runs against it: no scheduled time
-// twice, none lost, every run final, no attempt executed twice, no stale primary's write.
+// twice, none lost, every run final, no attempt executed twice, no stale primary's write,
+// and with scheduler slots each schedule's times fired once across its slot's holders,
+// none by a deposed holder.
 //
 // Soak runs the fault-injection soak: three nodes, every node's peer traffic (and on
 // PostgreSQL its database traffic) through a fault-injecting Proxy, a workload of
@@ -14,6 +16,7 @@
 // minutes off, node–node and node–database partitions, resets and latency, PostgreSQL
 // restarts), each healed before the next; then the history checker judges every job.
 // The seed is printed first, and the same seed replays the same schedule of faults.
+// With SoakOptions.Slots the nodes share the firing in scheduler slots (TestSoakSlots).
 //
 // The failover tests of this package, its soak test and bench/failover are built on it.
 // Nothing here is used by a running tandem node.

@@ -83,6 +83,12 @@ type History struct {
 	Kept      bool
 	Listed    map[int64]int
 	Downloads []Download
+	// Slots, when above 1, is the cluster's scheduler.slots: a scheduled run is fired
+	// under the epoch of its schedule's slot (ScheduleID mod Slots), which it carries until
+	// the primary assigns it. SlotTerms are the slots' holders over time. Together they
+	// judge the slot rules (checkSlots).
+	Slots     int
+	SlotTerms []SlotTerm
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -103,7 +109,8 @@ type Violation struct {
 	// delivered record the receiver never got, or a request it got of no record),
 	// outputs (a succeeded run of the job with copies whose output is not listed, not
 	// recorded with its bytes' hash, or not served byte-identical by a live node at the
-	// end while a holder of it was left).
+	// end while a holder of it was left), slot-epochs, slot-stale, slot-once, slot-lost (the scheduler slot rules, see
+	// checkSlots).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -130,7 +137,11 @@ type Report struct {
 	// Outputs counts the output files downloaded and checked (History.Kept); Gone those
 	// allowed to be missing because every holder was lost.
 	Outputs, Gone int
-	execs         map[int64][]Exec
+	// With History.Slots > 1: SlotFired counts the scheduled runs whose firing epoch the
+	// history shows (seen before their assignment), which slot-stale judges.
+	SlotFired int
+	slots     int
+	execs     map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -138,6 +149,9 @@ func (r Report) Summary() string {
 	s := fmt.Sprintf("%d records (%s), %d executions", r.Runs, r.States, r.Executions)
 	if r.Occurrences > 0 {
 		s += fmt.Sprintf(", %d scheduled times %s..%s", r.Occurrences, r.First.Format("15:04:05.000"), r.Last.Format("15:04:05.000"))
+	}
+	if r.slots > 1 {
+		s += fmt.Sprintf(", %d slots (%d runs seen with their slot's epoch)", r.slots, r.SlotFired)
 	}
 	if r.DeliveryStates != "" {
 		s += fmt.Sprintf(", %d deliveries (%s; %d accepted more than once)", r.Deliveries, r.DeliveryStates, r.Redelivered)
@@ -203,7 +217,9 @@ func FormatRun(r api.Run) string {
 //	    on the run's node;
 //	(e) no run created after epoch E began carries an epoch below E;
 //	(f) with Entries, each succeeded run was delivered as checkDeliveries says;
-//	(g) with Kept, each succeeded run's output is served as checkOutputs says.
+//	(g) with Kept, each succeeded run's output is served as checkOutputs says;
+//	(h) with Slots, each schedule's times were fired once across its slot's holders, none
+//	    lost, none by a deposed holder, as checkSlots says.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -229,11 +245,13 @@ func Check(h History) Report {
 		}
 	}
 	checkExecutions(runs, byID, rep.execs, add)
-	checkEpochs(h.EpochStarts, runs, add)
+	checkEpochs(h.EpochStarts, primaryEpochRuns(h, runs), add)
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
 	rep.Outputs, rep.Gone = checkOutputs(h, byID, add)
+	rep.slots = h.Slots
+	rep.SlotFired = checkSlots(h, runs, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }
@@ -362,6 +380,22 @@ func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, [
 				r.ID, r.CreatedAt.Format("15:04:05.000000"), r.Epoch, s.Epoch, s.At.Format("15:04:05.000000"), s.Node), aroundIndex(runs, i))
 		}
 	}
+}
+
+// primaryEpochRuns are the runs whose epoch is the primary's: all of them, except with
+// scheduler slots the scheduled runs never assigned, which carry their slot's epoch
+// (checkSlots judges those).
+func primaryEpochRuns(h History, runs []api.Run) []api.Run {
+	if h.Slots <= 1 {
+		return runs
+	}
+	var out []api.Run
+	for _, r := range runs {
+		if r.ScheduledAt == nil || r.Attempt > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // aroundIndex returns up to three runs either side of runs[i] (runs sorted by id).

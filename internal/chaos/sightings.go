@@ -33,7 +33,8 @@ const sightingSlack = 50 * time.Millisecond
 //     from a stale attempt or twice from one, would change its state, attempt, node,
 //     finish time or exit code);
 //   - epoch-back: a run's epoch never goes down (a role-dependent write from an older
-//     epoch accepted after one from a newer);
+//     epoch accepted after one from a newer); with scheduler slots, a scheduled run's
+//     epoch before its first assignment is its slot's, so the assignment may lower it;
 //   - superseded: a run's epoch that changed after a sighting (an assignment, made after
 //     that sighting was read) is not older than an epoch that had begun before the
 //     sighting: the write came from a holder whose lease had been superseded;
@@ -66,7 +67,8 @@ func checkSightings(h History, settled []api.Run) []Violation {
 				add("completions", fmt.Sprintf("run %d was seen %s at %s and later %s: a second completion was accepted",
 					id, completion(a.Run), a.At.Format("15:04:05.000"), completion(b.Run)), a.At, a.Run, b.Run)
 			}
-			if b.Run.Epoch < a.Run.Epoch {
+			slotEpoch := h.Slots > 1 && a.Run.ScheduledAt != nil && a.Run.Attempt == 0 // its slot's, not the primary's
+			if b.Run.Epoch < a.Run.Epoch && !slotEpoch {
 				add("epoch-back", fmt.Sprintf("run %d had epoch %d at %s and later epoch %d: a write from an older epoch was accepted after one from a newer",
 					id, a.Run.Epoch, a.At.Format("15:04:05.000"), b.Run.Epoch), a.At, a.Run, b.Run)
 			}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,12 +39,17 @@ type SoakOptions struct {
 	Out io.Writer
 	// Replay says how to run this soak again (a command line), for the report.
 	Replay string
+	// Slots, when above 1, runs the cluster with --scheduler-slots Slots: every node
+	// fires the schedules of the slots it holds, the faults hit slot holders as they hit
+	// the primary, and the history check adds the slot rules (checkSlots).
+	Slots int
 }
 
 // SoakResult is what a soak found.
 type SoakResult struct {
 	Engine string
 	Seed   uint64
+	Slots  int // 0 or 1: the primary fires everything
 	Faults []FaultRecord
 	// Reports are the history checks, by job.
 	Reports map[string]Report
@@ -80,8 +86,12 @@ func (r SoakResult) Summary() string {
 		runs += r.Reports[j].Runs
 		occ += r.Reports[j].Occurrences
 	}
+	engine := r.Engine
+	if r.Slots > 1 {
+		engine += fmt.Sprintf(" slots=%d", r.Slots)
+	}
 	s := fmt.Sprintf("soak %s seed %d: %d faults (%s) in %s; %d records over %d jobs, %d scheduled times; %d violations",
-		r.Engine, r.Seed, len(r.Faults), kindsIn(r.Faults), r.Elapsed.Round(time.Second), runs, len(jobs), occ, r.Violations())
+		engine, r.Seed, len(r.Faults), kindsIn(r.Faults), r.Elapsed.Round(time.Second), runs, len(jobs), occ, r.Violations())
 	if r.Engine == "sqlite" {
 		s += fmt.Sprintf("; %d freezes landed inside a SQLite write transaction and were taken again", r.FreezesInWrite)
 	}
@@ -134,7 +144,7 @@ func (r SoakResult) Err() error {
 }
 
 // roleLine matches the log lines of role transitions.
-var roleLine = regexp.MustCompile(`^(becoming primary|stepping down|suspended|resumed|node \S+ lost)`)
+var roleLine = regexp.MustCompile(`^(becoming primary|stepping down|suspended|resumed|node \S+ lost|firing slot|leaving slot|handing slot)`)
 
 // soakJob is a job of the soak's workload and the policies it is checked against.
 type soakJob struct {
@@ -221,7 +231,7 @@ func SupportsClockSkew(ctx context.Context, binary string) bool {
 // did not settle); broken rules are in the result (see SoakResult.Err).
 func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	t0 := time.Now()
-	res = SoakResult{Engine: o.Engine, Seed: o.Seed, Reports: map[string]Report{}, Replay: o.Replay}
+	res = SoakResult{Engine: o.Engine, Seed: o.Seed, Slots: o.Slots, Reports: map[string]Report{}, Replay: o.Replay}
 	out := func(format string, args ...any) {
 		if o.Out != nil {
 			fmt.Fprintf(o.Out, "%s soak %s: %s\n", time.Now().Format("15:04:05.000"), o.Engine, fmt.Sprintf(format, args...))
@@ -249,7 +259,11 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 		return res, fmt.Errorf("soak: %w", err)
 	}
 	defer rcv.Close()
-	c, err := New(Options{Binary: o.Binary, Dir: o.Dir, DB: db, Proxied: true, Env: soakDeliverEnv})
+	var args []string
+	if o.Slots > 1 {
+		args = []string{"--scheduler-slots", strconv.Itoa(o.Slots)}
+	}
+	c, err := New(Options{Binary: o.Binary, Dir: o.Dir, DB: db, Proxied: true, Env: soakDeliverEnv, Args: args})
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
@@ -271,6 +285,13 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	}
 	if _, err := c.StartAll(ctx, soakNodes[1:]...); err != nil {
 		return res, fmt.Errorf("soak: %w", err)
+	}
+	if o.Slots > 1 {
+		st, err := c.WaitSlotsSpread(withTimeout(ctx, 30*time.Second), o.Slots)
+		if err != nil {
+			return res, fmt.Errorf("soak: %w", err)
+		}
+		out("%s", FormatStatus(st))
 	}
 	jobs := soakJobs(rcv.URL())
 	for _, j := range jobs {
@@ -340,6 +361,13 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
+	var terms []SlotTerm
+	if o.Slots > 1 {
+		if terms, err = c.SlotTerms(ctx); err != nil {
+			return res, fmt.Errorf("soak: %w", err)
+		}
+		out("%d slot terms over %d slots", len(terms), o.Slots)
+	}
 	for i, j := range jobs {
 		execs, err := c.ExecLog(j.spec.Name)
 		if err != nil {
@@ -350,7 +378,8 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 			return res, fmt.Errorf("soak: %w", err)
 		}
 		h := History{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, Policy: j.policy,
-			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration}
+			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration,
+			Slots: o.Slots, SlotTerms: terms}
 		if i == 0 {
 			h.LeaseEpochs = obs.leaseEpochs()
 		}

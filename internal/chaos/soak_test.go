@@ -53,47 +53,71 @@ func plainBinary(t *testing.T) string {
 
 const soakShort = 30 * time.Second
 
-// soakSeeds are the CI soak's fixed seeds.
-var soakSeeds = map[string]uint64{"sqlite": 20260501, "postgres": 20260502}
+// soakSeeds are the CI soak's fixed seeds; soakSlotSeeds those of the soak with
+// scheduler slots.
+var (
+	soakSeeds     = map[string]uint64{"sqlite": 20260501, "postgres": 20260502}
+	soakSlotSeeds = map[string]uint64{"sqlite": 20260503, "postgres": 20260504}
+)
+
+// soakSlots is the number of scheduler slots of TestSoakSlots.
+const soakSlots = 3
 
 func TestSoak(t *testing.T) {
 	t.Parallel()
 	for _, engine := range strings.Split(*soakEngines, ",") {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			seed := soakSeeds[engine]
-			if *soakSeed != 0 {
-				seed = *soakSeed
-			}
-			dur := *soakDuration
-			if dur == 0 && *soakFaults == 0 {
-				dur = soakShort
-			}
-			if dur == 0 {
-				dur = 24 * time.Hour
-			}
-			replay := fmt.Sprintf("go test ./internal/chaos/ -run 'TestSoak/%s$' -soak.engine=%s -soak.seed=%d -soak.duration=%s", engine, engine, seed, dur)
-			if *soakFaults > 0 {
-				replay += fmt.Sprintf(" -soak.faults=%d", *soakFaults)
-			}
-			t.Logf("seed %d; replay: %s", seed, replay)
-			bin := tandemBinary(t)
-			if *soakNoRace {
-				bin = plainBinary(t)
-				replay += " -soak.norace"
-			}
-			res, err := Soak(t.Context(), SoakOptions{Binary: bin, Dir: t.TempDir(), Engine: engine, Seed: seed,
-				Duration: dur, Faults: *soakFaults, Out: t.Output(), Replay: replay})
-			if errors.Is(err, pgtest.ErrNotInstalled) {
-				t.Skip(err)
-			}
-			t.Log(res.Summary())
-			if err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
-			}
-			if err := res.Err(); err != nil {
-				t.Error(err)
-			}
+			soak(t, "TestSoak", engine, soakSeeds[engine], 0)
 		})
+	}
+}
+
+// TestSoakSlots is the soak with --scheduler-slots 3: every node fires a slot, so the
+// faults depose slot holders as well as the primary, and the history check adds the slot
+// rules (each occurrence fired once across the slots' holders, none lost beyond the
+// misfire policy, none by a deposed holder). The soak flags apply to it too.
+func TestSoakSlots(t *testing.T) {
+	t.Parallel()
+	for _, engine := range strings.Split(*soakEngines, ",") {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			soak(t, "TestSoakSlots", engine, soakSlotSeeds[engine], soakSlots)
+		})
+	}
+}
+
+func soak(t *testing.T, test, engine string, seed uint64, slots int) {
+	if *soakSeed != 0 {
+		seed = *soakSeed
+	}
+	dur := *soakDuration
+	if dur == 0 && *soakFaults == 0 {
+		dur = soakShort
+	}
+	if dur == 0 {
+		dur = 24 * time.Hour
+	}
+	replay := fmt.Sprintf("go test ./internal/chaos/ -run '%s/%s$' -soak.engine=%s -soak.seed=%d -soak.duration=%s", test, engine, engine, seed, dur)
+	if *soakFaults > 0 {
+		replay += fmt.Sprintf(" -soak.faults=%d", *soakFaults)
+	}
+	t.Logf("seed %d; replay: %s", seed, replay)
+	bin := tandemBinary(t)
+	if *soakNoRace {
+		bin = plainBinary(t)
+		replay += " -soak.norace"
+	}
+	res, err := Soak(t.Context(), SoakOptions{Binary: bin, Dir: t.TempDir(), Engine: engine, Seed: seed,
+		Duration: dur, Faults: *soakFaults, Out: t.Output(), Replay: replay, Slots: slots})
+	if errors.Is(err, pgtest.ErrNotInstalled) {
+		t.Skip(err)
+	}
+	t.Log(res.Summary())
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	if err := res.Err(); err != nil {
+		t.Error(err)
 	}
 }

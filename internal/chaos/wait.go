@@ -102,7 +102,11 @@ func FormatStatus(st api.Status) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "primary=%q epoch=%d", st.Primary, st.Epoch)
 	for _, n := range st.Nodes {
-		fmt.Fprintf(&b, " %s:%s(run %d/%d, q %d)", n.ID, n.Mode, n.Running, n.Capacity, n.Queued)
+		fmt.Fprintf(&b, " %s:%s(run %d/%d, q %d", n.ID, n.Mode, n.Running, n.Capacity, n.Queued)
+		if len(n.Slots) > 0 {
+			fmt.Fprintf(&b, ", slots %s", strings.Join(n.Slots, ","))
+		}
+		b.WriteString(")")
 	}
 	return b.String()
 }
@@ -189,4 +193,34 @@ func (c *Cluster) Settle(ctx context.Context, jobs ...string) (map[string][]api.
 		out[j] = rs
 	}
 	return out, nil
+}
+
+// SlotHolders maps each scheduler slot ("0", "1", …) to the node the status table shows
+// firing it; empty with a single slot.
+func SlotHolders(st api.Status) map[string]string {
+	out := map[string]string{}
+	for _, n := range st.Nodes {
+		for _, s := range n.Slots {
+			out[s] = n.ID
+		}
+	}
+	return out
+}
+
+// WaitSlotsSpread waits until the status table shows every one of count scheduler slots
+// held, spread over the nodes that may fire (primary, suspended, standby): none holds
+// more than one slot above another. It returns that table.
+func (c *Cluster) WaitSlotsSpread(ctx context.Context, count int) (api.Status, error) {
+	return c.WaitStatus(ctx, fmt.Sprintf("%d scheduler slots held and spread", count), func(st api.Status) bool {
+		if len(SlotHolders(st)) != count {
+			return false
+		}
+		lo, hi := count, 0
+		for _, n := range st.Nodes {
+			if n.Mode == "primary" || n.Mode == "suspended" || n.Mode == "standby" {
+				lo, hi = min(lo, len(n.Slots)), max(hi, len(n.Slots))
+			}
+		}
+		return hi-lo <= 1
+	})
 }

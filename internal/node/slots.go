@@ -96,7 +96,7 @@ func (n *Node) startSlots(ctx context.Context, count int) {
 	for i := range count {
 		k := lease.New(lease.Params{Name: store.SlotLease(i), Store: n.store, Liveness: lv, Log: n.log.With("component", "slot", "slot", i),
 			Holder: n.holder, Node: n.cfg.NodeID, Renew: n.cfg.Lease.Renew, TTL: n.cfg.Lease.TTL, Margin: n.cfg.Lease.Margin,
-			Eligible: n.eligible, Rank: func(context.Context) int { return s.held() },
+			Eligible: n.eligible, Rank: s.rank,
 			Elected: func(epoch int64, _ store.Lease, how string) { s.elected(i, epoch, how) },
 			Deposed: func(epoch int64, reason string) { s.deposed(i, epoch, reason) }})
 		s.keepers = append(s.keepers, k)
@@ -107,6 +107,37 @@ func (n *Node) startSlots(ctx context.Context, count int) {
 	n.mu.Unlock()
 	n.goFn(func() { s.spread(ctx) })
 	n.goFn(func() { s.followSuspension(ctx) })
+}
+
+// rank is this node's place in the order in which nodes take a free slot: how many other
+// live eligible nodes hold fewer slots, or as many with a smaller id. A node whose
+// process died (its liveness lock is free) is not counted: it takes nothing. So the
+// best-placed survivor takes a dead holder's slot at once, and the others each wait one
+// more lease RankStep. If the holdings cannot be read, the slots held stand in.
+func (s *slots) rank(ctx context.Context) int {
+	mine := s.held()
+	holding, _, err := s.holdings(ctx)
+	if err != nil {
+		return mine
+	}
+	live, err := s.n.members.Live(ctx)
+	if err != nil {
+		return mine
+	}
+	lv, _ := s.n.store.(store.Liveness)
+	r := 0
+	for _, nd := range live {
+		if nd.ID == s.n.cfg.NodeID || (nd.Mode != ModePrimary && nd.Mode != ModeSuspended && nd.Mode != ModeStandby) {
+			continue
+		}
+		if lv != nil && nd.Holder != "" && dead(ctx, lv, nd.Holder) {
+			continue
+		}
+		if h := holding[nd.ID]; h < mine || h == mine && nd.ID < s.n.cfg.NodeID {
+			r++
+		}
+	}
+	return r
 }
 
 // held is how many slots this node holds.
