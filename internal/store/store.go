@@ -65,6 +65,7 @@ const PrimaryLease = "primary"
 // transaction: it either happens entirely or not at all.
 type Store interface {
 	Deliveries
+	Auth
 
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)
