@@ -25,6 +25,7 @@ var Version = "dev"
 // globals are the flags every client command shares.
 type globals struct {
 	servers []string
+	token   string
 	timeout time.Duration
 	json    bool
 	out     io.Writer
@@ -33,7 +34,7 @@ type globals struct {
 }
 
 func (g *globals) client() *client.Client {
-	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout})
+	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout, Token: g.resolveToken()})
 }
 
 // printJSON writes v as indented JSON.
@@ -62,6 +63,7 @@ func newRoot(g *globals) *cobra.Command {
 		def = strings.Split(env, ",")
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (tdm_…) sent as Authorization: Bearer (env TANDEM_TOKEN; default: the saved login, else the bootstrap token of ./tandem-data or $TANDEM_DATA_DIR)")
 	timeout, envErr := client.TimeoutDefault, error(nil)
 	if env := os.Getenv("TANDEM_CLIENT_TIMEOUT"); env != "" {
 		if d, err := time.ParseDuration(env); err != nil || d <= 0 {
@@ -87,7 +89,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
-		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g))
+		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g))
 	refuseUnknown(root)
 	return root
 }

@@ -47,6 +47,7 @@ func newServerCmd() *cobra.Command {
 	f.Duration("failback-hold", config.FailbackHoldDefault, "hold-down time before a failback")
 	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
 	f.Duration("clock-skew", 0, "testing: shift this node's wall clock (tandem corrects it to the repository's clock)")
+	f.Bool("insecure-no-auth", false, "switch authentication off (every request may do everything); refused unless --listen is a loopback address")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -91,6 +92,9 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	str("lease-profile", &c.Lease.Profile)
 	if f.Changed("worker") {
 		c.Worker, _ = f.GetBool("worker")
+	}
+	if f.Changed("insecure-no-auth") {
+		c.InsecureNoAuth, _ = f.GetBool("insecure-no-auth")
 	}
 	if f.Changed("failback") {
 		c.Failback, _ = f.GetBool("failback")
@@ -169,6 +173,9 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	n := node.New(cfg, st, log)
 	if err := n.Start(ctx); err != nil {
 		return err
+	}
+	if p := n.BootstrapTokenPath(); p != "" {
+		fmt.Fprintf(os.Stderr, "tandem: first start on this repository: an admin token was written to %s (readable by this user only); tandem commands run on this host find it (see tandem login, tandem token)\n", p)
 	}
 	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.RedactedDB())
 	select {

@@ -50,12 +50,15 @@ type Config struct {
 	// Timeout bounds, per server, the connect and the wait for an answer's headers (not
 	// the download of a body). Default: TimeoutDefault.
 	Timeout time.Duration
+	// Token is sent as Authorization: Bearer with every request ("": none).
+	Token string
 }
 
 // Client talks to a tandem cluster.
 type Client struct {
 	servers []string
 	timeout time.Duration
+	token   string
 	http    *http.Client
 	patient *http.Client // for the last server left to try (LastServerWait)
 	mu      sync.Mutex
@@ -94,7 +97,7 @@ func NewConfig(c Config) *Client {
 	// Redirects (to the node that keeps an output file) are followed by OutputGet, so
 	// that a node that does not answer is told apart from the server that did.
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Client{servers: list, timeout: timeout,
+	return &Client{servers: list, timeout: timeout, token: c.Token,
 		http:    &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		patient: &http.Client{Transport: last, CheckRedirect: noRedirect}}
 }
@@ -137,6 +140,7 @@ func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 			return nil, fmt.Errorf("build request: %w", err)
 		}
 		maps.Copy(req.Header, rq.header)
+		c.authorize(req)
 		if rq.ctype != "" {
 			req.Header.Set("Content-Type", rq.ctype)
 		}
@@ -335,6 +339,7 @@ func (c *Client) OutputGet(ctx context.Context, id int64, name string, w io.Writ
 		if err != nil {
 			return fmt.Errorf("build request: %w", err)
 		}
+		c.authorize(req)
 		if resp, err = c.http.Do(req); err != nil {
 			return fmt.Errorf("download %s of run %d: the node that keeps it, at %s, did not answer: %w", name, id, u.Host, err)
 		}

@@ -106,6 +106,17 @@ type Config struct {
 	// Default 0.
 	ClockSkew time.Duration `toml:"clock_skew" env:"CLOCK_SKEW"`
 
+	// InsecureNoAuth switches authentication off: every request may do everything. Only
+	// allowed when Listen is a loopback address. Default false.
+	InsecureNoAuth bool `toml:"insecure_no_auth" env:"INSECURE_NO_AUTH"`
+	// ClusterSecretFile holds the secret every node of the cluster signs its calls to
+	// the others with (at least 16 bytes; trailing newline ignored). Default "": the
+	// first node generates one and keeps it in the repository.
+	ClusterSecretFile string `toml:"cluster_secret_file" env:"CLUSTER_SECRET_FILE"`
+	// ClusterSecret, from the environment only (TANDEM_CLUSTER_SECRET), overrides
+	// ClusterSecretFile.
+	ClusterSecret string `toml:"-" env:"CLUSTER_SECRET"`
+
 	// CommandGuard is the executable command jobs run under so they die with this node's
 	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
 	CommandGuard string `toml:"-"`
@@ -290,7 +301,30 @@ func (c *Config) Finish() error {
 		}
 		c.SMTP.Password = strings.TrimRight(string(b), "\r\n")
 	}
+	if c.ClusterSecret == "" && c.ClusterSecretFile != "" {
+		b, err := os.ReadFile(c.ClusterSecretFile)
+		if err != nil {
+			return &Error{Field: "cluster_secret_file", Problem: fmt.Sprintf("cannot read it: %v", err)}
+		}
+		c.ClusterSecret = strings.TrimRight(string(b), "\r\n")
+	}
 	return c.Validate()
+}
+
+// ClusterSecretMin is the shortest cluster secret accepted.
+const ClusterSecretMin = 16
+
+// Loopback reports whether the host of a host:port address is a loopback address.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // IsPostgres reports whether the repository is a PostgreSQL database.
@@ -334,6 +368,12 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%q is not host:port (e.g. 127.0.0.1:8200)", c.Listen)
+	}
+	if c.InsecureNoAuth && !Loopback(c.Listen) {
+		bad("insecure_no_auth", "refused: listen %q is not a loopback address (127.0.0.1, ::1, localhost); without authentication anyone who reaches the port could run commands as this server's user", c.Listen)
+	}
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < ClusterSecretMin {
+		bad("cluster_secret_file", "the cluster secret must be at least %d bytes, got %d", ClusterSecretMin, len(c.ClusterSecret))
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " \t,") {
 		bad("node_id", "%q is not a node name: non-empty, no spaces or commas", c.NodeID)

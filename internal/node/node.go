@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
@@ -62,6 +63,9 @@ type Node struct {
 	http    *http.Server
 	ln      net.Listener
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
+	authn   *auth.Authenticator
+	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
+	bootstrapPath string
 
 	mu         sync.Mutex
 	epoch      int64   // while primary
@@ -192,6 +196,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// one takes work: its runs were or will be given to another attempt.
 	if err := n.worker.KillLeftovers(); err != nil {
 		n.log.Warn("cannot stop processes left by this node's previous process", "err", err)
+	}
+	if err := n.startAuth(ctx); err != nil {
+		return err
 	}
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()

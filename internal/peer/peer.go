@@ -19,8 +19,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -48,6 +50,28 @@ const (
 type Client struct {
 	calls     *http.Client // hints and actions: bounded as a whole
 	transfers *http.Client // output files: bounded by the caller's context
+	key       atomic.Pointer[auth.ClusterKey]
+}
+
+// SetKey makes the client sign every request with the cluster secret's key (before
+// its first call; a node learns the secret as it starts).
+func (c *Client) SetKey(k *auth.ClusterKey) { c.key.Store(k) }
+
+// Verify checks that r was signed with the cluster secret (auth.PeerVerifier).
+func (c *Client) Verify(r *http.Request) (string, error) {
+	k := c.key.Load()
+	if k == nil {
+		return "", errors.New("this node has no cluster secret")
+	}
+	return k.Verify(r)
+}
+
+// send signs req (whose body is body) and sends it with hc.
+func (c *Client) send(hc *http.Client, req *http.Request, body []byte) (*http.Response, error) {
+	if k := c.key.Load(); k != nil {
+		k.Sign(req, body)
+	}
+	return hc.Do(req)
 }
 
 // New returns a client.
@@ -62,9 +86,6 @@ func New() *Client {
 // URL is the address of path (with its query) on the node at addr.
 func URL(addr, path string) string { return "http://" + addr + path }
 
-// Do sends req (built with NewRequest) as a call.
-func (c *Client) Do(req *http.Request) (*http.Response, error) { return c.calls.Do(req) }
-
 // NewRequest builds a request for path on the node at addr.
 func NewRequest(ctx context.Context, method, addr, path string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, URL(addr, path), body)
@@ -76,22 +97,21 @@ func NewRequest(ctx context.Context, method, addr, path string, body io.Reader) 
 
 // post sends a POST whose answer only matters by its status.
 func (c *Client) post(ctx context.Context, addr, path string, body any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := NewRequest(ctx, http.MethodPost, addr, path, rd)
+	req, err := NewRequest(ctx, http.MethodPost, addr, path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.calls.Do(req)
+	resp, err := c.send(c.calls, req, b)
 	if err != nil {
 		return err
 	}
@@ -133,7 +153,7 @@ func (c *Client) Forward(ctx context.Context, addr string, r *http.Request, body
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(ForwardedHeader, from)
 	req.Header.Set(RequesterHeader, requester)
-	return c.calls.Do(req)
+	return c.send(c.calls, req, body)
 }
 
 // OutputPath is where a node serves its own copy of an output to other nodes.
@@ -156,7 +176,7 @@ func (c *Client) OutputOpen(ctx context.Context, addr string, ref store.OutputRe
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.transfers.Do(req)
+	resp, err := c.send(c.transfers, req, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch output %s from %s: %w", ref, addr, err)
 	}
