@@ -203,7 +203,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)
 	n.mu.Lock()
