@@ -72,6 +72,9 @@ type Command struct {
 	Env   map[string]string `json:"env,omitempty" toml:"env"`
 	Dir   string            `json:"dir,omitempty" toml:"dir"`
 	Shell bool              `json:"shell,omitempty" toml:"shell"`
+	// InheritEnv names server variables the command gets on purpose; besides them it
+	// sees only its Env, the TANDEM_* run variables, PATH, HOME, LANG and TZ.
+	InheritEnv []string `json:"inherit_env,omitempty" toml:"inherit_env"`
 }
 
 // HTTP sends one request. The run succeeds when the response status is in ExpectStatus

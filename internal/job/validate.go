@@ -176,6 +176,11 @@ func (s *Spec) validateExecutor() error {
 				return invalid("command.env", "%q is not a variable name", k)
 			}
 		}
+		for i, k := range c.InheritEnv {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return invalid(fmt.Sprintf("command.inherit_env[%d]", i), "%q is not a variable name", k)
+			}
+		}
 	case s.HTTP != nil:
 		h := s.HTTP
 		u, err := url.Parse(h.URL)

@@ -54,11 +54,37 @@ func TestRunCommandEnvironment(t *testing.T) {
 		"TANDEM_SCHEDULED_AT": "2026-03-01T06:00:00Z",
 		"TANDEM_OUTPUT_DIR":   x.OutputDir,
 		"REPORT_REGION":       "emea",
-		"PATH":                os.Getenv("PATH"), // the server's environment is inherited
+		"PATH":                os.Getenv("PATH"), // of the server's environment, only the base
 	} {
 		if got, ok := env[k]; !ok || got != want {
 			t.Errorf("%s = %q (set %v), want %q", k, got, ok, want)
 		}
+	}
+}
+
+// A job sees none of the server's variables but PATH, HOME, LANG, TZ and those it names
+// in inherit_env.
+func TestRunCommandEnvironmentIsClean(t *testing.T) {
+	t.Setenv("TANDEM_DB", "postgres://tandem:hunter2@db/tandem")
+	t.Setenv("PGPASSWORD", "hunter2")
+	t.Setenv("REPORT_LOCALE", "en_GB")
+	t.Setenv("TZ", "Europe/Paris")
+	x := newExecution(t)
+	r := RunCommand(context.Background(), x, job.Command{Argv: []string{"env"}, InheritEnv: []string{"REPORT_LOCALE"}})
+	checkSuccess(t, r)
+	env := envOf(r.Stdout)
+	for k := range env {
+		switch {
+		case k == "PATH" || k == "HOME" || k == "LANG" || k == "TZ" || k == "REPORT_LOCALE" || strings.HasPrefix(k, "TANDEM_"):
+		default:
+			t.Errorf("the job sees the server's %s", k)
+		}
+	}
+	if _, ok := env["TANDEM_DB"]; ok || env["REPORT_LOCALE"] != "en_GB" || env["TZ"] != "Europe/Paris" {
+		t.Errorf("env: %v", env)
+	}
+	if strings.Contains(string(r.Stdout), "hunter2") {
+		t.Error("a server password reached the job")
 	}
 }
 
