@@ -117,6 +117,12 @@ type Config struct {
 	// ClusterSecretFile.
 	ClusterSecret string `toml:"-" env:"CLUSTER_SECRET"`
 
+	// RunAs is the Unix user command jobs run as (the server must run as root to switch
+	// users). Default "": the server's own user.
+	RunAs string `toml:"run_as" env:"RUN_AS"`
+	// RunAsAllowed are the users a job may name in its command.run_as. Default none.
+	RunAsAllowed []string `toml:"run_as_allowed" env:"RUN_AS_ALLOWED" envSeparator:","`
+
 	// CommandGuard is the executable command jobs run under so they die with this node's
 	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
 	CommandGuard string `toml:"-"`

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
@@ -19,6 +20,9 @@ func (n *Node) startAuth(ctx context.Context) error {
 	n.peers.SetKey(auth.NewClusterKey(secret, n.cfg.NodeID, n.clock.Now))
 	n.authn = auth.New(auth.Params{Store: n.store, Log: n.log.With("component", "auth"), Now: n.clock.Now, Peers: n.peers,
 		NoAuth: n.cfg.InsecureNoAuth})
+	if os.Geteuid() == 0 && n.cfg.RunAs == "" && n.cfg.Capacity > 0 {
+		n.log.Warn("this server runs as root and run_as is not set: command jobs run as root too (set run_as to an unprivileged user)")
+	}
 	if n.cfg.InsecureNoAuth {
 		n.log.Warn("authentication is off (--insecure-no-auth): every request to " + n.cfg.Listen + " may do everything")
 	}

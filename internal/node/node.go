@@ -99,7 +99,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New()}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OutputMaxBytes: cfg.OutputMaxBytes,
-		Guard: cfg.CommandGuard, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder})
+		Guard: cfg.CommandGuard, RunAs: cfg.RunAs, RunAsAllowed: cfg.RunAsAllowed, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,

@@ -128,6 +128,7 @@ func buildCommand(x Execution, c job.Command) (*exec.Cmd, error) {
 	// A group of its own lets a stop reach every process the job starts, not only the
 	// first one: shells and wrappers rarely pass signals on to their children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	credential(cmd.SysProcAttr, x.RunAs)
 	return cmd, nil
 }
 
@@ -170,6 +171,9 @@ func commandEnv(x Execution, c job.Command) []string {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
+	}
+	if x.RunAs != nil && x.RunAs.Home != "" {
+		env = append(env, "HOME="+x.RunAs.Home)
 	}
 	jobEnv := c.Env
 	env = append(env,

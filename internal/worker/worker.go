@@ -46,6 +46,10 @@ type Params struct {
 	OnOutputs func()
 	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
 	OutputMaxBytes int64
+	// RunAs is the user command jobs run as ("": this process's user); RunAsAllowed
+	// the users a job may name in its command.run_as.
+	RunAs        string
+	RunAsAllowed []string
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
@@ -465,6 +469,22 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 		var err error
 		if x.OutputDir, err = output.NewLayout(w.p.DataDir).PrepareAttempt(run.ID, run.Attempt); err != nil {
 			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
+		}
+	}
+	if spec.Command != nil {
+		var err error
+		if x.RunAs, err = w.runAsFor(spec.Command.RunAs); err == nil && x.RunAs != nil {
+			err = OpenOutputDir(w.p.DataDir, x.OutputDir, x.RunAs)
+		}
+		if err != nil {
+			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
+		}
+		if x.RunAs != nil {
+			defer func() {
+				if err := ReclaimOutputDir(x.OutputDir); err != nil {
+					w.p.Log.Warn("cannot take back the output directory from run_as", "run", run.ID, "user", x.RunAs.Name, "err", err)
+				}
+			}()
 		}
 	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
