@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -270,4 +272,18 @@ func TestPeerRequestNeedsClusterSecret(t *testing.T) {
 		t.Fatalf("signed: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// The README's endpoint → role table lists every endpoint with the role it needs.
+func TestREADMERoleTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range newAuthServer(t).api.Routes() {
+		row := fmt.Sprintf("| `%s %s` | %s |", r.Method, r.Pattern, r.Role)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README: no row %s", row)
+		}
+	}
 }
