@@ -66,6 +66,7 @@ const PrimaryLease = "primary"
 type Store interface {
 	Deliveries
 	Auth
+	Secrets
 
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)

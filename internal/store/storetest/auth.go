@@ -86,3 +86,34 @@ func testAuth(t *testing.T, s store.Store) {
 		t.Fatalf("init again: %q %v", v, err)
 	}
 }
+
+// Secrets: versions grow with each set; the list has no ciphertexts; the events name
+// who, never the value.
+func testSecrets(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := store.Audit{By: "user alice", Client: "10.0.0.1:5", Node: "n1", Now: t0}
+	if v, err := s.SecretSet(ctx, store.SecretSetParams{Name: "DB_PASS", Ciphertext: []byte{1, 2, 3}, Audit: a}); err != nil || v != 1 {
+		t.Fatalf("set: %d %v", v, err)
+	}
+	if v, err := s.SecretSet(ctx, store.SecretSetParams{Name: "DB_PASS", Ciphertext: []byte{4, 5}, Audit: a}); err != nil || v != 2 {
+		t.Fatalf("set again: %d %v", v, err)
+	}
+	sec, err := s.SecretGet(ctx, "DB_PASS")
+	if err != nil || sec.Version != 2 || string(sec.Ciphertext) != "\x04\x05" {
+		t.Fatalf("get: %+v %v", sec, err)
+	}
+	list, err := s.SecretList(ctx)
+	if err != nil || len(list) != 1 || list[0].Ciphertext != nil || list[0].Version != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if err := s.SecretDelete(ctx, store.SecretDeleteParams{Name: "DB_PASS", Audit: a}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SecretGet(ctx, "DB_PASS"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	evs, err := s.EventList(ctx, store.EventListParams{Limit: 10})
+	if err != nil || len(evs) != 3 || evs[0].Type != "secret.deleted" || evs[1].Type != "secret.set" || evs[0].Data["by"] != "user alice" {
+		t.Fatalf("events: %+v %v", evs, err)
+	}
+}

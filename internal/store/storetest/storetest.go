@@ -68,6 +68,7 @@ func Run(t *testing.T, open Open) {
 		"DeliveryClaims":               testDeliveryClaims,
 		"DeliveryNodeLost":             testDeliveryNodeLost,
 		"Auth":                         testAuth,
+		"Secrets":                      testSecrets,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
