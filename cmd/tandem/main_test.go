@@ -55,6 +55,16 @@ type server struct {
 	// admin token of its repository. The CLI finds the token as on a user's host: run in
 	// workDir, or with TANDEM_DATA_DIR=tokenDir.
 	workDir, tokenDir string
+
+	mu    sync.Mutex
+	lines []string // what the server wrote to stderr
+}
+
+// logLines returns what the server logged so far.
+func (s *server) logLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
 }
 
 // tokenDirs maps a repository (its --db, or the data directory of a node with its own
@@ -109,6 +119,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		for sc.Scan() {
 			line := sc.Text()
 			t.Log(line)
+			s.mu.Lock()
+			s.lines = append(s.lines, line)
+			s.mu.Unlock()
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}

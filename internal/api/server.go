@@ -134,6 +134,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s.registerAuth(mux)
+	s.registerSecrets(mux)
 	mux.HandleFunc("/", s.unrouted(mux))
 }
 

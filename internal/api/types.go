@@ -139,7 +139,7 @@ type Error struct {
 
 // JobFrom converts a stored job.
 func JobFrom(j store.Job) Job {
-	v := Job{Spec: j.Spec, Paused: j.Paused, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	v := Job{Spec: redactSpec(j.Spec), Paused: j.Paused, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	if j.Spec.Schedule == nil {
 		v.Schedule = []string{}
 	}

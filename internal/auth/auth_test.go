@@ -154,3 +154,46 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("second bootstrap: %q %v", p, err)
 	}
 }
+
+func TestSealerAndRedaction(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, err := LoadSecretKey("", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := LoadSecretKey("", dir); err != nil || string(again) != string(key) {
+		t.Fatalf("the key changed: %v", err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, SecretKeyFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v", fi.Mode())
+	}
+	s, _ := NewSealer(key)
+	ct, err := s.Seal("DB", "hunter2")
+	if err != nil || strings.Contains(string(ct), "hunter2") {
+		t.Fatal(err)
+	}
+	if v, err := s.Open("DB", ct); err != nil || v != "hunter2" {
+		t.Fatal(v, err)
+	}
+	if _, err := s.Open("OTHER", ct); err == nil {
+		t.Fatal("a ciphertext opened under another name")
+	}
+	seen := map[string]string{}
+	out, err := ResolveSecrets(`Bearer {{secret "DB"}} and {{ secret "DB" }}`, func(string) (string, error) { return "hunter2", nil }, seen)
+	if err != nil || out != "Bearer hunter2 and hunter2" || seen["DB"] != "hunter2" {
+		t.Fatal(out, err)
+	}
+	if got := RedactSecrets("failed: hunter2", seen); got != "failed: «secret DB»" {
+		t.Fatal(got)
+	}
+	for in, want := range map[string]string{
+		`Get "https://bob:pw@h.example/x?token=abc&x=1": refused`: `Get "https://bob:***@h.example/x?token=***&x=***": refused`,
+		"postgres://u@db/t": "postgres://u@db/t",
+		"see http://h/p":    "see http://h/p",
+	} {
+		if got := RedactURLs(in); got != want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -74,3 +74,20 @@ func (c *Client) TokenCreate(ctx context.Context, name, role, expires string) (a
 func (c *Client) TokenRevoke(ctx context.Context, name string) error {
 	return c.call(ctx, request{method: "DELETE", path: "/api/v1/tokens/" + url.PathEscape(name), idempotent: true}, nil)
 }
+
+// SecretList lists the secrets' names and versions (never their values).
+func (c *Client) SecretList(ctx context.Context) ([]api.Secret, error) {
+	var out []api.Secret
+	return out, c.call(ctx, get("/api/v1/secrets"), &out)
+}
+
+// SecretSet stores a new version of a secret; the value travels only in the body.
+func (c *Client) SecretSet(ctx context.Context, name string, value []byte) error {
+	return c.call(ctx, request{method: "PUT", path: "/api/v1/secrets/" + url.PathEscape(name), body: value,
+		ctype: "application/octet-stream", idempotent: true}, nil)
+}
+
+// SecretDelete deletes a secret.
+func (c *Client) SecretDelete(ctx context.Context, name string) error {
+	return c.call(ctx, request{method: "DELETE", path: "/api/v1/secrets/" + url.PathEscape(name), idempotent: true}, nil)
+}

@@ -183,7 +183,7 @@ func (s *Spec) validateExecutor() error {
 		}
 	case s.HTTP != nil:
 		h := s.HTTP
-		u, err := url.Parse(h.URL)
+		u, err := url.Parse(withoutSecretRefs(h.URL))
 		if h.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return invalid("http.url", "%q is not an http:// or https:// URL", h.URL)
 		}

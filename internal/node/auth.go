@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
@@ -26,6 +29,9 @@ func (n *Node) startAuth(ctx context.Context) error {
 	if n.cfg.InsecureNoAuth {
 		n.log.Warn("authentication is off (--insecure-no-auth): every request to " + n.cfg.Listen + " may do everything")
 	}
+	if err := n.loadSecretKey(ctx); err != nil {
+		return err
+	}
 	path, err := auth.Bootstrap(ctx, n.store, n.cfg.DataDir, store.Audit{By: "node " + n.cfg.NodeID + " (first start)",
 		Node: n.cfg.NodeID, Now: n.clock.Now()})
 	if err != nil {
@@ -43,3 +49,49 @@ func (n *Node) Authenticator() *auth.Authenticator { return n.authn }
 
 // BootstrapTokenPath is where this node's start wrote the bootstrap admin token, or "".
 func (n *Node) BootstrapTokenPath() string { return n.bootstrapPath }
+
+// loadSecretKey reads the key secrets are encrypted with: secret_key_file, else the data
+// directory's, which the first node of a repository generates. A node whose key is not
+// the one the repository records resolves no secrets, and says so.
+func (n *Node) loadSecretKey(ctx context.Context) error {
+	path := n.cfg.SecretKeyFile
+	if path == "" {
+		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, auth.SecretKeyFile)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := n.store.SettingGet(ctx, "auth.secret_key_fingerprint"); err == nil {
+				n.log.Warn("this node has no secret key: jobs that use secrets fail here; give it the cluster's key in secret_key_file")
+				return nil
+			}
+		}
+	}
+	key, err := auth.LoadSecretKey(path, n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	ok, err := auth.CheckSecretKey(ctx, n.store, key, n.clock.Now())
+	if err != nil {
+		return fmt.Errorf("secret key: %w", err)
+	}
+	if !ok {
+		n.log.Warn("this node's secret key is not the cluster's: jobs that use secrets fail here; give it the cluster's key in secret_key_file")
+		return nil
+	}
+	if n.sealer, err = auth.NewSealer(key); err != nil {
+		return err
+	}
+	return nil
+}
+
+// secret returns a secret's value, decrypted on this node.
+func (n *Node) secret(ctx context.Context, name string) (string, error) {
+	if n.sealer == nil {
+		return "", fmt.Errorf("secret %s: %w", name, auth.ErrNoSecretKey)
+	}
+	s, err := n.store.SecretGet(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("secret %s: %w", name, err)
+	}
+	return n.sealer.Open(name, s.Ciphertext)
+}
+
+// Sealer encrypts the secrets the API is given (nil: this node has not the key).
+func (n *Node) Sealer() *auth.Sealer { return n.sealer }

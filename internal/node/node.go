@@ -64,6 +64,7 @@ type Node struct {
 	ln      net.Listener
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 	authn   *auth.Authenticator
+	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
 	bootstrapPath string
 
@@ -99,7 +100,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New()}
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OutputMaxBytes: cfg.OutputMaxBytes,
-		Guard: cfg.CommandGuard, RunAs: cfg.RunAs, RunAsAllowed: cfg.RunAsAllowed, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder})
+		Guard: cfg.CommandGuard, RunAs: cfg.RunAs, RunAsAllowed: cfg.RunAsAllowed, Secret: n.secret, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder})
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,

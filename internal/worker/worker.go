@@ -50,6 +50,9 @@ type Params struct {
 	// the users a job may name in its command.run_as.
 	RunAs        string
 	RunAsAllowed []string
+	// Secret returns a secret's value ({{secret "NAME"}} in a job), decrypted on this
+	// worker at run time; nil: this node resolves none.
+	Secret func(ctx context.Context, name string) (string, error)
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
@@ -487,6 +490,11 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 			}()
 		}
 	}
+	seen := map[string]string{}
+	spec, serr := w.resolveSecrets(ctx, spec, seen)
+	if serr != nil {
+		return store.RunFinishParams{State: store.RunFailed, Reason: "resolve secrets: " + redact(serr.Error(), seen)}
+	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
 	var res Result
 	switch {
@@ -497,7 +505,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 	default:
 		res = RunNoop(ctx, x, *spec.Noop)
 	}
-	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
+	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: redactBytes(res.Stdout, seen), Stderr: redactBytes(res.Stderr, seen)}
 	p.Outputs, res.Err = w.keepOutputs(run, spec, res)
 	switch {
 	case res.Err == nil:
@@ -515,6 +523,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 	if res.StdoutTruncated || res.StderrTruncated {
 		p.Reason = join(p.Reason, fmt.Sprintf("output truncated to %d bytes per stream", x.outputLimit()))
 	}
+	p.Reason = redact(p.Reason, seen)
 	w.p.Log.Info("run ended", "run", run.ID, "job", run.Job, "attempt", run.Attempt, "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
 	return p
 }
