@@ -45,7 +45,7 @@ type DeliveryAttempt struct {
 
 // DeliveryFrom converts a stored record.
 func DeliveryFrom(d store.Delivery) Delivery {
-	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: d.Spec.Target(),
+	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: auth.RedactURL(d.Spec.Target()),
 		State: string(d.State), Attempts: d.Attempts, Node: d.ClaimNode, LastError: d.LastError, LastResponse: d.LastResponse,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
 	if d.State == store.DeliveryPending {
