@@ -81,7 +81,7 @@ func (s *server) cli(cmd *exec.Cmd) *exec.Cmd {
 	return cmd
 }
 
-var servingLine = regexp.MustCompile(`serving on (http://\S+)`)
+var servingLine = regexp.MustCompile(`serving on (https?://\S+)`)
 
 // startServer starts a node keeping its data in dataDir; with dataDir "" it uses the
 // default data directory, relative to a working directory of its own.

@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,6 +54,9 @@ type Config struct {
 	Timeout time.Duration
 	// Token is sent as Authorization: Bearer with every request ("": none).
 	Token string
+	// CA is a PEM bundle of the certificates trusted for https:// servers (nil: the
+	// system's roots).
+	CA []byte
 }
 
 // Client talks to a tandem cluster.
@@ -90,6 +95,11 @@ func NewConfig(c Config) *Client {
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = timeout
+	if len(c.CA) > 0 {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(c.CA)
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
 	// The last server left to try gets longer to answer: there is nothing to move on to,
 	// and a live server that is merely busy should not be given up on.
 	last := tr.Clone()

@@ -8,6 +8,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,6 +66,7 @@ type Node struct {
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 	authn   *auth.Authenticator
 	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
+	certs   *certs       // the API's certificate, with tls_cert
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
 	bootstrapPath string
 
@@ -204,7 +206,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
+	tlsConf, err := n.startTLS()
+	if err != nil {
+		return err
+	}
 	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
+	serveLn := ln
+	if tlsConf != nil {
+		serveLn = tls.NewListener(ln, tlsConf)
+	}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)
 	n.mu.Lock()
@@ -213,7 +223,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity,
 		"priority", n.cfg.Priority, "mode", n.Mode())
 	n.goFn(func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})

@@ -10,6 +10,8 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +53,23 @@ type Client struct {
 	calls     *http.Client // hints and actions: bounded as a whole
 	transfers *http.Client // output files: bounded by the caller's context
 	key       atomic.Pointer[auth.ClusterKey]
+	scheme    atomic.Pointer[string] // "https" once SetTLS was called
+}
+
+// SetTLS makes the client call other nodes over HTTPS, trusting the certificates roots
+// signs (nil: the system's roots). Call it before the first call.
+func (c *Client) SetTLS(roots *x509.CertPool) {
+	c.calls.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots} // one transport for calls and transfers
+	https := "https"
+	c.scheme.Store(&https)
+}
+
+// url is the address of path (with its query) on the node at addr.
+func (c *Client) url(addr, path string) string {
+	if s := c.scheme.Load(); s != nil {
+		return *s + "://" + addr + path
+	}
+	return URL(addr, path)
 }
 
 // SetKey makes the client sign every request with the cluster secret's key (before
@@ -83,12 +102,12 @@ func New() *Client {
 	return &Client{calls: &http.Client{Transport: tr, Timeout: CallTimeoutDefault}, transfers: &http.Client{Transport: tr}}
 }
 
-// URL is the address of path (with its query) on the node at addr.
+// URL is the plain-HTTP address of path (with its query) on the node at addr.
 func URL(addr, path string) string { return "http://" + addr + path }
 
-// NewRequest builds a request for path on the node at addr.
-func NewRequest(ctx context.Context, method, addr, path string, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, URL(addr, path), body)
+// newRequest builds a request for path on the node at addr.
+func (c *Client) newRequest(ctx context.Context, method, addr, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url(addr, path), body)
 	if err != nil {
 		return nil, fmt.Errorf("build request to %s: %w", addr, err)
 	}
@@ -104,7 +123,7 @@ func (c *Client) post(ctx context.Context, addr, path string, body any) error {
 			return fmt.Errorf("encode request: %w", err)
 		}
 	}
-	req, err := NewRequest(ctx, http.MethodPost, addr, path, bytes.NewReader(b))
+	req, err := c.newRequest(ctx, http.MethodPost, addr, path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -146,7 +165,7 @@ func (c *Client) Switch(ctx context.Context, addr, to string) error {
 // Forward sends r's method and path (with its query) and body to the node at addr, as
 // forwarded by the node from on behalf of requester. The caller closes the answer's body.
 func (c *Client) Forward(ctx context.Context, addr string, r *http.Request, body []byte, from, requester string) (*http.Response, error) {
-	req, err := NewRequest(ctx, r.Method, addr, r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := c.newRequest(ctx, r.Method, addr, r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +191,7 @@ var ErrNoCopy = errors.New("the node has no good copy")
 // caller reads the body (the file) to its end and closes it; its size is the answer's
 // ContentLength. The transfer lasts as long as ctx allows.
 func (c *Client) OutputOpen(ctx context.Context, addr string, ref store.OutputRef) (*http.Response, error) {
-	req, err := NewRequest(ctx, http.MethodGet, addr, OutputPath(ref), nil)
+	req, err := c.newRequest(ctx, http.MethodGet, addr, OutputPath(ref), nil)
 	if err != nil {
 		return nil, err
 	}
