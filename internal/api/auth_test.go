@@ -287,3 +287,38 @@ func TestREADMERoleTable(t *testing.T) {
 		}
 	}
 }
+
+// Every change made through the API is an event naming the token and the client's
+// address: applying, pausing, running, cancelling, deleting a job.
+func TestChangesAreAudited(t *testing.T) {
+	a := newAuthServer(t)
+	admin, op := a.tokens[auth.Admin], a.tokens[auth.Operator]
+	steps := []struct{ method, path, token, body string }{
+		{"POST", "/api/v1/jobs?format=toml", admin, "name = \"j\"\n[noop]\n"},
+		{"POST", "/api/v1/jobs/j/pause", op, ""},
+		{"POST", "/api/v1/jobs/j/resume", op, ""},
+		{"POST", "/api/v1/jobs/j/run", op, ""},
+		{"POST", "/api/v1/runs/1/cancel", op, ""},
+		{"DELETE", "/api/v1/jobs/j", admin, ""},
+	}
+	for _, s := range steps {
+		if code, body := do(t, a, s.method, s.path, s.token, s.body); code >= 300 {
+			t.Fatalf("%s %s: %d %s", s.method, s.path, code, body)
+		}
+	}
+	evs, err := a.st.EventList(context.Background(), store.EventListParams{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"job.applied": "token t-admin", "job.paused": "token t-operator", "job.resumed": "token t-operator",
+		"run.requested": "token t-operator", "run.cancel_requested": "token t-operator", "job.deleted": "token t-admin"}
+	for _, e := range evs {
+		if by, ok := want[e.Type]; ok && e.Data["by"] == by && strings.HasPrefix(e.Data["client"].(string), "127.0.0.1:") &&
+			strings.Contains(e.Message, "by "+by) {
+			delete(want, e.Type)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("no audit events %v in %+v", want, evs)
+	}
+}

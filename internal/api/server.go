@@ -265,7 +265,8 @@ func (s *Server) jobApply(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p := store.JobApplyParams{Now: s.now()}
+	a := s.audit(r)
+	p := store.JobApplyParams{Now: s.now(), Audit: &a}
 	for _, sp := range specs {
 		var stored []string
 		switch j, err := s.store.JobGet(r.Context(), sp.Name); {
@@ -310,7 +311,8 @@ func (s *Server) jobGet(r *http.Request) (int, any, error) {
 
 func (s *Server) jobDelete(r *http.Request) (int, any, error) {
 	name := r.PathValue("name")
-	if err := s.store.JobDelete(r.Context(), name); err != nil {
+	a := s.audit(r)
+	if err := s.store.JobDelete(r.Context(), store.JobDeleteParams{Name: name, Audit: &a}); err != nil {
 		return 0, nil, err
 	}
 	s.b.JobsChanged()
@@ -320,7 +322,8 @@ func (s *Server) jobDelete(r *http.Request) (int, any, error) {
 
 func (s *Server) jobPause(paused bool) handler {
 	return func(r *http.Request) (int, any, error) {
-		j, err := s.store.JobSetPaused(r.Context(), store.JobSetPausedParams{Name: r.PathValue("name"), Paused: paused, Now: s.now()})
+		a := s.audit(r)
+		j, err := s.store.JobSetPaused(r.Context(), store.JobSetPausedParams{Name: r.PathValue("name"), Paused: paused, Now: s.now(), Audit: &a})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -342,7 +345,9 @@ func (s *Server) jobRun(r *http.Request) (int, any, error) {
 	if len(key) > idempotencyKeyMax || strings.ContainsFunc(key, func(c rune) bool { return c < ' ' || c > '~' }) {
 		return 0, nil, &badRequest{"Idempotency-Key", fmt.Sprintf("the %s header must be at most %d printable ASCII characters", IdempotencyKeyHeader, idempotencyKeyMax)}
 	}
-	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now(), IdempotencyKey: key})
+	a := s.audit(r)
+	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now(),
+		IdempotencyKey: key, Audit: &a})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -465,7 +470,8 @@ func (s *Server) runCancel(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	run, err := s.store.RunCancel(r.Context(), store.RunCancelParams{ID: id, Now: s.now(), Reason: "canceled by request"})
+	a := s.audit(r)
+	run, err := s.store.RunCancel(r.Context(), store.RunCancelParams{ID: id, Now: s.now(), Reason: "canceled by request", Audit: &a})
 	if err != nil {
 		return 0, nil, err
 	}
