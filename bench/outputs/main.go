@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/job"
@@ -391,7 +392,13 @@ func measureBig(ctx context.Context, s settings) (string, error) {
 			}
 		}
 	}()
-	cl := client.New([]string{"http://" + c.nodes[2].Addr()})
+	var token string // the bootstrap admin token, in the data directory of the node that made it
+	for _, n := range c.nodes {
+		if t, err := auth.ReadBootstrapToken(filepath.Join(c.dir, n.NodeID())); err == nil {
+			token = t
+		}
+	}
+	cl := client.NewConfig(client.Config{Servers: []string{"http://" + c.nodes[2].Addr()}, Token: token})
 	start := time.Now()
 	cw := &counter{}
 	err = cl.OutputGet(ctx, r.ID, "big.bin", cw)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
@@ -52,7 +53,11 @@ name = "share"
 [noop]
 sleep = "200ms"
 `)
-	c := client.New([]string{a.addr})
+	tok, err := auth.ReadBootstrapToken(a.tokenDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewConfig(client.Config{Servers: []string{a.addr}, Token: tok})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// About 70 runs a second, some 20 at once: enough for the shares to show (with a

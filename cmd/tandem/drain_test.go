@@ -305,7 +305,7 @@ misfire = "skip"
 			t.Fatalf("status row of a: hold %+v; want the standby hold and who set it", n.Hold)
 		}
 	}
-	if out := tandem(t, b, "status"); !strings.Contains(out, "Node a is held (by client") {
+	if out := tandem(t, b, "status"); !strings.Contains(out, "Node a is held (by token bootstrap-admin from") {
 		t.Fatalf("status table:\n%s\nwant a line saying a is held and by whom", out)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,9 +50,38 @@ type server struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan error
+	// workDir is the server's working directory when it keeps the default data
+	// directory (./tandem-data); tokenDir is the data directory holding the bootstrap
+	// admin token of its repository. The CLI finds the token as on a user's host: run in
+	// workDir, or with TANDEM_DATA_DIR=tokenDir.
+	workDir, tokenDir string
+
+	mu    sync.Mutex
+	lines []string // what the server wrote to stderr
 }
 
-var servingLine = regexp.MustCompile(`serving on (http://\S+)`)
+// logLines returns what the server logged so far.
+func (s *server) logLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
+}
+
+// tokenDirs maps a repository (its --db, or the data directory of a node with its own
+// SQLite file) to the data directory of the node that wrote its bootstrap admin token.
+var tokenDirs sync.Map
+
+// cli prepares cmd, a CLI command run against s, to find the token as a user would.
+func (s *server) cli(cmd *exec.Cmd) *exec.Cmd {
+	if s.workDir != "" {
+		cmd.Dir = s.workDir
+	} else {
+		cmd.Env = append(os.Environ(), "TANDEM_DATA_DIR="+s.tokenDir)
+	}
+	return cmd
+}
+
+var servingLine = regexp.MustCompile(`serving on (https?://\S+)`)
 
 // startServer starts a node keeping its data in dataDir; with dataDir "" it uses the
 // default data directory, relative to a working directory of its own.
@@ -62,8 +92,15 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		args = append(args, "--data-dir", dataDir)
 	}
 	cmd := exec.Command(binary, append(args, extra...)...)
+	repo := dataDir
+	for i, a := range extra {
+		if a == "--db" && i+1 < len(extra) {
+			repo = extra[i+1]
+		}
+	}
 	if dataDir == "" {
 		cmd.Dir = t.TempDir()
+		repo = cmd.Dir
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -73,12 +110,18 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, done: make(chan error, 1)}
+	if dataDir == "" {
+		s.workDir = cmd.Dir
+	}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			t.Log(line)
+			s.mu.Lock()
+			s.lines = append(s.lines, line)
+			s.mu.Unlock()
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
@@ -90,6 +133,12 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("server did not start")
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "admin.token")); err == nil && dataDir != "" {
+		tokenDirs.LoadOrStore(repo, dataDir)
+	}
+	if d, ok := tokenDirs.Load(repo); ok {
+		s.tokenDir = d.(string)
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -119,7 +168,7 @@ func tandem(t *testing.T, s *server, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append(args, "--server", s.addr)...)
+	cmd := s.cli(exec.CommandContext(ctx, binary, append(args, "--server", s.addr)...))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -133,7 +182,7 @@ func tandem(t *testing.T, s *server, args ...string) string {
 func tandemErr(s *server, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, append(args, "--server", s.addr)...).CombinedOutput()
+	out, err := s.cli(exec.CommandContext(ctx, binary, append(args, "--server", s.addr)...)).CombinedOutput()
 	return string(out), err
 }
 
@@ -257,7 +306,7 @@ func TestCLIErrorsNameTheField(t *testing.T) {
 	s := startServer(t, filepath.Join(dir, "data"))
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("name = \"x\"\nschedule = [\"0 25 * * *\"]\n[command]\nargv = [\"true\"]\n"), 0o644)
-	cmd := exec.Command(binary, "job", "apply", "-f", bad, "--server", s.addr, "--json")
+	cmd := s.cli(exec.Command(binary, "job", "apply", "-f", bad, "--server", s.addr, "--json"))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err == nil {

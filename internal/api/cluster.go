@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -22,11 +23,13 @@ const forwardedHeader = peer.ForwardedHeader
 const requesterHeader = peer.RequesterHeader
 
 // requester names who made a request: the client's address and the node it reached.
+// Only a node (a request signed with the cluster secret) may say who asked it.
 func (s *Server) requester(r *http.Request) string {
-	if by := r.Header.Get(requesterHeader); by != "" && r.Header.Get(forwardedHeader) != "" {
+	p := principalOf(r)
+	if by := r.Header.Get(requesterHeader); by != "" && r.Header.Get(forwardedHeader) != "" && p.Role == auth.Peer {
 		return by
 	}
-	return fmt.Sprintf("client %s via node %s", r.RemoteAddr, s.b.NodeID())
+	return fmt.Sprintf("%s from %s via node %s", p.Name, r.RemoteAddr, s.b.NodeID())
 }
 
 var errUnreachable = errors.New("node unreachable")
@@ -115,18 +118,20 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 
 // nodeAction performs an operator action on a node; any node accepts it and forwards it
 // to the node named.
-func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
-	id, action := r.PathValue("id"), r.PathValue("action")
-	if id != s.b.NodeID() {
-		s.forward(w, r, id, nil)
-		return
+func (s *Server) nodeAction(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if id != s.b.NodeID() {
+			s.forward(w, r, id, nil)
+			return
+		}
+		mode, err := s.b.NodeAction(r.Context(), action, s.requester(r))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, NodeActionResult{Node: id, Action: action, Mode: mode})
 	}
-	mode, err := s.b.NodeAction(r.Context(), action, s.requester(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, NodeActionResult{Node: id, Action: action, Mode: mode})
 }
 
 // WeightRequest is the body of POST /api/v1/nodes/NODE/weight.

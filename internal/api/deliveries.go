@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -44,7 +45,7 @@ type DeliveryAttempt struct {
 
 // DeliveryFrom converts a stored record.
 func DeliveryFrom(d store.Delivery) Delivery {
-	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: d.Spec.Target(),
+	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: auth.RedactURL(d.Spec.Target()),
 		State: string(d.State), Attempts: d.Attempts, Node: d.ClaimNode, LastError: d.LastError, LastResponse: d.LastResponse,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
 	if d.State == store.DeliveryPending {
@@ -59,9 +60,9 @@ func DeliveryFrom(d store.Delivery) Delivery {
 }
 
 func (s *Server) registerDeliveries(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/deliveries", s.handle(s.deliveryList))
-	mux.HandleFunc("GET /api/v1/deliveries/{id}", s.handle(s.deliveryGet))
-	mux.HandleFunc("POST /api/v1/deliveries/{id}/retry", s.handle(s.deliveryRetry))
+	s.route(mux, "GET /api/v1/deliveries", auth.Viewer, s.handle(s.deliveryList))
+	s.route(mux, "GET /api/v1/deliveries/{id}", auth.Viewer, s.handle(s.deliveryGet))
+	s.route(mux, "POST /api/v1/deliveries/{id}/retry", auth.Operator, s.handle(s.deliveryRetry))
 }
 
 // deliveryList reads run=, job=, state= (repeated or comma separated), limit= and before=.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/peer"
@@ -58,14 +59,18 @@ type Backend interface {
 
 // Server serves the REST API.
 type Server struct {
-	store store.Store
-	b     Backend
-	log   *slog.Logger
-	now   func() time.Time
-	peer  *peer.Client
+	store  store.Store
+	b      Backend
+	log    *slog.Logger
+	now    func() time.Time
+	peer   *peer.Client
+	auth   *auth.Authenticator // nil: nothing but public endpoints is served
+	routes []Route
 }
 
-// NewServer returns the API handlers. Instants it records (a job's first next-fire, an
+// NewServer returns the API handlers. Requests are judged by the backend's
+// Authenticator() if it has one; without one, every endpoint but the public ones is
+// refused. Instants it records (a job's first next-fire, an
 // on-demand run's creation) come from the backend's Now() if it has one (a node's clock
 // corrected to the repository's), else from time.Now; calls to other nodes go through
 // the backend's Peer() if it has one, else a peer client of the server's own.
@@ -79,46 +84,71 @@ func NewServer(st store.Store, b Backend, log *slog.Logger) *Server {
 	} else {
 		s.peer = peer.New()
 	}
+	if a, ok := b.(interface{ Authenticator() *auth.Authenticator }); ok {
+		s.auth = a.Authenticator()
+	}
 	return s
+}
+
+// metricsBackend is a backend that has Prometheus metrics to serve.
+type metricsBackend interface{ MetricsHandler() http.Handler }
+
+// metrics serves the node's Prometheus metrics (viewer role).
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	m, ok := s.b.(metricsBackend)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	m.MetricsHandler().ServeHTTP(w, r)
 }
 
 // Register adds the API routes to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.routes = nil
+	s.route(mux, "GET /healthz", auth.Public, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /api/v1/status", s.handle(s.status))
-	mux.HandleFunc("GET /api/v1/jobs", s.handle(s.jobList))
-	mux.HandleFunc("POST /api/v1/jobs", s.handle(s.jobApply))
-	mux.HandleFunc("GET /api/v1/jobs/{name}", s.handle(s.jobGet))
-	mux.HandleFunc("DELETE /api/v1/jobs/{name}", s.handle(s.jobDelete))
-	mux.HandleFunc("POST /api/v1/jobs/{name}/pause", s.handle(s.jobPause(true)))
-	mux.HandleFunc("POST /api/v1/jobs/{name}/resume", s.handle(s.jobPause(false)))
-	mux.HandleFunc("POST /api/v1/jobs/{name}/run", s.handle(s.jobRun))
-	mux.HandleFunc("GET /api/v1/runs", s.handle(s.runList))
-	mux.HandleFunc("GET /api/v1/runs/{id}", s.handle(s.runGet))
-	mux.HandleFunc("POST /api/v1/runs/{id}/cancel", s.handle(s.runCancel))
-	mux.HandleFunc("GET /api/v1/runs/{id}/outputs", s.handle(s.outputList))
-	mux.HandleFunc("GET /api/v1/runs/{id}/outputs/{name...}", s.outputGet)
-	mux.HandleFunc("GET /api/v1/outputs", s.handle(s.outputFind))
-	mux.HandleFunc("GET /api/v1/internal/outputs/{id}/{attempt}/{name...}", s.outputCopy)
-	mux.HandleFunc("POST /api/v1/internal/outputs-hint", func(w http.ResponseWriter, r *http.Request) {
+	s.route(mux, "GET /api/v1/status", auth.Viewer, s.handle(s.status))
+	s.route(mux, "GET /metrics", auth.Viewer, s.metrics)
+	s.route(mux, "GET /api/v1/jobs", auth.Viewer, s.handle(s.jobList))
+	s.route(mux, "POST /api/v1/jobs", auth.Admin, s.handle(s.jobApply))
+	s.route(mux, "GET /api/v1/jobs/{name}", auth.Viewer, s.handle(s.jobGet))
+	s.route(mux, "DELETE /api/v1/jobs/{name}", auth.Admin, s.handle(s.jobDelete))
+	s.route(mux, "POST /api/v1/jobs/{name}/pause", auth.Operator, s.handle(s.jobPause(true)))
+	s.route(mux, "POST /api/v1/jobs/{name}/resume", auth.Operator, s.handle(s.jobPause(false)))
+	s.route(mux, "POST /api/v1/jobs/{name}/run", auth.Operator, s.handle(s.jobRun))
+	s.route(mux, "GET /api/v1/runs", auth.Viewer, s.handle(s.runList))
+	s.route(mux, "GET /api/v1/runs/{id}", auth.Viewer, s.handle(s.runGet))
+	s.route(mux, "POST /api/v1/runs/{id}/cancel", auth.Operator, s.handle(s.runCancel))
+	s.route(mux, "GET /api/v1/runs/{id}/outputs", auth.Viewer, s.handle(s.outputList))
+	s.route(mux, "GET /api/v1/runs/{id}/outputs/{name...}", auth.Viewer, s.outputGet)
+	s.route(mux, "GET /api/v1/outputs", auth.Viewer, s.handle(s.outputFind))
+	s.route(mux, "GET /api/v1/internal/outputs/{id}/{attempt}/{name...}", auth.Peer, s.outputCopy)
+	s.route(mux, "POST /api/v1/internal/outputs-hint", auth.Peer, func(w http.ResponseWriter, r *http.Request) {
 		s.b.OutputsHint()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
+	s.route(mux, "GET /api/v1/events", auth.Viewer, s.handle(s.eventList))
 	s.registerDeliveries(mux)
-	mux.HandleFunc("POST /api/v1/switch", s.switchover)
-	mux.HandleFunc("POST /api/v1/nodes/{id}/{action}", s.nodeAction)
-	mux.HandleFunc("POST /api/v1/nodes/{id}/weight", s.nodeWeight)
-	mux.HandleFunc("POST /api/v1/internal/lease-hint", func(w http.ResponseWriter, r *http.Request) {
+	s.route(mux, "POST /api/v1/switch", auth.Operator, s.switchover)
+	for _, a := range []string{"suspend", "resume", "standby"} {
+		s.route(mux, "POST /api/v1/nodes/{id}/"+a, auth.Operator, s.nodeAction(a))
+	}
+	for _, a := range []string{"stop", "restart"} {
+		s.route(mux, "POST /api/v1/nodes/{id}/"+a, auth.Admin, s.nodeAction(a))
+	}
+	s.route(mux, "POST /api/v1/nodes/{id}/weight", auth.Admin, s.nodeWeight)
+	s.route(mux, "POST /api/v1/internal/lease-hint", auth.Peer, func(w http.ResponseWriter, r *http.Request) {
 		s.b.LeaseHint()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("POST /api/v1/internal/work-hint", func(w http.ResponseWriter, r *http.Request) {
+	s.route(mux, "POST /api/v1/internal/work-hint", auth.Peer, func(w http.ResponseWriter, r *http.Request) {
 		s.b.WorkHint()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.registerAuth(mux)
+	s.registerSecrets(mux)
 	mux.HandleFunc("/", s.unrouted(mux))
 }
 
@@ -183,9 +213,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *job.ValidationError
 	var br *badRequest
 	var tooLarge *http.MaxBytesError
+	var se *statusError
 	body := Error{Error: err.Error()}
 	code := http.StatusInternalServerError
 	switch {
+	case errors.As(err, &se):
+		code, body.Field = se.code, se.field
+		if se.retryAfter != "" {
+			w.Header().Set("Retry-After", se.retryAfter)
+		}
 	case errors.As(err, &tooLarge):
 		code, body.Field = http.StatusRequestEntityTooLarge, "body"
 	case errors.As(err, &ve):
@@ -243,7 +279,8 @@ func (s *Server) jobApply(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p := store.JobApplyParams{Now: s.now()}
+	a := s.audit(r)
+	p := store.JobApplyParams{Now: s.now(), Audit: &a}
 	for _, sp := range specs {
 		var stored []string
 		switch j, err := s.store.JobGet(r.Context(), sp.Name); {
@@ -288,7 +325,8 @@ func (s *Server) jobGet(r *http.Request) (int, any, error) {
 
 func (s *Server) jobDelete(r *http.Request) (int, any, error) {
 	name := r.PathValue("name")
-	if err := s.store.JobDelete(r.Context(), name); err != nil {
+	a := s.audit(r)
+	if err := s.store.JobDelete(r.Context(), store.JobDeleteParams{Name: name, Audit: &a}); err != nil {
 		return 0, nil, err
 	}
 	s.b.JobsChanged()
@@ -298,7 +336,8 @@ func (s *Server) jobDelete(r *http.Request) (int, any, error) {
 
 func (s *Server) jobPause(paused bool) handler {
 	return func(r *http.Request) (int, any, error) {
-		j, err := s.store.JobSetPaused(r.Context(), store.JobSetPausedParams{Name: r.PathValue("name"), Paused: paused, Now: s.now()})
+		a := s.audit(r)
+		j, err := s.store.JobSetPaused(r.Context(), store.JobSetPausedParams{Name: r.PathValue("name"), Paused: paused, Now: s.now(), Audit: &a})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -320,7 +359,9 @@ func (s *Server) jobRun(r *http.Request) (int, any, error) {
 	if len(key) > idempotencyKeyMax || strings.ContainsFunc(key, func(c rune) bool { return c < ' ' || c > '~' }) {
 		return 0, nil, &badRequest{"Idempotency-Key", fmt.Sprintf("the %s header must be at most %d printable ASCII characters", IdempotencyKeyHeader, idempotencyKeyMax)}
 	}
-	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now(), IdempotencyKey: key})
+	a := s.audit(r)
+	run, err := s.store.RunCreate(r.Context(), store.RunCreateParams{Job: r.PathValue("name"), Trigger: store.TriggerManual, Now: s.now(),
+		IdempotencyKey: key, Audit: &a})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -443,7 +484,8 @@ func (s *Server) runCancel(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	run, err := s.store.RunCancel(r.Context(), store.RunCancelParams{ID: id, Now: s.now(), Reason: "canceled by request"})
+	a := s.audit(r)
+	run, err := s.store.RunCancel(r.Context(), store.RunCancelParams{ID: id, Now: s.now(), Reason: "canceled by request", Audit: &a})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/output"
+	"github.com/tandemhq/tandem/internal/peer"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
@@ -24,6 +26,16 @@ import (
 type fakeBackend struct {
 	outputs *output.Service
 	status  Status
+	authn   *auth.Authenticator
+	peer    *peer.Client
+}
+
+func (b *fakeBackend) Authenticator() *auth.Authenticator { return b.authn }
+func (b *fakeBackend) Peer() *peer.Client {
+	if b.peer == nil {
+		return peer.New()
+	}
+	return b.peer
 }
 
 func (b *fakeBackend) Status(context.Context) (Status, error)            { return b.status, nil }
@@ -64,7 +76,8 @@ func newTestServer(t *testing.T) (*httptest.Server, store.Store) {
 	}
 	t.Cleanup(func() { st.Close() })
 	b := &fakeBackend{status: Status{Primary: "a", Nodes: []NodeStatus{
-		{ID: "a", Mode: "primary"}, {ID: "c", Mode: "lost", HeartbeatAt: time.Now().Add(-time.Minute)}}}}
+		{ID: "a", Mode: "primary"}, {ID: "c", Mode: "lost", HeartbeatAt: time.Now().Add(-time.Minute)}}},
+		authn: auth.New(auth.Params{Store: st, NoAuth: true})}
 	// Node c is not live: the output service sees only a.
 	b.outputs = output.New(output.Params{Store: st, Log: slog.New(slog.DiscardHandler), Node: "a", DataDir: t.TempDir(),
 		Live: func(context.Context) ([]store.Node, error) { return []store.Node{{ID: "a", Mode: "primary"}}, nil }})

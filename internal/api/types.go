@@ -142,7 +142,7 @@ type Error struct {
 
 // JobFrom converts a stored job.
 func JobFrom(j store.Job) Job {
-	v := Job{Spec: j.Spec, Paused: j.Paused, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+	v := Job{Spec: redactSpec(j.Spec), Paused: j.Paused, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	if j.Spec.Schedule == nil {
 		v.Schedule = []string{}
 	}
@@ -188,4 +188,72 @@ func OutputFrom(o store.Output) Output {
 		v.Holders = append(v.Holders, Holder{Node: h.Node, VerifiedAt: h.VerifiedAt, LostAt: h.LostAt})
 	}
 	return v
+}
+
+// User is a user as the API shows it (never the password hash).
+type User struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// UserFrom converts a stored user.
+func UserFrom(u store.User) User {
+	return User{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// Token is an API token as the API shows it (never its secret, but when it is made).
+type Token struct {
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// TokenFrom converts a stored token.
+func TokenFrom(t store.Token) Token {
+	return Token{Name: t.Name, Role: t.Role, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+}
+
+// TokenCreated is the answer of POST /api/v1/tokens: the secret, shown this once.
+type TokenCreated struct {
+	Token  Token  `json:"token"`
+	Secret string `json:"secret"`
+}
+
+// UserRequest is the body of POST /api/v1/users.
+type UserRequest struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"`
+	Password string `json:"password"`
+}
+
+// PasswordRequest is the body of POST /api/v1/users/NAME/password.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}
+
+// TokenRequest is the body of POST /api/v1/tokens. Expires is a duration ("720h",
+// "30d"); "" never expires.
+type TokenRequest struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Expires string `json:"expires,omitempty"`
+}
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// LoginResult is the answer of a login: a session token, shown this once.
+type LoginResult struct {
+	Token     string    `json:"token"`
+	User      string    `json:"user"`
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
 }

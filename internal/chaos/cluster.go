@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -246,7 +247,27 @@ func (c *Cluster) addrs(except ...string) []string {
 // A frozen node is never in the list: its kernel still accepts connections, and a
 // request to it would hang instead of moving on to the next server.
 func (c *Cluster) Client(except ...string) *client.Client {
-	return client.New(c.addrs(except...))
+	return client.NewConfig(client.Config{Servers: c.addrs(except...), Token: c.Token()})
+}
+
+// Token is the cluster's bootstrap admin token, read from the data directory of the
+// node that made it ("" before one did).
+func (c *Cluster) Token() string {
+	t, _ := auth.ReadBootstrapToken(c.tokenDir())
+	return t
+}
+
+// tokenDir is the data directory of the node that made the bootstrap admin token.
+func (c *Cluster) tokenDir() string {
+	c.mu.Lock()
+	nodes := slices.Clone(c.nodes)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		if _, err := auth.ReadBootstrapToken(n.dataDir); err == nil {
+			return n.dataDir
+		}
+	}
+	return ""
 }
 
 // Status returns the server-status table from any answering node.
@@ -299,7 +320,8 @@ func (c *Cluster) SlotTerms(ctx context.Context) ([]SlotTerm, error) {
 func (c *Cluster) CLI(ctx context.Context, args ...string) (string, error) {
 	args = append(slices.Clone(args), "--server", strings.Join(c.addrs(), ","))
 	cmd := exec.CommandContext(ctx, c.opts.Binary, args...)
-	cmd.Env = withoutEnv(os.Environ(), "TANDEM_SERVER")
+	// The CLI finds the bootstrap token as on the nodes' host: in their data directory.
+	cmd.Env = append(withoutEnv(os.Environ(), "TANDEM_SERVER"), "TANDEM_DATA_DIR="+c.tokenDir())
 	cmd.WaitDelay = time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -444,7 +466,9 @@ func (n *Node) ExitErr() error {
 }
 
 // Client returns an API client of this node alone.
-func (n *Node) Client() *client.Client { return client.New([]string{n.Addr()}) }
+func (n *Node) Client() *client.Client {
+	return client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: n.c.Token()})
+}
 
 // makeProxies makes the node's proxies if the cluster is proxied.
 func (n *Node) makeProxies() error {

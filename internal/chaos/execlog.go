@@ -48,7 +48,8 @@ func (c *Cluster) ExecLog(job string) ([]Exec, error) { return ReadExecLog(c.Exe
 
 // ExecScript is a /bin/sh script that appends "RUNID ATTEMPT NODE UNIXNANO" to path, then
 // runs then (if not empty). NODE comes from the server's environment (the harness sets
-// it), the others from what tandem gives every command. One short write with O_APPEND
+// it; the job inherits it by name, inherit_env), the others from what tandem gives every
+// command. One short write with O_APPEND
 // is atomic, so concurrent runs on several nodes never interleave their lines.
 func ExecScript(path, then string) string {
 	s := `echo "$TANDEM_RUN_ID $TANDEM_ATTEMPT $NODE $(date +%s%N)" >> ` + shellQuote(path)
@@ -171,7 +172,8 @@ func (c *Cluster) Apply(ctx context.Context, j JobSpec) error {
 		"name":     j.Name,
 		"schedule": j.Schedule,
 		"misfire":  j.Misfire,
-		"command":  map[string]any{"argv": []string{"/bin/sh", "-c", script(c.ExecLogPath(j.Name), j)}},
+		"command": map[string]any{"argv": []string{"/bin/sh", "-c", script(c.ExecLogPath(j.Name), j)},
+			"inherit_env": []string{"NODE"}},
 	}
 	if j.Schedule == nil {
 		doc["schedule"] = []string{}

@@ -455,7 +455,7 @@ func (o *observer) run(ctx context.Context, jobs []soakJob) {
 		at := time.Now()
 		for _, addr := range o.c.addrs() {
 			cctx, cancel := context.WithTimeout(ctx, CallTimeout)
-			st, err := client.New([]string{addr}).Status(cctx)
+			st, err := client.NewConfig(client.Config{Servers: []string{addr}, Token: o.c.Token()}).Status(cctx)
 			cancel()
 			if err == nil {
 				o.mu.Lock()

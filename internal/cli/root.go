@@ -25,6 +25,8 @@ var Version = "dev"
 // globals are the flags every client command shares.
 type globals struct {
 	servers []string
+	token   string
+	ca      string
 	timeout time.Duration
 	json    bool
 	out     io.Writer
@@ -33,7 +35,14 @@ type globals struct {
 }
 
 func (g *globals) client() *client.Client {
-	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout})
+	var ca []byte
+	if f := cmpOr(g.ca, os.Getenv("TANDEM_CA")); f != "" {
+		var err error
+		if ca, err = os.ReadFile(f); err != nil {
+			fmt.Fprintf(g.errOut, "tandem: --ca %s: %v (using the system's roots)\n", f, err)
+		}
+	}
+	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout, Token: g.resolveToken(), CA: ca})
 }
 
 // printJSON writes v as indented JSON.
@@ -62,6 +71,8 @@ func newRoot(g *globals) *cobra.Command {
 		def = strings.Split(env, ",")
 	}
 	root.PersistentFlags().StringSliceVar(&g.servers, "server", def, "server URL(s), comma separated; the client moves to the next one that answers (env TANDEM_SERVER)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (tdm_…) sent as Authorization: Bearer (env TANDEM_TOKEN; default: the saved login, else the bootstrap token of ./tandem-data or $TANDEM_DATA_DIR)")
+	root.PersistentFlags().StringVar(&g.ca, "ca", "", "PEM bundle of the CA(s) trusted for https:// servers (env TANDEM_CA; default: the system's roots)")
 	timeout, envErr := client.TimeoutDefault, error(nil)
 	if env := os.Getenv("TANDEM_CLIENT_TIMEOUT"); env != "" {
 		if d, err := time.ParseDuration(env); err != nil || d <= 0 {
@@ -87,7 +98,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
-		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g))
+		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g), newSecretCmd(g))
 	refuseUnknown(root)
 	return root
 }

@@ -47,6 +47,10 @@ func newServerCmd() *cobra.Command {
 	f.Duration("failback-hold", config.FailbackHoldDefault, "hold-down time before a failback")
 	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
 	f.Duration("clock-skew", 0, "testing: shift this node's wall clock (tandem corrects it to the repository's clock)")
+	f.Bool("insecure-no-auth", false, "switch authentication off (every request may do everything); refused unless --listen is a loopback address")
+	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded on SIGHUP)")
+	f.String("tls-key", "", "PEM private key of --tls-cert")
+	f.String("tls-ca", "", "PEM bundle trusted when calling other nodes over HTTPS (default: the system's roots)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -92,6 +96,9 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	if f.Changed("worker") {
 		c.Worker, _ = f.GetBool("worker")
 	}
+	if f.Changed("insecure-no-auth") {
+		c.InsecureNoAuth, _ = f.GetBool("insecure-no-auth")
+	}
 	if f.Changed("failback") {
 		c.Failback, _ = f.GetBool("failback")
 	}
@@ -102,6 +109,9 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 		c.ClockSkew, _ = f.GetDuration("clock-skew")
 	}
 	str("log-format", &c.Log.Format)
+	str("tls-cert", &c.TLSCert)
+	str("tls-key", &c.TLSKey)
+	str("tls-ca", &c.TLSCA)
 	if f.Changed("priority") {
 		c.Priority, _ = f.GetInt("priority")
 	}
@@ -171,7 +181,23 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on http://%s (repository %s)\n", Version, cfg.NodeID, n.Addr(), cfg.RedactedDB())
+	if p := n.BootstrapTokenPath(); p != "" {
+		fmt.Fprintf(os.Stderr, "tandem: first start on this repository: an admin token was written to %s (readable by this user only); tandem commands run on this host find it (see tandem login, tandem token)\n", p)
+	}
+	fmt.Fprintf(os.Stderr, "tandem %s: node %s serving on %s://%s (repository %s)\n", Version, cfg.NodeID, n.Scheme(), n.Addr(), cfg.RedactedDB())
+	hup, hupDone := make(chan os.Signal, 1), make(chan struct{})
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = n.ReloadTLS() // logged; the previous certificate stays
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		log.Info("signal received: shutting down")

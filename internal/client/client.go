@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -50,12 +52,18 @@ type Config struct {
 	// Timeout bounds, per server, the connect and the wait for an answer's headers (not
 	// the download of a body). Default: TimeoutDefault.
 	Timeout time.Duration
+	// Token is sent as Authorization: Bearer with every request ("": none).
+	Token string
+	// CA is a PEM bundle of the certificates trusted for https:// servers (nil: the
+	// system's roots).
+	CA []byte
 }
 
 // Client talks to a tandem cluster.
 type Client struct {
 	servers []string
 	timeout time.Duration
+	token   string
 	http    *http.Client
 	patient *http.Client // for the last server left to try (LastServerWait)
 	mu      sync.Mutex
@@ -87,6 +95,11 @@ func NewConfig(c Config) *Client {
 	tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = timeout
 	tr.ResponseHeaderTimeout = timeout
+	if len(c.CA) > 0 {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(c.CA)
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
 	// The last server left to try gets longer to answer: there is nothing to move on to,
 	// and a live server that is merely busy should not be given up on.
 	last := tr.Clone()
@@ -94,7 +107,7 @@ func NewConfig(c Config) *Client {
 	// Redirects (to the node that keeps an output file) are followed by OutputGet, so
 	// that a node that does not answer is told apart from the server that did.
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Client{servers: list, timeout: timeout,
+	return &Client{servers: list, timeout: timeout, token: c.Token,
 		http:    &http.Client{Transport: tr, CheckRedirect: noRedirect},
 		patient: &http.Client{Transport: last, CheckRedirect: noRedirect}}
 }
@@ -137,6 +150,7 @@ func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 			return nil, fmt.Errorf("build request: %w", err)
 		}
 		maps.Copy(req.Header, rq.header)
+		c.authorize(req)
 		if rq.ctype != "" {
 			req.Header.Set("Content-Type", rq.ctype)
 		}
@@ -335,6 +349,7 @@ func (c *Client) OutputGet(ctx context.Context, id int64, name string, w io.Writ
 		if err != nil {
 			return fmt.Errorf("build request: %w", err)
 		}
+		c.authorize(req)
 		if resp, err = c.http.Do(req); err != nil {
 			return fmt.Errorf("download %s of run %d: the node that keeps it, at %s, did not answer: %w", name, id, u.Host, err)
 		}

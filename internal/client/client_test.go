@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
@@ -65,9 +66,12 @@ func refusedAddr(t *testing.T) string {
 func apiServer(t *testing.T, st store.Store) http.Handler {
 	t.Helper()
 	mux := http.NewServeMux()
-	api.NewServer(st, nopBackend{}, slog.New(slog.DiscardHandler)).Register(mux)
+	api.NewServer(st, nopBackend{auth.New(auth.Params{Store: st})}, slog.New(slog.DiscardHandler)).Register(mux)
 	return mux
 }
+
+// testToken is an admin token every test repository holds; the clients send it.
+const testToken = "tdm_client-test-token-client-test-token-client"
 
 // newStore returns a fresh repository holding a no-op job "n".
 func newStore(t *testing.T) store.Store {
@@ -77,15 +81,21 @@ func newStore(t *testing.T) store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if _, err := st.TokenCreate(context.Background(), store.TokenCreateParams{Name: "test", Kind: store.TokenAPI, Role: "admin",
+		Hash: auth.HashSecret(testToken), Audit: store.Audit{By: "test", Now: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
 	c := httptest.NewServer(apiServer(t, st))
 	defer c.Close()
-	if _, err := New([]string{c.URL}).JobApply(context.Background(), []byte("name = \"n\"\n[noop]\n"), "toml"); err != nil {
+	if _, err := NewConfig(Config{Servers: []string{c.URL}, Token: testToken}).JobApply(context.Background(), []byte("name = \"n\"\n[noop]\n"), "toml"); err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-type nopBackend struct{}
+type nopBackend struct{ authn *auth.Authenticator }
+
+func (b nopBackend) Authenticator() *auth.Authenticator { return b.authn }
 
 func (nopBackend) Status(context.Context) (api.Status, error)                 { return api.Status{Primary: "a"}, nil }
 func (nopBackend) JobsChanged()                                               {}
@@ -106,7 +116,7 @@ func TestFrozenServerIsPassedQuickly(t *testing.T) {
 	t.Parallel()
 	good := httptest.NewServer(apiServer(t, newStore(t)))
 	t.Cleanup(good.Close)
-	c := NewConfig(Config{Servers: []string{silentServer(t), good.URL}, Timeout: testTimeout})
+	c := NewConfig(Config{Servers: []string{silentServer(t), good.URL}, Timeout: testTimeout, Token: testToken})
 	start := time.Now()
 	st, err := c.Status(context.Background())
 	if err != nil || st.Primary != "a" {
@@ -133,12 +143,12 @@ func TestNonIdempotentRequestIsNotResent(t *testing.T) {
 		_, _ = w.Write([]byte(`{"from": "a", "to": "b"}`))
 	}))
 	t.Cleanup(counting.Close)
-	c := NewConfig(Config{Servers: []string{silentServer(t), counting.URL}, Timeout: testTimeout})
+	c := NewConfig(Config{Servers: []string{silentServer(t), counting.URL}, Timeout: testTimeout, Token: testToken})
 	_, err := c.Switch(context.Background(), "b")
 	if err == nil || !strings.Contains(err.Error(), "not sent to another server") || got.Load() != 0 {
 		t.Fatalf("switch past a silent server: %v, %d requests to the next; want an error and none", err, got.Load())
 	}
-	c = NewConfig(Config{Servers: []string{refusedAddr(t), counting.URL}, Timeout: testTimeout})
+	c = NewConfig(Config{Servers: []string{refusedAddr(t), counting.URL}, Timeout: testTimeout, Token: testToken})
 	if res, err := c.Switch(context.Background(), "b"); err != nil || res.To != "b" || got.Load() != 1 {
 		t.Fatalf("switch past a refused connection: %+v %v (%d requests), want it sent to the next", res, err, got.Load())
 	}
@@ -157,7 +167,7 @@ func TestRunRetriedAfterAFreezeIsOneRun(t *testing.T) {
 	t.Cleanup(frozen.Close)
 	good := httptest.NewServer(h)
 	t.Cleanup(good.Close)
-	c := NewConfig(Config{Servers: []string{frozen.URL, good.URL}, Timeout: testTimeout})
+	c := NewConfig(Config{Servers: []string{frozen.URL, good.URL}, Timeout: testTimeout, Token: testToken})
 	run, err := c.JobRun(context.Background(), "n")
 	if err != nil {
 		t.Fatal(err)

@@ -72,6 +72,12 @@ type Command struct {
 	Env   map[string]string `json:"env,omitempty" toml:"env"`
 	Dir   string            `json:"dir,omitempty" toml:"dir"`
 	Shell bool              `json:"shell,omitempty" toml:"shell"`
+	// InheritEnv names server variables the command gets on purpose; besides them it
+	// sees only its Env, the TANDEM_* run variables, PATH, HOME, LANG and TZ.
+	InheritEnv []string `json:"inherit_env,omitempty" toml:"inherit_env"`
+	// RunAs names the Unix user the command runs as; the server must allow it
+	// (run_as_allowed). Default: the server's run_as, else the server's own user.
+	RunAs string `json:"run_as,omitempty" toml:"run_as"`
 }
 
 // HTTP sends one request. The run succeeds when the response status is in ExpectStatus

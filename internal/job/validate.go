@@ -176,9 +176,14 @@ func (s *Spec) validateExecutor() error {
 				return invalid("command.env", "%q is not a variable name", k)
 			}
 		}
+		for i, k := range c.InheritEnv {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return invalid(fmt.Sprintf("command.inherit_env[%d]", i), "%q is not a variable name", k)
+			}
+		}
 	case s.HTTP != nil:
 		h := s.HTTP
-		u, err := url.Parse(h.URL)
+		u, err := url.Parse(withoutSecretRefs(h.URL))
 		if h.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return invalid("http.url", "%q is not an http:// or https:// URL", h.URL)
 		}

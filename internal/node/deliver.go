@@ -23,7 +23,7 @@ func (n *Node) newDeliverer() *deliver.Deliverer {
 			job.ChannelDirectory: channel.Directory{},
 		},
 		Files:       outputFiles{n.outputs},
-		BaseURL:     cmp.Or(c.Deliver.BaseURL, "http://"+c.Advertise),
+		BaseURL:     cmp.Or(c.Deliver.BaseURL, n.Scheme()+"://"+c.Advertise),
 		MaxAttempts: c.Deliver.MaxAttempts, Backoff: c.Deliver.Backoff, BackoffMax: c.Deliver.BackoffMax,
 		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff,
 		Observe: func(ch string, outcome store.DeliveryState) {

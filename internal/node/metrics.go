@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/tandemhq/tandem/internal/metrics"
 )
@@ -27,3 +28,6 @@ func (n *Node) clusterGauges(ctx context.Context) (metrics.Cluster, error) {
 	}
 	return c, nil
 }
+
+// MetricsHandler serves this node's metrics (GET /metrics, viewer role).
+func (n *Node) MetricsHandler() http.Handler { return n.metrics.Handler() }

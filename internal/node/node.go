@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
@@ -67,6 +69,11 @@ type Node struct {
 	ln      net.Listener
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 	metrics *metrics.Metrics
+	authn   *auth.Authenticator
+	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
+	certs   *certs       // the API's certificate, with tls_cert
+	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
+	bootstrapPath string
 
 	mu         sync.Mutex
 	epoch      int64   // while primary
@@ -102,7 +109,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		JobLabels: cfg.Metrics.JobLabels, Cluster: n.clusterGauges})
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Capacity: cfg.Capacity, OutputLimit: cfg.OutputLimit, OutputMaxBytes: cfg.OutputMaxBytes,
-		Guard: cfg.CommandGuard, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder,
+		Guard: cfg.CommandGuard, RunAs: cfg.RunAs, RunAsAllowed: cfg.RunAsAllowed, Secret: n.secret, OnFinish: n.runEnded, OnOutputs: n.copiesNeeded, Now: n.clock.Now, Holder: n.holder,
 		OutputHashed: func(ref store.OutputRef, sum string) { n.outputs.Remember(ref, sum) },
 		Ended:        func(job string, st store.RunState, took time.Duration) { n.metrics.RunEnded(job, string(st), took) }})
 	lv, _ := st.(store.Liveness)
@@ -203,11 +210,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.worker.KillLeftovers(); err != nil {
 		n.log.Warn("cannot stop processes left by this node's previous process", "err", err)
 	}
+	if err := n.startAuth(ctx); err != nil {
+		return err
+	}
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
-	mux.Handle("GET /metrics", n.metrics.Handler())
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	tlsConf, err := n.startTLS()
+	if err != nil {
+		return err
+	}
+	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
+	serveLn := ln
+	if tlsConf != nil {
+		serveLn = tls.NewListener(ln, tlsConf)
+	}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)
 	n.mu.Lock()
@@ -216,7 +233,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.log.Info("node starting", "listen", ln.Addr().String(), "db", n.cfg.RedactedDB(), "capacity", n.cfg.Capacity,
 		"priority", n.cfg.Priority, "mode", n.Mode())
 	n.goFn(func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("API server stopped", "err", err)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/node"
@@ -52,7 +53,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, node: n, c: client.New([]string{n.Addr()}), dir: dir}
+	h := &harness{t: t, node: n, c: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: bootstrapToken(t, cfg.DataDir)}), dir: dir}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -275,7 +276,7 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c := client.New([]string{n.Addr()})
+	c := client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: bootstrapToken(t, dir)})
 	if _, err := c.JobApply(ctx(t), []byte("name = \"long\"\n[command]\nargv = [\"sleep\", \"30\"]\n"), "toml"); err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +343,15 @@ argv = ["true"]
 			}
 		})
 	}
+}
+
+// bootstrapToken reads the admin token the node's first start wrote into its data
+// directory, as the CLI on its host would.
+func bootstrapToken(t *testing.T, dataDir string) string {
+	t.Helper()
+	tok, err := auth.ReadBootstrapToken(dataDir)
+	if err != nil {
+		t.Fatalf("bootstrap token: %v", err)
+	}
+	return tok
 }

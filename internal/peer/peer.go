@@ -10,6 +10,8 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +21,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
@@ -48,6 +52,45 @@ const (
 type Client struct {
 	calls     *http.Client // hints and actions: bounded as a whole
 	transfers *http.Client // output files: bounded by the caller's context
+	key       atomic.Pointer[auth.ClusterKey]
+	scheme    atomic.Pointer[string] // "https" once SetTLS was called
+}
+
+// SetTLS makes the client call other nodes over HTTPS, trusting the certificates roots
+// signs (nil: the system's roots). Call it before the first call.
+func (c *Client) SetTLS(roots *x509.CertPool) {
+	c.calls.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots} // one transport for calls and transfers
+	https := "https"
+	c.scheme.Store(&https)
+}
+
+// url is the address of path (with its query) on the node at addr.
+func (c *Client) url(addr, path string) string {
+	if s := c.scheme.Load(); s != nil {
+		return *s + "://" + addr + path
+	}
+	return URL(addr, path)
+}
+
+// SetKey makes the client sign every request with the cluster secret's key (before
+// its first call; a node learns the secret as it starts).
+func (c *Client) SetKey(k *auth.ClusterKey) { c.key.Store(k) }
+
+// Verify checks that r was signed with the cluster secret (auth.PeerVerifier).
+func (c *Client) Verify(r *http.Request) (string, error) {
+	k := c.key.Load()
+	if k == nil {
+		return "", errors.New("this node has no cluster secret")
+	}
+	return k.Verify(r)
+}
+
+// send signs req (whose body is body) and sends it with hc.
+func (c *Client) send(hc *http.Client, req *http.Request, body []byte) (*http.Response, error) {
+	if k := c.key.Load(); k != nil {
+		k.Sign(req, body)
+	}
+	return hc.Do(req)
 }
 
 // New returns a client.
@@ -59,15 +102,12 @@ func New() *Client {
 	return &Client{calls: &http.Client{Transport: tr, Timeout: CallTimeoutDefault}, transfers: &http.Client{Transport: tr}}
 }
 
-// URL is the address of path (with its query) on the node at addr.
+// URL is the plain-HTTP address of path (with its query) on the node at addr.
 func URL(addr, path string) string { return "http://" + addr + path }
 
-// Do sends req (built with NewRequest) as a call.
-func (c *Client) Do(req *http.Request) (*http.Response, error) { return c.calls.Do(req) }
-
-// NewRequest builds a request for path on the node at addr.
-func NewRequest(ctx context.Context, method, addr, path string, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, URL(addr, path), body)
+// newRequest builds a request for path on the node at addr.
+func (c *Client) newRequest(ctx context.Context, method, addr, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.url(addr, path), body)
 	if err != nil {
 		return nil, fmt.Errorf("build request to %s: %w", addr, err)
 	}
@@ -76,22 +116,21 @@ func NewRequest(ctx context.Context, method, addr, path string, body io.Reader) 
 
 // post sends a POST whose answer only matters by its status.
 func (c *Client) post(ctx context.Context, addr, path string, body any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := NewRequest(ctx, http.MethodPost, addr, path, rd)
+	req, err := c.newRequest(ctx, http.MethodPost, addr, path, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.calls.Do(req)
+	resp, err := c.send(c.calls, req, b)
 	if err != nil {
 		return err
 	}
@@ -126,14 +165,14 @@ func (c *Client) Switch(ctx context.Context, addr, to string) error {
 // Forward sends r's method and path (with its query) and body to the node at addr, as
 // forwarded by the node from on behalf of requester. The caller closes the answer's body.
 func (c *Client) Forward(ctx context.Context, addr string, r *http.Request, body []byte, from, requester string) (*http.Response, error) {
-	req, err := NewRequest(ctx, r.Method, addr, r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := c.newRequest(ctx, r.Method, addr, r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(ForwardedHeader, from)
 	req.Header.Set(RequesterHeader, requester)
-	return c.calls.Do(req)
+	return c.send(c.calls, req, body)
 }
 
 // OutputPath is where a node serves its own copy of an output to other nodes.
@@ -152,11 +191,11 @@ var ErrNoCopy = errors.New("the node has no good copy")
 // caller reads the body (the file) to its end and closes it; its size is the answer's
 // ContentLength. The transfer lasts as long as ctx allows.
 func (c *Client) OutputOpen(ctx context.Context, addr string, ref store.OutputRef) (*http.Response, error) {
-	req, err := NewRequest(ctx, http.MethodGet, addr, OutputPath(ref), nil)
+	req, err := c.newRequest(ctx, http.MethodGet, addr, OutputPath(ref), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.transfers.Do(req)
+	resp, err := c.send(c.transfers, req, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch output %s from %s: %w", ref, addr, err)
 	}

@@ -81,11 +81,13 @@ const PrimaryLease = "primary"
 // transaction: it either happens entirely or not at all.
 type Store interface {
 	Deliveries
+	Auth
+	Secrets
 
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)
 	JobList(ctx context.Context) ([]Job, error)
-	JobDelete(ctx context.Context, name string) error
+	JobDelete(ctx context.Context, p JobDeleteParams) error
 	JobSetPaused(ctx context.Context, p JobSetPausedParams) (Job, error)
 
 	// ScheduleList returns every active schedule (its job not paused, not done).
@@ -204,6 +206,15 @@ type ScheduleSpec struct {
 type JobApplyParams struct {
 	Jobs []JobDef
 	Now  time.Time
+	// Audit, when set, names who applied: each job gets a job.applied event saying so.
+	Audit *Audit
+}
+
+// JobDeleteParams are the arguments of JobDelete.
+type JobDeleteParams struct {
+	Name string
+	// Audit, when set, names who deleted: a job.deleted event says so.
+	Audit *Audit
 }
 
 // JobDef is one job to apply: its validated spec and its schedules' identities.
@@ -224,6 +235,8 @@ type JobSetPausedParams struct {
 	Name   string
 	Paused bool
 	Now    time.Time
+	// Audit, when set, names who asked: a job.paused or job.resumed event says so.
+	Audit *Audit
 }
 
 // ScheduleListDueParams selects one page of active schedules whose next fire time is
@@ -316,6 +329,8 @@ type RunCreateParams struct {
 	// IdempotencyKey, when set, is stored with the run: a later RunCreate with the same
 	// key creates nothing and returns that run (ErrConflict if it is another job's).
 	IdempotencyKey string
+	// Audit, when set, names who asked: a run.requested event says so.
+	Audit *Audit
 }
 
 // RunListParams filters RunList. Runs come newest first.
@@ -400,6 +415,8 @@ type RunCancelParams struct {
 	ID     int64
 	Now    time.Time
 	Reason string
+	// Audit, when set, names who asked: a run.cancel_requested event says so.
+	Audit *Audit
 }
 
 // RunReleaseParams gives back the runs assigned to Node and not started there, so that

@@ -29,6 +29,8 @@ type Execution struct {
 	Timeout     time.Duration // 0 = none
 	OutputLimit int64         // max bytes kept of stdout and of stderr each; 0 = OutputLimitDefault
 	KillGrace   time.Duration // SIGTERM to SIGKILL delay when stopping a command; 0 = KillGraceDefault
+	// RunAs is the user a command runs as (nil: this process's user).
+	RunAs *RunAs
 	// Launcher starts commands so that they die with this process; nil: plain start.
 	Launcher *Launcher
 	// Started, if set, is told the process group of a command once it runs.

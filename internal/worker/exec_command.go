@@ -123,11 +123,12 @@ func buildCommand(x Execution, c job.Command) (*exec.Cmd, error) {
 		return nil, errors.New("command has no program to run: argv is empty")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = commandEnv(x, c.Env)
+	cmd.Env = commandEnv(x, c)
 	cmd.Dir = cmp.Or(c.Dir, x.OutputDir)
 	// A group of its own lets a stop reach every process the job starts, not only the
 	// first one: shells and wrappers rarely pass signals on to their children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	credential(cmd.SysProcAttr, x.RunAs)
 	return cmd, nil
 }
 
@@ -146,14 +147,36 @@ func checkDir(dir string) error {
 	return nil
 }
 
-// commandEnv is the server's environment, then the TANDEM_* variables, then the job's
-// own Env. os/exec keeps the last of duplicate keys, so later entries win.
-func commandEnv(x Execution, jobEnv map[string]string) []string {
+// BaseEnv are the server variables every command gets (when the server has them): the
+// rest of the server's environment (its repository URL, passwords, tokens) never
+// reaches a job unless the job names it in inherit_env.
+var BaseEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// pathDefault is a command's PATH when the server has none.
+const pathDefault = "/usr/local/bin:/usr/bin:/bin"
+
+// commandEnv is the base variables and those the job inherits from the server, then the
+// TANDEM_* variables, then the job's own Env. os/exec keeps the last of duplicate keys,
+// so later entries win.
+func commandEnv(x Execution, c job.Command) []string {
 	scheduled := ""
 	if !x.ScheduledAt.IsZero() {
 		scheduled = x.ScheduledAt.UTC().Format(time.RFC3339Nano)
 	}
-	env := append(os.Environ(),
+	var env []string
+	if _, ok := os.LookupEnv("PATH"); !ok {
+		env = append(env, "PATH="+pathDefault)
+	}
+	for _, k := range slices.Concat(BaseEnv, c.InheritEnv) {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if x.RunAs != nil && x.RunAs.Home != "" {
+		env = append(env, "HOME="+x.RunAs.Home)
+	}
+	jobEnv := c.Env
+	env = append(env,
 		"TANDEM_RUN_ID="+strconv.FormatInt(x.RunID, 10),
 		"TANDEM_JOB="+x.Job,
 		"TANDEM_ATTEMPT="+strconv.Itoa(x.Attempt),

@@ -6,13 +6,16 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/output"
 )
 
 // envOf parses the output of env(1) into a map.
@@ -54,11 +57,37 @@ func TestRunCommandEnvironment(t *testing.T) {
 		"TANDEM_SCHEDULED_AT": "2026-03-01T06:00:00Z",
 		"TANDEM_OUTPUT_DIR":   x.OutputDir,
 		"REPORT_REGION":       "emea",
-		"PATH":                os.Getenv("PATH"), // the server's environment is inherited
+		"PATH":                os.Getenv("PATH"), // of the server's environment, only the base
 	} {
 		if got, ok := env[k]; !ok || got != want {
 			t.Errorf("%s = %q (set %v), want %q", k, got, ok, want)
 		}
+	}
+}
+
+// A job sees none of the server's variables but PATH, HOME, LANG, TZ and those it names
+// in inherit_env.
+func TestRunCommandEnvironmentIsClean(t *testing.T) {
+	t.Setenv("TANDEM_DB", "postgres://tandem:hunter2@db/tandem")
+	t.Setenv("PGPASSWORD", "hunter2")
+	t.Setenv("REPORT_LOCALE", "en_GB")
+	t.Setenv("TZ", "Europe/Paris")
+	x := newExecution(t)
+	r := RunCommand(context.Background(), x, job.Command{Argv: []string{"env"}, InheritEnv: []string{"REPORT_LOCALE"}})
+	checkSuccess(t, r)
+	env := envOf(r.Stdout)
+	for k := range env {
+		switch {
+		case k == "PATH" || k == "HOME" || k == "LANG" || k == "TZ" || k == "REPORT_LOCALE" || strings.HasPrefix(k, "TANDEM_"):
+		default:
+			t.Errorf("the job sees the server's %s", k)
+		}
+	}
+	if _, ok := env["TANDEM_DB"]; ok || env["REPORT_LOCALE"] != "en_GB" || env["TZ"] != "Europe/Paris" {
+		t.Errorf("env: %v", env)
+	}
+	if strings.Contains(string(r.Stdout), "hunter2") {
+		t.Error("a server password reached the job")
 	}
 }
 
@@ -322,5 +351,53 @@ func TestRunCommandSmallOutputNotTruncated(t *testing.T) {
 	checkSuccess(t, r)
 	if string(r.Stdout) != "hello\n" || r.StdoutTruncated || r.StderrTruncated || len(r.Stderr) != 0 {
 		t.Errorf("got stdout %q truncated %v/%v stderr %q", r.Stdout, r.StdoutTruncated, r.StderrTruncated, r.Stderr)
+	}
+}
+
+// As root, run_as runs the command as a throwaway user, who may write its outputs and
+// whose files are taken back once it ends.
+func TestRunCommandRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("run_as needs root")
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("no useradd")
+	}
+	name := "tdmtest" + strconv.Itoa(os.Getpid()%100000)
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/false", name).CombinedOutput(); err != nil {
+		t.Skipf("useradd: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("userdel", name).Run() })
+	u, err := LookupRunAs(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	for d := filepath.Dir(dataDir); d != "/tmp" && d != "/" && len(d) > 1; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o711) // the test's own temporary directories
+	}
+	dir, err := output.NewLayout(dataDir).PrepareAttempt(7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := OpenOutputDir(dataDir, dir, u); err != nil {
+		t.Fatal(err)
+	}
+	x := newExecution(t)
+	x.OutputDir, x.RunAs = dir, u
+	r := RunCommand(context.Background(), x, job.Command{Argv: []string{"sh", "-c", `id -u; echo "$HOME"; echo made > "$TANDEM_OUTPUT_DIR/out.txt"; cat /etc/shadow`}})
+	lines := strings.Split(string(r.Stdout), "\n")
+	if len(lines) < 2 || lines[0] != strconv.Itoa(int(u.Uid)) || lines[1] != "/nonexistent" {
+		t.Fatalf("stdout %q, stderr %q: want uid %d, HOME /nonexistent", r.Stdout, r.Stderr, u.Uid)
+	}
+	if r.ExitCode == 0 || !strings.Contains(string(r.Stderr), "Permission denied") {
+		t.Fatalf("the job read /etc/shadow: exit %d, stderr %q", r.ExitCode, r.Stderr)
+	}
+	if err := ReclaimOutputDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "out.txt"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("out.txt: %v %v, want it taken back by root", fi, err)
 	}
 }

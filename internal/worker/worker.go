@@ -52,6 +52,13 @@ type Params struct {
 	Ended func(job string, state store.RunState, took time.Duration)
 	// OutputMaxBytes bounds an attempt's output files, all together; 0: no bound.
 	OutputMaxBytes int64
+	// RunAs is the user command jobs run as ("": this process's user); RunAsAllowed
+	// the users a job may name in its command.run_as.
+	RunAs        string
+	RunAsAllowed []string
+	// Secret returns a secret's value ({{secret "NAME"}} in a job), decrypted on this
+	// worker at run time; nil: this node resolves none.
+	Secret func(ctx context.Context, name string) (string, error)
 }
 
 // Worker executes the runs assigned to its node, at most Capacity at a time. Each attempt
@@ -473,6 +480,27 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
 		}
 	}
+	if spec.Command != nil {
+		var err error
+		if x.RunAs, err = w.runAsFor(spec.Command.RunAs); err == nil && x.RunAs != nil {
+			err = OpenOutputDir(w.p.DataDir, x.OutputDir, x.RunAs)
+		}
+		if err != nil {
+			return store.RunFinishParams{State: store.RunFailed, Reason: err.Error()}
+		}
+		if x.RunAs != nil {
+			defer func() {
+				if err := ReclaimOutputDir(x.OutputDir); err != nil {
+					w.p.Log.Warn("cannot take back the output directory from run_as", "run", run.ID, "user", x.RunAs.Name, "err", err)
+				}
+			}()
+		}
+	}
+	seen := map[string]string{}
+	spec, serr := w.resolveSecrets(ctx, spec, seen)
+	if serr != nil {
+		return store.RunFinishParams{State: store.RunFailed, Reason: "resolve secrets: " + redact(serr.Error(), seen)}
+	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
 	began := time.Now()
 	var res Result
@@ -484,7 +512,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 	default:
 		res = RunNoop(ctx, x, *spec.Noop)
 	}
-	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr}
+	p := store.RunFinishParams{ExitCode: &res.ExitCode, Stdout: redactBytes(res.Stdout, seen), Stderr: redactBytes(res.Stderr, seen)}
 	p.Outputs, res.Err = w.keepOutputs(run, spec, res)
 	switch {
 	case res.Err == nil:
@@ -502,6 +530,7 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 	if res.StdoutTruncated || res.StderrTruncated {
 		p.Reason = join(p.Reason, fmt.Sprintf("output truncated to %d bytes per stream", x.outputLimit()))
 	}
+	p.Reason = redact(p.Reason, seen)
 	w.p.Log.Info("run ended", "run", run.ID, "job", run.Job, "attempt", run.Attempt, "state", p.State, "exit_code", res.ExitCode, "reason", p.Reason, "outputs", len(p.Outputs))
 	if w.p.Ended != nil {
 		w.p.Ended(run.Job, p.State, time.Since(began))

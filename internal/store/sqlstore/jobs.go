@@ -42,6 +42,18 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 		if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
 			return err
 		}
+		if p.Audit != nil {
+			for _, r := range out {
+				verb := "updated"
+				if r.Created {
+					verb = "created"
+				}
+				if err := s.auditEvent(ctx, tx, "job.applied", fmt.Sprintf("job %s %s", r.Job.Name, verb), *p.Audit,
+					map[string]any{"job": r.Job.Name, "created": r.Created}); err != nil {
+					return err
+				}
+			}
+		}
 		return s.bumpConfigVersion(ctx, tx)
 	})
 	if err != nil {
@@ -234,7 +246,8 @@ func (s *DB) JobList(ctx context.Context) ([]store.Job, error) {
 
 // JobDelete implements store.Store. Runs stay as history; the job's queued runs are
 // canceled.
-func (s *DB) JobDelete(ctx context.Context, name string) error {
+func (s *DB) JobDelete(ctx context.Context, p store.JobDeleteParams) error {
+	name := p.Name
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM jobs WHERE name = ?`), name).Scan(&id)
@@ -256,6 +269,11 @@ func (s *DB) JobDelete(ctx context.Context, name string) error {
 			WHERE job_id = ? AND state = 'queued'`, id); err != nil {
 			return fmt.Errorf("cancel queued runs of %s: %w", name, err)
 		}
+		if p.Audit != nil {
+			if err := s.auditEvent(ctx, tx, "job.deleted", "job "+name+" deleted", *p.Audit, map[string]any{"job": name}); err != nil {
+				return err
+			}
+		}
 		return s.bumpConfigVersion(ctx, tx)
 	})
 }
@@ -276,6 +294,15 @@ func (s *DB) JobSetPaused(ctx context.Context, p store.JobSetPausedParams) (stor
 			if _, err := s.exec(ctx, tx, `UPDATE schedules SET next_fire_at = NULL, done = 0
 				WHERE job_id = (SELECT id FROM jobs WHERE name = ?)`, p.Name); err != nil {
 				return fmt.Errorf("restart schedules of %s: %w", p.Name, err)
+			}
+		}
+		if p.Audit != nil {
+			typ, verb := "job.resumed", "resumed"
+			if p.Paused {
+				typ, verb = "job.paused", "paused"
+			}
+			if err := s.auditEvent(ctx, tx, typ, "job "+p.Name+" "+verb, *p.Audit, map[string]any{"job": p.Name}); err != nil {
+				return err
 			}
 		}
 		if err := s.bumpConfigVersion(ctx, tx); err != nil {

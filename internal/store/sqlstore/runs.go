@@ -278,6 +278,12 @@ func (s *DB) RunCreate(ctx context.Context, p store.RunCreateParams) (store.Run,
 		if err := s.notify(ctx, tx, TopicRuns, ""); err != nil {
 			return err
 		}
+		if p.Audit != nil {
+			if err := s.auditEvent(ctx, tx, "run.requested", fmt.Sprintf("run %d of %s requested", id, j.Name), *p.Audit,
+				map[string]any{"run": id, "job": j.Name}); err != nil {
+				return err
+			}
+		}
 		run, err = s.runGet(ctx, tx, id)
 		return err
 	})
@@ -614,6 +620,12 @@ func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run,
 		}
 		if err != nil {
 			return err
+		}
+		if p.Audit != nil {
+			if err := s.auditEvent(ctx, tx, "run.cancel_requested", fmt.Sprintf("cancel of run %d of %s requested", p.ID, cur.Job), *p.Audit,
+				map[string]any{"run": p.ID, "job": cur.Job}); err != nil {
+				return err
+			}
 		}
 		run, err = s.runGet(ctx, tx, p.ID)
 		return err

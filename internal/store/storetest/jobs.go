@@ -73,12 +73,12 @@ func testJobDeleteAndPause(t *testing.T, s store.Store) {
 		t.Fatalf("resumed job: paused=%v next=%v (want restart from now)", j.Paused, j.Schedules[0].NextFireAt)
 	}
 	must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "d", Now: t0}))
-	if err := s.JobDelete(ctx(t), "d"); err != nil {
+	if err := s.JobDelete(ctx(t), store.JobDeleteParams{Name: "d"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.JobGet(ctx(t), "d")
 	wantErr(t, err, store.ErrNotFound)
-	wantErr(t, s.JobDelete(ctx(t), "d"), store.ErrNotFound)
+	wantErr(t, s.JobDelete(ctx(t), store.JobDeleteParams{Name: "d"}), store.ErrNotFound)
 	_, err = s.JobSetPaused(ctx(t), store.JobSetPausedParams{Name: "nope", Paused: true, Now: t0})
 	wantErr(t, err, store.ErrNotFound)
 	runs := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Job: "d"}))

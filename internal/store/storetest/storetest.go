@@ -67,6 +67,8 @@ func Run(t *testing.T, open Open) {
 		"DeliveriesCreatedWithResult":  testDeliveriesCreatedWithTheResult,
 		"DeliveryClaims":               testDeliveryClaims,
 		"DeliveryNodeLost":             testDeliveryNodeLost,
+		"Auth":                         testAuth,
+		"Secrets":                      testSecrets,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
