@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -42,7 +43,15 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 		if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
 			return err
 		}
-		return s.bumpConfigVersion(ctx, tx)
+		if err := s.bumpConfigVersion(ctx, tx); err != nil {
+			return err
+		}
+		evs := make([]store.EventAppendParams, len(out))
+		for i, r := range out {
+			evs[i] = store.EventAppendParams{Type: "job.applied", Now: p.Now, Message: fmt.Sprintf("job %s applied", r.Job.Name),
+				Data: map[string]any{"job": r.Job.Name, "created": r.Created, "paused": r.Job.Paused, "schedules": len(r.Job.Schedules)}}
+		}
+		return s.eventsInsert(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply jobs: %w", err)
@@ -256,7 +265,11 @@ func (s *DB) JobDelete(ctx context.Context, name string) error {
 			WHERE job_id = ? AND state = 'queued'`, id); err != nil {
 			return fmt.Errorf("cancel queued runs of %s: %w", name, err)
 		}
-		return s.bumpConfigVersion(ctx, tx)
+		if err := s.bumpConfigVersion(ctx, tx); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "job.deleted", Now: time.Now(),
+			Message: fmt.Sprintf("job %s deleted", name), Data: map[string]any{"job": name}}})
 	})
 }
 

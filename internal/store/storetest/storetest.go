@@ -67,6 +67,9 @@ func Run(t *testing.T, open Open) {
 		"DeliveriesCreatedWithResult":  testDeliveriesCreatedWithTheResult,
 		"DeliveryClaims":               testDeliveryClaims,
 		"DeliveryNodeLost":             testDeliveryNodeLost,
+		"Rules":                        testRules,
+		"NotifyAdvance":                testNotifyAdvance,
+		"RunEvents":                    testRunEvents,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
