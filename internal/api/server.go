@@ -108,6 +108,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/events", s.handle(s.eventList))
 	s.registerDeliveries(mux)
+	s.registerRules(mux)
 	mux.HandleFunc("POST /api/v1/switch", s.switchover)
 	mux.HandleFunc("POST /api/v1/nodes/{id}/{action}", s.nodeAction)
 	mux.HandleFunc("POST /api/v1/nodes/{id}/weight", s.nodeWeight)
