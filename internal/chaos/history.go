@@ -77,6 +77,8 @@ type History struct {
 	DeliveryAttempts int
 	Received         map[string]int
 	Unverified       int
+	// Notify, if given, is judged by the notifications rule (checkNotifications).
+	Notify *NotifyHistory
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -94,7 +96,9 @@ type Violation struct {
 	// given another attempt), deliveries (a succeeded run without exactly one delivery
 	// record per entry, or a record of another run), delivery-final (a record neither
 	// delivered nor failed, or failed before its attempts ran out), delivery-unseen (a
-	// delivered record the receiver never got, or a request it got of no record).
+	// delivered record the receiver never got, or a request it got of no record),
+	// notifications (an event matching a rule without exactly one notice record of it,
+	// or a notice of no matching event).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -118,7 +122,9 @@ type Report struct {
 	Deliveries     int
 	DeliveryStates string
 	Redelivered    int
-	execs          map[int64][]Exec
+	// Notifications counts the notification records checked (History.Notify).
+	Notifications int
+	execs         map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -129,6 +135,9 @@ func (r Report) Summary() string {
 	}
 	if r.DeliveryStates != "" {
 		s += fmt.Sprintf(", %d deliveries (%s; %d accepted more than once)", r.Deliveries, r.DeliveryStates, r.Redelivered)
+	}
+	if r.Notifications > 0 {
+		s += fmt.Sprintf(", %d notifications", r.Notifications)
 	}
 	if len(r.Violations) == 0 {
 		return s + ": history OK"
@@ -187,7 +196,8 @@ func FormatRun(r api.Run) string {
 //	    never in an attempt beyond its own, and a succeeded run's final attempt executed
 //	    on the run's node;
 //	(e) no run created after epoch E began carries an epoch below E;
-//	(f) with Entries, each succeeded run was delivered as checkDeliveries says.
+//	(f) with Entries, each succeeded run was delivered as checkDeliveries says;
+//	(g) with Notify, each event matching a rule has exactly one notice of it.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -217,6 +227,7 @@ func Check(h History) Report {
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
+	checkNotifications(h.Notify, &rep, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }
