@@ -184,7 +184,9 @@ func (n *Notifier) Once(ctx context.Context) (int, error) {
 	for k := range changed {
 		adv.Repeats = append(adv.Repeats, windows[k])
 	}
-	slices.SortFunc(adv.Repeats, func(a, b store.Repeat) int { return cmp.Or(strings.Compare(a.Rule, b.Rule), strings.Compare(a.Key, b.Key)) })
+	slices.SortFunc(adv.Repeats, func(a, b store.Repeat) int {
+		return cmp.Or(strings.Compare(a.Rule, b.Rule), strings.Compare(a.Key, b.Key))
+	})
 	if adv.To == adv.From && len(notices) == 0 && len(adv.Repeats) == 0 {
 		return 0, nil
 	}

@@ -56,8 +56,8 @@ type EmailSpec struct {
 
 // WebhookSpec POSTs a notice, signed per Standard Webhooks when Secret is set.
 type WebhookSpec struct {
-	URL    string       `json:"url" toml:"url"`
-	Secret string       `json:"secret,omitempty" toml:"secret"`
+	URL     string       `json:"url" toml:"url"`
+	Secret  string       `json:"secret,omitempty" toml:"secret"`
 	Timeout job.Duration `json:"timeout,omitempty" toml:"timeout"`
 }
 
