@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -258,5 +259,42 @@ on = ["node.lost"]
 	f.pass()
 	if got := f.notifications("late-comer"); len(got) != 0 {
 		t.Fatalf("a new rule notified about an earlier event: %+v", got)
+	}
+}
+
+// The primary records a notice and dies before it is sent: the next primary's
+// notifier does not record it again, and a deliverer sends it once; the deposed
+// primary's notifier can record nothing more (fenced).
+func TestNextPrimarySendsWhatTheDeadOneRecorded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, serverDown)
+	ctx := context.Background()
+	f.lose("b")
+	if _, err := f.n.Once(ctx); err != nil { // recorded, not sent: no deliverer ran
+		t.Fatal(err)
+	}
+	if got := f.box.got(); len(got) != 0 {
+		t.Fatalf("mails before any deliverer ran: %d", len(got))
+	}
+	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "q#1", Node: "q", TakeFrom: "p#1", TTL: time.Hour, Now: time.Now()})
+	if err != nil || l.Epoch != f.epoch+1 {
+		t.Fatalf("take over: %+v %v", l, err)
+	}
+	old := f.n
+	f.epoch = l.Epoch
+	f.n = notify.New(notify.Params{Store: f.st, Node: "q", Epoch: l.Epoch, Now: func() time.Time { return f.now }})
+	f.pass()
+	f.lose("c") // an event the deposed notifier would judge
+	if _, err := old.Once(ctx); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("the deposed primary's notifier: %v, want ErrFenced", err)
+	}
+	f.pass()
+	mails := f.box.got()
+	if len(mails) != 2 || !strings.Contains(mails[0], "node.lost on b") || !strings.Contains(mails[1], "node.lost on c") {
+		t.Fatalf("mails %q; want b's (recorded by the old primary) and c's, once each", mails)
+	}
+	ns := f.notifications("server-down")
+	if len(ns) != 2 || ns[1].Node != "p" || ns[0].Node != "q" {
+		t.Fatalf("notifications %+v; want b's by p, c's by q", ns)
 	}
 }

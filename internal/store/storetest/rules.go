@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,5 +127,54 @@ func testRunEvents(t *testing.T, s store.Store) {
 	}
 	if got := count("run.late"); len(got) != 1 {
 		t.Fatalf("deduplicated events: %d, want 1", len(got))
+	}
+}
+
+// Event ids commit in increasing order: a follower reading the events after the last
+// id it saw, while writers append concurrently, misses none. (On PostgreSQL, sequence
+// values taken in one order commit in another unless the engine orders them.)
+func testEventsFollowable(t *testing.T, s store.Store) {
+	const writers, each = 4, 40
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := s.EventAppend(ctx(t), store.EventAppendParams{Type: "node.joined", Now: t0, Data: map[string]any{"w": w, "i": i}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	seen := map[int64]bool{}
+	var cursor int64
+	follow := func() {
+		evs := must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Follow: true, After: cursor, Limit: 1000}))
+		for _, e := range evs {
+			seen[e.ID] = true
+			cursor = e.ID
+		}
+	}
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		follow()
+	}
+	follow()
+	all := must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Limit: writers * each * 2}))
+	if len(all) != writers*each {
+		t.Fatalf("%d events, want %d", len(all), writers*each)
+	}
+	for _, e := range all {
+		if !seen[e.ID] {
+			t.Fatalf("the follower skipped event %d (it saw %d of %d)", e.ID, len(seen), len(all))
+		}
 	}
 }

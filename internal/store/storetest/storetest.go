@@ -70,6 +70,7 @@ func Run(t *testing.T, open Open) {
 		"Rules":                        testRules,
 		"NotifyAdvance":                testNotifyAdvance,
 		"RunEvents":                    testRunEvents,
+		"EventsFollowable":             testEventsFollowable,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
