@@ -16,6 +16,7 @@ type Delivery struct {
 	ID           int64             `json:"id"`
 	Key          string            `json:"key"` // the idempotency key: webhook-id, root of the Message-ID
 	Run          int64             `json:"run"`
+	Notification int64             `json:"notification,omitempty"` // the notification it sends (0: a run's)
 	Job          string            `json:"job"`
 	Entry        int               `json:"entry"`
 	Channel      string            `json:"channel"`
@@ -45,7 +46,7 @@ type DeliveryAttempt struct {
 
 // DeliveryFrom converts a stored record.
 func DeliveryFrom(d store.Delivery) Delivery {
-	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: auth.RedactURL(d.Spec.Target()),
+	v := Delivery{ID: d.ID, Key: d.Key(), Run: d.RunID, Notification: d.Notification, Job: d.Job, Entry: d.Entry, Channel: d.Channel, Target: auth.RedactURL(d.Spec.Target()),
 		State: string(d.State), Attempts: d.Attempts, Node: d.ClaimNode, LastError: d.LastError, LastResponse: d.LastResponse,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeliveredAt: d.DeliveredAt}
 	if d.State == store.DeliveryPending {

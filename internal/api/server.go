@@ -131,6 +131,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	})
 	s.route(mux, "GET /api/v1/events", auth.Viewer, s.handle(s.eventList))
 	s.registerDeliveries(mux)
+	s.registerRules(mux)
 	s.route(mux, "POST /api/v1/switch", auth.Operator, s.switchover)
 	for _, a := range []string{"suspend", "resume", "standby"} {
 		s.route(mux, "POST /api/v1/nodes/{id}/"+a, auth.Operator, s.nodeAction(a))

@@ -37,6 +37,32 @@ type Message struct {
 	Data  job.TemplateData
 	Files []File // the run's outputs
 	Now   time.Time
+	// Notice, when set, makes the message a rule's notification about an event instead
+	// of a run's delivery: its subject and body were rendered by the notifier, and Data
+	// and Files are empty.
+	Notice *Notice
+}
+
+// Notice is one notification of an event rule (internal/notify), as rendered when the
+// notifier recorded it: every attempt sends the same text under the same key.
+type Notice struct {
+	Notification int64
+	Rule         string
+	Kind         string // "notice", or "digest" for a summary of suppressed repeats
+	Subject      string
+	Body         string
+	Count        int // digest: how many events it sums up
+	Event        NoticeEvent
+}
+
+// NoticeEvent is the event a notice is about (a digest: the last one it sums up).
+type NoticeEvent struct {
+	ID      int64          `json:"id"`
+	Type    string         `json:"type"`
+	At      time.Time      `json:"at"`
+	Node    string         `json:"node"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data"`
 }
 
 // File is one output of the run; Open reads it (from this node's disk or its holder).

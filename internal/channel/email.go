@@ -64,13 +64,17 @@ func (e *Email) Send(ctx context.Context, d job.Deliver, m Message) (Result, err
 	for i := range data.Outputs {
 		data.Outputs[i].Linked = !attach && d.Wants(data.Outputs[i].Name)
 	}
-	subject, err := render("subject", cmp.Or(d.Subject, job.DeliverSubjectDefault), data)
-	if err != nil {
-		return Result{}, err
-	}
-	body, err := render("body", cmp.Or(d.Body, job.DeliverBodyDefault), data)
-	if err != nil {
-		return Result{}, err
+	var subject, body string
+	if m.Notice != nil {
+		subject, body, attach = m.Notice.Subject, m.Notice.Body, false
+	} else {
+		var err error
+		if subject, err = render("subject", cmp.Or(d.Subject, job.DeliverSubjectDefault), data); err != nil {
+			return Result{}, err
+		}
+		if body, err = render("body", cmp.Or(d.Body, job.DeliverBodyDefault), data); err != nil {
+			return Result{}, err
+		}
 	}
 	msg := gomail.NewMsg()
 	if err := msg.From(e.SMTP.From); err != nil {

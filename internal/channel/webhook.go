@@ -79,6 +79,38 @@ func Payload(m Message) WebhookPayload {
 	return p
 }
 
+// NoticeWebhookPayload is the JSON body of a rule's notification: Standard Webhooks'
+// envelope whose type is the event's ("node.lost"), or "tandem.digest" for a digest.
+type NoticeWebhookPayload struct {
+	Type      string            `json:"type"`
+	Timestamp time.Time         `json:"timestamp"`
+	Data      NoticeWebhookData `json:"data"`
+}
+
+// NoticeWebhookData describes the notification and its event.
+type NoticeWebhookData struct {
+	Delivery     string      `json:"delivery"` // the idempotency key, = webhook-id
+	Notification int64       `json:"notification"`
+	Rule         string      `json:"rule"`
+	Kind         string      `json:"kind"` // notice or digest
+	Subject      string      `json:"subject"`
+	Body         string      `json:"body"`
+	Count        int         `json:"count"` // digest: events summed up; 1 for a notice
+	Event        NoticeEvent `json:"event"`
+}
+
+// NoticePayload builds the JSON body of a notification message.
+func NoticePayload(m Message) NoticeWebhookPayload {
+	n := m.Notice
+	typ := n.Event.Type
+	if n.Kind == "digest" {
+		typ = "tandem.digest"
+	}
+	return NoticeWebhookPayload{Type: typ, Timestamp: m.Now.UTC().Truncate(time.Second), Data: NoticeWebhookData{
+		Delivery: m.Key, Notification: n.Notification, Rule: n.Rule, Kind: n.Kind, Subject: n.Subject, Body: n.Body,
+		Count: max(n.Count, 1), Event: n.Event}}
+}
+
 // Sign returns the webhook-signature value for a message id, timestamp and body:
 // "v1," and the base64 HMAC-SHA256 of "id.timestamp.body" under the secret's key.
 func Sign(secret, id string, ts int64, body []byte) (string, error) {
@@ -95,7 +127,13 @@ func Sign(secret, id string, ts int64, body []byte) (string, error) {
 // Send implements Sender.
 func (w *Webhook) Send(ctx context.Context, d job.Deliver, m Message) (Result, error) {
 	d.Default()
-	payload, err := json.Marshal(Payload(m))
+	var payload []byte
+	var err error
+	if m.Notice != nil {
+		payload, err = json.Marshal(NoticePayload(m))
+	} else {
+		payload, err = json.Marshal(Payload(m))
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("encode payload: %w", err)
 	}

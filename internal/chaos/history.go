@@ -89,6 +89,8 @@ type History struct {
 	// judge the slot rules (checkSlots).
 	Slots     int
 	SlotTerms []SlotTerm
+	// Notify, if given, is judged by the notifications rule (checkNotifications).
+	Notify *NotifyHistory
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -110,7 +112,9 @@ type Violation struct {
 	// outputs (a succeeded run of the job with copies whose output is not listed, not
 	// recorded with its bytes' hash, or not served byte-identical by a live node at the
 	// end while a holder of it was left), slot-epochs, slot-stale, slot-once, slot-lost (the scheduler slot rules, see
-	// checkSlots).
+	// checkSlots),
+	// notifications (an event matching a rule without exactly one notice record of it,
+	// or a notice of no matching event).
 	Rule   string
 	Detail string
 	Around []api.Run // the runs around the violation
@@ -139,9 +143,10 @@ type Report struct {
 	Outputs, Gone int
 	// With History.Slots > 1: SlotFired counts the scheduled runs whose firing epoch the
 	// history shows (seen before their assignment), which slot-stale judges.
-	SlotFired int
-	slots     int
-	execs     map[int64][]Exec
+	SlotFired     int
+	slots         int
+	Notifications int
+	execs         map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -158,6 +163,9 @@ func (r Report) Summary() string {
 	}
 	if r.Outputs > 0 {
 		s += fmt.Sprintf(", %d output files downloaded and checked (%d gone with every holder)", r.Outputs, r.Gone)
+	}
+	if r.Notifications > 0 {
+		s += fmt.Sprintf(", %d notifications", r.Notifications)
 	}
 	if len(r.Violations) == 0 {
 		return s + ": history OK"
@@ -219,7 +227,8 @@ func FormatRun(r api.Run) string {
 //	(f) with Entries, each succeeded run was delivered as checkDeliveries says;
 //	(g) with Kept, each succeeded run's output is served as checkOutputs says;
 //	(h) with Slots, each schedule's times were fired once across its slot's holders, none
-//	    lost, none by a deposed holder, as checkSlots says.
+//	    lost, none by a deposed holder, as checkSlots says;
+//	(i) with Notify, each event matching a rule has exactly one notice of it.
 func Check(h History) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -252,6 +261,7 @@ func Check(h History) Report {
 	rep.Outputs, rep.Gone = checkOutputs(h, byID, add)
 	rep.slots = h.Slots
 	rep.SlotFired = checkSlots(h, runs, add)
+	checkNotifications(h.Notify, &rep, add)
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }

@@ -86,6 +86,9 @@ func (r SoakResult) Summary() string {
 		runs += r.Reports[j].Runs
 		occ += r.Reports[j].Occurrences
 	}
+	if _, ok := r.Reports["(notifications)"]; ok {
+		jobs = jobs[1:] // not a job: "(" sorts first
+	}
 	engine := r.Engine
 	if r.Slots > 1 {
 		engine += fmt.Sprintf(" slots=%d", r.Slots)
@@ -299,6 +302,9 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 			return res, fmt.Errorf("soak: %w", err)
 		}
 	}
+	if _, err := c.Client().RuleApply(withTimeout(ctx, 30*time.Second), []byte(soakRules)); err != nil {
+		return res, fmt.Errorf("soak: apply rules: %w", err)
+	}
 
 	rng := rand.New(rand.NewPCG(o.Seed, 0x7a6d))
 	workRNG := rand.New(rand.NewPCG(o.Seed, 0x3c1))
@@ -401,6 +407,13 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 		res.Reports[j.spec.Name] = rep
 		out("job %s: %s", j.spec.Name, rep.Summary())
 	}
+	nh, err := settleNotifications(withTimeout(ctx, 5*time.Minute), c, out)
+	if err != nil {
+		return res, fmt.Errorf("soak: %w", err)
+	}
+	rep := Check(History{Notify: nh})
+	res.Reports["(notifications)"] = rep
+	out("notifications: %s", rep.Summary())
 	res.Elapsed = time.Since(t0)
 	out("%s", res.Summary())
 	return res, nil

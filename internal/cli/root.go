@@ -98,7 +98,8 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
-		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g), newSecretCmd(g))
+		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g), newSecretCmd(g),
+		newRuleCmd(g), newNotificationsCmd(g))
 	refuseUnknown(root)
 	return root
 }

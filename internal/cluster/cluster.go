@@ -302,11 +302,12 @@ func (m *Membership) ReapOnce(ctx context.Context, epoch int64, lost map[string]
 // lose declares nd lost if it is silent or, with dead, at once (its process is gone).
 // Only store.ErrFenced is returned: any other failure is tried again on the next pass.
 func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost map[string]bool, dead bool) error {
-	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now(), OutputCopies: m.p.OutputCopies}
+	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now(), OutputCopies: m.p.OutputCopies, By: m.p.Self}
 	why := fmt.Sprintf("%d heartbeats missed", m.p.MaxMissed)
 	if dead {
 		p.Dead, why = nd.Holder, fmt.Sprintf("its process %s died (its liveness lock is free)", nd.Holder)
 	}
+	p.Why = why
 	res, err := m.p.Store.NodeLose(ctx, p)
 	if errors.Is(err, store.ErrFenced) {
 		return err
@@ -319,8 +320,7 @@ func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost 
 	if len(res.Failed) > 0 {
 		msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
 	}
-	m.p.Log.Warn(msg)
-	m.p.Event("node.lost", msg, map[string]any{"node": nd.ID, "requeued": res.Requeued, "failed": res.Failed, "dead": dead})
+	m.p.Log.Warn(msg) // NodeLose recorded the node.lost event in its transaction
 	m.p.Requeued()
 	m.outputsEvents(nd.ID, res)
 	return nil

@@ -201,9 +201,17 @@ func TestReapLosesSilentNode(t *testing.T) {
 	f.mu.Lock()
 	events, queued := slices.Clone(f.events), f.queued
 	f.mu.Unlock()
-	want := []string{"node.lost: node gone lost: 3 heartbeats missed; re-queued 1 runs", "node.joined: node gone rejoined after being lost"}
+	want := []string{"node.joined: node gone rejoined after being lost"}
 	if !slices.Equal(events, want) || queued != 1 {
 		t.Fatalf("events %q, requeued callbacks %d; want %q and 1", events, queued, want)
+	}
+	// node.lost is written by NodeLose, in its transaction, once.
+	stored, err := f.st.EventList(ctx, store.EventListParams{Type: "node.lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 1 || stored[0].Message != "node gone lost: 3 heartbeats missed; re-queued 1 runs" || stored[0].Data["node"] != "gone" {
+		t.Fatalf("stored node.lost events %+v, want one about gone", stored)
 	}
 	// Another primary took over: this reaper's epoch is stale.
 	time.Sleep(p.Silence() + 20*time.Millisecond)

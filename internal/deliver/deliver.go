@@ -44,6 +44,9 @@ type Store interface {
 	RunGet(ctx context.Context, id int64) (store.Run, error)
 	OutputList(ctx context.Context, runID int64) ([]store.Output, error)
 	JobGet(ctx context.Context, name string) (store.Job, error)
+	// A notification's record (Delivery.Notification) sends the notification.
+	NotificationGet(ctx context.Context, id int64) (store.Notification, error)
+	EventGet(ctx context.Context, id int64) (store.Event, error)
 }
 
 // Params configures a Deliverer.
@@ -286,6 +289,9 @@ func (d *Deliverer) attempt(ctx context.Context, rec store.Delivery, now time.Ti
 
 // message describes rec's run for its channel.
 func (d *Deliverer) message(ctx context.Context, rec store.Delivery, now time.Time) (channel.Message, error) {
+	if rec.Notification != 0 {
+		return d.notice(ctx, rec, now)
+	}
 	run, err := d.p.Store.RunGet(ctx, rec.RunID)
 	if err != nil {
 		return channel.Message{}, fmt.Errorf("read run %d: %w", rec.RunID, err)
@@ -306,6 +312,26 @@ func (d *Deliverer) message(ctx context.Context, rec store.Delivery, now time.Ti
 			Open: func(ctx context.Context) (io.ReadCloser, error) { return d.p.Files.Open(ctx, o) }})
 	}
 	return m, nil
+}
+
+// notice is the message of a notification's record: the text the notifier rendered
+// when it recorded the notification, and the event it is about.
+func (d *Deliverer) notice(ctx context.Context, rec store.Delivery, now time.Time) (channel.Message, error) {
+	n, err := d.p.Store.NotificationGet(ctx, rec.Notification)
+	if err != nil {
+		return channel.Message{}, fmt.Errorf("read notification %d: %w", rec.Notification, err)
+	}
+	ev, err := d.p.Store.EventGet(ctx, n.EventID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return channel.Message{}, fmt.Errorf("read event %d: %w", n.EventID, err)
+	}
+	data := ev.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	return channel.Message{Key: rec.Key(), Now: now, Notice: &channel.Notice{Notification: n.ID, Rule: n.Rule, Kind: n.Kind,
+		Subject: n.Subject, Body: n.Body, Count: n.Count,
+		Event: channel.NoticeEvent{ID: n.EventID, Type: n.EventType, At: ev.At, Node: ev.Node, Message: ev.Message, Data: data}}}, nil
 }
 
 // RunURL links to a run.

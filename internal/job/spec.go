@@ -58,6 +58,12 @@ type Spec struct {
 	// Copies is how many verified copies of each output file the cluster keeps, on as
 	// many nodes (at most the live nodes); 0: the server's output_copies.
 	Copies int `json:"copies,omitempty" toml:"copies"`
+	// LateAfter raises run.late when a scheduled run starts more than this after its
+	// scheduled time; 0: never.
+	LateAfter Duration `json:"late_after,omitempty" toml:"late_after"`
+	// LongAfter raises run.long when a run has been running this long; 0: only the
+	// median rule (twice the median of the job's last 20 succeeded runs, with 3 or more).
+	LongAfter Duration `json:"long_after,omitempty" toml:"long_after"`
 
 	Command *Command  `json:"command,omitempty" toml:"command"`
 	HTTP    *HTTP     `json:"http,omitempty" toml:"http"`

@@ -94,6 +94,12 @@ func (s *Spec) validate() error {
 	if s.Timeout < 0 {
 		return invalid("timeout", "must not be negative, got %s", s.Timeout)
 	}
+	if s.LateAfter < 0 {
+		return invalid("late_after", "must not be negative, got %s", s.LateAfter)
+	}
+	if s.LongAfter < 0 {
+		return invalid("long_after", "must not be negative, got %s", s.LongAfter)
+	}
 	if s.Retries < 0 || s.Retries > RetriesMax {
 		return invalid("retries", "must be between 0 and %d, got %d", RetriesMax, s.Retries)
 	}

@@ -38,7 +38,7 @@ func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error
 		n.mu.Unlock()
 		n.stopRole()
 		n.log.Info(fmt.Sprintf("suspended by an operator (%s, epoch %d): keeping the lease, firing and dispatching nothing; the suspension holds for any new primary until resumed", by, n.keeperEpoch()))
-		n.event("node.suspended", fmt.Sprintf("primary %s suspended by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
+		n.event("primary.suspended", fmt.Sprintf("primary %s suspended by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 	case ActionResume:
 		switch mode {
 		case ModeSuspended:

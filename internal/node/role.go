@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/dispatch"
+	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/scheduler"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -49,7 +51,7 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 		if !current {
 			return
 		}
-		data := map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder), "suspended": hold != nil}
+		data := map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder), "suspended": hold != nil, "reason": takeoverReason(how)}
 		if hold != nil {
 			how += fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", hold.By, hold.At.Format(time.RFC3339))
 		} else {
@@ -59,6 +61,22 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 		n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how), data)
 		_ = n.heartbeat(ctx) // show the new mode at once
 	})
+}
+
+// takeoverReason names how the role was taken, for primary.changed's data.reason,
+// from the lease keeper's description.
+func takeoverReason(how string) string {
+	switch {
+	case strings.Contains(how, "no primary before"):
+		return "start"
+	case strings.Contains(how, "died"):
+		return "crash"
+	case strings.Contains(how, "handed the lease over"):
+		return "handover"
+	case strings.Contains(how, "still held"):
+		return "renewed"
+	}
+	return "takeover"
 }
 
 // deposed is called by the lease keeper when this node stops being primary.
@@ -143,16 +161,25 @@ func (n *Node) analyze(ctx context.Context, a store.Analyzer) {
 	}
 }
 
-// startReaper starts the reaper of lost nodes under epoch, for the primary's whole term:
+// startReaper starts the reaper of lost nodes and the notifier under epoch, for the
+// primary's whole term:
 // a suspended primary fires and dispatches nothing, but still declares silent nodes
 // lost and queues their runs again (for whoever dispatches next).
 func (n *Node) startReaper(epoch int64) {
 	n.stopReaper() // one reaper at a time
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	nt := notify.New(notify.Params{Store: n.store, Log: n.log.With("component", "notifier"), Node: n.cfg.NodeID, Epoch: epoch,
+		Now: n.clock.Now, Sent: n.deliveriesDue})
 	go func() {
 		defer close(done)
-		n.serviceEnded("reaper", n.members.Reap(ctx, epoch))
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); n.serviceEnded("reaper", n.members.Reap(ctx, epoch)) }()
+		// The notifier follows the event log for the whole term, suspended or not: a
+		// notice is due whatever the primary fires.
+		go func() { defer wg.Done(); n.serviceEnded("notifier", nt.Run(ctx)) }()
+		wg.Wait()
 	}()
 	n.mu.Lock()
 	n.reaper = func() { cancel(); <-done }

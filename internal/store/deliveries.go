@@ -65,12 +65,14 @@ const (
 
 // Delivery is one record: a run's outputs to one [[deliver]] entry.
 type Delivery struct {
-	ID      int64
-	RunID   int64
-	Job     string
-	Entry   int    // index of the entry in the job's deliver list
-	Channel string // job.ChannelEmail, ChannelWebhook or ChannelDirectory
-	Spec    job.Deliver
+	ID    int64
+	RunID int64 // 0 for a notification's record
+	// Notification is the notification (store.Rules) the record sends, 0 for a run's.
+	Notification int64
+	Job          string
+	Entry        int    // index of the entry in the job's deliver list
+	Channel      string // job.ChannelEmail, ChannelWebhook or ChannelDirectory
+	Spec         job.Deliver
 	// Holder is the node that ran the run's last attempt (and keeps its outputs): it is
 	// offered the record first.
 	Holder string

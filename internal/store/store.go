@@ -83,6 +83,7 @@ type Store interface {
 	Deliveries
 	Auth
 	Secrets
+	Rules
 
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)
@@ -142,7 +143,8 @@ type Store interface {
 	// another process claimed the id since.
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	NodeList(ctx context.Context) ([]Node, error)
-	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs; fenced.
+	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs;
+	// fenced. Its node.lost event is written in the same transaction.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
 
 	// HoldSet stores an operator hold (replacing one on the same target); HoldClear
@@ -155,6 +157,11 @@ type Store interface {
 	HoldClear(ctx context.Context, target string) error
 	HoldList(ctx context.Context) ([]Hold, error)
 
+	// EventAppend records an event. Event ids commit in increasing order on every engine
+	// (on PostgreSQL each event is inserted under a transaction-level lock, so a
+	// sequence value taken later cannot commit before one taken earlier): a reader
+	// that has seen id N never finds a smaller id committed afterwards. With Dedup, an
+	// event of the same Dedup is recorded once (a second is dropped, not an error).
 	EventAppend(ctx context.Context, p EventAppendParams) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
 
@@ -500,6 +507,10 @@ type NodeLoseParams struct {
 	// OutputCopies is the cluster's copy count for outputs whose job set none (0: 2),
 	// against which the lost node's outputs are judged under-replicated.
 	OutputCopies int
+	// By is the node declaring the loss (the primary) and Why why, for the node.lost
+	// event NodeLose records in its transaction.
+	By  string
+	Why string
 }
 
 // NodeClaimParams claims Node.ID for the process Node.Holder, replacing the claim of
@@ -562,6 +573,7 @@ type NodeHeartbeatParams struct {
 
 // EventAppendParams records one event.
 type EventAppendParams struct {
+	Dedup   string // "": none
 	Type    string
 	Node    string
 	Message string
@@ -569,8 +581,11 @@ type EventAppendParams struct {
 	Now     time.Time
 }
 
-// EventListParams filters EventList. Events come newest first.
+// EventListParams filters EventList. Events come newest first; with Follow, oldest
+// first from the one after After (what a cursor follows).
 type EventListParams struct {
-	Type  string
-	Limit int
+	Type   string
+	Follow bool
+	After  int64
+	Limit  int
 }

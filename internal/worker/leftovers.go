@@ -60,6 +60,13 @@ func (w *Worker) KillLeftovers() error {
 			continue
 		}
 		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			// The previous process died while writing it: nothing to kill, just forget it.
+			if err := os.Remove(path); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		pgid, _ := strconv.Atoi(f[0])
 		started := ""
 		if len(f) > 1 {

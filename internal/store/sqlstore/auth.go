@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,12 +16,9 @@ func (s *DB) auditEvent(ctx context.Context, tx *sql.Tx, typ, msg string, a stor
 		data = map[string]any{}
 	}
 	data["by"], data["client"] = a.By, a.Client
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode event data: %w", err)
-	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO events (type, at, node, message, data) VALUES (?, ?, ?, ?, ?)`,
-		typ, micros(a.Now), a.Node, msg+" by "+a.By, string(b)); err != nil {
+	// Through eventsInsert, like every event: ids commit in order, for the notifier's cursor.
+	if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: typ, Now: a.Now, Node: a.Node, Message: msg + " by " + a.By,
+		Data: data}}); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	return nil

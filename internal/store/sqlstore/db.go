@@ -45,6 +45,10 @@ type Dialect struct {
 	// of in the engine's busy wait, which polls with sleeps of up to 100ms; other
 	// processes still meet them there.
 	OneWriter bool
+	// EventLock, if set, is run before inserting events and holds a lock to the end of
+	// the transaction, so that event ids commit in the order they are taken ("" where
+	// writers are serialised, which gives that already).
+	EventLock string
 	// ArrayParams says a parameter may be an array (PostgreSQL): many rows then travel as
 	// one array per column instead of one parameter per value.
 	ArrayParams bool

@@ -16,7 +16,7 @@ import (
 // Delivery records: made in the transaction that ends a run (deliveriesCreate, called
 // by every path that gives a run a final state), claimed, finished and retried here.
 
-const deliveryColumns = `id, run_id, job, entry, channel, spec, holder, state, attempts, retry_from, next_at, claim_node,
+const deliveryColumns = `id, run_id, notification, job, entry, channel, spec, holder, state, attempts, retry_from, next_at, claim_node,
 	claim_token, claim_until, last_error, last_response, created_at, updated_at, delivered_at`
 
 func scanDelivery(r scanner) (store.Delivery, error) {
@@ -24,7 +24,7 @@ func scanDelivery(r scanner) (store.Delivery, error) {
 	var spec, state string
 	var next, created, updated int64
 	var until, delivered sql.NullInt64
-	if err := r.Scan(&d.ID, &d.RunID, &d.Job, &d.Entry, &d.Channel, &spec, &d.Holder, &state, &d.Attempts, &d.RetryFrom,
+	if err := r.Scan(&d.ID, &d.RunID, &d.Notification, &d.Job, &d.Entry, &d.Channel, &spec, &d.Holder, &state, &d.Attempts, &d.RetryFrom,
 		&next, &d.ClaimNode, &d.ClaimToken, &until, &d.LastError, &d.LastResponse, &created, &updated, &delivered); err != nil {
 		return d, err
 	}
@@ -111,7 +111,13 @@ func (s *DB) jobDeliveriesDelete(ctx context.Context, tx *sql.Tx, jobID int64) e
 // now final: one per entry of the run's job delivered on the run's state, due when the
 // run finished. A run given twice, or ended again, keeps the records it has. Runs of
 // jobs without entries cost the join nothing but the statement.
+//
+// Every path that gives a run its final state comes here, so the run's event
+// (runEvents) is written here too, in the same transaction.
 func (s *DB) deliveriesCreate(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	if err := s.runEvents(ctx, tx, ids); err != nil {
+		return err
+	}
 	var made int64
 	for chunk := range slices.Chunk(ids, batchRows) {
 		in, args := s.idIn("r.id", chunk)
@@ -119,7 +125,7 @@ func (s *DB) deliveriesCreate(ctx context.Context, tx *sql.Tx, ids []int64) erro
 			SELECT r.id, r.job, d.entry, d.channel, d.spec, r.node, 'pending', r.finished_at, r.finished_at, r.finished_at
 			FROM runs r JOIN job_deliveries d ON d.job_id = r.job_id AND d.state = r.state
 			WHERE `+in+` AND r.finished_at IS NOT NULL
-			ON CONFLICT (run_id, entry) DO NOTHING`, args...)
+			ON CONFLICT (run_id, notification, entry) DO NOTHING`, args...)
 		if err != nil {
 			return fmt.Errorf("create delivery records: %w", err)
 		}
@@ -336,16 +342,22 @@ func (s *DB) deliveryFinish(ctx context.Context, tx *sql.Tx, p store.DeliveryFin
 	default:
 		return d, nil
 	}
-	data, err := json.Marshal(map[string]any{"delivery": d.ID, "key": d.Key(), "run": d.RunID, "job": d.Job, "entry": d.Entry,
-		"channel": d.Channel, "target": d.Spec.Target(), "attempts": d.Attempts, "error": p.Error, "response": p.Response})
-	if err != nil {
-		return d, err
-	}
+	data := map[string]any{"delivery": d.ID, "key": d.Key(), "run": d.RunID, "job": d.Job, "entry": d.Entry,
+		"channel": d.Channel, "target": d.Spec.Target(), "attempts": d.Attempts, "error": p.Error, "response": p.Response,
+		"notification": d.Notification, "rule": ""}
 	msg := fmt.Sprintf("delivery %d of run %d (%s, %s %s) %s after %d attempts: %s", d.ID, d.RunID, d.Job, d.Channel,
 		d.Spec.Target(), p.State, d.Attempts, cmpOrString(p.Error, p.Response))
-	_, err = s.exec(ctx, tx, `INSERT INTO events (type, at, node, message, data) VALUES (?, ?, ?, ?, ?)`,
-		typ, micros(p.Now), p.Node, msg, string(data))
-	return d, err
+	if d.Notification != 0 {
+		// The rule is named so that it is not notified of its own failures (notify).
+		var rule string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT rule FROM notifications WHERE id = ?`), d.Notification).Scan(&rule); err != nil {
+			return d, fmt.Errorf("read notification %d: %w", d.Notification, err)
+		}
+		data["rule"] = rule
+		msg = fmt.Sprintf("delivery %d of notification %d (rule %s, %s %s) %s after %d attempts: %s", d.ID, d.Notification, rule,
+			d.Channel, d.Spec.Target(), p.State, d.Attempts, cmpOrString(p.Error, p.Response))
+	}
+	return d, s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: typ, Now: p.Now, Node: p.Node, Message: msg, Data: data}})
 }
 
 func cmpOrString(a, b string) string {

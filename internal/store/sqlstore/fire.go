@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
@@ -184,5 +185,17 @@ func (s *DB) insertRecord(ctx context.Context, tx *sql.Tx, jobID int64, info job
 	if err != nil {
 		return fmt.Errorf("record %s occurrences: %w", rec.State, err)
 	}
-	return nil
+	first := rec.First.UTC().Format(time.RFC3339Nano)
+	msg := fmt.Sprintf("%d occurrences of %s %s from %s to %s", rec.Count, info.name, rec.State, first, rec.Last.UTC().Format(time.RFC3339Nano))
+	if rec.Count == 1 {
+		msg = fmt.Sprintf("occurrence %s of %s %s", first, info.name, rec.State)
+	}
+	if rec.Reason != "" {
+		msg += ": " + rec.Reason
+	}
+	return s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "run." + string(rec.State), Now: p.Now, Message: msg,
+		Dedup: fmt.Sprintf("occurrence/%d/%d/%s", schedID, rec.First.UnixMicro(), rec.State),
+		Data: map[string]any{"run": 0, "job": info.name, "state": string(rec.State), "attempt": 0, "max_attempts": info.maxAttempts,
+			"reason": rec.Reason, "trigger": store.TriggerSchedule, "exit_code": nil, "scheduled_at": first,
+			"scheduled_until": rec.Last.UTC().Format(time.RFC3339Nano), "occurrences": rec.Count}}})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -42,19 +43,27 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 		if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
 			return err
 		}
-		if p.Audit != nil {
-			for _, r := range out {
+		if err := s.bumpConfigVersion(ctx, tx); err != nil {
+			return err
+		}
+		for _, r := range out {
+			data := map[string]any{"job": r.Job.Name, "created": r.Created, "paused": r.Job.Paused, "schedules": len(r.Job.Schedules)}
+			if p.Audit != nil {
 				verb := "updated"
 				if r.Created {
 					verb = "created"
 				}
-				if err := s.auditEvent(ctx, tx, "job.applied", fmt.Sprintf("job %s %s", r.Job.Name, verb), *p.Audit,
-					map[string]any{"job": r.Job.Name, "created": r.Created}); err != nil {
+				if err := s.auditEvent(ctx, tx, "job.applied", fmt.Sprintf("job %s %s", r.Job.Name, verb), *p.Audit, data); err != nil {
 					return err
 				}
+				continue
+			}
+			if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "job.applied", Now: p.Now,
+				Message: fmt.Sprintf("job %s applied", r.Job.Name), Data: data}}); err != nil {
+				return err
 			}
 		}
-		return s.bumpConfigVersion(ctx, tx)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply jobs: %w", err)
@@ -269,12 +278,14 @@ func (s *DB) JobDelete(ctx context.Context, p store.JobDeleteParams) error {
 			WHERE job_id = ? AND state = 'queued'`, id); err != nil {
 			return fmt.Errorf("cancel queued runs of %s: %w", name, err)
 		}
-		if p.Audit != nil {
-			if err := s.auditEvent(ctx, tx, "job.deleted", "job "+name+" deleted", *p.Audit, map[string]any{"job": name}); err != nil {
-				return err
-			}
+		if err := s.bumpConfigVersion(ctx, tx); err != nil {
+			return err
 		}
-		return s.bumpConfigVersion(ctx, tx)
+		if p.Audit != nil {
+			return s.auditEvent(ctx, tx, "job.deleted", "job "+name+" deleted", *p.Audit, map[string]any{"job": name})
+		}
+		return s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "job.deleted", Now: time.Now(),
+			Message: fmt.Sprintf("job %s deleted", name), Data: map[string]any{"job": name}}})
 	})
 }
 

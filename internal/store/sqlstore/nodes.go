@@ -30,6 +30,10 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if p.Dead != "" {
 			q, arg = `UPDATE nodes SET mode = 'lost' WHERE id = ? AND mode NOT IN ('lost', 'stopped') AND holder = ?`, p.Dead
 		}
+		var mode string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`), p.Node).Scan(&mode); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read node %s: %w", p.Node, err)
+		}
 		k, err := s.exec(ctx, tx, q, p.Node, arg)
 		if err != nil || k == 0 {
 			return err
@@ -71,11 +75,27 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 				return fmt.Errorf("re-queue run %d: %w", r.ID, err)
 			}
 		}
-		// Runs that ended here have their delivery records; the node's claims are free.
+		// The node's claims are free; runs that ended here have their delivery records
+		// and events, and those queued again theirs (events last: see eventsInsert).
+		if err := s.deliveriesNodeLost(ctx, tx, p.Node); err != nil {
+			return err
+		}
 		if err := s.deliveriesCreate(ctx, tx, res.Failed); err != nil {
 			return err
 		}
-		if err := s.deliveriesNodeLost(ctx, tx, p.Node); err != nil {
+		if err := s.runEvents(ctx, tx, res.Requeued); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("node %s lost: %s; re-queued %d runs", p.Node, cmpOrString(p.Why, "declared lost"), len(res.Requeued))
+		if len(res.Failed) > 0 {
+			msg += fmt.Sprintf(", failed %d with no attempt left", len(res.Failed))
+		}
+		if mode == "primary" || mode == "suspended" {
+			msg = "primary " + msg
+		}
+		if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "node.lost", Node: p.By, Now: now, Message: msg,
+			Data: map[string]any{"node": p.Node, "requeued": orEmpty(res.Requeued), "failed": orEmpty(res.Failed), "dead": p.Dead != "",
+				"mode": mode, "was_primary": mode == "primary" || mode == "suspended", "reason": p.Why}}}); err != nil {
 			return err
 		}
 		if len(res.Requeued) > 0 {
@@ -87,6 +107,13 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		return res, fmt.Errorf("declare node %s lost: %w", p.Node, err)
 	}
 	return res, nil
+}
+
+func orEmpty(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
 }
 
 // closedMode says a node in this mode is given no runs (RunAssign skips it).

@@ -502,6 +502,9 @@ func (s *DB) finishOne(ctx context.Context, tx *sql.Tx, p store.RunFinishParams,
 		_, err = s.exec(ctx, tx, `UPDATE runs SET state = 'queued', node = '', token = '', not_before = ?, exit_code = ?,
 			reason = ?, stdout = ?, stderr = ?, started_at = NULL WHERE id = ?`,
 			micros(*p.RetryAt), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)
+		if err == nil {
+			err = s.runEvents(ctx, tx, []int64{p.RunID})
+		}
 	} else {
 		_, err = s.exec(ctx, tx, `UPDATE runs SET state = ?, finished_at = ?, exit_code = ?, reason = ?, stdout = ?, stderr = ?
 			WHERE id = ?`, string(p.State), micros(p.Now), exit, p.Reason, p.Stdout, p.Stderr, p.RunID)

@@ -377,6 +377,11 @@ func (s *DB) insertRun(ctx context.Context, tx *sql.Tx, r newRun) (int64, bool, 
 	if err != nil {
 		return 0, false, fmt.Errorf("insert run: %w", err)
 	}
+	if state.Final() { // skipped by its overlap policy
+		if err := s.runEvents(ctx, tx, []int64{id}); err != nil {
+			return 0, false, err
+		}
+	}
 	return id, true, nil
 }
 

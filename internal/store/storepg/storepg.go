@@ -92,7 +92,11 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	d := sqlstore.Dialect{Name: "postgres", Numbered: true, ForShare: " FOR SHARE", ForKeyShare: " FOR KEY SHARE", ForUpdate: " FOR UPDATE",
-		NowSQL: nowSQL, Notify: notify, ArrayParams: true}
+		NowSQL: nowSQL, Notify: notify, ArrayParams: true,
+		// Sequence values are taken in one order and committed in another; events are
+		// inserted under this lock, held to commit, so their ids commit in order and the
+		// notifier's cursor skips none (store.Store.EventAppend).
+		EventLock: `SELECT pg_advisory_xact_lock(7476150)`}
 	return &Store{DB: sqlstore.New(db, d), cfg: cfg, log: log}, nil
 }
 

@@ -69,6 +69,10 @@ func Run(t *testing.T, open Open) {
 		"DeliveryNodeLost":             testDeliveryNodeLost,
 		"Auth":                         testAuth,
 		"Secrets":                      testSecrets,
+		"Rules":                        testRules,
+		"NotifyAdvance":                testNotifyAdvance,
+		"RunEvents":                    testRunEvents,
+		"EventsFollowable":             testEventsFollowable,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
