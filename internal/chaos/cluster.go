@@ -20,6 +20,7 @@ import (
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
+	"github.com/tandemhq/tandem/internal/store"
 )
 
 // Timeouts of the harness's own steps. They are generous because the nodes are usually
@@ -819,7 +820,7 @@ func descendants(pid int) []int {
 
 // IsSQLite reports whether the cluster's repository is a SQLite file.
 func (c *Cluster) IsSQLite() bool {
-	return !strings.HasPrefix(c.db, "postgres://") && !strings.HasPrefix(c.db, "postgresql://")
+	return !store.IsPostgresURL(c.db)
 }
 
 // sqlitePath is the repository's file path (without a sqlite:// prefix).

@@ -254,7 +254,7 @@ func TestReapReleasesStoppedNodesRuns(t *testing.T) {
 func (f *fixture) lead(id string) store.Lease {
 	f.t.Helper()
 	l, err := f.st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: id + "#1", Node: id,
-		TTL: time.Minute, Now: time.Now()})
+		TTL: time.Minute})
 	if err != nil {
 		f.t.Fatal(err)
 	}

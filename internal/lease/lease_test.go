@@ -2,8 +2,10 @@ package lease_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,6 +40,7 @@ func (s *slowStore) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (s
 type events struct {
 	mu      sync.Mutex
 	elected []int64
+	terms   []lease.Term
 	deposed []string
 	at      []time.Time
 }
@@ -47,15 +50,16 @@ func (e *events) keeper(st store.Store, holder string, rank int) *lease.Keeper {
 	return lease.New(lease.Params{Store: st, Liveness: lv, Log: slog.New(slog.DiscardHandler), Holder: holder, Node: holder,
 		Renew: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Margin: 200 * time.Millisecond,
 		Rank: func(context.Context) int { return rank },
-		Elected: func(epoch int64, _ store.Lease, _ string) {
+		Elected: func(t lease.Term) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.elected = append(e.elected, epoch)
+			e.elected = append(e.elected, t.Epoch)
+			e.terms = append(e.terms, t)
 		},
-		Deposed: func(_ int64, reason string) {
+		Deposed: func(t lease.Term) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.deposed, e.at = append(e.deposed, reason), append(e.at, time.Now())
+			e.deposed, e.at = append(e.deposed, t.Reason()), append(e.at, time.Now())
 		}})
 }
 
@@ -145,7 +149,7 @@ func TestRankOrdersTakeover(t *testing.T) {
 	st := open(t)
 	// A previous primary's lapsed lease (on an empty repository the first to start wins).
 	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "old#1",
-		Node: "old", TTL: time.Millisecond, Now: time.Now()}); err != nil {
+		Node: "old", TTL: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	var first, second events
@@ -169,7 +173,7 @@ func TestDeadHolderTakenOverBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	st := open(t)
 	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "ghost#1",
-		Node: "ghost", TTL: time.Hour, Now: time.Now()}); err != nil {
+		Node: "ghost", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	var b events
@@ -228,5 +232,35 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 	}
 	if n, _ := c.counts(); n != 0 {
 		t.Fatal("c took a lease reserved for another node")
+	}
+}
+
+// A term is a value with a lifetime: its context lasts exactly as long as the role, and
+// tells why it ended, so what runs under it stops without being told.
+func TestTermEndsWithTheRole(t *testing.T) {
+	t.Parallel()
+	st := &slowStore{Store: open(t)}
+	var ev events
+	stop := run(t, ev.keeper(st, "a", 0))
+	defer stop()
+	waitFor(t, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	ev.mu.Lock()
+	term := ev.terms[0]
+	ev.mu.Unlock()
+	if term.Epoch == 0 || term.Ended() != nil || term.Context().Err() != nil {
+		t.Fatalf("a new term: epoch %d, ended %v", term.Epoch, term.Ended())
+	}
+	st.slow.Store(true)
+	select {
+	case <-term.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the term's context did not end when renewals stalled")
+	}
+	if !errors.Is(term.Ended(), lease.ErrTermEnded) || !strings.Contains(term.Reason(), "renew failed") {
+		t.Fatalf("ended term: %v (reason %q), want renew failed", term.Ended(), term.Reason())
+	}
+	var zero lease.Term
+	if zero.Ended() == nil {
+		t.Fatal("the zero term has not ended")
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/store/storepg"
+	_ "github.com/tandemhq/tandem/internal/store/engines" // store.Open
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
 )
 
@@ -67,10 +67,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 
 // openStore opens the configured repository, as `tandem server` does.
 func openStore(cfg config.Config) (store.Store, error) {
-	if cfg.IsPostgres() {
-		return storepg.Open(context.Background(), cfg.DB, nil)
-	}
-	return storesqlite.Open(context.Background(), cfg.DB)
+	return store.Open(context.Background(), cfg.DB, nil)
 }
 
 type testWriter struct{ t *testing.T }

@@ -25,7 +25,7 @@ func TestSuspendedPrimaryStillReapsLostNodes(t *testing.T) {
 	if _, err := h.c.NodeAction(ctx(t), "n1", node.ActionSuspend); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{ID: "ghost", Mode: node.ModeWorker, Capacity: 4}}); err != nil {
+	if err := st.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: "ghost", Mode: node.ModeWorker, Capacity: 4}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := st.RunCreate(ctx(t), store.RunCreateParams{Job: "j", Trigger: store.TriggerManual, Now: time.Now()})

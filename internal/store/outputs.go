@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -76,3 +77,49 @@ type OutputHolderAddParams struct {
 type OutputExpireParams struct {
 	Before time.Time
 }
+
+// Output is a file a run produced, kept in the data directory of the node that ran it
+// (Node) and of every node that holds a verified copy of it (Holders).
+type Output struct {
+	RunID     int64
+	Attempt   int
+	Name      string
+	Size      int64
+	SHA256    string
+	Node      string // the producer
+	CreatedAt time.Time
+	// Copies is how many verified copies the job asked for (its copies setting); 0:
+	// the cluster's default (output_copies).
+	Copies int
+	// Holders are the nodes that hold, are making, or held a copy (the producer
+	// among them); filled by the Outputs reads.
+	Holders []Holder
+}
+
+// Ref names the output.
+func (o Output) Ref() OutputRef { return OutputRef{RunID: o.RunID, Attempt: o.Attempt, Name: o.Name} }
+
+// OutputRef names one output file: a run's attempt and the file's slash-separated name.
+type OutputRef struct {
+	RunID   int64
+	Attempt int
+	Name    string
+}
+
+// String is the ref as the API and events show it: RUN/ATTEMPT/NAME.
+func (r OutputRef) String() string { return fmt.Sprintf("%d/%d/%s", r.RunID, r.Attempt, r.Name) }
+
+// Holder is one node's copy of an output.
+type Holder struct {
+	Node string
+	// VerifiedAt is when the node recorded a copy whose SHA-256 it checked; nil while
+	// the copy is being made, under a claim that lasts until ClaimUntil.
+	VerifiedAt *time.Time
+	ClaimUntil *time.Time
+	// LostAt is when the node was declared lost holding the copy: it does not count
+	// until the node comes back and checks the copy again.
+	LostAt *time.Time
+}
+
+// Verified reports whether the holder has a checked copy and was not lost since.
+func (h Holder) Verified() bool { return h.VerifiedAt != nil && h.LostAt == nil }

@@ -83,7 +83,7 @@ func TestWorkerBeginsRunsStartedByAssignment(t *testing.T) {
 func TestWorkerStopHandsBackRunsNotBegun(t *testing.T) {
 	t.Parallel()
 	st := newStore(t, job.Spec{Name: "slow", Noop: &job.Noop{Sleep: job.Duration(300 * time.Millisecond)}})
-	if err := st.NodeClaim(context.Background(), store.NodeClaimParams{Node: store.Node{ID: "w1", Holder: "w1#1", Mode: "standby", Capacity: 1}, Now: time.Now()}); err != nil {
+	if err := st.NodeClaim(context.Background(), store.NodeClaimParams{Node: store.Node{ID: "w1", Holder: "w1#1", Mode: "standby", Capacity: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	w := New(Params{Store: st, Log: slog.New(slog.DiscardHandler), Node: "w1", Holder: "w1#1", DataDir: t.TempDir(), Capacity: 1, Poll: 20 * time.Millisecond})

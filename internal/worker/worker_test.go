@@ -150,14 +150,14 @@ func TestWorkerStaleAttemptRefused(t *testing.T) {
 	w := startWorker(t, st, 4)
 	run := enqueue(t, st, "long", 1)[0]
 	waitState(t, st, run.ID, store.RunRunning)
-	if err := st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{ID: "w1", Mode: "worker"}}); err != nil {
+	if err := st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Node: store.Node{ID: "w1", Mode: "worker"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Silent for any time at all, by the repository's clock (whose resolution may be 1ms).
 	var res store.NodeLoseResult
 	waitFor(t, "the node to be declared lost", func() bool {
 		var err error
-		res, err = st.NodeLose(context.Background(), store.NodeLoseParams{Node: "w1", Silence: 0, Now: time.Now()})
+		res, err = st.NodeLose(context.Background(), store.NodeLoseParams{Node: "w1", Silence: 0})
 		return err == nil && res.Lost
 	})
 	if len(res.Requeued) != 1 {
@@ -259,13 +259,6 @@ func (f *flakyFinish) RunFinishBatch(ctx context.Context, p store.RunFinishBatch
 		return nil, err
 	}
 	return f.Store.RunFinishBatch(ctx, p)
-}
-
-func (f *flakyFinish) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
-	if err := f.fail(); err != nil {
-		return store.Run{}, err
-	}
-	return f.Store.RunFinish(ctx, p)
 }
 
 // A result the repository cannot take for longer than the quick retries is kept and

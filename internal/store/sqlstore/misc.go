@@ -167,7 +167,7 @@ func (s *DB) leaseGet(ctx context.Context, qr querier, name string, lock ...stri
 func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (store.Lease, error) {
 	var l store.Lease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (stor
 func (s *DB) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Lease, error) {
 	var l store.Lease
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func (s *DB) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (store.Le
 // LeaseResign implements store.Store.
 func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, p.Now)
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}

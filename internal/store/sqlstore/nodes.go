@@ -22,7 +22,7 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
 			return err
 		}
-		now, err := s.now(ctx, tx, p.Now)
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -192,7 +192,7 @@ func (s *DB) upsertNode(ctx context.Context, tx *sql.Tx, n store.Node, claim boo
 	if err != nil {
 		return 0, fmt.Errorf("encode tags: %w", err)
 	}
-	now, err := s.now(ctx, tx, time.Time{})
+	now, err := s.now(ctx, tx)
 	if err != nil {
 		return 0, err
 	}

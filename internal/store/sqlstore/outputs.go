@@ -161,7 +161,7 @@ func (s *DB) lockOutput(ctx context.Context, tx *sql.Tx, ref store.OutputRef) ([
 // OutputClaim implements store.Store.
 func (s *DB) OutputClaim(ctx context.Context, p store.OutputClaimParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, time.Time{})
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (s *DB) OutputClaim(ctx context.Context, p store.OutputClaimParams) error {
 // OutputHolderAdd implements store.Store.
 func (s *DB) OutputHolderAdd(ctx context.Context, p store.OutputHolderAddParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, time.Time{})
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}

@@ -15,10 +15,10 @@ func testNodeClaim(t *testing.T, s store.Store) {
 		return store.Node{ID: "n", Holder: holder, Address: addr, Mode: "standby", Capacity: 1}
 	}
 	claim := func(holder, addr, replace string) error {
-		return s.NodeClaim(ctx(t), store.NodeClaimParams{Node: node(holder, addr), Replace: replace, Now: time.Now()})
+		return s.NodeClaim(ctx(t), store.NodeClaimParams{Node: node(holder, addr), Replace: replace})
 	}
 	beat := func(holder, addr string) error {
-		return s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: node(holder, addr), Now: time.Now()})
+		return s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: node(holder, addr)})
 	}
 	if err := claim("n#1", "addr1", ""); err != nil {
 		t.Fatalf("first claim: %v", err)
@@ -45,14 +45,14 @@ func testNodeClaim(t *testing.T, s store.Store) {
 // while the row is still that process's: a new process of the node id is not lost.
 func testNodeLoseDead(t *testing.T, s store.Store) {
 	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
-	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "d", Holder: "d#1", Mode: "worker", Capacity: 1}, Now: time.Now()}); err != nil {
+	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "d", Holder: "d#1", Mode: "worker", Capacity: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#0", Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#0"}))
 	if res.Lost {
 		t.Fatal("declared lost for the death of a process that no longer holds the node id")
 	}
-	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#1", Now: time.Now()}))
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#1"}))
 	if !res.Lost {
 		t.Fatal("a node whose process is dead was not declared lost at once")
 	}
@@ -97,7 +97,7 @@ func testSettingsAndWeight(t *testing.T, s store.Store) {
 		t.Fatalf("setting %q, want the last one set", v)
 	}
 	for _, n := range []store.Node{{ID: "w1", Holder: "w1#1", Weight: 2.5}, {ID: "w2", Holder: "w2#1"}} {
-		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: n, Now: time.Now()}); err != nil {
+		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: n}); err != nil {
 			t.Fatal(err)
 		}
 	}

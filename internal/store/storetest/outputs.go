@@ -12,14 +12,14 @@ func finishWithOutputs(t *testing.T, s store.Store, jobName, node string, outs .
 	t.Helper()
 	r := must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: jobName, Now: t0}))
 	startRun(t, s, r, node, "t"+node)
-	return must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t" + node, Now: t0,
+	return must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t" + node, Now: t0,
 		State: store.RunSucceeded, Outputs: outs}))
 }
 
 func heartbeatNodes(t *testing.T, s store.Store, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,7 +132,7 @@ func testOutputsOfALostNode(t *testing.T, s store.Store) {
 	must[struct{}](t)(struct{}{}, s.OutputClaim(ctx(t), store.OutputClaimParams{Ref: elseRef, Node: "c", Live: []string{"b", "c"}, Target: 2, TTL: time.Hour}))
 
 	time.Sleep(5 * time.Millisecond)
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "a", Silence: time.Millisecond, Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "a", Silence: time.Millisecond}))
 	if !res.Lost || len(res.OutputsLost) != 1 || res.OutputsLost[0].RunID != alone.ID ||
 		len(res.Underreplicated) != 1 || res.Underreplicated[0] != sharedRef {
 		t.Fatalf("NodeLose = %+v, want run %d's output lost and %s under-replicated", res, alone.ID, sharedRef)
@@ -144,7 +144,7 @@ func testOutputsOfALostNode(t *testing.T, s store.Store) {
 	if p := must[[]store.Output](t)(s.OutputFind(ctx(t), store.OutputFindParams{NeedsCopies: true})); len(p) != 3 {
 		t.Fatalf("needing copies: %d outputs, want 3", len(p))
 	}
-	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "c", Silence: time.Millisecond, Now: time.Now()}))
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "c", Silence: time.Millisecond}))
 	if !res.Lost || len(res.OutputsLost)+len(res.Underreplicated) != 0 {
 		t.Fatalf("NodeLose of a node that only claimed a slot: %+v", res)
 	}
