@@ -47,9 +47,10 @@ func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error
 			}
 			n.mu.Lock()
 			n.suspended = false
-			epoch := n.epoch
+			term := n.term
 			n.mu.Unlock()
-			n.startRole(epoch)
+			epoch := term.Epoch
+			n.startRole(term)
 			n.log.Info(fmt.Sprintf("resumed by an operator (%s, epoch %d): firing and dispatching again", by, epoch))
 			n.event("node.resumed", fmt.Sprintf("primary %s resumed by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 		case ModeHeld:
