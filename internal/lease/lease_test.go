@@ -16,6 +16,7 @@ import (
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -69,17 +70,6 @@ func (e *events) counts() (int, int) {
 	return len(e.elected), len(e.deposed)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func open(t *testing.T) store.Store {
 	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
@@ -107,10 +97,10 @@ func TestSlowRenewStepsDownWithinTrust(t *testing.T) {
 	var ev events
 	stop := run(t, ev.keeper(st, "a", 0))
 	defer stop()
-	waitFor(t, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "election", func() bool { n, _ := ev.counts(); return n == 1 })
 	slowFrom := time.Now()
 	st.slow.Store(true)
-	waitFor(t, "stepping down", func() bool { _, n := ev.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "stepping down", func() bool { _, n := ev.counts(); return n == 1 })
 	ev.mu.Lock()
 	took := ev.at[0].Sub(slowFrom)
 	ev.mu.Unlock()
@@ -127,12 +117,12 @@ func TestResignHandsOverAtOnce(t *testing.T) {
 	st := open(t)
 	var a, b events
 	stopA := run(t, a.keeper(st, "a", 0))
-	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
 	stopB := run(t, b.keeper(st, "b", 0))
 	defer stopB()
 	start := time.Now()
 	stopA()
-	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
 	if took := time.Since(start); took > 400*time.Millisecond {
 		t.Fatalf("takeover after a resignation took %s, want well under the TTL", took)
 	}
@@ -157,7 +147,7 @@ func TestRankOrdersTakeover(t *testing.T) {
 	stop1 := run(t, first.keeper(st, "first", 0))
 	defer stop1()
 	defer stop2()
-	waitFor(t, "an election", func() bool {
+	testutil.Wait(t, 10*time.Second, "an election", func() bool {
 		a, _ := first.counts()
 		b, _ := second.counts()
 		return a+b > 0
@@ -179,7 +169,7 @@ func TestDeadHolderTakenOverBeforeExpiry(t *testing.T) {
 	var b events
 	stop := run(t, b.keeper(st, "b", 0))
 	defer stop()
-	waitFor(t, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
 }
 
 // A planned handover goes to the named successor only, and the node that handed over can
@@ -198,7 +188,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 	ka := a.keeper(st, "a", 0)
 	stopA := run(t, ka)
 	defer stopA()
-	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
 	kb := b.keeper(st, "b", 1)
 	stopB := run(t, kb)
 	defer stopB()
@@ -212,7 +202,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	kb.Wake()
-	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
 	if n, _ := c.counts(); n != 0 {
 		t.Fatal("c took a lease handed over to b")
 	}
@@ -220,7 +210,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ka.Wake()
-	waitFor(t, "a elected again", func() bool { n, _ := a.counts(); return n == 2 })
+	testutil.Wait(t, 10*time.Second, "a elected again", func() bool { n, _ := a.counts(); return n == 2 })
 	if took := time.Since(start); took > 300*time.Millisecond {
 		t.Fatalf("two handovers took %s, want each within a few polls (20ms)", took)
 	}
@@ -243,7 +233,7 @@ func TestTermEndsWithTheRole(t *testing.T) {
 	var ev events
 	stop := run(t, ev.keeper(st, "a", 0))
 	defer stop()
-	waitFor(t, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "election", func() bool { n, _ := ev.counts(); return n == 1 })
 	ev.mu.Lock()
 	term := ev.terms[0]
 	ev.mu.Unlock()

@@ -132,10 +132,7 @@ func Holder(nodeID string) string {
 }
 
 // HolderNode returns the node id of a lease holder.
-func HolderNode(holder string) string {
-	id, _, _ := strings.Cut(holder, "#")
-	return id
-}
+func HolderNode(holder string) string { return cluster.HolderNode(holder) }
 
 // Addr is the address the API listens on (after Start).
 func (n *Node) Addr() string {

@@ -125,13 +125,12 @@ func (s *slots) rank(ctx context.Context) int {
 	if err != nil {
 		return mine
 	}
-	lv, _ := s.n.store.(store.Liveness)
 	r := 0
 	for _, nd := range live {
 		if nd.ID == s.n.cfg.NodeID || (nd.Mode != ModePrimary && nd.Mode != ModeSuspended && nd.Mode != ModeStandby) {
 			continue
 		}
-		if lv != nil && nd.Holder != "" && dead(ctx, lv, nd.Holder) {
+		if s.n.members.Dead(ctx, nd.Holder) {
 			continue
 		}
 		if h := holding[nd.ID]; h < mine || h == mine && nd.ID < s.n.cfg.NodeID {
