@@ -1,6 +1,7 @@
-// Package api is tandem's REST API: the HTTP handlers every node serves and the JSON
-// types they exchange, shared with the Go client. The JSON shapes are documented in the
-// README and are stable: fields are added, never renamed or removed.
+// Package api is tandem's REST API: the HTTP handlers every node serves. The JSON shapes
+// they exchange live in the leaf package wire, which the Go client imports instead of
+// this one; they are documented in the README and stable: fields are added, never
+// renamed or removed.
 package api
 
 import (
