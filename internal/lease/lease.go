@@ -44,6 +44,10 @@ type Params struct {
 	// first seeing the lease free (expired, resigned, or its holder's process dead) to
 	// holding it. A lease this process still held, or was handed, counts 0.
 	Took func(time.Duration)
+	// Event, if set, is the event recorded in the transaction that begins a term (see
+	// store.LeaseAcquireParams.Event), told also how the term began and how long the
+	// takeover took (as Took is). It must only compute.
+	Event func(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams
 	// Elected is handed each new term as it begins; the term's context ends when the
 	// term does. It runs on the keeper's goroutine and must not block: the role is
 	// trusted for TTL − Margin from the acquire, and renewing it is this goroutine's job.
@@ -241,8 +245,17 @@ func (k *Keeper) consider(ctx context.Context) {
 
 func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how string) {
 	start := k.p.Now()
-	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: k.p.Name, Holder: k.p.Holder, Node: k.p.Node,
-		TakeFrom: takeFrom, TTL: k.p.TTL})
+	p := store.LeaseAcquireParams{Name: k.p.Name, Holder: k.p.Holder, Node: k.p.Node, TakeFrom: takeFrom, TTL: k.p.TTL}
+	if k.p.Event != nil {
+		p.Event = func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+			took := time.Duration(0)
+			if !k.free.IsZero() {
+				took = k.p.Now().Sub(k.free)
+			}
+			return k.p.Event(taken, before, holds, how, took)
+		}
+	}
+	l, err := k.p.Store.LeaseAcquire(ctx, p)
 	if err != nil {
 		if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
 			k.p.Log.Warn("lease acquire failed", "err", err)

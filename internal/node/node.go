@@ -118,7 +118,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		Retention: cfg.OutputRetention, Now: n.clock.Now})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
-		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed,
+		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Elected: n.elected, Deposed: n.deposed,
 		Took: n.metrics.Takeover})
 	return n
 }

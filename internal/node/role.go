@@ -31,7 +31,7 @@ type role struct {
 // stored suspension, starting the services, recording the event) runs on a goroutine of
 // its own, under the term's context, so a term that ends meanwhile stops it.
 func (n *Node) elected(t lease.Term) {
-	epoch, prev, how := t.Epoch, t.Previous, t.How
+	epoch, how := t.Epoch, t.How
 	n.metrics.Elected(epoch)
 	n.mu.Lock()
 	n.epoch, n.term = epoch, t
@@ -56,16 +56,38 @@ func (n *Node) elected(t lease.Term) {
 		if !current {
 			return
 		}
-		data := map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder), "suspended": hold != nil, "reason": takeoverReason(how)}
 		if hold != nil {
-			how += fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", hold.By, hold.At.Format(time.RFC3339))
+			how += suspendedHow(*hold)
 		} else {
 			n.startRole(t)
 		}
+		// Its primary.changed event was recorded with the lease (primaryChanged).
 		n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, how))
-		n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how), data)
 		_ = n.heartbeat(ctx) // show the new mode at once
 	})
+}
+
+// primaryChanged is the primary.changed event of a new term, recorded by the lease
+// keeper in the transaction that takes the lease, so no term begins unrecorded.
+func (n *Node) primaryChanged(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams {
+	reason := takeoverReason(how)
+	var hold *store.Hold
+	for _, h := range holds {
+		if h.Target == store.HoldPrimary && h.Kind == store.HoldSuspend {
+			hold = &h
+		}
+	}
+	if hold != nil {
+		how += suspendedHow(*hold)
+	}
+	return store.EventAppendParams{Type: "primary.changed", Node: n.cfg.NodeID,
+		Message: fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, taken.Epoch, how),
+		Data: map[string]any{"epoch": taken.Epoch, "previous": HolderNode(before.Holder), "to": n.cfg.NodeID,
+			"suspended": hold != nil, "reason": reason, "took_ms": took.Milliseconds()}}
+}
+
+func suspendedHow(h store.Hold) string {
+	return fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", h.By, h.At.Format(time.RFC3339))
 }
 
 // takeoverReason names how the role was taken, for primary.changed's data.reason,

@@ -33,6 +33,11 @@ type LeaseAcquireParams struct {
 	Node     string
 	TakeFrom string
 	TTL      time.Duration
+	// Event, if set, is the event recorded in the transaction that takes the lease (the
+	// primary's primary.changed), so a term never begins unrecorded. It is given the
+	// lease as taken, the lease as it was before (zero when there was none) and the
+	// operator holds as they are in that transaction; it must only compute.
+	Event func(taken, before Lease, holds []Hold) EventAppendParams
 }
 
 // LeaseRenewParams extends a lease still held by Holder at Epoch.

@@ -22,10 +22,12 @@ type Members interface {
 	// same transaction.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
 
-	// HoldSet stores an operator hold (replacing one on the same target).
-	HoldSet(ctx context.Context, h Hold) error
-	// HoldClear removes a hold (ErrNotFound when there is none).
-	HoldClear(ctx context.Context, target string) error
+	// HoldSet stores an operator hold (replacing one on the same target), and the events
+	// that say so in the same transaction.
+	HoldSet(ctx context.Context, h Hold, events ...EventAppendParams) error
+	// HoldClear removes a hold (ErrNotFound when there is none: then nothing, not even
+	// the events, is recorded), and the events that say so in the same transaction.
+	HoldClear(ctx context.Context, target string, events ...EventAppendParams) error
 	// HoldList lists the holds by target.
 	HoldList(ctx context.Context) ([]Hold, error)
 }

@@ -78,8 +78,21 @@ func (s *DB) LeaseAcquire(ctx context.Context, p store.LeaseAcquireParams) (stor
 		if err != nil {
 			return fmt.Errorf("take lease %s: %w", p.Name, err)
 		}
-		l, err = s.leaseGet(ctx, tx, p.Name)
-		return err
+		if l, err = s.leaseGet(ctx, tx, p.Name); err != nil || p.Event == nil {
+			return err
+		}
+		holds, err := s.holdList(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if cur.Holder == "" {
+			cur = store.Lease{Name: p.Name}
+		}
+		ev := p.Event(l, cur, holds)
+		if ev.Now.IsZero() {
+			ev.Now = now
+		}
+		return s.eventsInsert(ctx, tx, []store.EventAppendParams{ev})
 	})
 	return l, err
 }

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +106,29 @@ func testSettingsAndWeight(t *testing.T, s store.Store) {
 	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
 	if len(nodes) != 2 || nodes[0].Weight != 2.5 || nodes[1].Weight != 1 {
 		t.Fatalf("weights %+v, want 2.5 and the default 1", nodes)
+	}
+}
+
+// An operator's hold and its event are one transaction: set or cleared together, and a
+// clear of no hold records neither.
+func testHoldEvents(t *testing.T, s store.Store) {
+	ev := func(typ string) store.EventAppendParams {
+		return store.EventAppendParams{Type: typ, Node: "a", Message: typ, Data: map[string]any{"by": "op"}, Now: t0}
+	}
+	if err := s.HoldSet(ctx(t), store.Hold{Target: "a", Kind: store.HoldStandby, By: "op", At: t0}, ev("node.held")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HoldClear(ctx(t), "a", ev("node.resumed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HoldClear(ctx(t), "a", ev("node.resumed")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("clearing no hold: %v, want ErrNotFound", err)
+	}
+	var got []string
+	for _, e := range must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Follow: true})) {
+		got = append(got, e.Type)
+	}
+	if strings.Join(got, ",") != "node.held,node.resumed" {
+		t.Fatalf("events %v, want node.held then node.resumed (once)", got)
 	}
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -254,5 +255,37 @@ func testDeposedPrimaryChangesNothing(t *testing.T, s store.Store) {
 	// The current primary's writes go through.
 	if res := fire(t, s, cur.Epoch, sc, t0); !res.Applied {
 		t.Fatalf("fire under the current epoch: %+v", res)
+	}
+}
+
+// A lease taken with an Event records it in the same transaction, told the lease as
+// taken and as it was, and the holds; a take that fails records nothing.
+func testLeaseAcquireEvent(t *testing.T, s store.Store) {
+	if err := s.HoldSet(ctx(t), store.Hold{Target: store.HoldPrimary, Kind: store.HoldSuspend, By: "op", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var told []string
+	event := func(holder string) func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+		return func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+			told = append(told, fmt.Sprintf("%s took epoch %d from %q with %d holds", taken.Holder, taken.Epoch, before.Holder, len(holds)))
+			return store.EventAppendParams{Type: "primary.changed", Node: holder, Message: holder + " became primary",
+				Data: map[string]any{"epoch": taken.Epoch, "suspended": len(holds) > 0}}
+		}
+	}
+	if _, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a#1", Node: "a",
+		TTL: time.Minute, Event: event("a")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b#1", Node: "b",
+		TTL: time.Minute, Event: event("b")})
+	if !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("second acquire: %v, want ErrLeaseHeld", err)
+	}
+	evs := must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Type: "primary.changed"}))
+	if len(evs) != 1 || evs[0].Node != "a" || evs[0].Data["suspended"] != true {
+		t.Fatalf("events %+v, want one primary.changed of a, suspended", evs)
+	}
+	if want := `a#1 took epoch 1 from "" with 1 holds`; len(told) < 1 || told[0] != want {
+		t.Fatalf("Event told %q, want %q first", told, want)
 	}
 }
