@@ -22,13 +22,16 @@ type Outputs interface {
 	OutputPendingCount(ctx context.Context) (int, error)
 	// OutputFind lists outputs with their holders; see OutputFindParams.
 	OutputFind(ctx context.Context, p OutputFindParams) ([]Output, error)
-	// OutputClaim reserves a slot for Node to make a copy. ErrConflict when Node
-	// already holds a verified copy or Target slots are taken (verified copies on Live
-	// nodes and unexpired claims); ErrNotFound when the output is gone.
-	OutputClaim(ctx context.Context, p OutputClaimParams) error
-	// OutputHolderAdd records that Node holds a copy it checked (replacing its claim,
-	// or its copy marked lost); ErrNotFound when the output is gone (expired meanwhile).
-	OutputHolderAdd(ctx context.Context, p OutputHolderAddParams) error
+	// OutputClaimBatch reserves, in one transaction, a slot for Node to make a copy of
+	// each output, each judged on its own. An item's error (in the result, in the order
+	// of ps) is ErrConflict when Node already holds a verified copy or Target slots are
+	// taken (verified copies on Live nodes and unexpired claims), ErrNotFound when the
+	// output is gone; the error returned is the transaction's.
+	OutputClaimBatch(ctx context.Context, ps []OutputClaimParams) ([]error, error)
+	// OutputHolderAddBatch records, in one transaction, that Node holds copies it
+	// checked (replacing its claims, or its copies marked lost); an item's error is
+	// ErrNotFound when its output is gone (expired meanwhile).
+	OutputHolderAddBatch(ctx context.Context, ps []OutputHolderAddParams) ([]error, error)
 	// OutputHolderDrop removes Node's copy or claim (a copy found corrupt, a copy that
 	// failed): the output needs copies again. No error when there was none.
 	OutputHolderDrop(ctx context.Context, ref OutputRef, node string) error
@@ -123,3 +126,21 @@ type Holder struct {
 
 // Verified reports whether the holder has a checked copy and was not lost since.
 func (h Holder) Verified() bool { return h.VerifiedAt != nil && h.LostAt == nil }
+
+// OutputClaim claims one copy slot: OutputClaimBatch of one.
+func OutputClaim(ctx context.Context, st Outputs, p OutputClaimParams) error {
+	errs, err := st.OutputClaimBatch(ctx, []OutputClaimParams{p})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// OutputHolderAdd records one verified copy: OutputHolderAddBatch of one.
+func OutputHolderAdd(ctx context.Context, st Outputs, p OutputHolderAddParams) error {
+	errs, err := st.OutputHolderAddBatch(ctx, []OutputHolderAddParams{p})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
