@@ -84,6 +84,7 @@ type Store interface {
 	Auth
 	Secrets
 	Rules
+	Sync
 
 	JobApply(ctx context.Context, p JobApplyParams) ([]JobApplyResult, error)
 	JobGet(ctx context.Context, name string) (Job, error)
@@ -165,7 +166,8 @@ type Store interface {
 	EventAppend(ctx context.Context, p EventAppendParams) error
 	EventList(ctx context.Context, p EventListParams) ([]Event, error)
 
-	// ConfigVersion grows whenever jobs or schedules change, so schedulers know to reload.
+	// ConfigVersion is the latest sequence of the change log (see Sync): it grows with
+	// every configuration change, so schedulers know to reload.
 	ConfigVersion(ctx context.Context) (int64, error)
 
 	Close() error

@@ -172,15 +172,7 @@ func (s *DB) exec(ctx context.Context, qr querier, query string, args ...any) (i
 	return res.RowsAffected()
 }
 
-// bumpConfigVersion marks a change the schedulers must reload.
-func (s *DB) bumpConfigVersion(ctx context.Context, tx *sql.Tx) error {
-	if _, err := s.exec(ctx, tx, `UPDATE meta SET value = value + 1 WHERE key = 'config_version'`); err != nil {
-		return fmt.Errorf("bump config version: %w", err)
-	}
-	return s.notify(ctx, tx, TopicConfig, "")
-}
-
-// ConfigVersion implements store.Store.
+// ConfigVersion implements store.Store: the change log's latest sequence.
 func (s *DB) ConfigVersion(ctx context.Context) (int64, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
