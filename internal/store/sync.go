@@ -53,9 +53,12 @@ type Sync interface {
 	// returns their names. ErrNotTarget when it is not an active target.
 	SyncPromote(ctx context.Context, p SyncPromoteParams) (SyncTarget, []string, error)
 
-	// SyncSourceGet reads the sender's stored state; SyncSourceSet replaces it.
+	// SyncSourceGet reads the sender's stored state; SyncSourceSet replaces it, all but
+	// Paused, which only SyncSourcePause sets (an operator's pause on any node is never
+	// overwritten by the sender's bookkeeping); resuming also clears Failures.
 	SyncSourceGet(ctx context.Context) (SyncSource, error)
 	SyncSourceSet(ctx context.Context, st SyncSource) error
+	SyncSourcePause(ctx context.Context, paused bool) error
 }
 
 // Errors of the sync concern.

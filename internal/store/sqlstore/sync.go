@@ -383,12 +383,28 @@ func (s *DB) SyncSourceSet(ctx context.Context, st store.SyncSource) error {
 		return micros(t)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `UPDATE sync_source SET paused = ?, failures = ?, last_error = ?, last_error_at = ?, last_ok_at = ?, acked = ?, target = ? WHERE id = 1`,
-			boolInt(st.Paused), st.Failures, st.LastError, opt(st.LastErrorAt), opt(st.LastOKAt), st.Acked, st.Target)
+		_, err := s.exec(ctx, tx, `UPDATE sync_source SET failures = ?, last_error = ?, last_error_at = ?, last_ok_at = ?, acked = ?, target = ? WHERE id = 1`,
+			st.Failures, st.LastError, opt(st.LastErrorAt), opt(st.LastOKAt), st.Acked, st.Target)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store the sync sender's state: %w", err)
+	}
+	return nil
+}
+
+// SyncSourcePause implements store.Sync.
+func (s *DB) SyncSourcePause(ctx context.Context, paused bool) error {
+	q := `UPDATE sync_source SET paused = 1 WHERE id = 1`
+	if !paused {
+		q = `UPDATE sync_source SET paused = 0, failures = 0 WHERE id = 1`
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, q)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pause or resume the sync sender: %w", err)
 	}
 	return nil
 }

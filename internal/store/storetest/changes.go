@@ -337,6 +337,11 @@ func testSyncSource(t *testing.T, s store.Store) {
 	}
 	want := store.SyncSource{Paused: true, Failures: 5, LastError: "connection refused", LastErrorAt: t0, LastOKAt: t0.Add(-time.Minute), Acked: 42, Target: "https://dr-a:8200"}
 	must[error](t)(nil, s.SyncSourceSet(ctx(t), want))
+	if got := must[store.SyncSource](t)(s.SyncSourceGet(ctx(t))); got.Paused || got.Failures != 5 {
+		t.Fatalf("SyncSourceSet set paused: %+v", got)
+	}
+	must[error](t)(nil, s.SyncSourcePause(ctx(t), true))
+	must[error](t)(nil, s.SyncSourceSet(ctx(t), want))
 	got := must[store.SyncSource](t)(s.SyncSourceGet(ctx(t)))
 	if !got.LastErrorAt.Equal(want.LastErrorAt) || !got.LastOKAt.Equal(want.LastOKAt) {
 		t.Fatalf("times %+v", got)
@@ -344,5 +349,9 @@ func testSyncSource(t *testing.T, s store.Store) {
 	got.LastErrorAt, got.LastOKAt = want.LastErrorAt, want.LastOKAt
 	if got != want {
 		t.Fatalf("sender state %+v, want %+v", got, want)
+	}
+	must[error](t)(nil, s.SyncSourcePause(ctx(t), false))
+	if got := must[store.SyncSource](t)(s.SyncSourceGet(ctx(t))); got.Paused || got.Failures != 0 || got.Acked != 42 {
+		t.Fatalf("resumed: %+v", got)
 	}
 }
