@@ -37,8 +37,13 @@ func (s *Server) siteSync() (*sitesync.Service, error) {
 // syncErr maps the sync's refusals to 409 with the field the sender branches on.
 func syncErr(err error) error {
 	var ce *sitesync.ChangeError
+	var re *sitesync.RemoteError
 	field := ""
 	switch {
+	case errors.As(err, &re) && re.Status < 500:
+		return &statusError{code: re.Status, field: re.Field, msg: err.Error()} // the target refused
+	case errors.As(err, &re):
+		return &statusError{code: http.StatusBadGateway, field: "target", msg: err.Error()}
 	case errors.As(err, &ce):
 		return &statusError{code: http.StatusUnprocessableEntity, field: "changes", msg: err.Error()}
 	case errors.Is(err, store.ErrConflict):
@@ -123,7 +128,10 @@ func (s *Server) syncFull(r *http.Request) (int, any, error) {
 	}
 	res, err := svc.FullSync(r.Context())
 	if err != nil {
-		return 0, nil, syncErr(err)
+		if m := syncErr(err); m != err {
+			return 0, nil, m
+		}
+		return 0, nil, &statusError{code: http.StatusBadGateway, field: "target", msg: err.Error()}
 	}
 	return http.StatusOK, res, nil
 }

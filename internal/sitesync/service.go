@@ -38,10 +38,10 @@ type Params struct {
 	Store  store.Store
 	Config config.SiteSync
 	Log    *slog.Logger
-	// Node is this node's id and Advertise its address: how the source names itself by
-	// default, and who events name.
+	// Node is this node's id and Advertise its address (known once the node listens):
+	// how the source names itself by default, and who events name.
 	Node      string
-	Advertise string
+	Advertise func() string
 	Now       func() time.Time
 	// Lag, if set, is told the sender's lag in seconds (tandem_sync_lag_seconds).
 	Lag func(seconds float64)
@@ -119,7 +119,13 @@ func (s *Service) source(ctx context.Context) (Source, error) {
 	for _, sub := range s.p.Config.Substitute {
 		subs = append(subs, Substitution(sub))
 	}
-	name := cmp.Or(s.p.Config.Name, fmt.Sprintf("%s (%s)", s.p.Node, s.p.Advertise))
+	name := s.p.Config.Name
+	if name == "" {
+		name = s.p.Node
+		if s.p.Advertise != nil {
+			name += " (" + s.p.Advertise() + ")"
+		}
+	}
 	return Source{Fingerprint: fp, Name: name, Substitute: subs, StartAfterSync: s.p.Config.StartAfterSync}, nil
 }
 
@@ -355,14 +361,7 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 	}
 	cursor := ts.Cursor
 	s.acked(ctx, st, cursor, server)
-	checked := time.Now()
 	for ctx.Err() == nil {
-		if time.Since(checked) >= time.Second {
-			checked = time.Now()
-			if cur, err := s.p.Store.SyncSourceGet(ctx); err == nil && cur.Paused {
-				return nil
-			}
-		}
 		cs, err := s.p.Store.ChangeList(ctx, store.ChangeListParams{After: cursor, Limit: s.p.Config.Batch})
 		if err != nil {
 			return err
@@ -373,6 +372,12 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 				return nil
 			}
 			continue
+		}
+		// An operator's pause (stored, from any node) stops the next batch.
+		if cur, err := s.p.Store.SyncSourceGet(ctx); err != nil {
+			return err
+		} else if cur.Paused {
+			return nil
 		}
 		if cs[0].Seq > cursor+1 {
 			return fmt.Errorf("the target's cursor %d is older than the change log's retention (oldest kept: %d): a full sync is needed (tandem sync full)", cursor, cs[0].Seq)
@@ -396,7 +401,8 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 
 // acked records a batch's success, and the recovery if batches had failed.
 func (s *Service) acked(ctx context.Context, st *store.SyncSource, cursor int64, server string) {
-	recovered := st.Failures > 0
+	// Recovered: the last thing recorded was a failure (resume clears the count, not that).
+	recovered := !st.LastErrorAt.IsZero() && !st.LastErrorAt.Before(st.LastOKAt)
 	if st.Acked == cursor && !recovered && st.Target == server {
 		return
 	}
@@ -406,7 +412,7 @@ func (s *Service) acked(ctx context.Context, st *store.SyncSource, cursor int64,
 		s.p.Log.Warn("cannot record the sync cursor", "err", err)
 	}
 	if recovered {
-		s.p.Log.Info(fmt.Sprintf("site sync to %s recovered after %d failed batches (cursor %d)", server, failed, cursor))
+		s.p.Log.Info(fmt.Sprintf("site sync to %s recovered (cursor %d)", server, cursor))
 		s.event(ctx, "sync.succeeded", fmt.Sprintf("site sync to %s recovered after %d failures", server, failed),
 			map[string]any{"success": true, "cursor": cursor, "target": server, "failures": failed})
 	}
