@@ -487,7 +487,11 @@ func failback(t *testing.T, prod, dr *site, prodSync func(*config.Config), drTok
 	dr.stop()
 	dr.start(nil)
 	prod.stop()
-	prod.start(func(c *config.Config) { prodSync(c); c.SiteSync.Target = []string{"http://" + dr.node.Addr()}; c.SiteSync.TokenFile = drToken })
+	prod.start(func(c *config.Config) {
+		prodSync(c)
+		c.SiteSync.Target = []string{"http://" + dr.node.Addr()}
+		c.SiteSync.TokenFile = drToken
+	})
 	waitFor(t, 10*time.Second, "production's sender to find the promoted DR site", func() (bool, string) {
 		st := must(prod.c.SyncStatus(ctx(t)))
 		return strings.Contains(st.Sender.LastError, "was promoted"), fmt.Sprintf("%+v", st.Sender)
