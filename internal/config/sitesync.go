@@ -52,6 +52,9 @@ type SiteSync struct {
 	StartAfterSync bool `toml:"start_after_sync" env:"START_AFTER_SYNC"`
 	// Substitute rewrites addresses in what is synced (at most 100). Default none.
 	Substitute []Substitution `toml:"substitute" env:"-"`
+	// SyncUsers sends users (their password hashes) and API tokens (their hashes) too;
+	// a target keeps its own users and tokens besides. Default false.
+	SyncUsers bool `toml:"sync_users" env:"SYNC_USERS"`
 	// MaxFailures consecutive failed batches pause automatic sync (sync.paused) until
 	// tandem sync resume. Default 5.
 	MaxFailures int `toml:"max_failures" env:"MAX_FAILURES"`

@@ -78,7 +78,9 @@ func prepare(src Source, in []Change) ([]store.Change, error) {
 		sc := store.Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def}
 		bad := func(err error) error { return &ChangeError{Seq: c.Seq, Entity: c.Entity, Key: c.Key, Err: err} }
 		switch {
-		case c.Op == store.OpDelete || c.Entity == store.EntitySetting:
+		case c.Entity == store.EntitySecret:
+			return nil, bad(fmt.Errorf("secrets are not synced (their ciphertexts are sealed with the source's key)"))
+		case c.Op == store.OpDelete || c.Entity == store.EntitySetting || c.Entity == store.EntityUser || c.Entity == store.EntityToken:
 		case c.Entity == store.EntityJob:
 			def, rw, err := Substitute(c.Def, src.Substitute)
 			if err != nil {

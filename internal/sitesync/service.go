@@ -247,11 +247,11 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 		return FullResult{}, err
 	}
 	var ts TargetState
-	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{Source: src, Seq: snap.Seq, Changes: wireChanges(snap.Changes)}, &ts)
+	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{Source: src, Seq: snap.Seq, Changes: s.sendable(snap.Changes)}, &ts)
 	if err != nil {
 		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
 	}
-	res := FullResult{Seq: snap.Seq, Items: len(snap.Changes), Took: time.Since(start), Target: ts}
+	res := FullResult{Seq: snap.Seq, Items: len(s.sendable(snap.Changes)), Took: time.Since(start), Target: ts}
 	s.p.Log.Info(fmt.Sprintf("full sync to %s: %d items at sequence %d in %s", server, res.Items, res.Seq, res.Took.Round(time.Millisecond)))
 	s.event(ctx, "sync.full", fmt.Sprintf("configuration fully synced to %s at sequence %d (%d items)", server, res.Seq, res.Items),
 		map[string]any{"success": true, "seq": res.Seq, "items": res.Items, "target": server, "took_ms": res.Took.Milliseconds()})
@@ -383,7 +383,7 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 			return fmt.Errorf("the target's cursor %d is older than the change log's retention (oldest kept: %d): a full sync is needed (tandem sync full)", cursor, cs[0].Seq)
 		}
 		s.p.Lag(max(s.p.Now().Sub(cs[0].At).Seconds(), 0))
-		b := Batch{Source: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: wireChanges(cs)}
+		b := Batch{Source: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: s.sendable(cs)}
 		server, err = s.tr.call(ctx, 1, RouteBatch, b, &ts)
 		var re *RemoteError
 		if errors.As(err, &re) && re.Field == FieldCursor {
@@ -443,4 +443,23 @@ func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) {
 		s.event(ctx, "sync.paused", fmt.Sprintf("site sync paused after %d consecutive failures", st.Failures),
 			map[string]any{"reason": "failures", "failures": st.Failures, "error": err.Error(), "cursor": st.Acked, "target": target})
 	}
+}
+
+// sendable are the changes the target gets: jobs, rules and settings; users and API
+// tokens with sync_users; never secrets (sealed with this cluster's key). The cursor
+// moves past the others all the same.
+func (s *Service) sendable(cs []store.Change) []Change {
+	out := make([]Change, 0, len(cs))
+	for _, c := range cs {
+		switch c.Entity {
+		case store.EntitySecret:
+			continue
+		case store.EntityUser, store.EntityToken:
+			if !s.p.Config.SyncUsers {
+				continue
+			}
+		}
+		out = append(out, Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def})
+	}
+	return out
 }

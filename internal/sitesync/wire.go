@@ -104,14 +104,6 @@ type PromoteResult struct {
 	Target  TargetState `json:"target"`
 }
 
-func wireChanges(cs []store.Change) []Change {
-	out := make([]Change, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def})
-	}
-	return out
-}
-
 func targetState(t store.SyncTarget) TargetState {
 	return TargetState{Active: t.Active, Source: t.Source, SourceName: t.SourceName, Cursor: t.Cursor, AppliedAt: t.AppliedAt, PromotedAt: t.PromotedAt}
 }

@@ -86,6 +86,12 @@ const (
 	EntityJob     = "job"
 	EntityRule    = "rule"
 	EntitySetting = "setting"
+	// Users, API tokens (their hashes) and secrets (their ciphertexts) are logged too;
+	// a source sends users and tokens only with sitesync.sync_users, and secrets not
+	// (their ciphertexts are sealed with the source's key).
+	EntityUser   = "user"
+	EntityToken  = "token"
+	EntitySecret = "secret"
 
 	OpApply  = "apply"
 	OpDelete = "delete"
@@ -138,6 +144,27 @@ type ChangeRule struct {
 // ChangeSetting is a setting's value in the change log.
 type ChangeSetting struct {
 	Value string `json:"value"`
+}
+
+// ChangeUser is a user's definition in the change log.
+type ChangeUser struct {
+	Role string `json:"role"`
+	Hash string `json:"hash"` // the argon2id hash
+}
+
+// ChangeToken is an API token's definition in the change log: its hash, never its
+// secret.
+type ChangeToken struct {
+	Role      string     `json:"role"`
+	Hash      string     `json:"hash"`
+	CreatedBy string     `json:"created_by"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// ChangeSecret is a secret's new version in the change log, still encrypted.
+type ChangeSecret struct {
+	Version    int    `json:"version"`
+	Ciphertext []byte `json:"ciphertext"`
 }
 
 // ChangeListParams selects changes after a cursor.

@@ -177,6 +177,9 @@ func (s *DB) ConfigSnapshot(ctx context.Context) (store.Snapshot, error) {
 		for _, r := range rules {
 			snap.Changes = append(snap.Changes, mustChange(store.EntityRule, r.Name, store.OpApply, store.ChangeRule{Spec: r.Spec}))
 		}
+		if err := s.authSnapshot(ctx, tx, &snap); err != nil {
+			return err
+		}
 		for _, k := range store.SyncedSettings {
 			var v string
 			err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), k).Scan(&v)
@@ -236,4 +239,41 @@ func (s *DB) heldJobs(ctx context.Context, qr querier) (map[string]bool, error) 
 		out[n] = true
 	}
 	return out, rows.Err()
+}
+
+// authSnapshot adds the users and API tokens to a snapshot.
+func (s *DB) authSnapshot(ctx context.Context, tx *sql.Tx, snap *store.Snapshot) error {
+	rows, err := tx.QueryContext(ctx, `SELECT name, role, password_hash FROM users ORDER BY name`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var n string
+		var u store.ChangeUser
+		if err := rows.Scan(&n, &u.Role, &u.Hash); err != nil {
+			rows.Close()
+			return err
+		}
+		snap.Changes = append(snap.Changes, mustChange(store.EntityUser, n, store.OpApply, u))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, s.q(`SELECT name, role, hash, created_by, expires_at FROM tokens WHERE kind = ? ORDER BY name`), store.TokenAPI)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		var tk store.ChangeToken
+		var exp sql.NullInt64
+		if err := rows.Scan(&n, &tk.Role, &tk.Hash, &tk.CreatedBy, &exp); err != nil {
+			return err
+		}
+		tk.ExpiresAt = instantPtr(exp)
+		snap.Changes = append(snap.Changes, mustChange(store.EntityToken, n, store.OpApply, tk))
+	}
+	return rows.Err()
 }

@@ -281,6 +281,12 @@ func (s *DB) changeApply(ctx context.Context, tx *sql.Tx, c store.Change, now ti
 			return nil // not configuration here
 		}
 		return s.settingSetTx(ctx, tx, c.Key, v.Value, now, c.Seq, c.Rewritten)
+	case c.Entity == store.EntityUser || c.Entity == store.EntityToken:
+		def, err := s.authApplySynced(ctx, tx, c, now)
+		if err != nil {
+			return err
+		}
+		rec.def = def
 	default:
 		return fmt.Errorf("unknown change: entity %q, operation %q", c.Entity, c.Op)
 	}
@@ -407,4 +413,38 @@ func (s *DB) SyncSourcePause(ctx context.Context, paused bool) error {
 		return fmt.Errorf("pause or resume the sync sender: %w", err)
 	}
 	return nil
+}
+
+// authApplySynced applies a user's or an API token's change (upsert by name, or
+// delete); it returns the definition to record.
+func (s *DB) authApplySynced(ctx context.Context, tx *sql.Tx, c store.Change, now time.Time) (any, error) {
+	switch {
+	case c.Entity == store.EntityUser && c.Op == store.OpDelete:
+		if _, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE user_name = ?`, c.Key); err != nil {
+			return nil, err
+		}
+		_, err := s.exec(ctx, tx, `DELETE FROM users WHERE name = ?`, c.Key)
+		return nil, err
+	case c.Entity == store.EntityToken && c.Op == store.OpDelete:
+		_, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE name = ? AND kind = ?`, c.Key, store.TokenAPI)
+		return nil, err
+	case c.Entity == store.EntityUser:
+		var u store.ChangeUser
+		if err := json.Unmarshal(c.Def, &u); err != nil || u.Hash == "" {
+			return nil, fmt.Errorf("decode user %s: %v", c.Key, err)
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, updated_at = excluded.updated_at`,
+			c.Key, u.Role, u.Hash, micros(now), micros(now))
+		return u, err
+	default:
+		var tk store.ChangeToken
+		if err := json.Unmarshal(c.Def, &tk); err != nil || tk.Hash == "" {
+			return nil, fmt.Errorf("decode token %s: %v", c.Key, err)
+		}
+		_, err := s.exec(ctx, tx, `INSERT INTO tokens (name, kind, role, user_name, hash, created_by, created_at, expires_at) VALUES (?, ?, ?, '', ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, expires_at = excluded.expires_at`,
+			c.Key, store.TokenAPI, tk.Role, tk.Hash, tk.CreatedBy, micros(now), microsPtr(tk.ExpiresAt))
+		return tk, err
+	}
 }

@@ -355,3 +355,47 @@ func testSyncSource(t *testing.T, s store.Store) {
 		t.Fatalf("resumed: %+v", got)
 	}
 }
+
+// Users, API tokens and secrets are logged (login sessions are not); a target applies
+// users and tokens by name.
+func testChangeLogAuth(t *testing.T, open Open) {
+	src, dst := open(t), open(t)
+	a := store.Audit{By: "user admin", Now: t0}
+	from := must[int64](t)(src.ConfigVersion(ctx(t)))
+	must[store.User](t)(src.UserAdd(ctx(t), store.UserAddParams{Name: "alice", Role: "operator", Hash: "h1", Audit: a}))
+	must[store.Token](t)(src.TokenCreate(ctx(t), store.TokenCreateParams{Name: "ci", Kind: store.TokenAPI, Role: "viewer", Hash: "tokhash", Audit: a}))
+	must[store.Token](t)(src.TokenCreate(ctx(t), store.TokenCreateParams{Name: "session-1", Kind: store.TokenSession, Role: "operator", User: "alice", Hash: "sesshash", Audit: a}))
+	must[error](t)(nil, src.UserSetPassword(ctx(t), store.UserSetPasswordParams{Name: "alice", Hash: "h2", Audit: a}))
+	must[int](t)(src.SecretSet(ctx(t), store.SecretSetParams{Name: "db", Ciphertext: []byte{1, 2, 3}, Audit: a}))
+	must[error](t)(nil, src.SecretDelete(ctx(t), store.SecretDeleteParams{Name: "db", Audit: a}))
+	cs := must[[]store.Change](t)(src.ChangeList(ctx(t), store.ChangeListParams{After: from}))
+	if got, want := summary(cs), "apply user alice, apply token ci, apply user alice, apply secret db, delete secret db"; got != want {
+		t.Fatalf("change log:\n got %s\nwant %s", got, want)
+	}
+	var u store.ChangeUser
+	if err := json.Unmarshal(cs[2].Def, &u); err != nil || u.Hash != "h2" || u.Role != "operator" {
+		t.Fatalf("password change's definition %s", cs[2].Def)
+	}
+	syncFull(t, src, dst, "A")
+	if got := must[store.User](t)(dst.UserGet(ctx(t), "alice")); got.Hash != "h2" {
+		t.Fatalf("target's user %+v", got)
+	}
+	if got := must[store.Token](t)(dst.TokenByHash(ctx(t), "tokhash")); got.Name != "ci" || got.Role != "viewer" {
+		t.Fatalf("target's token %+v", got)
+	}
+	if _, err := dst.TokenByHash(ctx(t), "sesshash"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a login session was synced: %v", err)
+	}
+	// Streamed: revoke and delete.
+	from = must[int64](t)(src.ConfigVersion(ctx(t)))
+	must[error](t)(nil, src.TokenRevoke(ctx(t), store.TokenRevokeParams{Name: "ci", Audit: a}))
+	must[error](t)(nil, src.UserDelete(ctx(t), store.UserDeleteParams{Name: "alice", Audit: a}))
+	cs = must[[]store.Change](t)(src.ChangeList(ctx(t), store.ChangeListParams{After: from}))
+	must[store.SyncTarget](t)(dst.SyncApply(ctx(t), store.SyncApplyParams{Source: "A", From: from, To: cs[len(cs)-1].Seq, Changes: cs, Now: t0}))
+	if _, err := dst.UserGet(ctx(t), "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted user on the target: %v", err)
+	}
+	if _, err := dst.TokenByHash(ctx(t), "tokhash"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoked token on the target: %v", err)
+	}
+}

@@ -81,6 +81,7 @@ func Run(t *testing.T, open Open) {
 	pairs := map[string]func(*testing.T, Open){
 		"SyncTarget":           testSyncTarget,
 		"SyncReplaceAllOrNone": testSyncReplaceAllOrNone,
+		"ChangeLogAuth":        testChangeLogAuth,
 	}
 	for name, fn := range pairs {
 		t.Run(name, func(t *testing.T) {
