@@ -374,6 +374,12 @@ func TestTwoSites(t *testing.T) {
 	if d := failed[0].Data; d["success"] != false || d["error"] == "" || d["target"] == "" || d["cursor"] != float64(from) {
 		t.Fatalf("sync.failed data %v", d)
 	}
+	// The rule on sync.failed made its notices (sent as webhooks to reports.prod, which
+	// this test does not serve: the notice records are what counts here).
+	waitFor(t, 10*time.Second, "the sync-failed rule's notices", func() (bool, string) {
+		ns := must(prod.st.NotificationList(ctx(t), store.NotificationListParams{Rule: "sync-failed"}))
+		return len(ns) >= 1 && ns[0].EventType == "sync.failed", fmt.Sprint(len(ns))
+	})
 	st = must(prod.c.SyncStatus(ctx(t)))
 	if st.Sender.LagChanges != 5 || st.Sender.LastError == "" || st.Sender.LagSeconds <= 0 {
 		t.Fatalf("status while paused: %+v", st.Sender)
@@ -394,6 +400,11 @@ func TestTwoSites(t *testing.T) {
 	waitFor(t, 5*time.Second, "sync.succeeded", func() (bool, string) { return len(prod.events("sync.succeeded")) == 1, "" })
 	if got, want := strings.Join(streamed(t, dr, from), "\n"), strings.Join(sourceLog(t, prod, from), "\n"); got != want {
 		t.Fatalf("DR applied:\n%s\nproduction's log:\n%s", got, want)
+	}
+	prodLog := must(prod.st.ChangeList(ctx(t), store.ChangeListParams{Limit: 100000}))
+	drLog := must(dr.st.ChangeList(ctx(t), store.ChangeListParams{Limit: 100000}))
+	for _, v := range chaos.CheckSync(chaos.SyncHistory{Source: prodLog, Target: drLog, From: from, Cursor: must(dr.st.SyncTargetGet(ctx(t))).Cursor}) {
+		t.Errorf("[%s] %s", v.Rule, v.Detail)
 	}
 
 	// A second source is refused.

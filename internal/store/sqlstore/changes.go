@@ -78,6 +78,21 @@ func (s *DB) configWritable(ctx context.Context, tx *sql.Tx) error {
 	if active != 0 {
 		return &store.SyncTargetError{Source: name}
 	}
+	return s.changeLock(ctx, tx)
+}
+
+// changeLock takes the change log's counter row up front (PostgreSQL), before the
+// events lock a configuration change also takes: every transaction takes the sync
+// target row, then the counter, then the events lock, in that order, so none waits for
+// another in a circle.
+func (s *DB) changeLock(ctx context.Context, tx *sql.Tx) error {
+	if s.d.ForUpdate == "" {
+		return nil
+	}
+	var v int64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'config_version'`+s.d.ForUpdate).Scan(&v); err != nil {
+		return fmt.Errorf("lock the change log: %w", err)
+	}
 	return nil
 }
 

@@ -51,6 +51,9 @@ func (s *DB) SyncApply(ctx context.Context, p store.SyncApplyParams) (store.Sync
 		if t, err = s.syncTarget(ctx, tx, s.d.ForUpdate); err != nil {
 			return err
 		}
+		if err := s.changeLock(ctx, tx); err != nil {
+			return err
+		}
 		switch {
 		case !t.Active && t.PromotedAt.IsZero():
 			return fmt.Errorf("%w: this cluster was never fully synced (a full sync makes it a target)", store.ErrNotTarget)
@@ -97,6 +100,9 @@ func (s *DB) SyncReplace(ctx context.Context, p store.SyncReplaceParams) (store.
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if t, err = s.syncTarget(ctx, tx, s.d.ForUpdate); err != nil {
+			return err
+		}
+		if err := s.changeLock(ctx, tx); err != nil {
 			return err
 		}
 		if t.Active && t.Source != p.Source {
@@ -182,6 +188,9 @@ func (s *DB) SyncPromote(ctx context.Context, p store.SyncPromoteParams) (store.
 		resumed = nil
 		var err error
 		if t, err = s.syncTarget(ctx, tx, s.d.ForUpdate); err != nil {
+			return err
+		}
+		if err := s.changeLock(ctx, tx); err != nil {
 			return err
 		}
 		if !t.Active {
