@@ -316,7 +316,7 @@ func (s *DB) jobsApplySynced(ctx context.Context, tx *sql.Tx, cs []store.Change,
 		}
 		d := store.JobDef{Spec: want[i].Spec}
 		for _, sc := range want[i].Schedules {
-			d.Schedules = append(d.Schedules, store.ScheduleSpec{Key: sc.Key, Expr: sc.Expr})
+			d.Schedules = append(d.Schedules, store.ScheduleSpec(sc))
 		}
 		p.Jobs[i] = d
 	}
