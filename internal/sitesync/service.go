@@ -266,6 +266,7 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 // Run is the primary's part, for its term: the change log's retention and, with a
 // [sitesync] target in automatic mode, the sender. It returns when ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.p.Lag(0) // the next primary reports the lag
 	var pruned time.Time
 	for ctx.Err() == nil {
 		if time.Since(pruned) >= PruneEvery {

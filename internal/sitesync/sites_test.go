@@ -219,11 +219,13 @@ func expected(t *testing.T, prod map[string]string) map[string]string {
 
 func sameJobs(prod, dr *site) func() (bool, string) {
 	return func() (bool, string) {
+		latest := must(prod.st.ConfigVersion(ctx(prod.t)))
 		want, got := expected(prod.t, prod.jobs()), dr.jobs()
-		if fmt.Sprint(want) == fmt.Sprint(got) {
+		tg := must(dr.st.SyncTargetGet(ctx(prod.t)))
+		if fmt.Sprint(want) == fmt.Sprint(got) && tg.Cursor == latest {
 			return true, ""
 		}
-		return false, fmt.Sprintf("\nprod (substituted): %v\n  dr: %v", want, got)
+		return false, fmt.Sprintf("cursor %d of %d\nprod (substituted): %v\n  dr: %v", tg.Cursor, latest, want, got)
 	}
 }
 
@@ -346,6 +348,10 @@ func TestTwoSites(t *testing.T) {
 	if _, err := dr.c.JobPause(ctx(t), "extract", false); err == nil {
 		t.Fatal("a local resume on the DR site was accepted")
 	}
+	waitFor(t, 10*time.Second, "the cursor to reach the latest change", func() (bool, string) {
+		st := must(prod.c.SyncStatus(ctx(t)))
+		return st.Sender.Cursor == st.Sender.Latest, fmt.Sprintf("%+v", st.Sender)
+	})
 	st := must(prod.c.SyncStatus(ctx(t)))
 	if st.Sender == nil || st.Sender.LagChanges != 0 || st.Sender.Cursor != st.Sender.Latest || st.Target.Active {
 		t.Fatalf("status after catching up: %+v %+v", st.Sender, st.Target)
