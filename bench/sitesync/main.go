@@ -1,8 +1,9 @@
 // Command sitesync measures the disaster-recovery site sync on loopback: two
-// in-process single-node clusters (production on SQLite; the DR site on SQLite, or on
-// PostgreSQL with -dr-db), production streaming to the DR site in automatic mode.
+// in-process single-node clusters (production on SQLite; the DR site on SQLite, or with
+// -pg on a throwaway PostgreSQL server started through internal/pgtest, fsync off),
+// production streaming to the DR site in automatic mode.
 //
-//	go run ./bench/sitesync [-changes 10000] [-full 100000] [-dr-db postgres://…]
+//	go run ./bench/sitesync [-changes 10000] [-full 100000] [-pg]
 //
 // Stream: -changes job changes are made on production through its API, one after the
 // other (creates and updates of 500 jobs); each change's lag is the time from its commit
@@ -36,6 +37,7 @@ import (
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/node"
+	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storepg"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
@@ -44,9 +46,9 @@ import (
 func main() {
 	changes := flag.Int("changes", 10000, "job changes streamed (0: skip)")
 	full := flag.Int("full", 100000, "jobs sent by one full sync (0: skip)")
-	drDB := flag.String("dr-db", "", "the DR site's repository (default: a SQLite file)")
+	pg := flag.Bool("pg", false, "the DR site on a throwaway PostgreSQL server (default: a SQLite file)")
 	flag.Parse()
-	if err := run(*changes, *full, *drDB); err != nil {
+	if err := run(*changes, *full, *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sitesync:", err)
 		os.Exit(1)
 	}
@@ -143,20 +145,35 @@ func pair(drDB, mode string) (prod, dr *site, err error) {
 	return prod, dr, err
 }
 
-func run(changes, full int, drDB string) error {
-	if drDB != "" {
-		fmt.Println("dr repository: PostgreSQL (-dr-db; give a fresh database: its target role would carry over)")
+func run(changes, full int, pg bool) error {
+	newDB := func(string) (string, error) { return "", nil }
+	if pg {
+		srv, err := pgtest.Start(context.Background())
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		newDB = func(name string) (string, error) { return srv.CreateDatabase(context.Background(), name) }
+		fmt.Println("dr repository: PostgreSQL (throwaway, fsync off); production: SQLite")
 	} else {
-		fmt.Println("dr repository: SQLite")
+		fmt.Println("dr repository: SQLite; production: SQLite")
 	}
 	fmt.Printf("go %s, %d CPUs\n", runtime.Version(), runtime.NumCPU())
 	if changes > 0 {
-		if err := stream(changes, drDB); err != nil {
+		db, err := newDB("dr_stream")
+		if err != nil {
+			return err
+		}
+		if err := stream(changes, db); err != nil {
 			return err
 		}
 	}
 	if full > 0 {
-		if err := fullSync(full, drDB); err != nil {
+		db, err := newDB("dr_full")
+		if err != nil {
+			return err
+		}
+		if err := fullSync(full, db); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package sitesync
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -28,7 +29,7 @@ type Change struct {
 	Entity string    `json:"entity"`
 	Key    string    `json:"key"`
 	Op     string    `json:"op"`
-	Def    []byte    `json:"def,omitempty"` // JSON, base64 in the message
+	Def    json.RawMessage `json:"def,omitempty"` // the definition as JSON (store.ChangeJob …)
 }
 
 // Source says who sends and how the target applies what it sends.

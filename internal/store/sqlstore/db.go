@@ -142,6 +142,11 @@ func (s *DB) now(ctx context.Context, tx *sql.Tx, _ time.Time) (time.Time, error
 func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	return s.txIn(ctx, fn)
+}
+
+// txIn is tx under ctx's own deadline (the caller bounds it).
+func (s *DB) txIn(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.d.OneWriter {
 		select {
 		case s.writer <- struct{}{}:

@@ -46,7 +46,13 @@ func (s *DB) SyncTargetGet(ctx context.Context) (store.SyncTarget, error) {
 // would leave a gap and is refused.
 func (s *DB) SyncApply(ctx context.Context, p store.SyncApplyParams) (store.SyncTarget, error) {
 	var t store.SyncTarget
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	all, err := prepareChanges(p.Changes, p.Now)
+	if err != nil {
+		return t, fmt.Errorf("apply sync batch: %w", err)
+	}
+	ctx, cancel := syncBound(ctx)
+	defer cancel()
+	err = s.txIn(ctx, func(tx *sql.Tx) error {
 		var err error
 		if t, err = s.syncTarget(ctx, tx, s.d.ForUpdate); err != nil {
 			return err
@@ -68,18 +74,14 @@ func (s *DB) SyncApply(ctx context.Context, p store.SyncApplyParams) (store.Sync
 		case t.Cursor < p.From:
 			return fmt.Errorf("batch %d..%d does not follow the cursor %d: %w", p.From, p.To, t.Cursor, store.ErrConflict)
 		}
-		var todo []store.Change
 		last := p.From
 		for _, c := range p.Changes {
 			if c.Seq <= last || c.Seq > p.To {
 				return fmt.Errorf("change %d is out of order in batch %d..%d: %w", c.Seq, p.From, p.To, store.ErrConflict)
 			}
 			last = c.Seq
-			if c.Seq > t.Cursor {
-				todo = append(todo, c)
-			}
 		}
-		if err := s.changesApply(ctx, tx, todo, p.Now); err != nil {
+		if err := s.changesApply(ctx, tx, all.after(t.Cursor), p.Now); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE sync_target SET cursor = ?, applied_at = `+s.d.NowSQL+` WHERE id = 1`, p.To); err != nil {
@@ -97,7 +99,16 @@ func (s *DB) SyncApply(ctx context.Context, p store.SyncApplyParams) (store.Sync
 // SyncReplace implements store.Sync.
 func (s *DB) SyncReplace(ctx context.Context, p store.SyncReplaceParams) (store.SyncTarget, error) {
 	var t store.SyncTarget
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	for i := range p.Changes {
+		p.Changes[i].Seq = p.Seq
+	}
+	snap, err := prepareChanges(p.Changes, p.Now)
+	if err != nil {
+		return t, fmt.Errorf("replace the configuration (full sync): %w", err)
+	}
+	ctx, cancel := syncBound(ctx)
+	defer cancel()
+	err = s.txIn(ctx, func(tx *sql.Tx) error {
 		var err error
 		if t, err = s.syncTarget(ctx, tx, s.d.ForUpdate); err != nil {
 			return err
@@ -137,11 +148,11 @@ func (s *DB) SyncReplace(ctx context.Context, p store.SyncReplaceParams) (store.
 				gone = append(gone, store.Change{Seq: p.Seq, Entity: store.EntityRule, Key: n, Op: store.OpDelete})
 			}
 		}
-		all := append(gone, p.Changes...)
-		for i := range all {
-			all[i].Seq = p.Seq
+		del, err := prepareChanges(gone, p.Now)
+		if err != nil {
+			return err
 		}
-		if err := s.changesApply(ctx, tx, all, p.Now); err != nil {
+		if err := s.changesApply(ctx, tx, append(del, snap...), p.Now); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx, `UPDATE sync_target SET active = 1, source = ?, source_name = ?, cursor = ?, applied_at = `+s.d.NowSQL+` WHERE id = 1`,
@@ -234,10 +245,58 @@ func (s *DB) SyncPromote(ctx context.Context, p store.SyncPromoteParams) (store.
 	return t, resumed, nil
 }
 
-// changesApply applies a source's changes in tx, in order, and appends them to this
-// repository's change log (with the source's sequence and what substitution
-// rewrote). Runs of job applies are applied together, as JobApply does.
-func (s *DB) changesApply(ctx context.Context, tx *sql.Tx, cs []store.Change, now time.Time) error {
+// SyncTimeoutDefault bounds a sync batch's or a full sync's transaction (a snapshot of
+// 100,000 jobs is applied in one), where other calls get CallTimeoutDefault.
+const SyncTimeoutDefault = 10 * time.Minute
+
+func syncBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, SyncTimeoutDefault)
+}
+
+// applyStep is one step of applying a source's changes: a run of job definitions
+// applied together (decoded and encoded before the transaction, so that it does no
+// heavy work between statements: PostgreSQL ends a session idle in a transaction for a
+// second), or one other change.
+type applyStep struct {
+	jobs []store.Change
+	want []store.ChangeJob
+	p    store.JobApplyParams
+	enc  []encoded
+	one  store.Change
+}
+
+type applySteps []applyStep
+
+// after drops the changes at or below a cursor.
+func (a applySteps) after(cursor int64) applySteps {
+	var out applySteps
+	for _, st := range a {
+		if st.jobs == nil {
+			if st.one.Seq > cursor {
+				out = append(out, st)
+			}
+			continue
+		}
+		k := 0
+		for k < len(st.jobs) && st.jobs[k].Seq <= cursor {
+			k++
+		}
+		if k == len(st.jobs) {
+			continue
+		}
+		st.jobs, st.want, st.p.Jobs, st.enc = st.jobs[k:], st.want[k:], st.p.Jobs[k:], st.enc[k:]
+		out = append(out, st)
+	}
+	return out
+}
+
+// prepareChanges groups runs of job applies, pauses and resumes of distinct jobs, and
+// decodes and encodes their definitions.
+func prepareChanges(cs []store.Change, now time.Time) (applySteps, error) {
+	var out applySteps
 	for len(cs) > 0 {
 		n := 0
 		seen := map[string]bool{}
@@ -245,17 +304,49 @@ func (s *DB) changesApply(ctx context.Context, tx *sql.Tx, cs []store.Change, no
 			seen[cs[n].Key] = true
 			n++
 		}
-		if n > 0 {
-			if err := s.jobsApplySynced(ctx, tx, cs[:n], now); err != nil {
-				return err
-			}
-			cs = cs[n:]
+		if n == 0 {
+			out = append(out, applyStep{one: cs[0]})
+			cs = cs[1:]
 			continue
 		}
-		if err := s.changeApply(ctx, tx, cs[0], now); err != nil {
-			return fmt.Errorf("apply change %d (%s %s %s): %w", cs[0].Seq, cs[0].Op, cs[0].Entity, cs[0].Key, err)
+		st := applyStep{jobs: cs[:n], want: make([]store.ChangeJob, n), p: store.JobApplyParams{Now: now, Jobs: make([]store.JobDef, n)}}
+		for i, c := range st.jobs {
+			if err := json.Unmarshal(c.Def, &st.want[i]); err != nil {
+				return nil, fmt.Errorf("decode job %s of change %d: %w", c.Key, c.Seq, err)
+			}
+			if st.want[i].Spec.Name != c.Key {
+				return nil, fmt.Errorf("change %d names job %q but defines %q", c.Seq, c.Key, st.want[i].Spec.Name)
+			}
+			d := store.JobDef{Spec: st.want[i].Spec}
+			for _, sc := range st.want[i].Schedules {
+				d.Schedules = append(d.Schedules, store.ScheduleSpec(sc))
+			}
+			st.p.Jobs[i] = d
 		}
-		cs = cs[1:]
+		var err error
+		if st.enc, err = encodeAll(st.p); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+		cs = cs[n:]
+	}
+	return out, nil
+}
+
+// changesApply applies prepared changes in tx, in order, and appends them to this
+// repository's change log (with the source's sequence and what substitution rewrote).
+func (s *DB) changesApply(ctx context.Context, tx *sql.Tx, steps applySteps, now time.Time) error {
+	for _, st := range steps {
+		if st.jobs != nil {
+			if err := s.jobsApplySynced(ctx, tx, st, now); err != nil {
+				return err
+			}
+			continue
+		}
+		c := st.one
+		if err := s.changeApply(ctx, tx, c, now); err != nil {
+			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Entity, c.Key, err)
+		}
 	}
 	return nil
 }
@@ -304,27 +395,9 @@ func (s *DB) changeApply(ctx context.Context, tx *sql.Tx, c store.Change, now ti
 
 // jobsApplySynced applies the definitions of distinct jobs (apply, pause, resume) with
 // the pause state and hold they carry.
-func (s *DB) jobsApplySynced(ctx context.Context, tx *sql.Tx, cs []store.Change, now time.Time) error {
-	p := store.JobApplyParams{Now: now, Jobs: make([]store.JobDef, len(cs))}
-	want := make([]store.ChangeJob, len(cs))
-	for i, c := range cs {
-		if err := json.Unmarshal(c.Def, &want[i]); err != nil {
-			return fmt.Errorf("decode job %s of change %d: %w", c.Key, c.Seq, err)
-		}
-		if want[i].Spec.Name != c.Key {
-			return fmt.Errorf("change %d names job %q but defines %q", c.Seq, c.Key, want[i].Spec.Name)
-		}
-		d := store.JobDef{Spec: want[i].Spec}
-		for _, sc := range want[i].Schedules {
-			d.Schedules = append(d.Schedules, store.ScheduleSpec(sc))
-		}
-		p.Jobs[i] = d
-	}
-	enc, err := encodeAll(p)
-	if err != nil {
-		return err
-	}
-	res, err := s.jobApplyTx(ctx, tx, p, enc)
+func (s *DB) jobsApplySynced(ctx context.Context, tx *sql.Tx, st applyStep, now time.Time) error {
+	cs, want := st.jobs, st.want
+	res, err := s.jobApplyTx(ctx, tx, st.p, st.enc)
 	if err != nil {
 		return err
 	}
