@@ -24,11 +24,11 @@ type Substitution struct {
 
 // Change is one change of the source's log.
 type Change struct {
-	Seq    int64     `json:"seq"`
-	At     time.Time `json:"at"`
-	Entity string    `json:"entity"`
-	Key    string    `json:"key"`
-	Op     string    `json:"op"`
+	Seq    int64           `json:"seq"`
+	At     time.Time       `json:"at"`
+	Entity string          `json:"entity"`
+	Key    string          `json:"key"`
+	Op     string          `json:"op"`
 	Def    json.RawMessage `json:"def,omitempty"` // the definition as JSON (store.ChangeJob …)
 }
 
