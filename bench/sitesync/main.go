@@ -3,10 +3,11 @@
 // -pg on a throwaway PostgreSQL server started through internal/pgtest, fsync off),
 // production streaming to the DR site in automatic mode.
 //
-//	go run ./bench/sitesync [-changes 10000] [-full 100000] [-pg]
+//	go run ./bench/sitesync [-changes 10000] [-rate 0] [-full 100000] [-pg]
 //
 // Stream: -changes job changes are made on production through its API, one after the
-// other (creates and updates of 500 jobs); each change's lag is the time from its commit
+// other (creates and updates of 500 jobs), as fast as the API takes them or, with -rate,
+// at most that many a second; each change's lag is the time from its commit
 // on production to its commit on the DR site, both read from the repositories' change
 // logs (the same host's clock). Printed: the time until the last change was applied on
 // the DR site, counted from the first change, and the lag's p50, p99 and max (target:
@@ -46,9 +47,10 @@ import (
 func main() {
 	changes := flag.Int("changes", 10000, "job changes streamed (0: skip)")
 	full := flag.Int("full", 100000, "jobs sent by one full sync (0: skip)")
+	rate := flag.Int("rate", 0, "job changes a second at most (0: as fast as production's API takes them)")
 	pg := flag.Bool("pg", false, "the DR site on a throwaway PostgreSQL server (default: a SQLite file)")
 	flag.Parse()
-	if err := run(*changes, *full, *pg); err != nil {
+	if err := run(*changes, *rate, *full, *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/sitesync:", err)
 		os.Exit(1)
 	}
@@ -145,7 +147,7 @@ func pair(drDB, mode string) (prod, dr *site, err error) {
 	return prod, dr, err
 }
 
-func run(changes, full int, pg bool) error {
+func run(changes, rate, full int, pg bool) error {
 	newDB := func(string) (string, error) { return "", nil }
 	if pg {
 		srv, err := pgtest.Start(context.Background())
@@ -164,7 +166,7 @@ func run(changes, full int, pg bool) error {
 		if err != nil {
 			return err
 		}
-		if err := stream(changes, db); err != nil {
+		if err := stream(changes, rate, db); err != nil {
 			return err
 		}
 	}
@@ -180,7 +182,7 @@ func run(changes, full int, pg bool) error {
 	return nil
 }
 
-func stream(changes int, drDB string) error {
+func stream(changes, rate int, drDB string) error {
 	prod, dr, err := pair(drDB, config.SiteSyncModeAutomatic)
 	if err != nil {
 		return err
@@ -200,6 +202,9 @@ func stream(changes int, drDB string) error {
 	}
 	start := time.Now()
 	for i := range changes {
+		if rate > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		}
 		spec := fmt.Sprintf("name = \"job-%d\"\nschedule = [\"@every %dm\"]\n[http]\nurl = \"http://reports.prod/r/%d\"\n", i%500, 1+i/500, i)
 		if _, err := prod.c.JobApply(ctx, []byte(spec), "toml"); err != nil {
 			return fmt.Errorf("change %d: %w", i, err)
@@ -234,8 +239,8 @@ func stream(changes int, drDB string) error {
 	}
 	slices.Sort(lags)
 	q := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
-	fmt.Printf("stream: %d job changes made in %s (%.0f/s through the API); the last applied on the DR site %s after the first change (repository clock: %s)\n",
-		len(lags), made.Round(time.Millisecond), float64(len(lags))/made.Seconds(), done.Round(time.Millisecond), last.Sub(committed[from+1]).Round(time.Millisecond))
+	fmt.Printf("stream: %d job changes made in %s (%.0f/s through the API, -rate %d); the last applied on the DR site %s after the first change (repository clock: %s)\n",
+		len(lags), made.Round(time.Millisecond), float64(len(lags))/made.Seconds(), rate, done.Round(time.Millisecond), last.Sub(committed[from+1]).Round(time.Millisecond))
 	fmt.Printf("stream lag (commit on production → commit on the DR site): p50 %s, p99 %s, max %s (target p99 ≤ 1s)\n",
 		q(0.50).Round(100*time.Microsecond), q(0.99).Round(100*time.Microsecond), lags[len(lags)-1].Round(100*time.Microsecond))
 	return nil
