@@ -170,6 +170,16 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 	if len(pj) != len(dj) {
 		t.Errorf("%d jobs on production, %d on the DR site", len(pj), len(dj))
 	}
+	// The CLI's view of it, on both sides.
+	if out := tandem(t, b, "sync", "status"); !strings.Contains(out, "source:       streaming") || !strings.Contains(out, "lag:          0 changes") {
+		t.Errorf("tandem sync status on production:\n%s", out)
+	}
+	if out := tandem(t, drb, "sync", "status"); !strings.Contains(out, "target of:    ") || !strings.Contains(out, fmt.Sprintf("cursor %d", latest)) {
+		t.Errorf("tandem sync status on the DR site:\n%s", out)
+	}
+	if out, err := tandemErr(drb, "job", "delete", "job-1"); err == nil || !strings.Contains(out, "sync target of") {
+		t.Errorf("a local delete on the DR site: %v\n%s", err, out)
+	}
 	t.Logf("%d changes streamed after the full sync at %d; the sender and the receiver were killed on the way", streamed, full)
 }
 
