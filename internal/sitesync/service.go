@@ -33,9 +33,17 @@ const settingID = "sitesync.id"
 // ErrIsSource: a cluster with a [sitesync] target takes no sync itself.
 var ErrIsSource = errors.New("this cluster is a sync source (its [sitesync] target is set): a cluster cannot be source and target at once")
 
+// Store is the slice of the repository the sync uses: the change log and the sync
+// state, the settings its fingerprint is kept in, and the events it raises.
+type Store interface {
+	store.Sync
+	SettingInit(ctx context.Context, key, value string, now time.Time) (string, error)
+	EventAppend(ctx context.Context, p store.EventAppendParams) error
+}
+
 // Params configure a Service.
 type Params struct {
-	Store  store.Store
+	Store  Store
 	Config config.SiteSync
 	Log    *slog.Logger
 	// Node is this node's id and Advertise its address (known once the node listens):
