@@ -19,6 +19,7 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storepg"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // Two clusters of two processes each: production on SQLite, the DR site on
@@ -62,9 +63,9 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 	db := filepath.Join(dir, "prod.db")
 	aAddr, bAddr := freeAddr(t), freeAddr(t)
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--listen", aAddr, "--config", conf)
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	b := startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--listen", bAddr, "--priority", "1", "--config", conf)
-	waitFor(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
 	prod := client.NewConfig(client.Config{Servers: []string{a.addr, b.addr}, Token: readToken(t, a.tokenDir)})
 
 	// The writer: 300 changes, each retried until production answers.
@@ -136,7 +137,7 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the DR site to catch up", func() bool {
+	testutil.Wait(t, 60*time.Second, "the DR site to catch up", func() bool {
 		tg, err := ds.SyncTargetGet(ctx(t))
 		return err == nil && tg.Cursor == latest
 	})

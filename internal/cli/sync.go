@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/sitesync"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -88,7 +88,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printSyncStatus(w io.Writer, st sitesync.Status) {
+func printSyncStatus(w io.Writer, st wire.SyncStatus) {
 	if s := st.Sender; s != nil {
 		state := "streaming"
 		switch {

@@ -29,7 +29,7 @@ func (s *Service) ApplyBatch(ctx context.Context, b Batch) (TargetState, error) 
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(b.Source, b.Changes)
+	cs, err := prepare(b.SyncSource, b.Changes)
 	if err != nil {
 		return TargetState{}, err
 	}
@@ -45,7 +45,7 @@ func (s *Service) ApplyFull(ctx context.Context, f Full) (TargetState, error) {
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(f.Source, f.Changes)
+	cs, err := prepare(f.SyncSource, f.Changes)
 	if err != nil {
 		return TargetState{}, err
 	}

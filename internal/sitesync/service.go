@@ -255,7 +255,7 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 		return FullResult{}, err
 	}
 	var ts TargetState
-	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{Source: src, Seq: snap.Seq, Changes: s.sendable(snap.Changes)}, &ts)
+	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{SyncSource: src, Seq: snap.Seq, Changes: s.sendable(snap.Changes)}, &ts)
 	if err != nil {
 		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
 	}
@@ -392,7 +392,7 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 			return fmt.Errorf("the target's cursor %d is older than the change log's retention (oldest kept: %d): a full sync is needed (tandem sync full)", cursor, cs[0].Seq)
 		}
 		s.p.Lag(max(s.p.Now().Sub(cs[0].At).Seconds(), 0))
-		b := Batch{Source: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: s.sendable(cs)}
+		b := Batch{SyncSource: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: s.sendable(cs)}
 		server, err = s.tr.call(ctx, 1, RouteBatch, b, &ts)
 		var re *RemoteError
 		if errors.As(err, &re) && re.Field == FieldCursor {
