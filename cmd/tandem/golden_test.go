@@ -80,6 +80,7 @@ on = ["run.failed"]
 		{"user-list", []string{"user", "list"}},
 		{"token-list", []string{"token", "list"}},
 		{"secret-list", []string{"secret", "list"}},
+		{"sync-status", []string{"sync", "status"}},
 		{"schedule-next", []string{"schedule", "next", "30 2 * * *", "--tz", "Europe/Berlin", "--from", "2026-03-28T00:00:00Z", "-n", "2"}},
 		{"job-pause", []string{"job", "pause", "shape"}},
 		{"node-suspend", []string{"node", "suspend", "n1"}},

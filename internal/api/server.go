@@ -151,6 +151,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	})
 	s.registerAuth(mux)
 	s.registerSecrets(mux)
+	s.registerSync(mux)
 	mux.HandleFunc("/", s.unrouted(mux))
 }
 
@@ -232,6 +233,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code, body.Field = http.StatusBadRequest, br.field
 	case errors.Is(err, store.ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, store.ErrSyncTarget):
+		code, body.Field = http.StatusConflict, "sync"
 	case errors.Is(err, store.ErrConflict):
 		code = http.StatusConflict
 	case errors.Is(err, store.ErrFenced), errors.Is(err, errUnreachable), errors.Is(err, output.ErrLost):

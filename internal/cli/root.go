@@ -98,7 +98,7 @@ func newRoot(g *globals) *cobra.Command {
 		"per server: give up connecting, or waiting for an answer to begin, after this long; then try the next server (env TANDEM_CLIENT_TIMEOUT)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
-	root.AddCommand(newServerCmd(), newStatusCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
+	root.AddCommand(newServerCmd(), newStatusCmd(g), newSyncCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
 		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g), newSecretCmd(g),
 		newRuleCmd(g), newNotificationsCmd(g))
 	refuseUnknown(root)

@@ -147,6 +147,7 @@ type Config struct {
 	SMTP      SMTP      `toml:"smtp" envPrefix:"SMTP_"`
 	Deliver   Deliver   `toml:"deliver" envPrefix:"DELIVER_"`
 	Metrics   Metrics   `toml:"metrics" envPrefix:"METRICS_"`
+	SiteSync  SiteSync  `toml:"sitesync" envPrefix:"SITESYNC_"`
 	// Version is this build's version, for tandem_build_info (set by the command).
 	Version string `toml:"-"`
 }
@@ -268,6 +269,7 @@ func Default() Config {
 		SMTP:         SMTP{TLS: SMTPTLSDefault, Timeout: SMTPTimeoutDefault},
 		Deliver: Deliver{MaxAttempts: DeliverMaxAttemptsDefault, Backoff: DeliverBackoffDefault, BackoffMax: DeliverBackoffMaxDefault,
 			Claim: DeliverClaimDefault, Handoff: DeliverHandoffDefault},
+		SiteSync: siteSyncDefault(),
 	}
 }
 
@@ -333,6 +335,9 @@ func (c *Config) Finish() error {
 			return &Error{Field: "cluster_secret_file", Problem: fmt.Sprintf("cannot read it: %v", err)}
 		}
 		c.ClusterSecret = strings.TrimRight(string(b), "\r\n")
+	}
+	if err := c.finishSiteSync(); err != nil {
+		return err
 	}
 	return c.Validate()
 }
@@ -470,6 +475,7 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not a format (text, json)", c.Log.Format)
 	}
 	c.validateDelivery(bad)
+	c.validateSiteSync(bad)
 	return errors.Join(errs...)
 }
 

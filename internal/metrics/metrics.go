@@ -51,6 +51,7 @@ type Metrics struct {
 	runs          *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 	deliveries    *prometheus.CounterVec
+	syncLag       prometheus.Gauge
 }
 
 // Mode labels of tandem_nodes that are always present (0 when no node is in them).
@@ -94,8 +95,10 @@ func New(reg *prometheus.Registry, o Options) *Metrics {
 		Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, runLabels[1:])
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_deliveries_total",
 		Help: "Delivery attempts this node made, by channel and outcome (delivered, retrying, failed, disabled)."}, []string{"channel", "outcome"})
+	m.syncLag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_sync_lag_seconds",
+		Help: "How long the oldest configuration change the disaster-recovery site has not acknowledged has waited, as this node's sync sender saw it (0: caught up, or not the sending primary)."})
 	for _, c := range []prometheus.Collector{m.isPrimary, m.epoch, m.leaderChanges, m.takeover, m.lateness, m.missed, m.runs,
-		m.duration, m.deliveries} {
+		m.duration, m.deliveries, m.syncLag} {
 		f(c)
 	}
 	if o.Cluster != nil {
@@ -125,6 +128,14 @@ func (m *Metrics) Elected(epoch int64) {
 	m.isPrimary.Set(1)
 	m.epoch.Set(float64(epoch))
 	m.leaderChanges.Inc()
+}
+
+// SyncLag records the site sync sender's lag.
+func (m *Metrics) SyncLag(seconds float64) {
+	if m == nil {
+		return
+	}
+	m.syncLag.Set(seconds)
 }
 
 // Deposed records that this node is no longer primary.

@@ -29,6 +29,7 @@ import (
 	"github.com/tandemhq/tandem/internal/metrics"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/peer"
+	"github.com/tandemhq/tandem/internal/sitesync"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/worker"
 )
@@ -64,6 +65,7 @@ type Node struct {
 	ln      net.Listener
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 	metrics *metrics.Metrics
+	sync    *sitesync.Service // the DR-site sync: the sender runs while primary
 	authn   *auth.Authenticator
 	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
 	certs   *certs       // the API's certificate, with tls_cert
@@ -116,12 +118,17 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n.outputs = output.New(output.Params{Store: st, Log: n.log.With("component", "outputs"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Peer: n.peers, Live: n.members.Live, Copies: cfg.OutputCopies,
 		Retention: cfg.OutputRetention, Now: n.clock.Now})
+	n.sync = sitesync.New(sitesync.Params{Store: st, Config: cfg.SiteSync, Log: n.log.With("component", "sitesync"), Node: cfg.NodeID,
+		Advertise: func() string { return n.cfg.Advertise }, Now: n.clock.Now, Lag: n.metrics.SyncLag})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
 		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Elected: n.elected, Deposed: n.deposed,
 		Took: n.metrics.Takeover})
 	return n
 }
+
+// SiteSync is the node's part of the DR-site sync (for the API).
+func (n *Node) SiteSync() *sitesync.Service { return n.sync }
 
 // Holder names this process of a node as a lease holder: the node id and an
 // incarnation, so a restarted process never inherits its predecessor's epoch.

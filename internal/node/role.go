@@ -214,11 +214,13 @@ func (n *Node) startReaper(t lease.Term) {
 	go func() {
 		defer close(done)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); n.serviceEnded("reaper", n.members.Reap(ctx, epoch)) }()
 		// The notifier follows the event log for the whole term, suspended or not: a
 		// notice is due whatever the primary fires.
 		go func() { defer wg.Done(); n.serviceEnded("notifier", nt.Run(ctx)) }()
+		// So does the DR-site sync sender (and the change log's retention).
+		go func() { defer wg.Done(); n.serviceEnded("sitesync", n.sync.Run(ctx)) }()
 		wg.Wait()
 	}()
 	n.mu.Lock()

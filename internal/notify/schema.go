@@ -107,11 +107,40 @@ var Schema = []EventType{
 		{"node", KindString, "the lost node"},
 		{"count", KindInt, "how many outputs"},
 		{"outputs", KindStrings, "RUN/ATTEMPT/NAME of at most 100 of them"}}},
-	{"sync.failed", "reserved for the DR-site sync (not raised by this release)", []Field{
-		{"site", KindString, "the DR site"},
-		{"error", KindString, "why"}}},
-	{"sync.succeeded", "reserved for the DR-site sync (not raised by this release)", []Field{
-		{"site", KindString, "the DR site"}}},
+	{"sync.failed", "a batch or a full sync to the DR site failed (the sender retries; after sitesync.max_failures in a row it pauses)", []Field{
+		{"success", KindBool, "always false"},
+		{"error", KindString, "why"},
+		{"cursor", KindInt, "the DR site's cursor as last acknowledged: the last change it has"},
+		{"target", KindString, "the DR site's server that answered or was tried"},
+		{"failures", KindInt, "failures in a row"}}},
+	{"sync.succeeded", "the sync to the DR site works again after failures", []Field{
+		{"success", KindBool, "always true"},
+		{"cursor", KindInt, "the DR site's cursor"},
+		{"target", KindString, "the DR site's server"},
+		{"failures", KindInt, "failures in a row before"}}},
+	{"sync.paused", "automatic sync to the DR site paused: after sitesync.max_failures failures in a row, or by an operator", []Field{
+		{"reason", KindString, "failures or operator"},
+		{"failures", KindInt, "failures in a row (reason failures)"},
+		{"error", KindString, "the last error (reason failures)"},
+		{"cursor", KindInt, "the DR site's cursor"},
+		{"target", KindString, "the DR site's server"},
+		{"by", KindString, "who paused it (reason operator)"}}},
+	{"sync.full", "a full sync replaced the DR site's configuration with this cluster's", []Field{
+		{"success", KindBool, "always true"},
+		{"seq", KindInt, "the sequence of the snapshot"},
+		{"items", KindInt, "jobs, rules and settings sent"},
+		{"target", KindString, "the DR site's server"},
+		{"took_ms", KindInt, "how long it took"}}},
+	{"sync.replaced", "on the DR site: a full sync replaced this cluster's configuration", []Field{
+		{"source", KindString, "the source cluster"},
+		{"seq", KindInt, "the source's sequence"},
+		{"items", KindInt, "items applied"},
+		{"removed", KindInt, "jobs and rules removed"}}},
+	{"sync.promoted", "on the DR site: tandem sync promote ended its target role", []Field{
+		{"source", KindString, "the source it followed"},
+		{"cursor", KindInt, "the last source change it applied"},
+		{"resumed", KindInt, "jobs resumed"},
+		{"by", KindString, "who promoted it"}}},
 	{"job.applied", "a job was created or replaced", []Field{
 		{"job", KindString, "the job"},
 		{"created", KindBool, "it was new"},

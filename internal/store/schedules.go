@@ -25,7 +25,8 @@ type Schedules interface {
 	// each item only if its schedule is still where the caller read it; ErrFenced when
 	// p.Epoch is not the current epoch of p.Lease.
 	OccurrenceFire(ctx context.Context, p OccurrenceFireParams) ([]FireResult, error)
-	// ConfigVersion grows whenever jobs or schedules change, so schedulers know to reload.
+	// ConfigVersion is the change log's latest sequence (see Sync): it grows with every
+	// configuration change, so schedulers know to reload.
 	ConfigVersion(ctx context.Context) (int64, error)
 }
 

@@ -85,6 +85,7 @@ type Store interface {
 	Rules
 	Auth
 	Secrets
+	Sync
 
 	Close() error
 }

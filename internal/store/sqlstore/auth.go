@@ -48,6 +48,10 @@ func (s *DB) UserAdd(ctx context.Context, p store.UserAddParams) (store.User, er
 			p.Name, p.Role, p.Hash, micros(u.CreatedAt), micros(u.CreatedAt)); err != nil {
 			return err
 		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityUser, key: p.Name, op: store.OpApply,
+			def: store.ChangeUser{Role: p.Role, Hash: p.Hash}}}); err != nil {
+			return err
+		}
 		return s.auditEvent(ctx, tx, "user.added", fmt.Sprintf("user %s (%s) added", p.Name, p.Role), p.Audit,
 			map[string]any{"user": p.Name, "role": p.Role})
 	})
@@ -110,6 +114,9 @@ func (s *DB) UserDelete(ctx context.Context, p store.UserDeleteParams) error {
 		if _, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE user_name = ?`, p.Name); err != nil {
 			return err
 		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityUser, key: p.Name, op: store.OpDelete}}); err != nil {
+			return err
+		}
 		return s.auditEvent(ctx, tx, "user.deleted", fmt.Sprintf("user %s deleted", p.Name), p.Audit, map[string]any{"user": p.Name})
 	})
 	if err != nil {
@@ -129,6 +136,14 @@ func (s *DB) UserSetPassword(ctx context.Context, p store.UserSetPasswordParams)
 			return notFound("user", p.Name)
 		}
 		if _, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE user_name = ? AND kind = ?`, p.Name, store.TokenSession); err != nil {
+			return err
+		}
+		var role string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT role FROM users WHERE name = ?`), p.Name).Scan(&role); err != nil {
+			return err
+		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityUser, key: p.Name, op: store.OpApply,
+			def: store.ChangeUser{Role: role, Hash: p.Hash}}}); err != nil {
 			return err
 		}
 		return s.auditEvent(ctx, tx, "user.password_changed", fmt.Sprintf("password of user %s changed", p.Name), p.Audit, map[string]any{"user": p.Name})
@@ -161,7 +176,12 @@ func (s *DB) TokenCreate(ctx context.Context, p store.TokenCreateParams) (store.
 			return err
 		}
 		if p.Kind == store.TokenSession {
+			// A login session is not configuration: it is neither logged nor synced.
 			return s.auditEvent(ctx, tx, "user.login", fmt.Sprintf("user %s logged in", p.User), p.Audit, map[string]any{"user": p.User})
+		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityToken, key: p.Name, op: store.OpApply,
+			def: store.ChangeToken{Role: p.Role, Hash: p.Hash, CreatedBy: p.Audit.By, ExpiresAt: t.ExpiresAt}}}); err != nil {
+			return err
 		}
 		return s.auditEvent(ctx, tx, "token.created", fmt.Sprintf("token %s (%s) created", p.Name, p.Role), p.Audit,
 			map[string]any{"token": p.Name, "role": p.Role})
@@ -228,6 +248,9 @@ func (s *DB) TokenRevoke(ctx context.Context, p store.TokenRevokeParams) error {
 		}
 		if n == 0 {
 			return notFound("token", p.Name)
+		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityToken, key: p.Name, op: store.OpDelete}}); err != nil {
+			return err
 		}
 		return s.auditEvent(ctx, tx, "token.revoked", fmt.Sprintf("token %s revoked", p.Name), p.Audit, map[string]any{"token": p.Name})
 	})

@@ -142,6 +142,11 @@ func (s *DB) now(ctx context.Context, tx *sql.Tx) (time.Time, error) {
 func (s *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	return s.txIn(ctx, fn)
+}
+
+// txIn is tx under ctx's own deadline (the caller bounds it).
+func (s *DB) txIn(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.d.OneWriter {
 		select {
 		case s.writer <- struct{}{}:
@@ -172,15 +177,7 @@ func (s *DB) exec(ctx context.Context, qr querier, query string, args ...any) (i
 	return res.RowsAffected()
 }
 
-// bumpConfigVersion marks a change the schedulers must reload.
-func (s *DB) bumpConfigVersion(ctx context.Context, tx *sql.Tx) error {
-	if _, err := s.exec(ctx, tx, `UPDATE meta SET value = value + 1 WHERE key = 'config_version'`); err != nil {
-		return fmt.Errorf("bump config version: %w", err)
-	}
-	return s.notify(ctx, tx, TopicConfig, "")
-}
-
-// ConfigVersion implements store.Store.
+// ConfigVersion implements store.Store: the change log's latest sequence.
 func (s *DB) ConfigVersion(ctx context.Context) (int64, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()

@@ -36,16 +36,36 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 	}
 	var out []store.JobApplyResult
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.configWritable(ctx, tx); err != nil {
+			return err
+		}
 		var err error
-		if out, err = s.jobApplyAll(ctx, tx, p, enc); err != nil {
+		if out, err = s.jobApplyTx(ctx, tx, p, enc); err != nil {
 			return err
 		}
-		if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
-			return err
+		cs := make([]changeNew, 0, len(out))
+		for _, r := range out {
+			cs = append(cs, changeNew{entity: store.EntityJob, key: r.Job.Name, op: store.OpApply, def: changeOf(r.Job, false)})
 		}
-		if err := s.bumpConfigVersion(ctx, tx); err != nil {
-			return err
-		}
+		return s.changesAppend(ctx, tx, cs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply jobs: %w", err)
+	}
+	return out, nil
+}
+
+// jobApplyTx applies p's jobs in tx with their delivery lists and events; the caller
+// appends their changes.
+func (s *DB) jobApplyTx(ctx context.Context, tx *sql.Tx, p store.JobApplyParams, enc []encoded) ([]store.JobApplyResult, error) {
+	out, err := s.jobApplyAll(ctx, tx, p, enc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.jobDeliveriesSet(ctx, tx, out); err != nil {
+		return nil, err
+	}
+	{
 		for _, r := range out {
 			data := map[string]any{"job": r.Job.Name, "created": r.Created, "paused": r.Job.Paused, "schedules": len(r.Job.Schedules)}
 			if p.Audit != nil {
@@ -54,19 +74,15 @@ func (s *DB) JobApply(ctx context.Context, p store.JobApplyParams) ([]store.JobA
 					verb = "created"
 				}
 				if err := s.auditEvent(ctx, tx, "job.applied", fmt.Sprintf("job %s %s", r.Job.Name, verb), *p.Audit, data); err != nil {
-					return err
+					return nil, err
 				}
 				continue
 			}
 			if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "job.applied", Now: p.Now,
 				Message: fmt.Sprintf("job %s applied", r.Job.Name), Data: data}}); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("apply jobs: %w", err)
 	}
 	return out, nil
 }
@@ -217,7 +233,11 @@ func scanJob(r scanner) (store.Job, error) {
 func (s *DB) JobList(ctx context.Context) ([]store.Job, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, name, spec, paused, created_at, updated_at FROM jobs ORDER BY name`))
+	return s.jobListTx(ctx, s.db)
+}
+
+func (s *DB) jobListTx(ctx context.Context, qr querier) ([]store.Job, error) {
+	rows, err := qr.QueryContext(ctx, s.q(`SELECT id, name, spec, paused, created_at, updated_at FROM jobs ORDER BY name`))
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -234,7 +254,7 @@ func (s *DB) JobList(ctx context.Context) ([]store.Job, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	all, err := s.db.QueryContext(ctx, s.q(`SELECT id, job_id, idx, key, expr, next_fire_at, done FROM schedules ORDER BY job_id, idx, id`))
+	all, err := qr.QueryContext(ctx, s.q(`SELECT id, job_id, idx, key, expr, next_fire_at, done FROM schedules ORDER BY job_id, idx, id`))
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}
@@ -256,8 +276,21 @@ func (s *DB) JobList(ctx context.Context) ([]store.Job, error) {
 // JobDelete implements store.Store. Runs stay as history; the job's queued runs are
 // canceled.
 func (s *DB) JobDelete(ctx context.Context, p store.JobDeleteParams) error {
-	name := p.Name
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.configWritable(ctx, tx); err != nil {
+			return err
+		}
+		if err := s.jobDeleteTx(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityJob, key: p.Name, op: store.OpDelete}})
+	})
+}
+
+// jobDeleteTx deletes a job in tx with its event; the caller appends the change.
+func (s *DB) jobDeleteTx(ctx context.Context, tx *sql.Tx, p store.JobDeleteParams) error {
+	name := p.Name
+	{
 		var id int64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM jobs WHERE name = ?`), name).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -278,21 +311,42 @@ func (s *DB) JobDelete(ctx context.Context, p store.JobDeleteParams) error {
 			WHERE job_id = ? AND state = 'queued'`, id); err != nil {
 			return fmt.Errorf("cancel queued runs of %s: %w", name, err)
 		}
-		if err := s.bumpConfigVersion(ctx, tx); err != nil {
-			return err
+		if _, err := s.exec(ctx, tx, `DELETE FROM sync_held WHERE job = ?`, name); err != nil {
+			return fmt.Errorf("delete job %s: %w", name, err)
 		}
 		if p.Audit != nil {
 			return s.auditEvent(ctx, tx, "job.deleted", "job "+name+" deleted", *p.Audit, map[string]any{"job": name})
 		}
 		return s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "job.deleted", Now: time.Now(),
 			Message: fmt.Sprintf("job %s deleted", name), Data: map[string]any{"job": name}}})
-	})
+	}
 }
 
 // JobSetPaused implements store.Store.
 func (s *DB) JobSetPaused(ctx context.Context, p store.JobSetPausedParams) (store.Job, error) {
 	var j store.Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.configWritable(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		if j, err = s.jobSetPausedTx(ctx, tx, p); err != nil {
+			return err
+		}
+		op := store.OpResume
+		if p.Paused {
+			op = store.OpPause
+		}
+		return s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityJob, key: p.Name, op: op, def: changeOf(j, false)}})
+	})
+	return j, err
+}
+
+// jobSetPausedTx pauses or resumes a job in tx with its event; the caller appends the
+// change.
+func (s *DB) jobSetPausedTx(ctx context.Context, tx *sql.Tx, p store.JobSetPausedParams) (store.Job, error) {
+	var j store.Job
+	err := func() error {
 		n, err := s.exec(ctx, tx, `UPDATE jobs SET paused = ?, updated_at = ? WHERE name = ?`, boolInt(p.Paused), micros(p.Now), p.Name)
 		if err != nil {
 			return fmt.Errorf("pause job %s: %w", p.Name, err)
@@ -316,11 +370,8 @@ func (s *DB) JobSetPaused(ctx context.Context, p store.JobSetPausedParams) (stor
 				return err
 			}
 		}
-		if err := s.bumpConfigVersion(ctx, tx); err != nil {
-			return err
-		}
 		j, err = s.jobGet(ctx, tx, p.Name)
 		return err
-	})
+	}()
 	return j, err
 }

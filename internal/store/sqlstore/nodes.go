@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
@@ -320,12 +321,35 @@ func (s *DB) SettingGet(ctx context.Context, key string) (string, error) {
 // SettingSet implements store.Store.
 func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, micros(now))
-		return err
+		return s.settingSetTx(ctx, tx, key, value, now, 0, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("store setting %s: %w", key, err)
 	}
 	return nil
+}
+
+// settingSetTx stores a setting in tx; a synced setting whose value changes appends its
+// change (sourceSeq and rewritten: what a target records).
+func (s *DB) settingSetTx(ctx context.Context, tx *sql.Tx, key, value string, now time.Time, sourceSeq int64, rewritten []string) error {
+	logged := slices.Contains(store.SyncedSettings, key)
+	if logged {
+		var old string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`+s.d.ForUpdate), key).Scan(&old)
+		if err == nil && old == value {
+			return nil
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, micros(now)); err != nil {
+		return err
+	}
+	if !logged {
+		return nil
+	}
+	return s.changesAppend(ctx, tx, []changeNew{{entity: store.EntitySetting, key: key, op: store.OpSet,
+		def: store.ChangeSetting{Value: value}, sourceSeq: sourceSeq, rewritten: rewritten}})
 }

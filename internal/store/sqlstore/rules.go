@@ -30,7 +30,29 @@ func scanRule(r scanner) (store.Rule, error) {
 func (s *DB) RuleApply(ctx context.Context, p store.RuleApplyParams) ([]store.RuleApplyResult, error) {
 	var out []store.RuleApplyResult
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+		if err := s.configWritable(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		if out, err = s.ruleApplyTx(ctx, tx, p); err != nil {
+			return err
+		}
+		cs := make([]changeNew, 0, len(out))
+		for _, r := range out {
+			cs = append(cs, changeNew{entity: store.EntityRule, key: r.Rule.Name, op: store.OpApply, def: store.ChangeRule{Spec: r.Rule.Spec}})
+		}
+		return s.changesAppend(ctx, tx, cs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ruleApplyTx applies rules in tx; the caller appends their changes.
+func (s *DB) ruleApplyTx(ctx context.Context, tx *sql.Tx, p store.RuleApplyParams) ([]store.RuleApplyResult, error) {
+	var out []store.RuleApplyResult
+	err := func() error {
 		var last int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&last); err != nil {
 			return fmt.Errorf("read the last event: %w", err)
@@ -53,8 +75,8 @@ func (s *DB) RuleApply(ctx context.Context, p store.RuleApplyParams) ([]store.Ru
 			}
 			out = append(out, store.RuleApplyResult{Rule: r, Created: k == 0})
 		}
-		return s.bumpConfigVersion(ctx, tx)
-	})
+		return nil
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +101,11 @@ func (s *DB) RuleGet(ctx context.Context, name string) (store.Rule, error) {
 func (s *DB) RuleList(ctx context.Context) ([]store.Rule, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := s.db.QueryContext(ctx, `SELECT `+ruleColumns+` FROM rules ORDER BY name`)
+	return s.ruleListTx(ctx, s.db)
+}
+
+func (s *DB) ruleListTx(ctx context.Context, qr querier) ([]store.Rule, error) {
+	rows, err := qr.QueryContext(ctx, `SELECT `+ruleColumns+` FROM rules ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}
@@ -98,6 +124,19 @@ func (s *DB) RuleList(ctx context.Context) ([]store.Rule, error) {
 // RuleDelete implements store.Store. The rule's repeat windows go with it.
 func (s *DB) RuleDelete(ctx context.Context, name string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.configWritable(ctx, tx); err != nil {
+			return err
+		}
+		if err := s.ruleDeleteTx(ctx, tx, name); err != nil {
+			return err
+		}
+		return s.changesAppend(ctx, tx, []changeNew{{entity: store.EntityRule, key: name, op: store.OpDelete}})
+	})
+}
+
+// ruleDeleteTx deletes a rule in tx; the caller appends the change.
+func (s *DB) ruleDeleteTx(ctx context.Context, tx *sql.Tx, name string) error {
+	{
 		k, err := s.exec(ctx, tx, `DELETE FROM rules WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("delete rule %s: %w", name, err)
@@ -108,8 +147,8 @@ func (s *DB) RuleDelete(ctx context.Context, name string) error {
 		if _, err := s.exec(ctx, tx, `DELETE FROM notify_repeats WHERE rule = ?`, name); err != nil {
 			return fmt.Errorf("delete rule %s: %w", name, err)
 		}
-		return s.bumpConfigVersion(ctx, tx)
-	})
+		return nil
+	}
 }
 
 // NotifyState implements store.Store.

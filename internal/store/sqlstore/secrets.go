@@ -29,6 +29,10 @@ func (s *DB) SecretSet(ctx context.Context, p store.SecretSetParams) (int, error
 		if err != nil {
 			return err
 		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntitySecret, key: p.Name, op: store.OpApply,
+			def: store.ChangeSecret{Version: version, Ciphertext: p.Ciphertext}}}); err != nil {
+			return err
+		}
 		return s.auditEvent(ctx, tx, "secret.set", fmt.Sprintf("secret %s set (version %d)", p.Name, version), p.Audit,
 			map[string]any{"secret": p.Name, "version": version})
 	})
@@ -91,6 +95,9 @@ func (s *DB) SecretDelete(ctx context.Context, p store.SecretDeleteParams) error
 		}
 		if n == 0 {
 			return notFound("secret", p.Name)
+		}
+		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntitySecret, key: p.Name, op: store.OpDelete}}); err != nil {
+			return err
 		}
 		return s.auditEvent(ctx, tx, "secret.deleted", fmt.Sprintf("secret %s deleted", p.Name), p.Audit, map[string]any{"secret": p.Name})
 	})

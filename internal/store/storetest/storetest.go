@@ -89,6 +89,21 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 		"NotifyAdvance":                testNotifyAdvance,
 		"RunEvents":                    testRunEvents,
 		"EventsFollowable":             testEventsFollowable,
+		"ChangeLog":                    testChangeLog,
+		"ChangeLogConcurrent":          testChangeLogConcurrent,
+		"SyncSource":                   testSyncSource,
+	}
+	// Tests of two repositories (a sync source and its target).
+	pairs := map[string]func(*testing.T, Open){
+		"SyncTarget":           testSyncTarget,
+		"SyncReplaceAllOrNone": testSyncReplaceAllOrNone,
+		"ChangeLogAuth":        testChangeLogAuth,
+	}
+	for name, fn := range pairs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, open)
+		})
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

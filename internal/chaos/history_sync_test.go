@@ -1,0 +1,67 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+func syncRules(vs []Violation) string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Rule)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestCheckSync(t *testing.T) {
+	t.Parallel()
+	src := []store.Change{
+		{Seq: 1, Entity: "job", Key: "a", Op: "apply"},
+		{Seq: 2, Entity: "job", Key: "b", Op: "apply"},
+		{Seq: 3, Entity: "secret", Key: "s", Op: "apply"}, // not sent
+		{Seq: 4, Entity: "rule", Key: "r", Op: "apply"},
+		{Seq: 5, Entity: "job", Key: "a", Op: "delete"},
+	}
+	at := func(seqs ...int64) []store.Change {
+		var out []store.Change
+		for i, s := range seqs {
+			c := store.Change{Seq: int64(100 + i), SourceSeq: s}
+			for _, x := range src {
+				if x.Seq == s {
+					c.Entity, c.Key, c.Op = x.Entity, x.Key, x.Op
+				}
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	local := store.Change{Seq: 99, Entity: "job", Key: "local", Op: "apply"} // a change of the DR site's own
+	cases := []struct {
+		name   string
+		target []store.Change
+		from   int64
+		cursor int64
+		want   string
+	}{
+		{"clean", append([]store.Change{local}, at(1, 2, 4, 5)...), 0, 5, ""},
+		{"clean after a full sync", at(2, 2, 4, 5), 2, 5, ""},
+		{"behind the cursor is fine", at(1, 2), 0, 2, ""},
+		{"duplicate", at(1, 2, 2, 4, 5), 0, 5, "sync-order"},
+		{"reordered", at(1, 4, 2, 5), 0, 5, "sync-order"},
+		{"lost", at(1, 4, 5), 0, 5, "sync-lost"},
+		{"extra", append(at(1, 2, 4, 5), store.Change{Seq: 200, SourceSeq: 9, Entity: "job", Key: "x", Op: "apply"}), 0, 9, "sync-extra"},
+	}
+	for _, c := range cases {
+		got := syncRules(CheckSync(SyncHistory{Source: src, Target: c.target, From: c.from, Cursor: c.cursor}))
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	mm := at(1, 2, 4, 5)
+	mm[1].Key = "other"
+	if got := syncRules(CheckSync(SyncHistory{Source: src, Target: mm, Cursor: 5})); got != "sync-mismatch" {
+		t.Errorf("mismatch: %q", got)
+	}
+}
