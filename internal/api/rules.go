@@ -1,15 +1,15 @@
 package api
 
 import (
-	"github.com/tandemhq/tandem/internal/auth"
-
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -41,8 +41,17 @@ func RuleFrom(r store.Rule) (Rule, error) {
 	}
 	if w := s.Webhook; w != nil {
 		c := *w
-		if c.Secret != "" {
+		if c.Secret != "" && !auth.HasSecretRef(c.Secret) {
 			c.Secret = "whsec_…" // set; not shown
+		}
+		c.URL = auth.RedactURL(c.URL)
+		if len(c.Headers) > 0 {
+			c.Headers = maps.Clone(c.Headers)
+			for k, h := range c.Headers {
+				if !auth.HasSecretRef(h) {
+					c.Headers[k] = Redacted
+				}
+			}
 		}
 		v.Webhook = &c
 	}
