@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/logquiet"
+	"github.com/tandemhq/tandem/internal/logredact"
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storepg"
@@ -136,17 +140,37 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	}
 }
 
-func newLogger(c config.Config) *slog.Logger {
+// newLogger builds the one logger of the server: every line it writes is redacted
+// (logredact: URL passwords and query values, and the server's own credentials).
+func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Log.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
+		h = slog.NewJSONHandler(w, opts)
 	}
+	h = logredact.New(h, credentials(c)...)
 	// A warning repeated within 5s is written once (a database outage fails every loop
 	// on every pass); the next one says how many were left out.
 	return slog.New(logquiet.New(h, 5*time.Second))
+}
+
+// credentials are the values of the server's configuration no log line may show: the
+// SMTP password (unless it refers to a secret), the cluster secret, the repository's
+// password.
+func credentials(c config.Config) []string {
+	var out []string
+	if !job.SecretRef.MatchString(c.SMTP.Password) {
+		out = append(out, c.SMTP.Password)
+	}
+	out = append(out, c.ClusterSecret)
+	if u, err := url.Parse(c.DB); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	}
+	return out
 }
 
 // GuardExeEnv, for tests, names another tandem binary to run commands' guards: a server
@@ -156,7 +180,7 @@ const GuardExeEnv = "TANDEM_TEST_GUARD_EXE"
 
 // runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
 func runServer(ctx context.Context, cfg config.Config) error {
-	log := newLogger(cfg)
+	log := newLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var st store.Store

@@ -220,7 +220,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
+	// The HTTP server's own complaints (TLS handshakes, bad requests) go through the
+	// node's logger, redacted as every line is.
+	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelWarn)}
 	serveLn := ln
 	if tlsConf != nil {
 		serveLn = tls.NewListener(ln, tlsConf)
