@@ -238,7 +238,7 @@ type authSession struct {
 	authed bool
 }
 
-func (s *authSession) AuthMechanisms() []string { return []string{"CRAM-MD5"} }
+func (s *authSession) AuthMechanisms() []string         { return []string{"CRAM-MD5"} }
 func (s *authSession) Auth(string) (sasl.Server, error) { return &cramMD5{s: s}, nil }
 
 // cramMD5 is the server side of RFC 2195: a challenge, then "user HEX(HMAC-MD5(pass, challenge))".
