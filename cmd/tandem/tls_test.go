@@ -104,6 +104,64 @@ func TestTLSWithATestCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
+	waitFor(t, 10*time.Second, "the SIGHUP reload logged", func() bool { return logged(a, "TLS certificate reloaded", `"on":"SIGHUP"`) })
+}
+
+// A rotated certificate is served without a signal: the node notices its files changed.
+// A broken pair (a rotation half done) leaves the previous certificate in use, logged.
+func TestTLSCertificateReloadOnFileChange(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, certFile, keyFile, 200)
+	a := startServer(t, filepath.Join(dir, "a"), "--tls-cert", certFile, "--tls-key", keyFile)
+	serial := func() int64 {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(a.addr, "https://"), &tls.Config{RootCAs: pool(ca)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if s := serial(); s != 200 {
+		t.Fatalf("serial %d", s)
+	}
+	// Half a rotation: a new certificate with the old key.
+	newCert, newKey := filepath.Join(dir, "new-cert.pem"), filepath.Join(dir, "new-key.pem")
+	ca.issue(t, newCert, newKey, 201)
+	b, _ := os.ReadFile(newCert)
+	if err := os.WriteFile(certFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the failed reload logged", func() bool {
+		return logged(a, "TLS certificate not reloaded", `"on":"its files changed"`)
+	})
+	if s := serial(); s != 200 {
+		t.Fatalf("a mismatched pair replaced the certificate: serial %d", s)
+	}
+	// The key follows: the pair loads.
+	b, _ = os.ReadFile(newKey)
+	if err := os.WriteFile(keyFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the rotated certificate served", func() bool { return serial() == 201 })
+	if !logged(a, "TLS certificate reloaded", `"on":"its files changed"`) {
+		t.Fatal("the reload on a file change is not logged")
+	}
+}
+
+// logged reports whether one of the server's log lines holds every part.
+func logged(s *server, parts ...string) bool {
+	for _, l := range s.logLines() {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func pool(ca *testCA) *x509.CertPool {

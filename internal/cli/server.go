@@ -52,7 +52,7 @@ func newServerCmd() *cobra.Command {
 	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
 	f.Duration("clock-skew", 0, "testing: shift this node's wall clock (tandem corrects it to the repository's clock)")
 	f.Bool("insecure-no-auth", false, "switch authentication off (every request may do everything); refused unless --listen is a loopback address")
-	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded on SIGHUP)")
+	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded when the files change and on SIGHUP)")
 	f.String("tls-key", "", "PEM private key of --tls-cert")
 	f.String("tls-ca", "", "PEM bundle trusted when calling other nodes over HTTPS (default: the system's roots)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")

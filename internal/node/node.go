@@ -248,6 +248,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.startSlots(ctx, slotCount) // before the primary's keeper: its role must know whether to fire
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { _ = n.outputs.Run(ctx) })
+	if n.certs != nil {
+		n.goFn(func() { n.watchTLS(ctx, CertCheckInterval) })
+	}
 	if n.cfg.Failback {
 		n.goFn(func() { n.failback(ctx) })
 	}

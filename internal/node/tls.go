@@ -1,14 +1,22 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
-// certs holds the API's certificate, replaced on Reload (SIGHUP) without a restart.
+// CertCheckInterval is how often a node looks at its certificate and key files for a
+// change (their modification time and size): a rotated pair is served within about this,
+// no signal needed.
+const CertCheckInterval = time.Second
+
+// certs holds the API's certificate, replaced without a restart when its files change
+// or on SIGHUP; a pair that cannot be loaded leaves the previous one in use.
 type certs struct {
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
@@ -21,6 +29,54 @@ func (c *certs) load() error {
 	}
 	c.cur.Store(&cert)
 	return nil
+}
+
+// filesState is what tells a changed certificate or key file: each one's modification
+// time and size (os.Stat follows symbolic links, so a swapped link counts too).
+type filesState [2]struct {
+	mod  time.Time
+	size int64
+}
+
+func (c *certs) state() (filesState, error) {
+	var st filesState
+	for i, f := range []string{c.certFile, c.keyFile} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return st, err
+		}
+		st[i].mod, st[i].size = fi.ModTime(), fi.Size()
+	}
+	return st, nil
+}
+
+// watchTLS reloads the certificate whenever its files change, until ctx ends. A pair
+// that fails to load (a rotation half done, a broken file) is logged and the previous
+// certificate kept; the next change is tried again.
+func (n *Node) watchTLS(ctx context.Context, every time.Duration) {
+	last, lastErr := n.certs.state()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := n.certs.state()
+		if err != nil {
+			if lastErr == nil {
+				n.log.Error("cannot read the TLS certificate files; the previous certificate stays in use", "err", err)
+			}
+			lastErr = err
+			continue
+		}
+		if lastErr == nil && st == last {
+			continue
+		}
+		last, lastErr = st, nil
+		_ = n.reloadTLS("its files changed")
+	}
 }
 
 // serverTLS is the API's TLS configuration: Go's default versions and suites, the
@@ -56,15 +112,17 @@ func (n *Node) startTLS() (*tls.Config, error) {
 
 // ReloadTLS reads the certificate and key files again (on SIGHUP); the old certificate
 // stays in use if they cannot be read.
-func (n *Node) ReloadTLS() error {
+func (n *Node) ReloadTLS() error { return n.reloadTLS("SIGHUP") }
+
+func (n *Node) reloadTLS(why string) error {
 	if n.certs == nil {
 		return nil
 	}
 	if err := n.certs.load(); err != nil {
-		n.log.Error("TLS certificate not reloaded; the previous one stays in use", "err", err)
+		n.log.Error("TLS certificate not reloaded; the previous one stays in use", "on", why, "err", err)
 		return err
 	}
-	n.log.Info("TLS certificate reloaded", "cert", n.cfg.TLSCert)
+	n.log.Info("TLS certificate reloaded", "on", why, "cert", n.cfg.TLSCert)
 	return nil
 }
 
