@@ -10,8 +10,10 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,4 +170,44 @@ func pool(ca *testCA) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
+}
+
+var redirectLine = regexp.MustCompile(`"redirect_http":"([^"]+)"`)
+
+// With redirect_http, plain HTTP is answered with a permanent redirect to the same path
+// and query over HTTPS on the API's port, and nothing else is served there.
+func TestRedirectHTTPToHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, certFile, keyFile, 300)
+	a := startServer(t, filepath.Join(dir, "a"), "--tls-cert", certFile, "--tls-key", keyFile, "--redirect-http", "127.0.0.1:0")
+	var plain string
+	for _, l := range a.logLines() {
+		if m := redirectLine.FindStringSubmatch(l); m != nil {
+			plain = m[1]
+		}
+	}
+	if plain == "" {
+		t.Fatal("no redirect_http address logged")
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Post("http://"+plain+"/api/v1/jobs?x=1", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := a.addr + "/api/v1/jobs?x=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("plain HTTP: %s, Location %q, want 308 to %s", resp.Status, resp.Header.Get("Location"), want)
+	}
+	// Followed, it reaches the API over HTTPS (which wants a token).
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(ca)}}}
+	resp, err = c.Get("http://" + plain + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request.URL.Scheme != "https" {
+		t.Fatalf("followed: %s at %s, want 401 from the HTTPS API", resp.Status, resp.Request.URL)
+	}
 }

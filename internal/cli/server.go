@@ -54,6 +54,7 @@ func newServerCmd() *cobra.Command {
 	f.Bool("insecure-no-auth", false, "switch authentication off (every request may do everything); refused unless --listen is a loopback address")
 	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded when the files change and on SIGHUP)")
 	f.String("tls-key", "", "PEM private key of --tls-cert")
+	f.String("redirect-http", "", "with --tls-cert, answer plain HTTP on this host:port with a redirect to HTTPS (e.g. :8080)")
 	f.String("tls-ca", "", "PEM bundle trusted when calling other nodes over HTTPS (default: the system's roots)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
@@ -116,6 +117,7 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	str("tls-cert", &c.TLSCert)
 	str("tls-key", &c.TLSKey)
 	str("tls-ca", &c.TLSCA)
+	str("redirect-http", &c.RedirectHTTP)
 	if f.Changed("priority") {
 		c.Priority, _ = f.GetInt("priority")
 	}

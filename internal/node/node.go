@@ -60,18 +60,19 @@ type Node struct {
 	started time.Time    // on the corrected clock: shown to operators
 	upSince time.Time    // on this host's monotonic clock: for how long it has been up
 
-	keeper  *lease.Keeper
-	members *cluster.Membership
-	worker  *worker.Worker
-	deliver *deliver.Deliverer // set in Start, once the advertised address is known
-	outputs *output.Service
-	http    *http.Server
-	ln      net.Listener
-	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
-	metrics *metrics.Metrics
-	authn   *auth.Authenticator
-	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
-	certs   *certs       // the API's certificate, with tls_cert
+	keeper   *lease.Keeper
+	members  *cluster.Membership
+	worker   *worker.Worker
+	deliver  *deliver.Deliverer // set in Start, once the advertised address is known
+	outputs  *output.Service
+	http     *http.Server
+	ln       net.Listener
+	peers    *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
+	metrics  *metrics.Metrics
+	authn    *auth.Authenticator
+	sealer   *auth.Sealer // nil: this node has not the cluster's secret key
+	certs    *certs       // the API's certificate, with tls_cert
+	redirect *http.Server // with redirect_http: plain HTTP answered with a redirect to HTTPS
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
 	bootstrapPath string
 
@@ -228,6 +229,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if tlsConf != nil {
 		serveLn = tls.NewListener(ln, tlsConf)
 	}
+	if err := n.startRedirect(); err != nil {
+		return err
+	}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)
 	n.mu.Lock()
@@ -320,6 +324,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.endLife() // drained: heartbeats end, and the stop is recorded below
 	n.lifeWG.Wait()
 	herr := n.http.Shutdown(ctx)
+	if n.redirect != nil {
+		herr = errors.Join(herr, n.redirect.Shutdown(ctx))
+	}
 	n.wg.Wait()
 	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
 		n.log.Warn("cannot record that this node stopped", "err", err)

@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -132,4 +136,50 @@ func (n *Node) Scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// startRedirect, with redirect_http, listens there and answers every plain HTTP request
+// with a permanent redirect (308: the method and body are kept) to the same host, path
+// and query over HTTPS on this node's API port. It serves nothing else.
+func (n *Node) startRedirect() error {
+	if n.cfg.RedirectHTTP == "" || n.certs == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.RedirectHTTP)
+	if err != nil {
+		return fmt.Errorf("redirect_http: listen on %s: %w", n.cfg.RedirectHTTP, err)
+	}
+	_, port, _ := net.SplitHostPort(n.Addr())
+	n.redirect = &http.Server{Handler: redirectHandler(port), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelWarn)}
+	n.log.Info("redirecting plain HTTP to HTTPS", "redirect_http", ln.Addr().String(), "to_port", port)
+	n.goFn(func() {
+		if err := n.redirect.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("HTTP redirect server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// redirectHandler sends every request to https://HOST:port with its path and query,
+// HOST being the one the client asked for.
+func redirectHandler(port string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		if host == "" {
+			http.Error(w, "no Host header to redirect to", http.StatusBadRequest)
+			return
+		}
+		u := "https://" + net.JoinHostPort(host, port)
+		if port == "443" {
+			u = "https://" + host
+			if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+				u = "https://[" + host + "]"
+			}
+		}
+		http.Redirect(w, r, u+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
 }
