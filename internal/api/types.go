@@ -236,6 +236,13 @@ type PasswordRequest struct {
 	Password string `json:"password"`
 }
 
+// OwnPasswordRequest is the body of POST /api/v1/password: a logged-in user's own
+// password change, which needs the current one.
+type OwnPasswordRequest struct {
+	Current  string `json:"current_password"`
+	Password string `json:"password"`
+}
+
 // TokenRequest is the body of POST /api/v1/tokens. Expires is a duration ("720h",
 // "30d"); "" never expires.
 type TokenRequest struct {
