@@ -413,6 +413,8 @@ func (c *Config) Validate() error {
 			bad("redirect_http", "%q is not host:port (e.g. :8080)", c.RedirectHTTP)
 		} else if c.TLSCert == "" {
 			bad("redirect_http", "redirects to HTTPS, which needs tls_cert and tls_key")
+		} else if c.InsecureNoAuth && !Loopback(c.RedirectHTTP) {
+			bad("insecure_no_auth", "refused: redirect_http %q is not a loopback address; with authentication off every listen address must be", c.RedirectHTTP)
 		}
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " \t,") {
