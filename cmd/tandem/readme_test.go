@@ -113,6 +113,13 @@ func TestWorkedExampleWordForWord(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(s.workDir, "reports", "sales.csv")); err != nil || !strings.HasPrefix(string(b), "region,") {
 		t.Fatalf("reports/sales.csv: %v %q", err, b)
 	}
+	// What the server made in ./tandem-data is its user's only.
+	data := filepath.Join(s.workDir, "tandem-data")
+	for _, p := range []string{data, filepath.Join(data, "tandem.db"), filepath.Join(data, "admin.token"), filepath.Join(data, "secret.key"), filepath.Join(data, "outputs")} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, want it owner-only", p, err)
+		}
+	}
 }
 
 // The README's users, tokens and secrets commands, word for word, in order, on one
