@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
-	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -408,36 +406,4 @@ func TemplateData(run store.Run, outs []store.Output, loc *time.Location, base, 
 // FileSource opens an output file wherever it is kept.
 type FileSource interface {
 	Open(ctx context.Context, o store.Output) (io.ReadCloser, error)
-}
-
-// Files opens outputs from this node's disk, or from their holder's API.
-type Files struct {
-	Self    string
-	Path    func(o store.Output) string                   // where this node keeps o
-	Address func(ctx context.Context, node string) string // a node's advertised address
-	HTTP    *http.Client
-}
-
-// Open implements FileSource.
-func (f *Files) Open(ctx context.Context, o store.Output) (io.ReadCloser, error) {
-	if o.Node == f.Self {
-		return os.Open(f.Path(o))
-	}
-	addr := f.Address(ctx, o.Node)
-	if addr == "" {
-		return nil, fmt.Errorf("output %s of run %d is kept on node %s, whose address is unknown", o.Name, o.RunID, o.Node)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, OutputURL("http://"+addr, o), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cmp.Or(f.HTTP, http.DefaultClient).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch output %s of run %d from node %s: %w", o.Name, o.RunID, o.Node, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("fetch output %s of run %d from node %s: HTTP %s", o.Name, o.RunID, o.Node, resp.Status)
-	}
-	return resp.Body, nil
 }
