@@ -194,24 +194,4 @@ func RedactURLs(s string) string {
 }
 
 // RedactURL hides the password of u's userinfo and the values of its query.
-func RedactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-		if user, _, has := strings.Cut(rest[:at], ":"); has {
-			rest = user + ":***" + rest[at:]
-		}
-	}
-	if path, q, has := strings.Cut(rest, "?"); has {
-		parts := strings.Split(q, "&")
-		for i, p := range parts {
-			if k, _, kv := strings.Cut(p, "="); kv {
-				parts[i] = k + "=***"
-			}
-		}
-		rest = path + "?" + strings.Join(parts, "&")
-	}
-	return scheme + "://" + rest
-}
+func RedactURL(u string) string { return job.RedactURL(u) }

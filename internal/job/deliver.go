@@ -104,13 +104,14 @@ func (d *Deliver) Channel() string {
 	return ""
 }
 
-// Target says where the entry delivers to, for listings.
+// Target says where the entry delivers to, for listings, logs and events: a webhook's
+// URL without its password and query values.
 func (d *Deliver) Target() string {
 	switch d.Channel() {
 	case ChannelEmail:
 		return strings.Join(d.Email, ", ")
 	case ChannelWebhook:
-		return d.Webhook
+		return RedactURL(d.Webhook)
 	}
 	return d.Directory
 }

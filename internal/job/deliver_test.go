@@ -51,3 +51,13 @@ func TestDeliverEntriesValidated(t *testing.T) {
 		t.Fatalf("defaults: %+v", d)
 	}
 }
+
+// Where a webhook entry delivers to, as listings, logs and events show it, has no URL
+// password or query values.
+func TestDeliverTargetHidesURLSecrets(t *testing.T) {
+	t.Parallel()
+	d := Deliver{Webhook: "https://hooks:pa55w0rd@h.example/in?token=abc123&x=1"}
+	if got, want := d.Target(), "https://hooks:***@h.example/in?token=***&x=***"; got != want {
+		t.Fatalf("Target() = %q, want %q", got, want)
+	}
+}
