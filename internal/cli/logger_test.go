@@ -10,21 +10,24 @@ import (
 	"github.com/tandemhq/tandem/internal/config"
 )
 
-// The server's logger redacts every line: URL passwords and query values, and the
-// server's own credentials (SMTP password, cluster secret, the repository's password)
-// wherever they appear; an SMTP password that refers to a secret is not itself a value.
+// The server's logger redacts every line: URL passwords and query values, the server's
+// own credentials (SMTP password, cluster secret, the repository's password) and the
+// secret values it is told of, wherever they appear; an SMTP password that refers to a secret is not itself a value.
 func TestServerLoggerRedacts(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		var b strings.Builder
 		c := config.Config{DB: "postgres://tandem:pg-Pa55w0rd@db:5432/tandem", ClusterSecret: "cluster-0123456789abcdef"}
 		c.SMTP.Password = "smtp-hunter2"
 		c.Log.Level, c.Log.Format = "info", format
-		log := newLogger(c, &b).With("component", "test")
+		log, red := newLogger(c, &b)
+		log = log.With("component", "test")
+		red.Hide("decrypted-secret-value") // as the node does when it decrypts a secret
 		log.Info("dial postgres://tandem:pg-Pa55w0rd@db:5432/tandem failed", "err", errors.New("password pg-Pa55w0rd refused"))
 		log.Warn("smtp", "reply", "535 bad password smtp-hunter2", "peer", "sig cluster-0123456789abcdef")
 		log.Error("webhook", "err", fmt.Errorf("post https://h.example/x?token=abc123&x=1: %w", context.DeadlineExceeded))
+		log.Info("a job printed decrypted-secret-value")
 		out := b.String()
-		for _, v := range []string{"pg-Pa55w0rd", "smtp-hunter2", "cluster-0123456789abcdef", "abc123"} {
+		for _, v := range []string{"pg-Pa55w0rd", "smtp-hunter2", "cluster-0123456789abcdef", "abc123", "decrypted-secret-value"} {
 			if strings.Contains(out, v) {
 				t.Errorf("%s: %q shows in\n%s", format, v, out)
 			}

@@ -143,8 +143,9 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 }
 
 // newLogger builds the one logger of the server: every line it writes is redacted
-// (logredact: URL passwords and query values, and the server's own credentials).
-func newLogger(c config.Config, w io.Writer) *slog.Logger {
+// (logredact: URL passwords and query values, the server's own credentials, and the
+// secret values the node decrypts, which it tells the returned redactor).
+func newLogger(c config.Config, w io.Writer) (*slog.Logger, *logredact.Handler) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -152,10 +153,10 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	if c.Log.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	h = logredact.New(h, credentials(c)...)
+	red := logredact.New(h, credentials(c)...)
 	// A warning repeated within 5s is written once (a database outage fails every loop
 	// on every pass); the next one says how many were left out.
-	return slog.New(logquiet.New(h, 5*time.Second))
+	return slog.New(logquiet.New(red, 5*time.Second)), red
 }
 
 // credentials are the values of the server's configuration no log line may show: the
@@ -182,7 +183,8 @@ const GuardExeEnv = "TANDEM_TEST_GUARD_EXE"
 
 // runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
 func runServer(ctx context.Context, cfg config.Config) error {
-	log := newLogger(cfg, os.Stderr)
+	log, red := newLogger(cfg, os.Stderr)
+	cfg.SecretSeen = red.Hide
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var st store.Store

@@ -141,6 +141,10 @@ type Config struct {
 	// CommandGuard is the executable command jobs run under so they die with this node's
 	// process (worker.Launcher): the tandem binary sets it to itself. Not configurable.
 	CommandGuard string `toml:"-"`
+	// SecretSeen, if set, is told each secret value this node decrypts, so that the
+	// server's log can hide it wherever it appears: the tandem binary sets it to its
+	// log's redactor. Not configurable.
+	SecretSeen func(value string) `toml:"-"`
 
 	Dispatch  Dispatch  `toml:"dispatch" envPrefix:"DISPATCH_"`
 	Scheduler Scheduler `toml:"scheduler" envPrefix:"SCHEDULER_"`

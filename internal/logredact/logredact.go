@@ -1,16 +1,19 @@
 // Package logredact keeps what must not be read out of a node's log: every line the
 // server writes passes through it, and in the message and every attribute (strings,
 // errors, anything that prints as text, in groups too) the passwords and query values of
-// URLs become *** and the values it was given (the SMTP password, the cluster secret)
-// become «redacted». The components redact what they know besides (a run's or a
-// delivery's secret values, as «secret NAME»); this is the net under them.
+// URLs become *** and the values it was given (the SMTP password, the cluster secret,
+// and each secret value the node decrypts, as it does: Hide) become «redacted». The
+// components redact what they know besides (a run's or a delivery's secret values, as
+// «secret NAME»); this is the net under them.
 package logredact
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tandemhq/tandem/internal/auth"
 )
@@ -24,26 +27,51 @@ const minValue = 4
 // Handler wraps another handler; see the package doc.
 type Handler struct {
 	h      slog.Handler
-	values []string
+	values *values // shared by the handlers derived from one New
 }
 
-// New returns a handler that writes to h what it is given, redacted; values (those of
-// fewer than 4 bytes are ignored) are hidden wherever they appear.
-func New(h slog.Handler, values ...string) *Handler {
-	var vs []string
-	for _, v := range values {
-		if len(v) >= minValue {
-			vs = append(vs, v)
-		}
+// maxValues bounds the values hidden; past it the newest are not added (a cluster has
+// far fewer secrets).
+const maxValues = 10000
+
+type values struct {
+	mu sync.RWMutex
+	vs []string
+}
+
+// New returns a handler that writes to h what it is given, redacted; the values in hide
+// (those of fewer than 4 bytes are ignored) are hidden wherever they appear.
+func New(h slog.Handler, hide ...string) *Handler {
+	r := &Handler{h: h, values: &values{}}
+	for _, v := range hide {
+		r.Hide(v)
 	}
-	return &Handler{h: h, values: vs}
+	return r
+}
+
+// Hide adds v to the values hidden, from now on, by this handler and every one derived
+// from it (WithAttrs, WithGroup): the node calls it with each secret value it decrypts.
+// Safe for concurrent use.
+func (r *Handler) Hide(v string) {
+	if len(v) < minValue {
+		return
+	}
+	r.values.mu.Lock()
+	defer r.values.mu.Unlock()
+	if !slices.Contains(r.values.vs, v) && len(r.values.vs) < maxValues {
+		r.values.vs = append(r.values.vs, v)
+		// Longest first, so that a value inside another is not hidden in part.
+		slices.SortFunc(r.values.vs, func(a, b string) int { return len(b) - len(a) })
+	}
 }
 
 // Redact is what the handler does to one piece of text.
 func (r *Handler) Redact(s string) string {
-	for _, v := range r.values {
+	r.values.mu.RLock()
+	for _, v := range r.values.vs {
 		s = strings.ReplaceAll(s, v, Hidden)
 	}
+	r.values.mu.RUnlock()
 	return auth.RedactURLs(s)
 }
 

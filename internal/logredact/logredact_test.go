@@ -48,3 +48,21 @@ func TestEveryPartOfALineIsRedacted(t *testing.T) {
 		})
 	}
 }
+
+// A value hidden later is hidden by every logger derived before or after, longest
+// values first so that one inside another is not half shown.
+func TestHideReachesDerivedLoggers(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	red := New(slog.NewTextHandler(&b, nil))
+	early := slog.New(red).With("component", "worker")
+	red.Hide("abcd")
+	red.Hide("xxabcdyy")
+	red.Hide("ab") // too short to hide: ordinary text
+	early.Info("value xxabcdyy and abcd", "attr", "abcd")
+	slog.New(red).WithGroup("g").Info("later", "v", "abcd")
+	out := b.String()
+	if strings.Contains(out, "abcd") || strings.Count(out, Hidden) != 4 || strings.Contains(out, "xx"+Hidden) {
+		t.Fatalf("hidden values show:\n%s", out)
+	}
+}
