@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // readmeBlock returns the command lines of the first ```sh block after heading in the
@@ -81,7 +82,7 @@ func TestWorkedExampleWordForWord(t *testing.T) {
 	}
 	for _, line := range lines {
 		if strings.Contains(line, "runs show 1") {
-			waitFor(t, 75*time.Second, "run 1 to succeed", func() bool {
+			testutil.Wait(t, 75*time.Second, "run 1 to succeed", func() bool {
 				out, err := sh("./tandem runs --json")
 				var rs []run
 				if err != nil || json.Unmarshal([]byte(out), &rs) != nil {
@@ -276,7 +277,7 @@ func TestDeliveredExampleWordForWord(t *testing.T) {
 	}
 	for _, line := range lines[1:] {
 		if line == "./tandem deliveries" {
-			waitFor(t, 60*time.Second, "the email and the directory copy delivered", func() bool {
+			testutil.Wait(t, 60*time.Second, "the email and the directory copy delivered", func() bool {
 				var ds []api.Delivery
 				if err := json.Unmarshal([]byte(sh("./tandem deliveries --json")), &ds); err != nil {
 					t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/channel"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // A full scenario with secrets: set from stdin, used by a command job's env and by an
@@ -143,7 +144,7 @@ webhook = 'http://alice:{{secret "DB_PASS"}}@127.0.0.1:1/deliver?key={{secret "T
 	// The deliveries: the mail and the webhook arrive with the secrets resolved; the
 	// webhook to nowhere has failed attempts to show.
 	var dls []api.Delivery
-	waitFor(t, 60*time.Second, "the email and webhook delivered, the failing one tried", func() bool {
+	testutil.Wait(t, 60*time.Second, "the email and webhook delivered, the failing one tried", func() bool {
 		if err := json.Unmarshal([]byte(tandem(t, s, "deliveries", "--json")), &dls); err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // testCA is a certificate authority made for one test.
@@ -81,7 +83,7 @@ func TestTLSWithATestCA(t *testing.T) {
 	if out, err := tandemErr(a, "status"); err == nil || !strings.Contains(out, "certificate") {
 		t.Fatalf("status without --ca: %v %s", err, out)
 	}
-	waitFor(t, 30*time.Second, "b to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool {
 		out, err := tandemErr(a, "status", "--ca", caFile)
 		return err == nil && strings.Contains(out, "b ") && strings.Contains(out, "standby")
 	})
@@ -105,8 +107,8 @@ func TestTLSWithATestCA(t *testing.T) {
 	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
-	waitFor(t, 10*time.Second, "the SIGHUP reload logged", func() bool { return logged(a, "TLS certificate reloaded", `"on":"SIGHUP"`) })
+	testutil.Wait(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
+	testutil.Wait(t, 10*time.Second, "the SIGHUP reload logged", func() bool { return logged(a, "TLS certificate reloaded", `"on":"SIGHUP"`) })
 }
 
 // A rotated certificate is served without a signal: the node notices its files changed.
@@ -135,7 +137,7 @@ func TestTLSCertificateReloadOnFileChange(t *testing.T) {
 	if err := os.WriteFile(certFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the failed reload logged", func() bool {
+	testutil.Wait(t, 15*time.Second, "the failed reload logged", func() bool {
 		return logged(a, "TLS certificate not reloaded", `"on":"its files changed"`)
 	})
 	if s := serial(); s != 200 {
@@ -146,7 +148,7 @@ func TestTLSCertificateReloadOnFileChange(t *testing.T) {
 	if err := os.WriteFile(keyFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the rotated certificate served", func() bool { return serial() == 201 })
+	testutil.Wait(t, 15*time.Second, "the rotated certificate served", func() bool { return serial() == 201 })
 	if !logged(a, "TLS certificate reloaded", `"on":"its files changed"`) {
 		t.Fatal("the reload on a file change is not logged")
 	}
