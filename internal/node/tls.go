@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +25,10 @@ const CertCheckInterval = time.Second
 type certs struct {
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
+	// started is the files' state read just before the first load: the watcher starts
+	// from it, so a change made while the node starts is not missed.
+	started    filesState
+	startedErr error
 }
 
 func (c *certs) load() error {
@@ -36,10 +41,12 @@ func (c *certs) load() error {
 }
 
 // filesState is what tells a changed certificate or key file: each one's modification
-// time and size (os.Stat follows symbolic links, so a swapped link counts too).
+// time, size and inode (a file renamed into place is another inode; os.Stat follows
+// symbolic links, so a swapped link counts too).
 type filesState [2]struct {
 	mod  time.Time
 	size int64
+	ino  uint64
 }
 
 func (c *certs) state() (filesState, error) {
@@ -50,6 +57,9 @@ func (c *certs) state() (filesState, error) {
 			return st, err
 		}
 		st[i].mod, st[i].size = fi.ModTime(), fi.Size()
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			st[i].ino = sys.Ino
+		}
 	}
 	return st, nil
 }
@@ -58,7 +68,7 @@ func (c *certs) state() (filesState, error) {
 // that fails to load (a rotation half done, a broken file) is logged and the previous
 // certificate kept; the next change is tried again.
 func (n *Node) watchTLS(ctx context.Context, every time.Duration) {
-	last, lastErr := n.certs.state()
+	last, lastErr := n.certs.started, n.certs.startedErr
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -96,6 +106,7 @@ func (n *Node) startTLS() (*tls.Config, error) {
 		return nil, nil
 	}
 	n.certs = &certs{certFile: n.cfg.TLSCert, keyFile: n.cfg.TLSKey}
+	n.certs.started, n.certs.startedErr = n.certs.state()
 	if err := n.certs.load(); err != nil {
 		return nil, err
 	}
