@@ -10,8 +10,10 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,10 +108,108 @@ func TestTLSWithATestCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Wait(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
+	testutil.Wait(t, 10*time.Second, "the SIGHUP reload logged", func() bool { return logged(a, "TLS certificate reloaded", `"on":"SIGHUP"`) })
+}
+
+// A rotated certificate is served without a signal: the node notices its files changed.
+// A broken pair (a rotation half done) leaves the previous certificate in use, logged.
+func TestTLSCertificateReloadOnFileChange(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, certFile, keyFile, 200)
+	a := startServer(t, filepath.Join(dir, "a"), "--tls-cert", certFile, "--tls-key", keyFile)
+	serial := func() int64 {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(a.addr, "https://"), &tls.Config{RootCAs: pool(ca)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	}
+	if s := serial(); s != 200 {
+		t.Fatalf("serial %d", s)
+	}
+	// Half a rotation: a new certificate with the old key.
+	newCert, newKey := filepath.Join(dir, "new-cert.pem"), filepath.Join(dir, "new-key.pem")
+	ca.issue(t, newCert, newKey, 201)
+	b, _ := os.ReadFile(newCert)
+	if err := os.WriteFile(certFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Wait(t, 15*time.Second, "the failed reload logged", func() bool {
+		return logged(a, "TLS certificate not reloaded", `"on":"its files changed"`)
+	})
+	if s := serial(); s != 200 {
+		t.Fatalf("a mismatched pair replaced the certificate: serial %d", s)
+	}
+	// The key follows: the pair loads.
+	b, _ = os.ReadFile(newKey)
+	if err := os.WriteFile(keyFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Wait(t, 15*time.Second, "the rotated certificate served", func() bool { return serial() == 201 })
+	if !logged(a, "TLS certificate reloaded", `"on":"its files changed"`) {
+		t.Fatal("the reload on a file change is not logged")
+	}
+}
+
+// logged reports whether one of the server's log lines holds every part.
+func logged(s *server, parts ...string) bool {
+	for _, l := range s.logLines() {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func pool(ca *testCA) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(ca.cert)
 	return p
+}
+
+var redirectLine = regexp.MustCompile(`"redirect_http":"([^"]+)"`)
+
+// With redirect_http, plain HTTP is answered with a permanent redirect to the same path
+// and query over HTTPS on the API's port, and nothing else is served there.
+func TestRedirectHTTPToHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, certFile, keyFile, 300)
+	a := startServer(t, filepath.Join(dir, "a"), "--tls-cert", certFile, "--tls-key", keyFile, "--redirect-http", "127.0.0.1:0")
+	var plain string
+	for _, l := range a.logLines() {
+		if m := redirectLine.FindStringSubmatch(l); m != nil {
+			plain = m[1]
+		}
+	}
+	if plain == "" {
+		t.Fatal("no redirect_http address logged")
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Post("http://"+plain+"/api/v1/jobs?x=1", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := a.addr + "/api/v1/jobs?x=1"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("plain HTTP: %s, Location %q, want 308 to %s", resp.Status, resp.Header.Get("Location"), want)
+	}
+	// Followed, it reaches the API over HTTPS (which wants a token).
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(ca)}}}
+	resp, err = c.Get("http://" + plain + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request.URL.Scheme != "https" {
+		t.Fatalf("followed: %s at %s, want 401 from the HTTPS API", resp.Status, resp.Request.URL)
+	}
 }

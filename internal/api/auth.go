@@ -96,7 +96,9 @@ func (s *Server) audit(r *http.Request) store.Audit {
 
 func (s *Server) registerAuth(mux *http.ServeMux) {
 	s.route(mux, "POST /api/v1/login", auth.Public, s.handle(s.login))
+	s.route(mux, "POST /api/v1/logout", auth.Any, s.handle(s.logout))
 	s.route(mux, "GET /api/v1/whoami", auth.Any, s.handle(s.whoami))
+	s.route(mux, "POST /api/v1/password", auth.Any, s.handle(s.ownPassword))
 	s.route(mux, "GET /api/v1/users", auth.Admin, s.handle(s.userList))
 	s.route(mux, "POST /api/v1/users", auth.Admin, s.handle(s.userAdd))
 	s.route(mux, "DELETE /api/v1/users/{name}", auth.Admin, s.handle(s.userDelete))
@@ -203,19 +205,85 @@ func (s *Server) login(r *http.Request) (int, any, error) {
 	case err != nil:
 		return 0, nil, err
 	}
-	secret, err := auth.NewSecret()
+	res, err := s.newSession(r, u)
 	if err != nil {
 		return 0, nil, err
+	}
+	s.log.Info("user logged in", "user", u.Name, "client", r.RemoteAddr)
+	return http.StatusOK, res, nil
+}
+
+// newSession makes a login session for u.
+func (s *Server) newSession(r *http.Request, u store.User) (LoginResult, error) {
+	secret, err := auth.NewSecret()
+	if err != nil {
+		return LoginResult{}, err
 	}
 	exp := s.now().Add(SessionTTL)
 	a := s.audit(r)
 	a.By = "user " + u.Name
 	if _, err := s.store.TokenCreate(r.Context(), store.TokenCreateParams{Name: "session-" + auth.HashSecret(secret)[:16], Kind: store.TokenSession,
 		Role: u.Role, User: u.Name, Hash: auth.HashSecret(secret), ExpiresAt: &exp, Audit: a}); err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{Token: secret, User: u.Name, Role: u.Role, ExpiresAt: exp}, nil
+}
+
+// logout ends the login session the request carries.
+func (s *Server) logout(r *http.Request) (int, any, error) {
+	p := principalOf(r)
+	if p.User == "" || p.TokenID == 0 {
+		return 0, nil, &badRequest{"authorization", fmt.Sprintf("%s is not a login session: logout ends the session of tandem login "+
+			"(an API token is revoked by an admin: tandem token revoke NAME)", p.Name)}
+	}
+	if err := s.store.SessionEnd(r.Context(), store.SessionEndParams{ID: p.TokenID, User: p.User, Audit: s.audit(r)}); err != nil {
 		return 0, nil, err
 	}
-	s.log.Info("user logged in", "user", u.Name, "client", r.RemoteAddr)
-	return http.StatusOK, LoginResult{Token: secret, User: u.Name, Role: u.Role, ExpiresAt: exp}, nil
+	s.log.Info("user logged out", "user", p.User, "client", r.RemoteAddr)
+	return http.StatusOK, map[string]string{"logged_out": p.User}, nil
+}
+
+// ownPassword changes the password of the user whose session the request carries,
+// given the current one (checked, and limited, as a login is). Every session of the
+// user ends; the answer is a new session for this client.
+func (s *Server) ownPassword(r *http.Request) (int, any, error) {
+	p := principalOf(r)
+	if p.User == "" {
+		return 0, nil, &badRequest{"authorization", fmt.Sprintf("%s is not a user's login session: log in (tandem login) to change "+
+			"your own password; an admin sets anyone's (tandem user passwd NAME)", p.Name)}
+	}
+	if s.auth == nil {
+		return 0, nil, &badRequest{"authorization", "this server has no authenticator"}
+	}
+	var req OwnPasswordRequest
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	u, err := s.auth.Login(r.Context(), p.User, req.Current, r.RemoteAddr)
+	var le *auth.LimitError
+	switch {
+	case errors.As(err, &le):
+		s.log.Warn("password change refused: too many failures", "user", p.User, "client", r.RemoteAddr)
+		return 0, nil, &statusError{http.StatusTooManyRequests, "current_password", err.Error(), strconv.Itoa(int(le.RetryAfter.Seconds()) + 1)}
+	case errors.Is(err, auth.ErrLoginFailed):
+		s.log.Warn("password change refused: wrong current password", "user", p.User, "client", r.RemoteAddr)
+		return 0, nil, &statusError{code: http.StatusForbidden, field: "current_password", msg: "the current password is wrong"}
+	case err != nil:
+		return 0, nil, err
+	}
+	hash, err := checkedHash(req.Password)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.store.UserSetPassword(r.Context(), store.UserSetPasswordParams{Name: u.Name, Hash: hash, Audit: s.audit(r)}); err != nil {
+		return 0, nil, err
+	}
+	s.log.Info("password changed", "user", u.Name, "by", p.Name, "client", r.RemoteAddr)
+	res, err := s.newSession(r, u)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, res, nil
 }
 
 func (s *Server) tokenList(r *http.Request) (int, any, error) {

@@ -250,6 +250,65 @@ func TestLoginAndRateLimit(t *testing.T) {
 	}
 }
 
+// A logged-in user changes their own password with the current one (a wrong one is
+// refused 403 and counts as a failed login), getting a new session while the others end;
+// logout ends the session it is sent with, and only sessions log out.
+func TestOwnPasswordAndLogout(t *testing.T) {
+	a := newAuthServer(t)
+	admin := a.tokens[auth.Admin]
+	if code, body := do(t, a, "POST", "/api/v1/users", admin, `{"name":"bob","role":"viewer","password":"correct horse"}`); code != 201 {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	login := func(pw string) LoginResult {
+		t.Helper()
+		code, body := do(t, a, "POST", "/api/v1/login", "", `{"user":"bob","password":"`+pw+`"}`)
+		var lr LoginResult
+		if code != 200 || json.Unmarshal(body, &lr) != nil {
+			t.Fatalf("login: %d %s", code, body)
+		}
+		return lr
+	}
+	s1, s2 := login("correct horse"), login("correct horse")
+	if code, body := do(t, a, "POST", "/api/v1/password", s1.Token, `{"current_password":"wrong","password":"battery staple"}`); code != 403 || !strings.Contains(string(body), "current_password") {
+		t.Fatalf("wrong current password: %d %s", code, body)
+	}
+	if code, body := do(t, a, "POST", "/api/v1/password", s1.Token, `{"current_password":"correct horse","password":"short"}`); code != 400 || !strings.Contains(string(body), `"password"`) {
+		t.Fatalf("too short: %d %s", code, body)
+	}
+	if code, body := do(t, a, "POST", "/api/v1/password", admin, `{"current_password":"x","password":"battery staple"}`); code != 400 || !strings.Contains(string(body), "tandem user passwd") {
+		t.Fatalf("an API token changing its own password: %d %s", code, body)
+	}
+	code, body := do(t, a, "POST", "/api/v1/password", s1.Token, `{"current_password":"correct horse","password":"battery staple"}`)
+	var fresh LoginResult
+	if code != 200 || json.Unmarshal(body, &fresh) != nil || fresh.Token == "" || fresh.User != "bob" {
+		t.Fatalf("own password: %d %s", code, body)
+	}
+	for _, old := range []string{s1.Token, s2.Token} {
+		if code, _ := do(t, a, "GET", "/api/v1/whoami", old, ""); code != 401 {
+			t.Fatalf("an old session after the change: %d", code)
+		}
+	}
+	if code, _ := do(t, a, "GET", "/api/v1/whoami", fresh.Token, ""); code != 200 {
+		t.Fatalf("the new session: %d", code)
+	}
+	if code, _ := do(t, a, "POST", "/api/v1/login", "", `{"user":"bob","password":"correct horse"}`); code != 401 {
+		t.Fatalf("the old password still logs in: %d", code)
+	}
+	other := login("battery staple")
+	if code, body := do(t, a, "POST", "/api/v1/logout", admin, ""); code != 400 || !strings.Contains(string(body), "not a login session") {
+		t.Fatalf("logout with an API token: %d %s", code, body)
+	}
+	if code, body := do(t, a, "POST", "/api/v1/logout", fresh.Token, ""); code != 200 {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	if code, _ := do(t, a, "GET", "/api/v1/whoami", fresh.Token, ""); code != 401 {
+		t.Fatalf("the session after logout: %d", code)
+	}
+	if code, _ := do(t, a, "GET", "/api/v1/whoami", other.Token, ""); code != 200 {
+		t.Fatalf("another session of the user after logout: %d", code)
+	}
+}
+
 // A peer request signed with another secret, or not signed, is refused.
 func TestPeerRequestNeedsClusterSecret(t *testing.T) {
 	a := newAuthServer(t)

@@ -91,10 +91,12 @@ func (s *Server) deliveryRetry(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := s.store.DeliveryRetry(r.Context(), store.DeliveryRetryParams{ID: id, Now: s.now(), By: r.RemoteAddr + " through " + s.b.NodeID()})
+	a := s.audit(r)
+	d, err := s.store.DeliveryRetry(r.Context(), store.DeliveryRetryParams{ID: id, Now: s.now(),
+		By: principalOf(r).Name + " from " + r.RemoteAddr + " through " + s.b.NodeID(), Audit: &a})
 	if err != nil {
 		return 0, nil, err
 	}
-	s.log.Info("delivery retried", "delivery", id, "by", r.RemoteAddr)
+	s.log.Info("delivery retried", "delivery", id, "by", principalOf(r).Name, "client", r.RemoteAddr)
 	return http.StatusOK, DeliveryFrom(d), nil
 }

@@ -1,15 +1,15 @@
 package api
 
 import (
-	"github.com/tandemhq/tandem/internal/api/wire"
-	"github.com/tandemhq/tandem/internal/auth"
-
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/tandemhq/tandem/internal/api/wire"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -29,9 +29,18 @@ func RuleFrom(r store.Rule) (Rule, error) {
 		v.Email = &wire.RuleEmail{To: e.To, CC: e.CC, BCC: e.BCC, Subject: e.Subject, Body: e.Body}
 	}
 	if w := s.Webhook; w != nil {
-		c := wire.RuleWebhook{URL: w.URL, Secret: w.Secret, Timeout: w.Timeout}
-		if c.Secret != "" {
+		c := wire.RuleWebhook{URL: w.URL, Secret: w.Secret, Timeout: w.Timeout, Headers: w.Headers}
+		if c.Secret != "" && !auth.HasSecretRef(c.Secret) {
 			c.Secret = "whsec_…" // set; not shown
+		}
+		c.URL = auth.RedactURL(c.URL)
+		if len(c.Headers) > 0 {
+			c.Headers = maps.Clone(c.Headers)
+			for k, h := range c.Headers {
+				if !auth.HasSecretRef(h) {
+					c.Headers[k] = Redacted
+				}
+			}
 		}
 		v.Webhook = &c
 	}

@@ -82,7 +82,7 @@ const Redacted = "***"
 // redactSpec hides what a job's fields may carry in clear: command.env and http.headers
 // values (a {{secret "NAME"}} reference is shown, it is not the value), http.body unless
 // it refers to secrets only, the password and query values of http.url and of webhook
-// URLs, and webhook signing secrets.
+// URLs, webhook signing secrets and webhook entries' header values.
 func redactSpec(sp job.Spec) job.Spec {
 	keep := func(v string) string {
 		if v == "" || auth.HasSecretRef(v) {
@@ -113,6 +113,12 @@ func redactSpec(sp job.Spec) job.Spec {
 		for i, d := range sp.Deliver {
 			d.Webhook = auth.RedactURL(d.Webhook)
 			d.Secret = keep(d.Secret)
+			if len(d.Headers) > 0 {
+				d.Headers = maps.Clone(d.Headers)
+				for k, v := range d.Headers {
+					d.Headers[k] = keep(v)
+				}
+			}
 			ds[i] = d
 		}
 		sp.Deliver = ds

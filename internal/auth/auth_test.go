@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -195,5 +196,44 @@ func TestSealerAndRedaction(t *testing.T) {
 		if got := RedactURLs(in); got != want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A resolver puts values in and takes them out of what the use reports: inside a URL a
+// value goes with the part that held it, elsewhere it shows as «secret NAME»; errors
+// keep what they wrap.
+func TestResolverRedacts(t *testing.T) {
+	t.Parallel()
+	vals := map[string]string{"PASS": `pa ss"word`, "TOK": "tok-123456"}
+	r := NewResolver(func(_ context.Context, name string) (string, error) {
+		if v, ok := vals[name]; ok {
+			return v, nil
+		}
+		return "", errors.New("secret " + name + ": not found")
+	})
+	ctx := context.Background()
+	u, err := r.Resolve(ctx, `http://alice:{{secret "PASS"}}@host/x?key={{secret "TOK"}}&b=1`)
+	if err != nil || u != `http://alice:pa ss"word@host/x?key=tok-123456&b=1` {
+		t.Fatalf("Resolve: %q %v", u, err)
+	}
+	if plain, err := r.Resolve(ctx, "no reference"); err != nil || plain != "no reference" {
+		t.Fatalf("Resolve without a reference: %q %v", plain, err)
+	}
+	if _, err := r.Resolve(ctx, `{{secret "NOPE"}}`); err == nil {
+		t.Fatal("a missing secret resolved")
+	}
+	got := r.Redact("Post " + u + " refused; the reply said tok-123456 and " + vals["PASS"])
+	want := "Post http://alice:***@host/x?key=***&b=*** refused; the reply said «secret TOK» and «secret PASS»"
+	if got != want {
+		t.Fatalf("Redact:\n got %q\nwant %q", got, want)
+	}
+	base := errors.New("base")
+	err = r.RedactError(fmt.Errorf("send to %s: %w", u, base))
+	if !errors.Is(err, base) || strings.Contains(err.Error(), "tok-123456") || strings.Contains(err.Error(), "ss\"word") {
+		t.Fatalf("RedactError: %v", err)
+	}
+	var none *Resolver
+	if _, err := none.Resolve(ctx, `{{secret "TOK"}}`); !errors.Is(err, ErrNoSecretKey) {
+		t.Fatalf("a nil resolver: %v", err)
 	}
 }

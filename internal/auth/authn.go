@@ -21,6 +21,8 @@ type Principal struct {
 	Role Role
 	// User is the user a login session belongs to ("" otherwise).
 	User string
+	// TokenID is the stored token or session the request carried (0: none).
+	TokenID int64
 }
 
 // Anonymous is a request without credentials.
@@ -112,9 +114,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 	}
 	a.touch(r.Context(), t.ID, now)
 	if t.Kind == store.TokenSession {
-		return Principal{Name: "user " + t.User, Role: Role(t.Role), User: t.User}, nil
+		return Principal{Name: "user " + t.User, Role: Role(t.Role), User: t.User, TokenID: t.ID}, nil
 	}
-	return Principal{Name: "token " + t.Name, Role: Role(t.Role)}, nil
+	return Principal{Name: "token " + t.Name, Role: Role(t.Role), TokenID: t.ID}, nil
 }
 
 func (a *Authenticator) touch(ctx context.Context, id int64, now time.Time) {

@@ -164,6 +164,27 @@ func RedactSecrets(s string, seen map[string]string) string {
 	return s
 }
 
+// Redact hides, in s, the values in seen («secret NAME») and the passwords and query
+// values of URLs. A value inside a URL is hidden as the URL's part is (***).
+func Redact(s string, seen map[string]string) string {
+	// The values first, as placeholders a URL may hold (no space, no quote), so that a
+	// value that breaks URL syntax is still hidden whole, and one inside a URL goes
+	// with the part that held it.
+	names := map[string]string{}
+	for name, v := range seen {
+		if len(v) >= 4 {
+			ph := "\ue000" + name + "\ue001"
+			names[ph] = name
+			s = strings.ReplaceAll(s, v, ph)
+		}
+	}
+	s = RedactURLs(s)
+	for ph, name := range names {
+		s = strings.ReplaceAll(s, ph, "«secret "+name+"»")
+	}
+	return s
+}
+
 // urlInText finds URLs in log lines and reasons.
 var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
@@ -173,24 +194,4 @@ func RedactURLs(s string) string {
 }
 
 // RedactURL hides the password of u's userinfo and the values of its query.
-func RedactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-		if user, _, has := strings.Cut(rest[:at], ":"); has {
-			rest = user + ":***" + rest[at:]
-		}
-	}
-	if path, q, has := strings.Cut(rest, "?"); has {
-		parts := strings.Split(q, "&")
-		for i, p := range parts {
-			if k, _, kv := strings.Cut(p, "="); kv {
-				parts[i] = k + "=***"
-			}
-		}
-		rest = path + "?" + strings.Join(parts, "&")
-	}
-	return scheme + "://" + rest
-}
+func RedactURL(u string) string { return job.RedactURL(u) }

@@ -41,6 +41,16 @@ type Message struct {
 	// of a run's delivery: its subject and body were rendered by the notifier, and Data
 	// and Files are empty.
 	Notice *Notice
+	// Secrets resolves the {{secret "NAME"}} references of the channel's own settings
+	// (the SMTP password) for this attempt; nil: none can be resolved. The entry's
+	// references are resolved by the caller before Send.
+	Secrets Secrets
+}
+
+// Secrets resolves secret references at send time and remembers the values, so that
+// the caller can hide them in what the attempt reports (auth.Resolver).
+type Secrets interface {
+	Resolve(ctx context.Context, v string) (string, error)
 }
 
 // Notice is one notification of an event rule (internal/notify), as rendered when the

@@ -107,7 +107,7 @@ func (e *Email) Send(ctx context.Context, d job.Deliver, m Message) (Result, err
 			}
 		}
 	}
-	c, err := e.client()
+	c, err := e.client(ctx, m.Secrets)
 	if err != nil {
 		return Result{}, err
 	}
@@ -132,8 +132,19 @@ func smtpReply(se *gomail.SendError) string {
 	return strings.TrimSpace(fmt.Sprintf("%d %s", se.ErrorCode(), se.EnhancedStatusCode()))
 }
 
-func (e *Email) client() (*gomail.Client, error) {
+func (e *Email) client(ctx context.Context, secrets Secrets) (*gomail.Client, error) {
 	s := e.SMTP
+	if job.SecretRef.MatchString(s.Password) {
+		// Resolved now, on the node that sends; never kept.
+		if secrets == nil {
+			return nil, errors.New("[smtp] password refers to a secret and this node cannot resolve secrets")
+		}
+		pw, err := secrets.Resolve(ctx, s.Password)
+		if err != nil {
+			return nil, fmt.Errorf("[smtp] password: %w", err)
+		}
+		s.Password = pw
+	}
 	opts := []gomail.Option{gomail.WithTimeout(cmp.Or(s.Timeout, SMTPTimeoutDefault))}
 	port := s.Port
 	switch s.TLS {

@@ -150,6 +150,9 @@ func (w *Webhook) Send(ctx context.Context, d job.Deliver, m Message) (Result, e
 		return Result{}, fmt.Errorf("webhook %s: %v: %w", d.Webhook, err, ErrPermanent)
 	}
 	ts := m.Now.Unix()
+	for k, v := range d.Headers {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("User-Agent", "tandem")
 	req.Header.Set(HeaderWebhookID, m.Key)

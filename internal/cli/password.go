@@ -51,3 +51,13 @@ func readLine(in io.Reader) (string, error) {
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }
+
+// stdinOr is stdin when it is a terminal (each password read without echo), else r: a
+// reader over stdin that several reads share, one line each (bufio.NewReader in
+// readLine keeps r itself, and with it what r has buffered).
+func stdinOr(r *bufio.Reader) io.Reader {
+	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+		return os.Stdin
+	}
+	return r
+}

@@ -35,7 +35,10 @@ type globals struct {
 	now     func() time.Time // the clock of commands that compute from now (schedule next, job show)
 }
 
-func (g *globals) client() *client.Client {
+func (g *globals) client() *client.Client { return g.clientWith(g.resolveToken()) }
+
+// clientWith is a client of the servers in use sending token.
+func (g *globals) clientWith(token string) *client.Client {
 	var ca []byte
 	if f := cmpOr(g.ca, os.Getenv("TANDEM_CA")); f != "" {
 		var err error
@@ -43,7 +46,7 @@ func (g *globals) client() *client.Client {
 			fmt.Fprintf(g.errOut, "tandem: --ca %s: %v (using the system's roots)\n", f, err)
 		}
 	}
-	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout, Token: g.resolveToken(), CA: ca})
+	return client.NewConfig(client.Config{Servers: g.servers, Timeout: g.timeout, Token: token, CA: ca})
 }
 
 // printJSON writes v as indented JSON.
@@ -99,7 +102,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON (a stable, documented shape)")
 	root.AddCommand(newRoleCmds(g)...)
 	root.AddCommand(newServerCmd(), newStatusCmd(g), newSyncCmd(g), newJobCmd(g), newRunCmd(g), newRunsCmd(g), newDeliveriesCmd(g), newEventsCmd(g), newOutputsCmd(g),
-		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newWhoAmICmd(g), newSecretCmd(g),
+		newSwitchCmd(g), newNodeCmd(g), newScheduleCmd(g), newUserCmd(g), newTokenCmd(g), newLoginCmd(g), newLogoutCmd(g), newPasswdCmd(g), newWhoAmICmd(g), newSecretCmd(g),
 		newRuleCmd(g), newNotificationsCmd(g))
 	refuseUnknown(root)
 	return root

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/logquiet"
+	"github.com/tandemhq/tandem/internal/logredact"
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	_ "github.com/tandemhq/tandem/internal/store/engines" // store.Open
@@ -47,8 +51,9 @@ func newServerCmd() *cobra.Command {
 	f.String("lease-profile", config.LeaseProfileDefault, "lease timings: fast (250ms/1.5s), normal (1s/5s) or wan (3s/15s)")
 	f.Duration("clock-skew", 0, "testing: shift this node's wall clock (tandem corrects it to the repository's clock)")
 	f.Bool("insecure-no-auth", false, "switch authentication off (every request may do everything); refused unless --listen is a loopback address")
-	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded on SIGHUP)")
+	f.String("tls-cert", "", "PEM certificate: serve the API over HTTPS (with --tls-key; reloaded when the files change and on SIGHUP)")
 	f.String("tls-key", "", "PEM private key of --tls-cert")
+	f.String("redirect-http", "", "with --tls-cert, answer plain HTTP on this host:port with a redirect to HTTPS (e.g. :8080)")
 	f.String("tls-ca", "", "PEM bundle trusted when calling other nodes over HTTPS (default: the system's roots)")
 	f.String("log-level", config.LogLevelDefault, "debug, info, warn or error")
 	f.String("log-format", config.LogFormatDefault, "text or json")
@@ -111,6 +116,7 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	str("tls-cert", &c.TLSCert)
 	str("tls-key", &c.TLSKey)
 	str("tls-ca", &c.TLSCA)
+	str("redirect-http", &c.RedirectHTTP)
 	if f.Changed("priority") {
 		c.Priority, _ = f.GetInt("priority")
 	}
@@ -135,17 +141,38 @@ func applyFlags(cmd *cobra.Command, c *config.Config) {
 	}
 }
 
-func newLogger(c config.Config) *slog.Logger {
+// newLogger builds the one logger of the server: every line it writes is redacted
+// (logredact: URL passwords and query values, the server's own credentials, and the
+// secret values the node decrypts, which it tells the returned redactor).
+func newLogger(c config.Config, w io.Writer) (*slog.Logger, *logredact.Handler) {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Log.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
+		h = slog.NewJSONHandler(w, opts)
 	}
+	red := logredact.New(h, credentials(c)...)
 	// A warning repeated within 5s is written once (a database outage fails every loop
 	// on every pass); the next one says how many were left out.
-	return slog.New(logquiet.New(h, 5*time.Second))
+	return slog.New(logquiet.New(red, 5*time.Second)), red
+}
+
+// credentials are the values of the server's configuration no log line may show: the
+// SMTP password (unless it refers to a secret), the cluster secret, the repository's
+// password.
+func credentials(c config.Config) []string {
+	var out []string
+	if !job.SecretRef.MatchString(c.SMTP.Password) {
+		out = append(out, c.SMTP.Password)
+	}
+	out = append(out, c.ClusterSecret)
+	if u, err := url.Parse(c.DB); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	}
+	return out
 }
 
 // GuardExeEnv, for tests, names another tandem binary to run commands' guards: a server
@@ -155,7 +182,8 @@ const GuardExeEnv = "TANDEM_TEST_GUARD_EXE"
 
 // runServer runs a node until SIGINT or SIGTERM, then shuts it down gracefully.
 func runServer(ctx context.Context, cfg config.Config) error {
-	log := newLogger(cfg)
+	log, red := newLogger(cfg, os.Stderr)
+	cfg.SecretSeen = red.Hide
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	st, err := store.Open(ctx, cfg.DB, log.With("component", store.Engine(cfg.DB)))

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tandemhq/tandem/internal/client"
 )
 
 func newUserCmd(g *globals) *cobra.Command {
@@ -118,6 +123,82 @@ func newLoginCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&user, "user", "", "user name")
 	return cmd
+}
+
+func newLogoutCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "End the session tandem login saved for the server, and remove it from this host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := loadSessions()
+			if err != nil {
+				return err
+			}
+			key := normalServer(g.servers[0])
+			sess, ok := m[key]
+			if !ok {
+				return fmt.Errorf("no login is saved for %s", key)
+			}
+			// The saved session's own token, whatever --token or TANDEM_TOKEN say.
+			lerr := g.clientWith(sess.Token).Logout(cmd.Context())
+			var ce *client.Error
+			ended := errors.As(lerr, &ce) && ce.Status == http.StatusUnauthorized // expired or ended already
+			delete(m, key)
+			p, err := saveSessions(m)
+			if err != nil {
+				return fmt.Errorf("remove the session from %s: %w", p, err)
+			}
+			switch {
+			case lerr == nil:
+				fmt.Fprintf(g.out, "logged out: the session of %s ended and was removed from %s\n", sess.User, p)
+			case ended:
+				fmt.Fprintf(g.out, "the session of %s had already ended; removed from %s\n", sess.User, p)
+			default:
+				return fmt.Errorf("session of %s removed from %s, but the server could not end it (it lasts until it expires): %w", sess.User, p, lerr)
+			}
+			return nil
+		},
+	}
+}
+
+func newPasswdCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "passwd",
+		Short: "Change your own password (you are logged in with tandem login): the current one, then the new one, from the terminal or stdin's first two lines",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := loadSessions()
+			if err != nil {
+				return err
+			}
+			key := normalServer(g.servers[0])
+			sess, ok := m[key]
+			if !ok {
+				return fmt.Errorf("no login is saved for %s: log in first (tandem login --user NAME); an admin sets anyone's password with tandem user passwd NAME", key)
+			}
+			in := bufio.NewReader(os.Stdin)
+			cur, err := readPassword(stdinOr(in), "current password: ", false)
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword(stdinOr(in), "new password: ", true)
+			if err != nil {
+				return err
+			}
+			res, err := g.clientWith(sess.Token).OwnPassword(cmd.Context(), cur, pw)
+			if err != nil {
+				return err
+			}
+			m[key] = session{Token: res.Token, User: res.User}
+			p, err := saveSessions(m)
+			if err != nil {
+				return fmt.Errorf("save the new session: %w", err)
+			}
+			fmt.Fprintf(g.out, "password of %s changed; your other sessions ended, a new one is saved in %s\n", res.User, p)
+			return nil
+		},
+	}
 }
 
 func newWhoAmICmd(g *globals) *cobra.Command {

@@ -36,6 +36,18 @@ func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginRe
 	return out, c.postJSON(ctx, "/api/v1/login", wire.LoginRequest{User: user, Password: password}, false, &out)
 }
 
+// Logout ends the login session the client sends.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.postJSON(ctx, "/api/v1/logout", struct{}{}, true, nil)
+}
+
+// OwnPassword changes the password of the user whose session the client sends, given
+// the current one; the user's sessions end and the answer is a new one.
+func (c *Client) OwnPassword(ctx context.Context, current, password string) (wire.LoginResult, error) {
+	var out wire.LoginResult
+	return out, c.postJSON(ctx, "/api/v1/password", wire.OwnPasswordRequest{Current: current, Password: password}, false, &out)
+}
+
 // UserList lists the users.
 func (c *Client) UserList(ctx context.Context) ([]wire.User, error) {
 	var out []wire.User

@@ -87,6 +87,11 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"data_dir", func(c *config.Config) { c.DataDir = "" }, "must not be empty"},
 		{"db", func(c *config.Config) { c.DB = "postgres:///nohost" }, "postgres://USER"},
 		{"listen", func(c *config.Config) { c.Listen = "8200" }, "host:port"},
+		{"redirect_http", func(c *config.Config) { c.RedirectHTTP = ":8080" }, "needs tls_cert"},
+		{"redirect_http", func(c *config.Config) { c.RedirectHTTP, c.TLSCert, c.TLSKey = "8080", "c.pem", "k.pem" }, "host:port"},
+		{"insecure_no_auth", func(c *config.Config) {
+			c.RedirectHTTP, c.TLSCert, c.TLSKey, c.InsecureNoAuth = ":8080", "c.pem", "k.pem", true
+		}, "every listen address"},
 		{"node_id", func(c *config.Config) { c.NodeID = "a b" }, "no spaces"},
 		{"priority", func(c *config.Config) { c.Priority = -1 }, "between 0"},
 		{"capacity", func(c *config.Config) { c.Capacity = 10001 }, "between 0"},

@@ -11,13 +11,12 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
-	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/channel"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
@@ -68,6 +67,10 @@ type Params struct {
 	Handoff     time.Duration // how long a record waits for its holder; default 5s
 	Poll        time.Duration // default 1s: the run's own node is woken as the run ends
 	Concurrency int           // default 8
+	// Secret reads a secret's value on this node, for the {{secret "NAME"}} references
+	// of an entry (webhook URL, secret and headers) and of the channels' own settings
+	// (the SMTP password), resolved at each attempt; nil: none can be.
+	Secret func(ctx context.Context, name string) (string, error)
 	// Observe, if set, is told each recorded attempt's channel and outcome (pending:
 	// to be retried), for the metrics.
 	Observe func(channel string, outcome store.DeliveryState)
@@ -209,7 +212,7 @@ func (d *Deliverer) send(ctx context.Context, rec store.Delivery) {
 		d.p.Observe(rec.Channel, fin.State)
 	}
 	log := d.p.Log.With("delivery", rec.ID, "key", rec.Key(), "run", rec.RunID, "job", rec.Job, "channel", rec.Channel,
-		"target", rec.Spec.Target(), "attempt", rec.Attempts+1)
+		"target", auth.RedactURL(rec.Spec.Target()), "attempt", rec.Attempts+1)
 	switch {
 	case errors.Is(ferr, store.ErrStale):
 		log.Warn("delivery attempt ended after its claim was taken over; its outcome is not recorded", "err", err, "response", res.Response)
@@ -274,17 +277,53 @@ func (d *Deliverer) delay(n int, retryAfter time.Duration) time.Duration {
 	return min(jittered, d.p.BackoffMax)
 }
 
-// attempt builds the message of rec and sends it through its channel.
+// attempt builds the message of rec and sends it through its channel. The secrets
+// its settings refer to are resolved now, for this attempt only, and what the attempt
+// reports (the error, the receiver's reply) is recorded without them and without URL
+// passwords and query values.
 func (d *Deliverer) attempt(ctx context.Context, rec store.Delivery, now time.Time) (channel.Result, error) {
 	snd, ok := d.p.Senders[rec.Channel]
 	if !ok {
 		return channel.Result{}, fmt.Errorf("no %q channel on this node: %w", rec.Channel, channel.ErrPermanent)
 	}
+	sec := auth.NewResolver(d.p.Secret)
+	spec, err := resolveEntry(ctx, sec, rec.Spec)
+	if err != nil {
+		return channel.Result{}, sec.RedactError(err)
+	}
 	m, err := d.message(ctx, rec, now)
 	if err != nil {
-		return channel.Result{}, err
+		return channel.Result{}, sec.RedactError(err)
 	}
-	return snd.Send(ctx, rec.Spec, m)
+	m.Secrets = sec
+	res, err := snd.Send(ctx, spec, m)
+	res.Response = sec.Redact(res.Response)
+	return res, sec.RedactError(err)
+}
+
+// resolveEntry returns d with the secret references of its webhook URL, secret and
+// header values replaced by their values.
+func resolveEntry(ctx context.Context, sec *auth.Resolver, d job.Deliver) (job.Deliver, error) {
+	var errs []error
+	res := func(v string) string {
+		out, err := sec.Resolve(ctx, v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return out
+	}
+	d.Webhook, d.Secret = res(d.Webhook), res(d.Secret)
+	if len(d.Headers) > 0 {
+		hs := make(map[string]string, len(d.Headers))
+		for k, v := range d.Headers {
+			hs[k] = res(v)
+		}
+		d.Headers = hs
+	}
+	if err := errors.Join(errs...); err != nil {
+		return d, fmt.Errorf("resolve the entry's secrets: %w", err)
+	}
+	return d, nil
 }
 
 // message describes rec's run for its channel.
@@ -367,36 +406,4 @@ func TemplateData(run store.Run, outs []store.Output, loc *time.Location, base, 
 // FileSource opens an output file wherever it is kept.
 type FileSource interface {
 	Open(ctx context.Context, o store.Output) (io.ReadCloser, error)
-}
-
-// Files opens outputs from this node's disk, or from their holder's API.
-type Files struct {
-	Self    string
-	Path    func(o store.Output) string                   // where this node keeps o
-	Address func(ctx context.Context, node string) string // a node's advertised address
-	HTTP    *http.Client
-}
-
-// Open implements FileSource.
-func (f *Files) Open(ctx context.Context, o store.Output) (io.ReadCloser, error) {
-	if o.Node == f.Self {
-		return os.Open(f.Path(o))
-	}
-	addr := f.Address(ctx, o.Node)
-	if addr == "" {
-		return nil, fmt.Errorf("output %s of run %d is kept on node %s, whose address is unknown", o.Name, o.RunID, o.Node)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, OutputURL("http://"+addr, o), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cmp.Or(f.HTTP, http.DefaultClient).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch output %s of run %d from node %s: %w", o.Name, o.RunID, o.Node, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("fetch output %s of run %d from node %s: HTTP %s", o.Name, o.RunID, o.Node, resp.Status)
-	}
-	return resp.Body, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net/mail"
 	"net/url"
 	"path"
@@ -43,6 +44,10 @@ const (
 	// MaxAttachBytesDefault is the size of a mail's attachments, together, above which
 	// the mail carries download links instead: 10 MiB.
 	MaxAttachBytesDefault = 10 << 20
+	// The Standard Webhooks headers a webhook entry's POST carries.
+	HeaderWebhookIDName        = "webhook-id"
+	HeaderWebhookTimestampName = "webhook-timestamp"
+	HeaderWebhookSignatureName = "webhook-signature"
 	// WebhookSecretPrefix starts a Standard Webhooks secret; base64 of the key follows.
 	WebhookSecretPrefix = "whsec_"
 )
@@ -65,8 +70,12 @@ type Deliver struct {
 
 	// Webhook: an http:// or https:// URL a signed JSON POST goes to.
 	Webhook string `json:"webhook,omitempty" toml:"webhook"`
-	// Secret signs the webhook (Standard Webhooks): "whsec_" and base64.
+	// Secret signs the webhook (Standard Webhooks): "whsec_" and base64, or a
+	// {{secret "NAME"}} reference to one.
 	Secret string `json:"secret,omitempty" toml:"secret"`
+	// Headers are sent with the POST (an Authorization for the receiver, say); values
+	// may refer to secrets. The Standard Webhooks headers and Content-Type are tandem's.
+	Headers map[string]string `json:"headers,omitempty" toml:"headers"`
 	// IncludeFiles sends the outputs in the POST too (multipart/form-data).
 	IncludeFiles bool `json:"include_files,omitempty" toml:"include_files"`
 	// Timeout bounds one request. Default 30s.
@@ -95,13 +104,14 @@ func (d *Deliver) Channel() string {
 	return ""
 }
 
-// Target says where the entry delivers to, for listings.
+// Target says where the entry delivers to, for listings, logs and events: a webhook's
+// URL without its password and query values.
 func (d *Deliver) Target() string {
 	switch d.Channel() {
 	case ChannelEmail:
 		return strings.Join(d.Email, ", ")
 	case ChannelWebhook:
-		return d.Webhook
+		return RedactURL(d.Webhook)
 	}
 	return d.Directory
 }
@@ -170,6 +180,21 @@ func (d *Deliver) Wants(name string) bool {
 		}
 	}
 	return false
+}
+
+// CheckHeader refuses a header name that is not one, and the headers a webhook sets
+// itself.
+func CheckHeader(name string) error {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r)
+	}) {
+		return fmt.Errorf("%q is not an HTTP header name", name)
+	}
+	switch strings.ToLower(name) {
+	case HeaderWebhookIDName, HeaderWebhookTimestampName, HeaderWebhookSignatureName, "content-type", "content-length", "host":
+		return fmt.Errorf("%s is set by tandem", name)
+	}
+	return nil
 }
 
 // SecretKey returns the key a webhook secret encodes.
@@ -271,12 +296,12 @@ func (d *Deliver) validate(i int) error {
 	ch := given[0]
 	// Settings of another channel are mistakes: say so rather than ignore them.
 	other := map[string][]string{
-		ChannelEmail:     {"webhook", "secret", "include_files", "timeout", "directory", "overwrite"},
+		ChannelEmail:     {"webhook", "secret", "headers", "include_files", "timeout", "directory", "overwrite"},
 		ChannelWebhook:   {"email", "cc", "bcc", "subject", "body", "attach", "max_attach_bytes", "directory", "overwrite"},
-		ChannelDirectory: {"email", "cc", "bcc", "subject", "body", "max_attach_bytes", "webhook", "secret", "include_files", "timeout"},
+		ChannelDirectory: {"email", "cc", "bcc", "subject", "body", "max_attach_bytes", "webhook", "secret", "headers", "include_files", "timeout"},
 	}
 	set := map[string]bool{"cc": len(d.CC) > 0, "bcc": len(d.BCC) > 0, "subject": d.Subject != "", "body": d.Body != "",
-		"attach": len(d.Attach) > 0, "max_attach_bytes": d.MaxAttachBytes != 0, "secret": d.Secret != "",
+		"attach": len(d.Attach) > 0, "max_attach_bytes": d.MaxAttachBytes != 0, "secret": d.Secret != "", "headers": len(d.Headers) > 0,
 		"include_files": d.IncludeFiles, "timeout": d.Timeout != 0, "overwrite": d.Overwrite != nil}
 	for _, k := range other[ch] {
 		if set[k] {
@@ -314,13 +339,19 @@ func (d *Deliver) validate(i int) error {
 			}
 		}
 	case ChannelWebhook:
-		u, err := url.Parse(d.Webhook)
+		u, err := url.Parse(withoutSecretRefs(d.Webhook))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return invalid(f("webhook"), "%q is not an http:// or https:// URL", d.Webhook)
 		}
-		if d.Secret != "" {
+		// A reference is checked when it is resolved, at send time.
+		if d.Secret != "" && !SecretRef.MatchString(d.Secret) {
 			if _, err := SecretKey(d.Secret); err != nil {
-				return invalid(f("secret"), "not a Standard Webhooks secret (\"whsec_\" and base64 of 16 to 64 random bytes): %v", err)
+				return invalid(f("secret"), "not a Standard Webhooks secret (\"whsec_\" and base64 of 16 to 64 random bytes), nor a {{secret \"NAME\"}} reference: %v", err)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(d.Headers)) {
+			if err := CheckHeader(k); err != nil {
+				return invalid(f("headers."+k), "%v", err)
 			}
 		}
 		if d.Timeout < 0 || d.Timeout.D() > WebhookTimeoutMax {

@@ -22,6 +22,9 @@ func TestDeliverEntriesValidated(t *testing.T) {
 		{"relative directory", "[[deliver]]\ndirectory = \"reports/{{.Job}}\"\n", "deliver[0].directory", "absolute"},
 		{"setting of another channel", "[[deliver]]\ndirectory = \"/srv/r\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n", "deliver[0].secret", "directory entries"},
 		{"bad glob", "[[deliver]]\ndirectory = \"/srv/r\"\nattach = [\"[\"]\n", "deliver[0].attach", "glob"},
+		{"bad header", "[[deliver]]\nwebhook = \"https://h.example.com\"\nheaders = { \"X Y\" = \"1\" }\n", "deliver[0].headers.X Y", "not an HTTP header name"},
+		{"tandem's header", "[[deliver]]\nwebhook = \"https://h.example.com\"\nheaders = { Webhook-Signature = \"v1,x\" }\n", "deliver[0].headers.Webhook-Signature", "set by tandem"},
+		{"headers of email", "[[deliver]]\nemail = [\"a@example.com\"]\nheaders = { X-A = \"1\" }\n", "deliver[0].headers", "email entries"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -32,6 +35,11 @@ func TestDeliverEntriesValidated(t *testing.T) {
 			}
 		})
 	}
+	// Secret references stand for values checked when they are resolved, at send time.
+	if _, err := Parse([]byte(head+"[[deliver]]\nwebhook = 'https://u:{{secret \"P\"}}@h.example.com/?k={{secret \"K\"}}'\n"+
+		"secret = '{{secret \"WH\"}}'\nheaders = { Authorization = 'Bearer {{secret \"K\"}}' }\n"), FormatTOML); err != nil {
+		t.Fatalf("secret references in a webhook entry: %v", err)
+	}
 	specs, err := Parse([]byte(head+"[[deliver]]\nwebhook = \"https://h.example.com\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n"+
 		"[[deliver]]\ndirectory = \"/srv/reports/{{.Job}}/{{.Date}}\"\non = [\"always\"]\n"), FormatTOML)
 	if err != nil {
@@ -41,5 +49,15 @@ func TestDeliverEntriesValidated(t *testing.T) {
 	if d[0].Channel() != ChannelWebhook || strings.Join(d[0].On, ",") != OnSuccess || d[0].Timeout.D() != WebhookTimeoutDefault ||
 		d[1].Channel() != ChannelDirectory || !*d[1].Overwrite || strings.Join(d[1].States(), ",") != "succeeded,failed,canceled" {
 		t.Fatalf("defaults: %+v", d)
+	}
+}
+
+// Where a webhook entry delivers to, as listings, logs and events show it, has no URL
+// password or query values.
+func TestDeliverTargetHidesURLSecrets(t *testing.T) {
+	t.Parallel()
+	d := Deliver{Webhook: "https://hooks:pa55w0rd@h.example/in?token=abc123&x=1"}
+	if got, want := d.Target(), "https://hooks:***@h.example/in?token=***&x=***"; got != want {
+		t.Fatalf("Target() = %q, want %q", got, want)
 	}
 }

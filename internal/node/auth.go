@@ -90,7 +90,11 @@ func (n *Node) secret(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secret %s: %w", name, err)
 	}
-	return n.sealer.Open(name, s.Ciphertext)
+	v, err := n.sealer.Open(name, s.Ciphertext)
+	if err == nil && n.cfg.SecretSeen != nil {
+		n.cfg.SecretSeen(v)
+	}
+	return v, err
 }
 
 // Sealer encrypts the secrets the API is given (nil: this node has not the key).

@@ -26,7 +26,7 @@ func (n *Node) newDeliverer() *deliver.Deliverer {
 		Files:       outputFiles{n.outputs},
 		BaseURL:     cmp.Or(c.Deliver.BaseURL, n.Scheme()+"://"+c.Advertise),
 		MaxAttempts: c.Deliver.MaxAttempts, Backoff: c.Deliver.Backoff, BackoffMax: c.Deliver.BackoffMax,
-		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff,
+		Claim: c.Deliver.Claim, Handoff: c.Deliver.Handoff, Secret: n.secret,
 		Observe: func(ch string, outcome store.DeliveryState) {
 			if outcome == store.DeliveryPending {
 				outcome = "retrying"

@@ -56,19 +56,20 @@ type Node struct {
 	started time.Time    // on the corrected clock: shown to operators
 	upSince time.Time    // on this host's monotonic clock: for how long it has been up
 
-	keeper  *lease.Keeper
-	members *cluster.Membership
-	worker  *worker.Worker
-	deliver *deliver.Deliverer // set in Start, once the advertised address is known
-	outputs *output.Service
-	http    *http.Server
-	ln      net.Listener
-	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
-	metrics *metrics.Metrics
-	sync    *sitesync.Service // the DR-site sync: the sender runs while primary
-	authn   *auth.Authenticator
-	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
-	certs   *certs       // the API's certificate, with tls_cert
+	keeper   *lease.Keeper
+	members  *cluster.Membership
+	worker   *worker.Worker
+	deliver  *deliver.Deliverer // set in Start, once the advertised address is known
+	outputs  *output.Service
+	http     *http.Server
+	ln       net.Listener
+	peers    *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
+	metrics  *metrics.Metrics
+	sync     *sitesync.Service // the DR-site sync: the sender runs while primary
+	authn    *auth.Authenticator
+	sealer   *auth.Sealer // nil: this node has not the cluster's secret key
+	certs    *certs       // the API's certificate, with tls_cert
+	redirect *http.Server // with redirect_http: plain HTTP answered with a redirect to HTTPS
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
 	bootstrapPath string
 
@@ -223,10 +224,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
+	// The HTTP server's own complaints (TLS handshakes, bad requests) go through the
+	// node's logger, redacted as every line is.
+	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelWarn)}
 	serveLn := ln
 	if tlsConf != nil {
 		serveLn = tls.NewListener(ln, tlsConf)
+	}
+	if err := n.startRedirect(); err != nil {
+		return err
 	}
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(life)
@@ -248,6 +255,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.startSlots(ctx, slotCount) // before the primary's keeper: its role must know whether to fire
 	n.goFn(func() { _ = n.keeper.Run(ctx) })
 	n.goFn(func() { _ = n.outputs.Run(ctx) })
+	if n.certs != nil {
+		n.goFn(func() { n.watchTLS(ctx, CertCheckInterval) })
+	}
 	if n.cfg.Failback {
 		n.goFn(func() { n.failback(ctx) })
 	}
@@ -317,6 +327,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.endLife() // drained: heartbeats end, and the stop is recorded below
 	n.lifeWG.Wait()
 	herr := n.http.Shutdown(ctx)
+	if n.redirect != nil {
+		herr = errors.Join(herr, n.redirect.Shutdown(ctx))
+	}
 	n.wg.Wait()
 	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
 		n.log.Warn("cannot record that this node stopped", "err", err)

@@ -59,6 +59,9 @@ type WebhookSpec struct {
 	URL     string       `json:"url" toml:"url"`
 	Secret  string       `json:"secret,omitempty" toml:"secret"`
 	Timeout job.Duration `json:"timeout,omitempty" toml:"timeout"`
+	// Headers are sent with the POST. URL, Secret and header values may refer to
+	// secrets ({{secret "NAME"}}), resolved by the node that sends.
+	Headers map[string]string `json:"headers,omitempty" toml:"headers"`
 }
 
 // Template defaults.
@@ -202,11 +205,16 @@ func Compile(s Spec) (*Rule, error) {
 		r.body, _ = parseTemplate("body", BodyDefault)
 	}
 	if w := s.Webhook; w != nil {
-		u, err := url.Parse(w.URL)
+		u, err := url.Parse(job.WithoutSecretRefs(w.URL))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("webhook.url", "%q is not an http:// or https:// URL", w.URL)
 		}
-		if w.Secret != "" {
+		for k := range w.Headers {
+			if err := job.CheckHeader(k); err != nil {
+				bad("webhook.headers."+k, "%v", err)
+			}
+		}
+		if w.Secret != "" && !job.SecretRef.MatchString(w.Secret) {
 			if _, err := job.SecretKey(w.Secret); err != nil {
 				bad("webhook.secret", "%v", err)
 			}
@@ -303,7 +311,7 @@ func (r *Rule) Channels() []job.Deliver {
 		out = append(out, job.Deliver{Email: e.To, CC: e.CC, BCC: e.BCC})
 	}
 	if w := r.Spec.Webhook; w != nil {
-		out = append(out, job.Deliver{Webhook: w.URL, Secret: w.Secret, Timeout: w.Timeout})
+		out = append(out, job.Deliver{Webhook: w.URL, Secret: w.Secret, Timeout: w.Timeout, Headers: w.Headers})
 	}
 	return out
 }

@@ -103,12 +103,42 @@ on = ["node.lost"]
 [[rule]]
 name = "r"
 on = ["node.lost"]`, `rule[1].name: "r" appears twice`},
+		{`[[rule]]
+name = "r"
+on = ["node.lost"]
+[rule.webhook]
+url = "https://h.example/x"
+headers = { "X Y" = "1" }`, "rule[0].webhook.headers.X Y:"},
 		{``, "no [[rule]]"},
 	} {
 		_, err := notify.Parse([]byte(c.file))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("parse %q: %v, want an error containing %q", c.file, err, c.want)
 		}
+	}
+}
+
+// A rule's webhook may refer to secrets in its URL, secret and header values; its
+// channel carries the references, resolved by the node that sends.
+func TestRuleWebhookSecretReferences(t *testing.T) {
+	t.Parallel()
+	specs, err := notify.Parse([]byte(`[[rule]]
+name = "r"
+on = ["node.lost"]
+[rule.webhook]
+url = 'https://ops:{{secret "P"}}@h.example/x?k={{secret "K"}}'
+secret = '{{secret "WH"}}'
+headers = { Authorization = 'Bearer {{secret "K"}}' }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := notify.Compile(specs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := r.Channels()
+	if len(ch) != 1 || ch[0].Secret != `{{secret "WH"}}` || ch[0].Headers["Authorization"] != `Bearer {{secret "K"}}` {
+		t.Fatalf("channels: %+v", ch)
 	}
 }
 

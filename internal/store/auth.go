@@ -28,6 +28,9 @@ type Auth interface {
 	TokenList(ctx context.Context) ([]Token, error)
 	// TokenRevoke deletes the API token named; ErrNotFound when none.
 	TokenRevoke(ctx context.Context, p TokenRevokeParams) error
+	// SessionEnd deletes the login session p.ID of user p.User (a logout);
+	// ErrNotFound when there is no such session (API tokens are revoked by name).
+	SessionEnd(ctx context.Context, p SessionEndParams) error
 	// TokenTouch records that a token was used at p.Now.
 	TokenTouch(ctx context.Context, id int64, now time.Time) error
 
@@ -104,5 +107,12 @@ type TokenCreateParams struct {
 // TokenRevokeParams are the arguments of TokenRevoke.
 type TokenRevokeParams struct {
 	Name  string
+	Audit Audit
+}
+
+// SessionEndParams are the arguments of SessionEnd.
+type SessionEndParams struct {
+	ID    int64
+	User  string
 	Audit Audit
 }

@@ -171,4 +171,7 @@ type DeliveryRetryParams struct {
 	ID  int64
 	Now time.Time
 	By  string // who asked, for the record's last error
+	// Audit, if set, makes the retry an event (delivery.retried) naming who asked and
+	// from where, in the retry's transaction.
+	Audit *Audit
 }

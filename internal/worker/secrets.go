@@ -52,7 +52,7 @@ func (w *Worker) resolveSecrets(ctx context.Context, spec job.Spec, seen map[str
 // redact hides, in what a run reports (its reason, stdout, stderr), the secret values it
 // was given and the passwords and query values of URLs.
 func redact(s string, seen map[string]string) string {
-	return auth.RedactURLs(auth.RedactSecrets(s, seen))
+	return auth.Redact(s, seen)
 }
 
 // redactBytes is redact for captured output; URLs in a job's own output are its own

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
@@ -378,6 +379,9 @@ func (w *Worker) start(ctx context.Context, starts, begins []store.Run) {
 			default:
 				p = w.execute(actx, run, j.Spec)
 			}
+			// Whatever said why (an executor, a job definition, a cancel), a reason shows
+			// no URL password or query value.
+			p.Reason = auth.RedactURLs(p.Reason)
 			p.RunID, p.Token, p.Now = run.ID, run.Token, w.p.Now()
 			w.record(p)
 		}()

@@ -307,6 +307,13 @@ type PasswordRequest struct {
 	Password string `json:"password"`
 }
 
+// OwnPasswordRequest is the body of POST /api/v1/password: a logged-in user's own
+// password change, which needs the current one.
+type OwnPasswordRequest struct {
+	Current  string `json:"current_password"`
+	Password string `json:"password"`
+}
+
 // TokenRequest is the body of POST /api/v1/tokens. Expires is a duration ("720h",
 // "30d"); "" never expires.
 type TokenRequest struct {
@@ -344,9 +351,10 @@ type RuleEmail struct {
 
 // RuleWebhook is a rule's webhook channel as the API shows it (its secret is not shown).
 type RuleWebhook struct {
-	URL     string       `json:"url"`
-	Secret  string       `json:"secret,omitempty"`
-	Timeout job.Duration `json:"timeout,omitempty"`
+	URL     string            `json:"url"`
+	Secret  string            `json:"secret,omitempty"`
+	Timeout job.Duration      `json:"timeout,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"` // values shown as *** unless references
 }
 
 // RunListLimitMax is the most runs one GET /api/v1/runs returns; page with before= for more.

@@ -260,6 +260,24 @@ func (s *DB) TokenRevoke(ctx context.Context, p store.TokenRevokeParams) error {
 	return nil
 }
 
+// SessionEnd implements store.Auth.
+func (s *DB) SessionEnd(ctx context.Context, p store.SessionEndParams) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		n, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE id = ? AND kind = ? AND user_name = ?`, p.ID, store.TokenSession, p.User)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return notFound("session", fmt.Sprint(p.ID))
+		}
+		return s.auditEvent(ctx, tx, "user.logout", fmt.Sprintf("user %s logged out", p.User), p.Audit, map[string]any{"user": p.User})
+	})
+	if err != nil {
+		return fmt.Errorf("end session %d: %w", p.ID, err)
+	}
+	return nil
+}
+
 // TokenTouch implements store.Auth.
 func (s *DB) TokenTouch(ctx context.Context, id int64, now time.Time) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {

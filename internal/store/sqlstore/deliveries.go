@@ -382,6 +382,12 @@ func (s *DB) DeliveryRetry(ctx context.Context, p store.DeliveryRetryParams) (st
 		if k == 0 {
 			return fmt.Errorf("delivery %d is %s, not failed or disabled: %w", p.ID, d.State, store.ErrConflict)
 		}
+		if p.Audit != nil {
+			if err := s.auditEvent(ctx, tx, "delivery.retried", fmt.Sprintf("delivery %d (%s) retried", d.ID, d.Key()), *p.Audit,
+				map[string]any{"delivery": d.ID, "key": d.Key(), "run": d.RunID, "job": d.Job, "channel": d.Channel}); err != nil {
+				return err
+			}
+		}
 		return s.notify(ctx, tx, store.TopicDeliveries, "")
 	})
 	if err != nil {

@@ -53,6 +53,26 @@ func testAuth(t *testing.T, s store.Store) {
 	if _, err := s.TokenByHash(ctx, "aa"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("session after a new password: %v", err)
 	}
+	// A logout ends that session only, and only a session of that user.
+	sess2, err := s.TokenCreate(ctx, store.TokenCreateParams{Name: "session-2", Kind: store.TokenSession, Role: "operator", User: "alice", Hash: "dd", ExpiresAt: &exp, Audit: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{ID: api.ID, User: "alice", Audit: a}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an API token ended as a session: %v", err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{ID: sess2.ID, User: "bob", Audit: a}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("alice's session ended as bob's: %v", err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{ID: sess2.ID, User: "alice", Audit: a}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenByHash(ctx, "dd"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session after logout: %v", err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{ID: sess2.ID, User: "alice", Audit: a}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("logout twice: %v", err)
+	}
 	if err := s.TokenRevoke(ctx, store.TokenRevokeParams{Name: "ci", Audit: a}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +89,7 @@ func testAuth(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"user.deleted", "token.revoked", "user.password_changed", "token.created", "user.login", "user.added"}
+	want := []string{"user.deleted", "token.revoked", "user.logout", "user.login", "user.password_changed", "token.created", "user.login", "user.added"}
 	if len(evs) != len(want) {
 		t.Fatalf("events: %+v", evs)
 	}

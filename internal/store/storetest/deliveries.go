@@ -191,9 +191,14 @@ func testDeliveryClaims(t *testing.T, s store.Store) {
 	// Retried by hand: due now, with its budget of attempts afresh.
 	_, err = s.DeliveryRetry(ctx(t), store.DeliveryRetryParams{ID: got[0].ID, Now: next})
 	wantErr(t, err, store.ErrConflict) // delivered
-	d = must[store.Delivery](t)(s.DeliveryRetry(ctx(t), store.DeliveryRetryParams{ID: d.ID, Now: next, By: "tester"}))
+	d = must[store.Delivery](t)(s.DeliveryRetry(ctx(t), store.DeliveryRetryParams{ID: d.ID, Now: next, By: "tester",
+		Audit: &store.Audit{By: "user op", Client: "10.0.0.9:1", Node: "n1", Now: next}}))
 	if d.State != store.DeliveryPending || d.Tries() != 0 || d.Attempts != 2 || !d.NextAt.Equal(next) {
 		t.Fatalf("retried: %+v", d)
+	}
+	evs = must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Type: "delivery.retried"}))
+	if len(evs) != 1 || evs[0].Data["by"] != "user op" || evs[0].Data["client"] != "10.0.0.9:1" || evs[0].Data["key"] != d.Key() {
+		t.Fatalf("delivery.retried events: %+v", evs)
 	}
 	_, err = s.DeliveryGet(ctx(t), 99999)
 	wantErr(t, err, store.ErrNotFound)
