@@ -103,7 +103,10 @@ type NodeStatus struct {
 	Weight      float64   `json:"weight"`
 	Tags        []string  `json:"tags"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
-	Services    []Service `json:"services"`
+	// StartedAt is when the node's process started; Version the tandem it runs.
+	StartedAt time.Time `json:"started_at"`
+	Version   string    `json:"version"`
+	Services  []Service `json:"services"`
 	// Slots are the scheduler slots the node fires, when the cluster has several.
 	Slots []string `json:"slots,omitempty"`
 	// Hold is the operator hold on this node: a held standby's, or, on the primary's

@@ -403,7 +403,7 @@ func (n *Node) describe() store.Node {
 	weight := n.weight
 	n.mu.Unlock()
 	return store.Node{ID: n.cfg.NodeID, Holder: n.holder, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority, Weight: weight,
-		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
+		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started, Version: cmp.Or(n.cfg.Version, "dev")}
 }
 
 // SweepOutputs deletes the outputs past retention once, and the files the repository

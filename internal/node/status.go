@@ -70,7 +70,8 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			mode = ModeStandby // its lease lapsed; it steps down by itself
 		}
 		row := api.NodeStatus{ID: nd.ID, Address: nd.Address, Mode: mode, Running: running[nd.ID], Queued: queued[nd.ID],
-			Capacity: nd.Capacity, Priority: nd.Priority, Weight: nd.Weight, Tags: nd.Tags, HeartbeatAt: nd.HeartbeatAt}
+			Capacity: nd.Capacity, Priority: nd.Priority, Weight: nd.Weight, Tags: nd.Tags, HeartbeatAt: nd.HeartbeatAt,
+			StartedAt: nd.StartedAt, Version: nd.Version}
 		if row.Tags == nil {
 			row.Tags = []string{}
 		}

@@ -132,6 +132,7 @@ type Node struct {
 	Tags        []string
 	StartedAt   time.Time
 	HeartbeatAt time.Time
+	Version     string // the tandem version the node runs ("" before it reported one)
 }
 
 // Event is something that happened, for operators and notification rules.

@@ -382,7 +382,7 @@ func testLease(t *testing.T, s store.Store) {
 }
 
 func testNodesAndEvents(t *testing.T, s store.Store) {
-	n := store.Node{ID: "n1", Address: "127.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Tags: []string{"a"}, StartedAt: t0}
+	n := store.Node{ID: "n1", Address: "127.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Tags: []string{"a"}, StartedAt: t0, Version: "0.4.0"}
 	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,8 @@ func testNodesAndEvents(t *testing.T, s store.Store) {
 	}
 	// Heartbeats are stamped by the engine's clock (the database's where it has one).
 	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
-	if len(nodes) != 1 || nodes[0].Running != 2 || time.Since(nodes[0].HeartbeatAt).Abs() > 5*time.Second || nodes[0].Tags[0] != "a" {
+	if len(nodes) != 1 || nodes[0].Running != 2 || time.Since(nodes[0].HeartbeatAt).Abs() > 5*time.Second || nodes[0].Tags[0] != "a" ||
+		nodes[0].Version != "0.4.0" || !nodes[0].StartedAt.Equal(t0) {
 		t.Fatalf("nodes: %+v", nodes)
 	}
 	for _, typ := range []string{"node.joined", "primary.changed", "node.joined"} {
