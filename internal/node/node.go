@@ -29,6 +29,7 @@ import (
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/console"
 	"github.com/tandemhq/tandem/internal/deliver"
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/metrics"
@@ -70,6 +71,7 @@ type Node struct {
 	peers   *peer.Client // node-to-node calls: hints, forwarded operator actions, output transfers
 	metrics *metrics.Metrics
 	authn   *auth.Authenticator
+	console *console.Console
 	sealer  *auth.Sealer // nil: this node has not the cluster's secret key
 	certs   *certs       // the API's certificate, with tls_cert
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
@@ -216,11 +218,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
+	if err := n.startConsole(mux); err != nil {
+		return err
+	}
 	tlsConf, err := n.startTLS()
 	if err != nil {
 		return err
 	}
 	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second}
+	n.http.RegisterOnShutdown(n.console.Close) // its live streams end, or Shutdown would wait for them
 	serveLn := ln
 	if tlsConf != nil {
 		serveLn = tls.NewListener(ln, tlsConf)
@@ -314,6 +320,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.endLife() // drained: heartbeats end, and the stop is recorded below
 	n.lifeWG.Wait()
 	herr := n.http.Shutdown(ctx)
+	n.console.Close()
 	n.wg.Wait()
 	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
 		n.log.Warn("cannot record that this node stopped", "err", err)

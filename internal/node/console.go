@@ -1,0 +1,24 @@
+package node
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/tandemhq/tandem/internal/console"
+	"github.com/tandemhq/tandem/internal/store"
+)
+
+// startConsole adds the web console to mux, over the API's handlers registered there.
+func (n *Node) startConsole(mux *http.ServeMux) error {
+	c, err := console.New(console.Params{API: mux, Status: n, Auth: n.authn, NodeID: n.cfg.NodeID, ReadOnly: n.cfg.Console.ReadOnly,
+		Log: n.log.With("component", "console"), Now: n.clock.Now,
+		Revoke: func(ctx context.Context, name, by, client string) error {
+			return n.store.TokenRevoke(ctx, store.TokenRevokeParams{Name: name, Audit: store.Audit{By: by, Client: client, Node: n.cfg.NodeID, Now: n.clock.Now()}})
+		}})
+	if err != nil {
+		return err
+	}
+	c.Register(mux)
+	n.console = c
+	return nil
+}
