@@ -36,9 +36,9 @@ type StatusSource interface {
 	Status(ctx context.Context) (api.Status, error)
 }
 
-// SessionRevoker ends a login session (by the name its token was stored under), for
-// by (who logged out, from where).
-type SessionRevoker func(ctx context.Context, name, by, client string) error
+// SessionRevoker ends the login session whose secret hashes to hash, for by (who
+// logged out) from client.
+type SessionRevoker func(ctx context.Context, hash, by, client string) error
 
 // PollIntervalDefault is how often the shared status poller reads the status while a
 // status page is open.
@@ -131,7 +131,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	c.route(mux, "POST /nodes/{id}/{action}", auth.Operator, c.nodeAction)
 	c.route(mux, "POST /switch", auth.Operator, c.switchAction)
 	c.route(mux, "GET /stream/status", auth.Viewer, c.statusStream)
-	// c.registerJobs(mux)
-	// c.registerRuns(mux)
-	// c.registerEvents(mux)
+	c.registerJobs(mux)
+	c.registerRuns(mux)
+	c.registerEvents(mux)
 }

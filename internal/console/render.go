@@ -45,6 +45,7 @@ var funcs = template.FuncMap{
 	"age":   age,
 	"when":  when,
 	"join":  strings.Join,
+	"list":  func(v ...string) []string { return v },
 	"short": func(s string, n int) string { return shortText(s, n) },
 	"deref": func(p *string) string {
 		if p == nil {

@@ -185,8 +185,7 @@ func (c *Console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	if s.p.User != "" && c.p.Revoke != nil {
-		name := "session-" + auth.HashSecret(s.secret)[:16]
-		if err := c.p.Revoke(context.WithoutCancel(r.Context()), name, s.p.Name, r.RemoteAddr); err != nil {
+		if err := c.p.Revoke(context.WithoutCancel(r.Context()), auth.HashSecret(s.secret), s.p.Name, r.RemoteAddr); err != nil {
 			c.p.Log.Warn("cannot revoke a console session on logout", "user", s.p.User, "err", err)
 		}
 	}

@@ -23,10 +23,14 @@ type action struct {
 	Fields  string // hidden fields of the form, as a query string
 	Confirm string // the confirming button's label
 	Danger  bool
+	Href    string // the page that asks without JavaScript ("": the confirm page)
 }
 
 // ConfirmHref is the page that asks without JavaScript.
 func (a action) ConfirmHref() string {
+	if a.Href != "" {
+		return a.Href
+	}
 	return "/confirm?" + url.Values{"path": {a.Path}, "fields": {a.Fields}, "name": {a.Name}}.Encode()
 }
 
@@ -197,22 +201,43 @@ type confirmData struct {
 }
 
 // confirmPage asks for a confirmation without JavaScript: the same question as the
-// dialog, for the action a button names (found again here, never taken from the URL).
+// dialog, for the action a button names (found again here among the actions offered
+// now, never taken from the URL).
 func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	s := c.hub.current(r.Context())
 	d := confirmData{pageData: c.basePage(r, "Confirm")}
-	for _, n := range s.st.Nodes {
-		for _, a := range nodeActions(s.st, n, d.CanOperate, d.CanAdmin) {
-			if a.Path == q.Get("path") && a.Fields == q.Get("fields") && a.Name == q.Get("name") {
-				d.Action = a
-				d.Fields, _ = url.ParseQuery(a.Fields)
-				c.render(w, http.StatusOK, "confirm", d)
-				return
+	var offered []action
+	switch path := q.Get("path"); {
+	case strings.HasPrefix(path, "/jobs/"):
+		name, _, _ := strings.Cut(strings.TrimPrefix(path, "/jobs/"), "/")
+		if name, err := url.PathUnescape(name); err == nil {
+			var j api.Job
+			if err := c.call(r, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name), nil, &j); err == nil {
+				offered = jobActions(j, d.CanOperate, d.CanAdmin)
 			}
 		}
+	case strings.HasPrefix(path, "/runs/"):
+		id, _, _ := strings.Cut(strings.TrimPrefix(path, "/runs/"), "/")
+		rr := r.Clone(r.Context())
+		rr.SetPathValue("id", id)
+		if rd, err := c.runData(rr); err == nil {
+			offered = rd.Actions
+		}
+	default:
+		s := c.hub.current(r.Context())
+		for _, n := range s.st.Nodes {
+			offered = append(offered, nodeActions(s.st, n, d.CanOperate, d.CanAdmin)...)
+		}
 	}
-	c.fail(w, r, http.StatusNotFound, "that action is not offered now (the node's mode changed, or your role does not allow it): back to the status")
+	for _, a := range offered {
+		if a.Path == q.Get("path") && a.Fields == q.Get("fields") && a.Name == q.Get("name") {
+			d.Action = a
+			d.Fields, _ = url.ParseQuery(a.Fields)
+			c.render(w, http.StatusOK, "confirm", d)
+			return
+		}
+	}
+	c.fail(w, r, http.StatusNotFound, "that action is not offered now (the state changed, or your role does not allow it)")
 }
 
 // nodeAction performs an operator action through the API (which forwards it to the node).

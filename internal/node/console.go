@@ -12,8 +12,8 @@ import (
 func (n *Node) startConsole(mux *http.ServeMux) error {
 	c, err := console.New(console.Params{API: mux, Status: n, Auth: n.authn, NodeID: n.cfg.NodeID, ReadOnly: n.cfg.Console.ReadOnly,
 		Log: n.log.With("component", "console"), Now: n.clock.Now,
-		Revoke: func(ctx context.Context, name, by, client string) error {
-			return n.store.TokenRevoke(ctx, store.TokenRevokeParams{Name: name, Audit: store.Audit{By: by, Client: client, Node: n.cfg.NodeID, Now: n.clock.Now()}})
+		Revoke: func(ctx context.Context, hash, by, client string) error {
+			return n.store.SessionEnd(ctx, store.SessionEndParams{Hash: hash, Audit: store.Audit{By: by, Client: client, Node: n.cfg.NodeID, Now: n.clock.Now()}})
 		}})
 	if err != nil {
 		return err

@@ -28,6 +28,9 @@ type Auth interface {
 	TokenList(ctx context.Context) ([]Token, error)
 	// TokenRevoke deletes the API token named; ErrNotFound when none.
 	TokenRevoke(ctx context.Context, p TokenRevokeParams) error
+	// SessionEnd deletes the login session whose secret hashes to p.Hash (a logout),
+	// with a user.logout event; ErrNotFound when there is none.
+	SessionEnd(ctx context.Context, p SessionEndParams) error
 	// TokenTouch records that a token was used at p.Now.
 	TokenTouch(ctx context.Context, id int64, now time.Time) error
 
@@ -99,6 +102,12 @@ type TokenCreateParams struct {
 	Name, Kind, Role, User, Hash string
 	ExpiresAt                    *time.Time
 	Audit                        Audit
+}
+
+// SessionEndParams are the arguments of SessionEnd.
+type SessionEndParams struct {
+	Hash  string
+	Audit Audit
 }
 
 // TokenRevokeParams are the arguments of TokenRevoke.

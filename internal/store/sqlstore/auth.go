@@ -237,6 +237,28 @@ func (s *DB) TokenRevoke(ctx context.Context, p store.TokenRevokeParams) error {
 	return nil
 }
 
+// SessionEnd implements store.Auth.
+func (s *DB) SessionEnd(ctx context.Context, p store.SessionEndParams) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var user string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT user_name FROM tokens WHERE hash = ? AND kind = ?`), p.Hash, store.TokenSession).Scan(&user)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("session", "")
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE hash = ? AND kind = ?`, p.Hash, store.TokenSession); err != nil {
+			return err
+		}
+		return s.auditEvent(ctx, tx, "user.logout", fmt.Sprintf("user %s logged out", user), p.Audit, map[string]any{"user": user})
+	})
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
 // TokenTouch implements store.Auth.
 func (s *DB) TokenTouch(ctx context.Context, id int64, now time.Time) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {

@@ -1,0 +1,514 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/client"
+	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/console"
+	"github.com/tandemhq/tandem/internal/node"
+	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/store/storesqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingStore counts the repository reads the console's paths make: the status
+// table's, the API's reads of jobs, runs, events, deliveries, and the session lookups.
+type countingStore struct {
+	store.Store
+	store.Liveness
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *countingStore) add(m string) {
+	s.mu.Lock()
+	s.n[m]++
+	s.mu.Unlock()
+}
+
+func (s *countingStore) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.n {
+		out[k] = v
+	}
+	return out
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (s *countingStore) NodeList(ctx context.Context) ([]store.Node, error) {
+	s.add("NodeList")
+	return s.Store.NodeList(ctx)
+}
+func (s *countingStore) RunCounts(ctx context.Context) ([]store.RunCount, error) {
+	s.add("RunCounts")
+	return s.Store.RunCounts(ctx)
+}
+func (s *countingStore) LeaseGet(ctx context.Context, name string) (store.Lease, error) {
+	s.add("LeaseGet")
+	return s.Store.LeaseGet(ctx, name)
+}
+func (s *countingStore) HoldList(ctx context.Context) ([]store.Hold, error) {
+	s.add("HoldList")
+	return s.Store.HoldList(ctx)
+}
+func (s *countingStore) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
+	s.add("TokenByHash")
+	return s.Store.TokenByHash(ctx, hash)
+}
+func (s *countingStore) TokenTouch(ctx context.Context, id int64, now time.Time) error {
+	s.add("TokenTouch")
+	return s.Store.TokenTouch(ctx, id, now)
+}
+func (s *countingStore) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, error) {
+	s.add("RunList")
+	return s.Store.RunList(ctx, p)
+}
+func (s *countingStore) RunGet(ctx context.Context, id int64) (store.Run, error) {
+	s.add("RunGet")
+	return s.Store.RunGet(ctx, id)
+}
+func (s *countingStore) EventList(ctx context.Context, p store.EventListParams) ([]store.Event, error) {
+	s.add("EventList")
+	return s.Store.EventList(ctx, p)
+}
+func (s *countingStore) JobList(ctx context.Context) ([]store.Job, error) {
+	s.add("JobList")
+	return s.Store.JobList(ctx)
+}
+func (s *countingStore) JobGet(ctx context.Context, name string) (store.Job, error) {
+	s.add("JobGet")
+	return s.Store.JobGet(ctx, name)
+}
+func (s *countingStore) OutputList(ctx context.Context, runID int64) ([]store.Output, error) {
+	s.add("OutputList")
+	return s.Store.OutputList(ctx, runID)
+}
+func (s *countingStore) DeliveryList(ctx context.Context, p store.DeliveryListParams) ([]store.Delivery, error) {
+	s.add("DeliveryList")
+	return s.Store.DeliveryList(ctx, p)
+}
+
+type harness struct {
+	t     *testing.T
+	node  *node.Node
+	st    *countingStore
+	base  string
+	token string // the bootstrap admin token
+	api   *client.Client
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func start(t *testing.T, mod func(*config.Config)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.NodeID = dir, "127.0.0.1:0", "n1"
+	cfg.ShutdownGrace = 2 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := storesqlite.Open(context.Background(), cfg.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: raw, Liveness: raw, n: map[string]int{}}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := node.New(cfg, st, log)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.ReadBootstrapToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, node: n, st: st, base: "http://" + n.Addr(), token: tok,
+		api: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: tok})}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		raw.Close()
+	})
+	waitFor(t, 10*time.Second, "the node to be primary", func() bool {
+		st, err := h.api.Status(context.Background())
+		return err == nil && st.Primary == "n1"
+	})
+	return h
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// browser is a cookie-keeping HTTP client that does not follow redirects.
+type browser struct {
+	t    *testing.T
+	h    *harness
+	c    *http.Client
+	csrf string
+}
+
+func (h *harness) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: h.t, h: h, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) get(path string) (int, string, http.Header) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.h.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if m := csrfRE.FindSubmatch(body); m != nil {
+		b.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browser) post(path string, form url.Values) (int, string, http.Header) {
+	b.t.Helper()
+	if form.Get("csrf") == "" && b.csrf != "" {
+		form.Set("csrf", b.csrf)
+	}
+	resp, err := b.c.PostForm(b.h.base+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browser) loginToken(tok string) {
+	b.t.Helper()
+	b.get("/login")
+	if code, body, h := b.post("/login", url.Values{"token": {tok}}); code != http.StatusSeeOther || h.Get("Location") != "/" {
+		b.t.Fatalf("login: %d %s %s", code, h.Get("Location"), body)
+	}
+	b.get("/")
+}
+
+func (b *browser) loginUser(user, password string) {
+	b.t.Helper()
+	b.get("/login")
+	if code, body, _ := b.post("/login", url.Values{"user": {user}, "password": {password}}); code != http.StatusSeeOther {
+		b.t.Fatalf("login %s: %d %s", user, code, body)
+	}
+	b.get("/")
+}
+
+func (h *harness) addUser(name, role string) {
+	h.t.Helper()
+	if _, err := h.api.UserAdd(context.Background(), name, role, "correct horse battery"); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestLoginSessionCookieAndLogout(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	b := h.browser()
+	if code, _, hd := b.get("/"); code != http.StatusSeeOther || !strings.HasPrefix(hd.Get("Location"), "/login") {
+		t.Fatalf("GET / without a session: %d %s", code, hd.Get("Location"))
+	}
+	// A wrong password is refused, saying so on the login page.
+	h.addUser("alice", "operator")
+	b.get("/login")
+	if code, body, _ := b.post("/login", url.Values{"user": {"alice"}, "password": {"wrong password!"}}); code != http.StatusUnauthorized || !strings.Contains(body, "wrong user name or password") {
+		t.Fatalf("wrong password: %d %s", code, body)
+	}
+	// A login form without its CSRF token is refused.
+	if code, _, _ := b.post("/login", url.Values{"user": {"alice"}, "password": {"correct horse battery"}, "csrf": {"forged"}}); code != http.StatusForbidden {
+		t.Fatalf("login without the form's token: %d", code)
+	}
+	b.get("/login")
+	code, _, hd := b.post("/login", url.Values{"user": {"alice"}, "password": {"correct horse battery"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	var ck string
+	for _, c := range hd.Values("Set-Cookie") {
+		if strings.HasPrefix(c, console.SessionCookie+"=") {
+			ck = c
+		}
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("session cookie %q lacks %s", ck, want)
+		}
+	}
+	if strings.Contains(ck, "Secure") {
+		t.Errorf("session cookie %q is Secure over plain HTTP", ck)
+	}
+	code, body, _ := b.get("/")
+	if code != http.StatusOK || !strings.Contains(body, `id="node-n1"`) || !strings.Contains(body, "user alice (operator)") {
+		t.Fatalf("status page: %d %s", code, body)
+	}
+	if !strings.Contains(body, `data-action="suspend"`) || strings.Contains(body, `data-action="stop"`) {
+		t.Errorf("an operator sees suspend, not stop (admin): %s", body)
+	}
+	if code, _, _ := b.post("/logout", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	// The session was revoked: its token no longer opens anything, even sent by hand.
+	old := regexp.MustCompile(console.SessionCookie + `=([^;]+)`).FindStringSubmatch(ck)[1]
+	b2 := h.browser()
+	u, _ := url.Parse(h.base)
+	b2.c.Jar.SetCookies(u, []*http.Cookie{{Name: console.SessionCookie, Value: old}})
+	if code, _, _ := b2.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("a logged-out session still opens the console: %d", code)
+	}
+}
+
+// A viewer sees no action buttons; a POST it forges (with its own valid CSRF token) is
+// refused 403, and nothing changes.
+func TestViewerSeesNoButtonsAndIsRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	h.addUser("vera", "viewer")
+	b := h.browser()
+	b.loginUser("vera", "correct horse battery")
+	_, body, _ := b.get("/")
+	if strings.Contains(body, "data-confirm-path") || !strings.Contains(body, `id="node-n1"`) {
+		t.Fatalf("viewer's status page has action buttons or no row: %s", body)
+	}
+	for _, p := range []string{"/nodes/n1/suspend", "/nodes/n1/stop", "/switch", "/apply", "/bulk"} {
+		if code, body, _ := b.post(p, url.Values{"to": {"n1"}, "op": {"cancel"}}); code != http.StatusForbidden || !strings.Contains(body, "role viewer") {
+			t.Errorf("viewer POST %s: %d %s", p, code, body)
+		}
+	}
+	st, err := h.api.Status(context.Background())
+	if err != nil || st.Suspended != nil {
+		t.Fatalf("status after refused POSTs: %+v %v", st, err)
+	}
+}
+
+// An admin's POST without the session's CSRF token is refused.
+func TestActionNeedsCSRFToken(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	b := h.browser()
+	b.loginToken(h.token)
+	if code, _, _ := b.post("/nodes/n1/suspend", url.Values{"csrf": {"not-the-token"}}); code != http.StatusForbidden {
+		t.Fatalf("POST with a wrong CSRF token: %d", code)
+	}
+	code, _, hd := b.post("/nodes/n1/suspend", url.Values{"back": {"/"}})
+	if code != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "msg=") {
+		t.Fatalf("suspend: %d %s", code, hd.Get("Location"))
+	}
+	st, _ := h.api.Status(context.Background())
+	if st.Suspended == nil || !strings.Contains(st.Suspended.By, "token bootstrap-admin") {
+		t.Fatalf("suspension after the console's suspend: %+v", st.Suspended)
+	}
+}
+
+// console.read_only: the node's console shows no buttons and refuses every action.
+func TestReadOnlyConsole(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *config.Config) { c.Console.ReadOnly = true })
+	b := h.browser()
+	b.loginToken(h.token)
+	_, body, _ := b.get("/")
+	if strings.Contains(body, "data-confirm-path") || !strings.Contains(body, "read-only") {
+		t.Fatalf("read-only status page: %s", body)
+	}
+	if code, body, _ := b.post("/nodes/n1/suspend", url.Values{}); code != http.StatusForbidden || !strings.Contains(body, "console.read_only") {
+		t.Fatalf("read-only POST: %d %s", code, body)
+	}
+}
+
+// A job file with an error is refused with the error next to the file, naming the field
+// and its line; a good one is applied.
+func TestApplyShowsTheFieldInError(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	b := h.browser()
+	b.loginToken(h.token)
+	b.get("/apply")
+	code, body, _ := b.post("/apply", url.Values{"format": {"toml"}, "file": {"name = \"bad\"\ntimeout = \"0s\"\n[noop]\n"}})
+	if code != http.StatusBadRequest || !regexp.MustCompile(`id="file-error"[^>]*><strong>timeout</strong> \(line 2\)`).MatchString(body) {
+		t.Fatalf("bad job file: %d %s", code, body)
+	}
+	code, body, _ = b.post("/apply", url.Values{"format": {"toml"}, "file": {"name = \"good\"\nschedule = [\"@every 1h\"]\n[noop]\n"}})
+	if code != http.StatusOK || !strings.Contains(body, "created") {
+		t.Fatalf("good job file: %d %s", code, body)
+	}
+	_, body, _ = b.get("/jobs/good")
+	if n := strings.Count(body, "<tr><td>"); n < console.JobUpcoming {
+		t.Errorf("job page lists %d occurrences, want %d: %s", n, console.JobUpcoming, body)
+	}
+}
+
+// Bulk cancel: the filter's queued runs are counted in the confirmation and canceled
+// on the server.
+func TestBulkCancel(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	ctx := context.Background()
+	if _, err := h.api.JobApply(ctx, []byte("name = \"stuck\"\ntags = [\"nowhere\"]\n[noop]\n"), "toml"); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := h.api.JobRun(ctx, "stuck"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := h.browser()
+	b.loginToken(h.token)
+	_, body, _ := b.get("/runs?job=stuck")
+	if !strings.Contains(body, "Cancel 50 runs") {
+		t.Fatalf("runs page offers no bulk cancel of 50: %s", body)
+	}
+	_, body, _ = b.get("/bulk?op=cancel&job=stuck")
+	if !strings.Contains(body, "Cancel 50 runs?") {
+		t.Fatalf("bulk confirmation: %s", body)
+	}
+	code, _, hd := b.post("/bulk", url.Values{"op": {"cancel"}, "job": {"stuck"}})
+	if code != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "50+runs+canceled") {
+		t.Fatalf("bulk cancel: %d %s", code, hd.Get("Location"))
+	}
+	runs, err := h.api.RunList(ctx, client.RunListParams{Job: "stuck", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.State != "canceled" {
+			t.Fatalf("run %d is %s after the bulk cancel", r.ID, r.State)
+		}
+	}
+}
+
+// The status pages share one poller: with N open live status pages the console reads
+// the status at most once a second, and adds no more than one repository query per
+// second per open page.
+func TestStatusPollIsShared(t *testing.T) {
+	h := start(t, nil)
+	b := h.browser()
+	b.loginToken(h.token)
+	measure := func(pages int, d time.Duration) (map[string]int, int) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var events atomic.Int64
+		var wg sync.WaitGroup
+		for range pages {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/stream/status", nil)
+			resp, err := b.c.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("stream: %v %v", err, resp)
+			}
+			wg.Go(func() {
+				defer resp.Body.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := resp.Body.Read(buf)
+					events.Add(int64(strings.Count(string(buf[:n]), "event: nodes")))
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(300 * time.Millisecond) // the streams connect (their session lookups)
+		before := h.st.counts()
+		time.Sleep(d)
+		after := h.st.counts()
+		cancel()
+		wg.Wait()
+		diff := map[string]int{}
+		for k, v := range after {
+			if v-before[k] != 0 {
+				diff[k] = v - before[k]
+			}
+		}
+		return diff, int(events.Load())
+	}
+	const window = 5 * time.Second
+	base, _ := measure(0, window)
+	for _, pages := range []int{1, 10} {
+		got, events := measure(pages, window)
+		added := float64(total(got)-total(base)) / window.Seconds()
+		t.Logf("%d open pages: %d status pushes; reads in %s: %v (no page open: %v); the console adds %.2f queries/s, %.2f per page",
+			pages, events, window, got, base, added, added/float64(pages))
+		if events < pages*int(window.Seconds())-pages {
+			t.Errorf("%d pages got %d pushes in %s, want about one a second each", pages, events, window)
+		}
+		// Node.Status reads RunCounts once: the console's readings of the status.
+		if reads := got["RunCounts"] - base["RunCounts"]; reads > int(window.Seconds())+1 {
+			t.Errorf("%d pages: the status was read %d times in %s, want at most one a second", pages, reads, window)
+		}
+		if added/float64(pages) > 1 && pages > 1 {
+			t.Errorf("%d pages: the console adds %.2f queries/s per page, want at most 1", pages, added/float64(pages))
+		}
+	}
+}
+
+func TestPagesRender(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	b := h.browser()
+	b.loginToken(h.token)
+	for _, p := range []string{"/", "/jobs", "/runs", "/events", "/deliveries", "/rules", "/apply"} {
+		if code, body, _ := b.get(p); code != http.StatusOK || !strings.Contains(body, "</html>") {
+			t.Errorf("GET %s: %d %s", p, code, body)
+		}
+	}
+	if code, _, _ := b.get("/static/htmx/LICENSE-htmx"); code != http.StatusOK {
+		t.Errorf("htmx licence: %d", code)
+	}
+	// The API keeps answering unknown paths in its own shape.
+	resp, err := http.Get(h.base + "/api/v1/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		t.Errorf("GET /api/v1/nope: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -1,0 +1,396 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/auth"
+)
+
+func (c *Console) registerRuns(mux *http.ServeMux) {
+	c.route(mux, "GET /runs", auth.Viewer, c.runsPage)
+	c.route(mux, "GET /stream/runs", auth.Viewer, c.runsStream)
+	c.route(mux, "GET /runs/{id}", auth.Viewer, c.runPage)
+	c.route(mux, "GET /stream/run/{id}", auth.Viewer, c.runStream)
+	c.route(mux, "GET /runs/{id}/outputs/{name...}", auth.Viewer, c.outputDownload)
+	c.route(mux, "POST /runs/{id}/cancel", auth.Operator, c.runCancel)
+	c.route(mux, "GET /bulk", auth.Operator, c.bulkPage)
+	c.route(mux, "POST /bulk", auth.Operator, c.bulkSubmit)
+}
+
+// Runs lists show at most RunsShown runs; filters on node and time look through the
+// newest RunsScanned runs of the job and state filters (the repository is asked for no
+// more), and counts beyond that read "1000+".
+const (
+	RunsShown   = 100
+	RunsScanned = 1000
+)
+
+// cancelable are the states a cancel applies to.
+var cancelable = []string{"queued", "assigned", "running"}
+
+// runFilter is what a runs list is filtered by.
+type runFilter struct {
+	Job, Node    string
+	States       []string
+	Since, Until string // datetime-local values, read as UTC
+}
+
+func readRunFilter(q url.Values) runFilter {
+	f := runFilter{Job: q.Get("job"), Node: q.Get("node"), Since: q.Get("since"), Until: q.Get("until")}
+	for _, s := range q["state"] {
+		for one := range strings.SplitSeq(s, ",") {
+			if one != "" && !slices.Contains(f.States, one) {
+				f.States = append(f.States, one)
+			}
+		}
+	}
+	return f
+}
+
+func (f runFilter) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"job": f.Job, "node": f.Node, "since": f.Since, "until": f.Until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if len(f.States) > 0 {
+		q.Set("state", strings.Join(f.States, ","))
+	}
+	return q
+}
+
+func (f runFilter) Encode() string { return f.query().Encode() }
+
+func parseLocal(v string) (time.Time, bool) {
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// match applies the filters the API does not take: node and time range (of creation).
+func (f runFilter) match(r api.Run) bool {
+	if f.Node != "" && r.Node != f.Node {
+		return false
+	}
+	if t, ok := parseLocal(f.Since); ok && r.CreatedAt.Before(t) {
+		return false
+	}
+	if t, ok := parseLocal(f.Until); ok && r.CreatedAt.After(t) {
+		return false
+	}
+	return true
+}
+
+// list reads the newest runs matching f (one API request: job and states go to the
+// repository), at most scan of them, and returns those that match, and whether the
+// scan was cut short.
+func (c *Console) list(r *http.Request, f runFilter, scan int) ([]api.Run, bool, error) {
+	q := url.Values{"limit": {strconv.Itoa(scan)}}
+	if f.Job != "" {
+		q.Set("job", f.Job)
+	}
+	if len(f.States) > 0 {
+		q.Set("state", strings.Join(f.States, ","))
+	}
+	var runs []api.Run
+	if err := c.call(r, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &runs); err != nil {
+		return nil, false, err
+	}
+	out := runs[:0]
+	for _, run := range runs {
+		if f.match(run) {
+			out = append(out, run)
+		}
+	}
+	return out, len(runs) == scan, nil
+}
+
+// count says how many: exact, or "N+" when the scan was cut short.
+func count(n int, more bool) string {
+	if more {
+		return strconv.Itoa(n) + "+"
+	}
+	return strconv.Itoa(n)
+}
+
+type runsData struct {
+	pageData
+	Filter      runFilter
+	States      []string
+	Runs        []api.Run
+	Count       string
+	Bulk        []action
+	Cancelable  string
+	NoticeLimit int
+}
+
+var runStates = []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"}
+
+func (c *Console) runsData(r *http.Request) (runsData, error) {
+	f := readRunFilter(r.URL.Query())
+	d := runsData{pageData: c.basePage(r, "Runs"), Filter: f, States: runStates}
+	d.Stream = "/stream/runs?" + f.Encode()
+	runs, more, err := c.list(r, f, RunsScanned)
+	if err != nil {
+		return d, err
+	}
+	d.Count = count(len(runs), more)
+	d.Runs = runs[:min(len(runs), RunsShown)]
+	if d.CanOperate {
+		n, more := 0, more
+		for _, run := range runs {
+			if slices.Contains(cancelable, run.State) {
+				n++
+			}
+		}
+		if n > 0 {
+			d.Bulk = append(d.Bulk, bulkCancel(f, count(n, more)))
+		}
+	}
+	return d, nil
+}
+
+func bulkCancel(f runFilter, n string) action {
+	return action{Name: "bulk-cancel", Label: "Cancel " + n + " runs…", Title: "Cancel " + n + " runs?", Path: "/bulk",
+		Fields:  "op=cancel&" + f.Encode(),
+		Text:    fmt.Sprintf("Every queued, assigned or running run matching this filter (%s now) is canceled: waiting ones at once, running ones are stopped. Canceled runs are not retried.", n),
+		Confirm: "Cancel " + n + " runs", Danger: true, Href: "/bulk?op=cancel&" + f.Encode()}
+}
+
+// runsPage lists runs, newest first, filtered; the table is kept live (new runs appear).
+func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
+	d, err := c.runsData(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), errText(err))
+		return
+	}
+	c.render(w, http.StatusOK, "runs", d)
+}
+
+// liveEvery is how often a page's own live panel (runs, a run, events) is read again:
+// one API request, one repository query, per open page.
+const liveEvery = time.Second
+
+// runsStream pushes the runs table again each second.
+func (c *Console) runsStream(w http.ResponseWriter, r *http.Request) {
+	c.serveStream(w, r, c.every(r, liveEvery, func(yield func(name, html string) error) error {
+		d, err := c.runsData(r)
+		if err != nil {
+			return nil // shown again at the next tick; the page keeps what it has
+		}
+		for _, p := range []string{"runs-count", "runs-rows"} {
+			html, err := c.fragment("runs", p, d)
+			if err != nil {
+				return err
+			}
+			if err := yield(p, html); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// every makes a stream's next from a tick: it waits an interval (none the first time),
+// then sends.
+func (c *Console) every(r *http.Request, d time.Duration, send func(yield func(name, html string) error) error) func(yield func(name, html string) error) error {
+	first := true
+	return func(yield func(name, html string) error) error {
+		if !first {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return r.Context().Err()
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
+		}
+		first = false
+		return send(yield)
+	}
+}
+
+type runData struct {
+	pageData
+	Run     api.Run
+	Final   bool
+	Actions []action
+}
+
+func final(state string) bool { return !slices.Contains(cancelable, state) }
+
+func (c *Console) runData(r *http.Request) (runData, error) {
+	d := runData{pageData: c.basePage(r, "Run "+r.PathValue("id"))}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return d, &apiError{Code: http.StatusBadRequest, Body: api.Error{Error: fmt.Sprintf("run id must be a positive whole number, got %q", r.PathValue("id"))}}
+	}
+	if err := c.call(r, http.MethodGet, "/api/v1/runs/"+strconv.FormatInt(id, 10), nil, &d.Run); err != nil {
+		return d, err
+	}
+	d.Final = final(d.Run.State)
+	if !d.Final {
+		d.Stream = "/stream/run/" + strconv.FormatInt(id, 10)
+		if d.CanOperate {
+			d.Actions = []action{{Name: "cancel", Label: "Cancel", Title: fmt.Sprintf("Cancel run %d of %s?", id, d.Run.Job), Path: fmt.Sprintf("/runs/%d/cancel", id),
+				Text: "A waiting run is canceled at once; a running one is stopped (its process group gets SIGTERM, then SIGKILL). It is not retried.", Confirm: "Cancel the run", Danger: true}}
+		}
+	}
+	return d, nil
+}
+
+// runPage shows a run: state, attempts, node, timings, stdout and stderr, outputs with
+// their holders, deliveries with their attempts. While it has not ended it is kept live.
+func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
+	d, err := c.runData(r)
+	if err != nil {
+		c.fail(w, r, statusOf(err), errText(err))
+		return
+	}
+	c.render(w, http.StatusOK, "run", d)
+}
+
+// runLiveEvery is how often a run page that is still running is read again: the
+// run's whole record (its outputs and deliveries too) is a few queries, so not each
+// second.
+const runLiveEvery = 2 * time.Second
+
+// runStream pushes the run's panel until it has ended (and once more then).
+func (c *Console) runStream(w http.ResponseWriter, r *http.Request) {
+	ended := false
+	c.serveStream(w, r, c.every(r, runLiveEvery, func(yield func(name, html string) error) error {
+		if ended {
+			<-r.Context().Done() // nothing changes any more; the page keeps the last panel
+			return r.Context().Err()
+		}
+		d, err := c.runData(r)
+		if err != nil {
+			return nil
+		}
+		ended = d.Final
+		html, err := c.fragment("run", "run-panel", d)
+		if err != nil {
+			return err
+		}
+		return yield("run", html)
+	}))
+}
+
+func (c *Console) outputDownload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", pathBase(r.PathValue("name"))))
+	c.proxy(w, r, "/api/v1/runs/"+url.PathEscape(r.PathValue("id"))+"/outputs/"+escapePath(r.PathValue("name")))
+}
+
+func pathBase(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i := range parts {
+		parts[i] = url.PathEscape(parts[i])
+	}
+	return strings.Join(parts, "/")
+}
+
+func (c *Console) runCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := c.call(r, http.MethodPost, "/api/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil)
+	back(w, r, "/runs/"+url.PathEscape(id), "run "+id+": cancel requested", err)
+}
+
+// BulkMax is the most runs one bulk action changes.
+const BulkMax = 10000
+
+// bulkSelection is the cancelable runs matching a filter, found again on the server.
+func (c *Console) bulkSelection(r *http.Request, f runFilter) ([]api.Run, bool, error) {
+	var states []string
+	for _, s := range cmpOrSlice(f.States, cancelable) {
+		if slices.Contains(cancelable, s) {
+			states = append(states, s)
+		}
+	}
+	if len(states) == 0 {
+		return nil, false, nil
+	}
+	f.States = states
+	return c.list(r, f, BulkMax)
+}
+
+func cmpOrSlice(a, b []string) []string {
+	if len(a) > 0 {
+		return a
+	}
+	return b
+}
+
+type bulkData struct {
+	pageData
+	Action action
+	Fields url.Values
+	Runs   []api.Run
+}
+
+// bulkPage asks for the confirmation of a bulk action without JavaScript, with the count.
+func (c *Console) bulkPage(w http.ResponseWriter, r *http.Request) {
+	f := readRunFilter(r.URL.Query())
+	runs, more, err := c.bulkSelection(r, f)
+	if err != nil {
+		c.fail(w, r, statusOf(err), errText(err))
+		return
+	}
+	d := bulkData{pageData: c.basePage(r, "Bulk cancel"), Action: bulkCancel(f, count(len(runs), more)), Runs: runs[:min(len(runs), 20)]}
+	d.Fields, _ = url.ParseQuery(d.Action.Fields)
+	c.render(w, http.StatusOK, "confirm", confirmData{pageData: d.pageData, Action: d.Action, Fields: d.Fields})
+}
+
+// bulkSubmit cancels every cancelable run matching the filter: the selection is made
+// here, on the server, when confirmed.
+func (c *Console) bulkSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		c.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if op := r.PostForm.Get("op"); op != "cancel" {
+		c.fail(w, r, http.StatusBadRequest, fmt.Sprintf("no such bulk action %q (cancel)", op))
+		return
+	}
+	f := readRunFilter(r.PostForm)
+	runs, _, err := c.bulkSelection(r, f)
+	if err != nil {
+		back(w, r, "/runs", "", err)
+		return
+	}
+	done, failed := 0, 0
+	var last error
+	for _, run := range runs {
+		if err := c.call(r, http.MethodPost, fmt.Sprintf("/api/v1/runs/%d/cancel", run.ID), nil, nil); err != nil {
+			failed++
+			last = err
+			continue
+		}
+		done++
+	}
+	c.p.Log.Info("console: bulk cancel", "filter", f.Encode(), "canceled", done, "failed", failed, "by", sessionOf(r).p.Name)
+	msg := fmt.Sprintf("%d runs canceled", done)
+	if failed > 0 {
+		msg += fmt.Sprintf("; %d could not be (%s)", failed, errText(last))
+	}
+	http.Redirect(w, r, "/runs?"+f.Encode()+"&msg="+url.QueryEscape(msg), http.StatusSeeOther)
+}
