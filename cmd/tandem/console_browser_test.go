@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,4 +268,31 @@ func TestConsoleBulkCancel(t *testing.T) {
 	if n != 50 {
 		t.Fatalf("%d of 50 runs canceled", n)
 	}
+}
+
+// A run's stdout appears on its page while it runs (read from its worker), and the
+// page shows the end without a reload.
+func TestConsoleRunStdoutWhileRunning(t *testing.T) {
+	s := startServer(t, "")
+	c := apiClient(t, s)
+	bg := context.Background()
+	if _, err := c.JobApply(bg, []byte("name = \"talky\"\n[command]\nargv = [\"sh\", \"-c\", \"echo first-line; sleep 5; echo last-line\"]\n"), "toml"); err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.JobRun(bg, "talky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	loginToken(t, ctx, s, adminToken(t, s))
+	do(t, ctx, 10*time.Second, "open the run", chromedp.Navigate(fmt.Sprintf("%s/runs/%d", s.addr, run.ID)), chromedp.WaitVisible(chromedp.ID("stdout")))
+	get(t, ctx, "first-line on the page while the run runs", chromedp.Poll[bool](
+		`document.getElementById("stdout").textContent.includes("first-line") && document.getElementById("run-state").textContent.startsWith("running")`,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(8*time.Second)))
+	if r, err := c.RunGet(bg, run.ID); err != nil || r.State != "running" {
+		t.Fatalf("the run was no longer running when its stdout showed: %+v %v", r, err)
+	}
+	get(t, ctx, "the end shown without a reload", chromedp.Poll[bool](
+		`document.getElementById("run-state").textContent.startsWith("succeeded") && document.getElementById("stdout").textContent.includes("last-line")`,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
 }

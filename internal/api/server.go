@@ -121,6 +121,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.route(mux, "GET /api/v1/runs", auth.Viewer, s.handle(s.runList))
 	s.route(mux, "GET /api/v1/runs/{id}", auth.Viewer, s.handle(s.runGet))
 	s.route(mux, "POST /api/v1/runs/{id}/cancel", auth.Operator, s.handle(s.runCancel))
+	s.route(mux, "GET /api/v1/runs/{id}/live", auth.Viewer, s.runLive)
 	s.route(mux, "GET /api/v1/runs/{id}/outputs", auth.Viewer, s.handle(s.outputList))
 	s.route(mux, "GET /api/v1/runs/{id}/outputs/{name...}", auth.Viewer, s.outputGet)
 	s.route(mux, "GET /api/v1/outputs", auth.Viewer, s.handle(s.outputFind))
@@ -660,4 +661,59 @@ func (s *Server) eventList(r *http.Request) (int, any, error) {
 		out = append(out, Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data})
 	}
 	return http.StatusOK, out, nil
+}
+
+// LiveOutput is the answer of GET /api/v1/runs/{id}/live: what a running command has
+// written so far, read from the node that runs it.
+type LiveOutput struct {
+	Run   int64  `json:"run"`
+	State string `json:"state"`
+	Node  string `json:"node"`
+	// Live says the output was read from the running command; when false, the run is
+	// not running (its record has the output kept) or its node could not tell.
+	Live   bool   `json:"live"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+}
+
+// liveBackend is a backend whose worker can show what a running command wrote.
+type liveBackend interface {
+	LiveOutput(runID int64) (stdout, stderr []byte, ok bool)
+}
+
+// runLive answers what a running run's command has written so far: from this node's
+// worker when it runs here, else from the node that runs it (forwarded there).
+func (s *Server) runLive(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	local := func(state string) {
+		v := LiveOutput{Run: id, State: state, Node: s.b.NodeID()}
+		if lb, ok := s.b.(liveBackend); ok {
+			var o, e []byte
+			if o, e, v.Live = lb.LiveOutput(id); v.Live {
+				v.Stdout, v.Stderr = string(o), string(e)
+			}
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+	if r.Header.Get(forwardedHeader) != "" && principalOf(r).Role == auth.Peer {
+		local(string(store.RunRunning)) // the forwarding node read the run: it runs here
+		return
+	}
+	run, err := s.store.RunGet(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case run.State != store.RunRunning || run.Node == "":
+		writeJSON(w, http.StatusOK, LiveOutput{Run: id, State: string(run.State), Node: run.Node})
+	case run.Node == s.b.NodeID():
+		local(string(run.State))
+	default:
+		s.forward(w, r, run.Node, nil)
+	}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -227,7 +228,15 @@ type runData struct {
 	pageData
 	Run     api.Run
 	Final   bool
+	Live    bool // stdout and stderr are what the running command wrote so far
 	Actions []action
+}
+
+// live reads what a running run's command wrote so far, from the node that runs it.
+func (c *Console) live(r *http.Request, id int64) (api.LiveOutput, error) {
+	var lv api.LiveOutput
+	err := c.call(r, http.MethodGet, fmt.Sprintf("/api/v1/runs/%d/live", id), nil, &lv)
+	return lv, err
 }
 
 func final(state string) bool { return !slices.Contains(cancelable, state) }
@@ -242,6 +251,12 @@ func (c *Console) runData(r *http.Request) (runData, error) {
 		return d, err
 	}
 	d.Final = final(d.Run.State)
+	if d.Run.State == "running" {
+		if lv, err := c.live(r, id); err == nil && lv.Live {
+			d.Run.Stdout, d.Run.Stderr = &lv.Stdout, &lv.Stderr
+			d.Live = true
+		}
+	}
 	if !d.Final {
 		d.Stream = "/stream/run/" + strconv.FormatInt(id, 10)
 		if d.CanOperate {
@@ -263,30 +278,68 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, http.StatusOK, "run", d)
 }
 
-// runLiveEvery is how often a run page that is still running is read again: the
-// run's whole record (its outputs and deliveries too) is a few queries, so not each
-// second.
+// runLiveEvery is how often a run page that has not ended reads the run again: its
+// state and, while it runs, what its command wrote so far (one request to the node
+// that runs it: a query or two). The whole record (outputs, deliveries: a few queries)
+// is read again only when the state changes.
 const runLiveEvery = 2 * time.Second
 
-// runStream pushes the run's panel until it has ended (and once more then).
+// runStream pushes, while the run has not ended, its stdout and stderr as they grow,
+// and the whole panel when its state changes.
 func (c *Console) runStream(w http.ResponseWriter, r *http.Request) {
-	ended := false
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		c.fail(w, r, http.StatusBadRequest, "run id must be a positive whole number")
+		return
+	}
+	state, ended := "", false
+	var lastOut, lastErr string
 	c.serveStream(w, r, c.every(r, runLiveEvery, func(yield func(name, html string) error) error {
 		if ended {
 			<-r.Context().Done() // nothing changes any more; the page keeps the last panel
 			return r.Context().Err()
 		}
-		d, err := c.runData(r)
+		lv, err := c.live(r, id)
 		if err != nil {
+			return nil // tried again at the next tick
+		}
+		if lv.State != state {
+			d, err := c.runData(r)
+			if err != nil {
+				return nil
+			}
+			state, ended = d.Run.State, d.Final
+			lastOut, lastErr = deref(d.Run.Stdout), deref(d.Run.Stderr)
+			html, err := c.fragment("run", "run-panel", d)
+			if err != nil {
+				return err
+			}
+			return yield("run", html)
+		}
+		if !lv.Live {
 			return nil
 		}
-		ended = d.Final
-		html, err := c.fragment("run", "run-panel", d)
-		if err != nil {
-			return err
+		for _, p := range []struct {
+			name, text string
+			last       *string
+		}{{"stdout", lv.Stdout, &lastOut}, {"stderr", lv.Stderr, &lastErr}} {
+			if p.text == *p.last {
+				continue
+			}
+			*p.last = p.text
+			if err := yield(p.name, template.HTMLEscapeString(p.text)); err != nil {
+				return err
+			}
 		}
-		return yield("run", html)
+		return nil
 	}))
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 func (c *Console) outputDownload(w http.ResponseWriter, r *http.Request) {

@@ -22,3 +22,7 @@ func (n *Node) startConsole(mux *http.ServeMux) error {
 	n.console = c
 	return nil
 }
+
+// LiveOutput is what the command of a run executing on this node has written so far
+// (api: GET /api/v1/runs/{id}/live); ok is false when none runs here.
+func (n *Node) LiveOutput(runID int64) (stdout, stderr []byte, ok bool) { return n.worker.Live(runID) }
