@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -10,20 +9,17 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// Status implements api.Backend: the server-status table from the repository.
+// Status implements api.Backend: the server-status table from the repository, read in
+// one statement (store.ClusterRead).
 func (n *Node) Status(ctx context.Context) (api.Status, error) {
 	var st api.Status
-	nodes, err := n.store.NodeList(ctx)
+	view, err := n.store.ClusterRead(ctx)
 	if err != nil {
 		return st, err
 	}
-	counts, err := n.store.RunCounts(ctx)
-	if err != nil {
-		return st, err
-	}
+	nodes, counts := view.Nodes, view.Counts
 	now := n.clock.Now()
-	l, err := n.store.LeaseGet(ctx, store.PrimaryLease)
-	if err == nil {
+	if l, ok := view.Lease(store.PrimaryLease); ok {
 		now = l.Now // heartbeats and the lease are stamped by the repository's clock
 		st.Epoch = l.Epoch
 		if l.ExpiresAt.After(l.Now) {
@@ -42,19 +38,12 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 			unassigned += c.Count
 		}
 	}
-	holds, err := n.store.HoldList(ctx)
-	if err != nil {
-		return st, err
-	}
 	hold := map[string]*api.Hold{}
-	for _, h := range holds {
+	for _, h := range view.Holds {
 		hold[h.Target] = &api.Hold{Kind: h.Kind, By: h.By, At: h.At}
 	}
 	st.Suspended = hold[store.HoldPrimary]
-	slotsOf, err := n.slotHolders(ctx)
-	if err != nil {
-		return st, err
-	}
+	slotsOf := n.slotHolders(view)
 	lv, _ := n.store.(store.Liveness)
 	cutoff := now.Add(-n.members.Silence())
 	st.Nodes = make([]api.NodeStatus, 0, len(nodes))
@@ -148,26 +137,20 @@ func dead(ctx context.Context, lv store.Liveness, holder string) bool {
 
 // slotHolders maps each node to the scheduler slots it holds; nil when the cluster has
 // no slots (the primary fires everything).
-func (n *Node) slotHolders(ctx context.Context) (map[string][]string, error) {
+func (n *Node) slotHolders(view store.ClusterView) map[string][]string {
 	n.mu.Lock()
 	sl := n.slots
 	n.mu.Unlock()
 	if sl == nil {
-		return nil, nil
+		return nil
 	}
 	out := map[string][]string{}
 	for i := range sl.count {
-		l, err := n.store.LeaseGet(ctx, store.SlotLease(i))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if l.ExpiresAt.After(l.Now) {
+		l, ok := view.Lease(store.SlotLease(i))
+		if ok && l.ExpiresAt.After(l.Now) {
 			id := HolderNode(l.Holder)
 			out[id] = append(out[id], strconv.Itoa(i))
 		}
 	}
-	return out, nil
+	return out
 }

@@ -143,6 +143,10 @@ type Store interface {
 	// another process claimed the id since.
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	NodeList(ctx context.Context) ([]Node, error)
+	// ClusterRead reads, in one statement, what the server-status table is made of:
+	// the nodes, the active runs counted by node and state, every lease (the primary
+	// and the scheduler slots) and the holds.
+	ClusterRead(ctx context.Context) (ClusterView, error)
 	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs;
 	// fenced. Its node.lost event is written in the same transaction.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
@@ -484,6 +488,24 @@ type LeaseResignParams struct {
 }
 
 // Lease is a named lease. Epoch grows by one on every change of holder and never resets.
+// ClusterView is what ClusterRead returns.
+type ClusterView struct {
+	Nodes  []Node     // by id
+	Counts []RunCount // as RunCounts
+	Leases []Lease    // by name, each with the repository's clock in Now
+	Holds  []Hold     // by target
+}
+
+// Lease returns the lease named and whether there is one.
+func (v ClusterView) Lease(name string) (Lease, bool) {
+	for _, l := range v.Leases {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Lease{}, false
+}
+
 type Lease struct {
 	Name      string
 	Holder    string

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Open) {
 		"OutputsOfALostNode":           testOutputsOfALostNode,
 		"Lease":                        testLease,
 		"NodesAndEvents":               testNodesAndEvents,
+		"ClusterRead":                  testClusterRead,
 		"NodeLose":                     testNodeLose,
 		"NodeLoseDead":                 testNodeLoseDead,
 		"NodeClaim":                    testNodeClaim,
