@@ -48,7 +48,7 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(func() {
 		if t.Failed() {
 			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-			if png, err := chromedp.Run(sctx, chromedp.FullScreenshot(90)); err == nil {
+			if png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100)); err == nil {
 				p := filepath.Join(shots, strings.ReplaceAll(t.Name(), "/", "_")+".png")
 				if err := os.WriteFile(p, png, 0o644); err == nil {
 					t.Logf("screenshot of the failing page: %s", p)

@@ -128,7 +128,12 @@ func (c *Console) Register(mux *http.ServeMux) {
 	c.route(mux, "POST /logout", auth.Any, c.logout)
 	c.route(mux, "GET /{$}", auth.Viewer, c.statusPage)
 	c.route(mux, "GET /confirm", auth.Viewer, c.confirmPage)
-	c.route(mux, "POST /nodes/{id}/{action}", auth.Operator, c.nodeAction)
+	for _, a := range []string{"suspend", "resume", "standby"} {
+		c.route(mux, "POST /nodes/{id}/"+a, auth.Operator, c.nodeAction(a))
+	}
+	for _, a := range []string{"stop", "restart"} {
+		c.route(mux, "POST /nodes/{id}/"+a, auth.Admin, c.nodeAction(a))
+	}
 	c.route(mux, "POST /switch", auth.Operator, c.switchAction)
 	c.route(mux, "GET /stream/status", auth.Viewer, c.statusStream)
 	c.registerJobs(mux)

@@ -2,11 +2,13 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -514,5 +516,26 @@ func TestPagesRender(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		t.Errorf("GET /api/v1/nope: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// The README's console table lists every console route with its role.
+func TestREADMEConsoleTable(t *testing.T) {
+	t.Parallel()
+	c, err := console.New(console.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Register(http.NewServeMux())
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Routes() {
+		row := fmt.Sprintf("| `%s %s` | %s |", r.Method, r.Pattern, r.Role)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README: no row %s", row)
+		}
 	}
 }
