@@ -539,3 +539,32 @@ func TestREADMEConsoleTable(t *testing.T) {
 		}
 	}
 }
+
+// Without JavaScript an action link leads to a confirmation page asking the same
+// question, whose form does the action.
+func TestConfirmPageWithoutJavaScript(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	b := h.browser()
+	b.loginToken(h.token)
+	_, body, _ := b.get("/")
+	m := regexp.MustCompile(`href="(/confirm\?[^"]*name=suspend[^"]*)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no suspend link: %s", body)
+	}
+	code, page, _ := b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if code != http.StatusOK || !strings.Contains(page, `<form method="post" action="/nodes/n1/suspend">`) || !strings.Contains(page, "Suspend the primary role on n1?") {
+		t.Fatalf("confirmation page: %d %s", code, page)
+	}
+	if code, _, _ := b.post("/nodes/n1/suspend", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", code)
+	}
+	waitFor(t, 5*time.Second, "the suspension to show", func() bool {
+		_, body, _ := b.get("/")
+		return strings.Contains(body, `data-mode="suspended"`) && strings.Contains(body, `data-action="resume"`)
+	})
+	// An action not offered now (suspend, on a suspended primary) has no page.
+	if code, _, _ := b.get(strings.ReplaceAll(m[1], "&amp;", "&")); code != http.StatusNotFound {
+		t.Fatalf("confirmation of an action not offered: %d", code)
+	}
+}

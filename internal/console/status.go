@@ -168,7 +168,12 @@ func (c *Console) serveStream(w http.ResponseWriter, r *http.Request, next func(
 	}
 	_ = rc.Flush()
 	checked := time.Now()
+	sent := map[string]string{} // each panel as last sent: an unchanged one is not sent again
 	yield := func(name, html string) error {
+		if sent[name] == html {
+			return nil
+		}
+		sent[name] = html
 		var b strings.Builder
 		b.WriteString("event: " + name + "\n")
 		for line := range strings.SplitSeq(html, "\n") {
