@@ -75,13 +75,20 @@ func (c *Console) call(r *http.Request, method, path string, body []byte, out an
 }
 
 func (c *Console) callType(r *http.Request, method, path, contentType string, body []byte, out any) error {
+	return c.callHeader(r, method, path, http.Header{"Content-Type": {contentType}}, body, out)
+}
+
+// callHeader is call with request headers of its own.
+func (c *Console) callHeader(r *http.Request, method, path string, h http.Header, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(r.Context(), method, path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("api request %s %s: %w", method, path, err)
 	}
 	req.RemoteAddr, req.Host, req.TLS = r.RemoteAddr, r.Host, r.TLS
-	if body != nil {
-		req.Header.Set("Content-Type", contentType)
+	for k, v := range h {
+		if k != "Content-Type" || body != nil {
+			req.Header[k] = v
+		}
 	}
 	rec := &recorder{h: http.Header{}}
 	c.p.API.ServeHTTP(rec, req)

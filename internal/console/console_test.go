@@ -429,6 +429,29 @@ func TestBulkCancel(t *testing.T) {
 			t.Fatalf("run %d is %s after the bulk cancel", r.ID, r.State)
 		}
 	}
+	// Run the canceled ones again: 50 new runs, once however often it is confirmed.
+	_, body, _ = b.get("/runs?job=stuck")
+	if !strings.Contains(body, "Run 50 again") || strings.Contains(body, "Cancel 50") {
+		t.Fatalf("runs page after the cancel: %s", body)
+	}
+	for range 2 {
+		if code, _, hd := b.post("/bulk", url.Values{"op": {"retry"}, "job": {"stuck"}, "state": {"canceled"}}); code != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "50+runs+run+again") {
+			t.Fatalf("bulk retry: %d %s", code, hd.Get("Location"))
+		}
+	}
+	runs, err = h.api.RunList(ctx, client.RunListParams{Job: "stuck", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, r := range runs {
+		if r.State == "queued" {
+			queued++
+		}
+	}
+	if len(runs) != 100 || queued != 50 {
+		t.Fatalf("after running them again (twice): %d runs, %d queued; want 100 and 50", len(runs), queued)
+	}
 }
 
 // The status pages share one poller: with N open live status pages the console reads

@@ -33,8 +33,12 @@ const (
 	RunsScanned = 1000
 )
 
-// cancelable are the states a cancel applies to.
-var cancelable = []string{"queued", "assigned", "running"}
+// cancelable are the states a cancel applies to; retryable those a bulk "run again"
+// applies to.
+var (
+	cancelable = []string{"queued", "assigned", "running"}
+	retryable  = []string{"failed", "canceled"}
+)
 
 // runFilter is what a runs list is filtered by.
 type runFilter struct {
@@ -149,24 +153,39 @@ func (c *Console) runsData(r *http.Request) (runsData, error) {
 	d.Count = count(len(runs), more)
 	d.Runs = runs[:min(len(runs), RunsShown)]
 	if d.CanOperate {
-		n, more := 0, more
+		nc, nr := 0, 0
 		for _, run := range runs {
-			if slices.Contains(cancelable, run.State) {
-				n++
+			switch {
+			case slices.Contains(cancelable, run.State):
+				nc++
+			case slices.Contains(retryable, run.State):
+				nr++
 			}
 		}
-		if n > 0 {
-			d.Bulk = append(d.Bulk, bulkCancel(f, count(n, more)))
+		if nc > 0 {
+			d.Bulk = append(d.Bulk, bulkAction("cancel", f, count(nc, more)))
+		}
+		if nr > 0 {
+			d.Bulk = append(d.Bulk, bulkAction("retry", f, count(nr, more)))
 		}
 	}
 	return d, nil
 }
 
-func bulkCancel(f runFilter, n string) action {
-	return action{Name: "bulk-cancel", Label: "Cancel " + n + " runs…", Title: "Cancel " + n + " runs?", Path: "/bulk",
-		Fields:  "op=cancel&" + f.Encode(),
-		Text:    fmt.Sprintf("Every queued, assigned or running run matching this filter (%s now) is canceled: waiting ones at once, running ones are stopped. Canceled runs are not retried.", n),
-		Confirm: "Cancel " + n + " runs", Danger: true, Href: "/bulk?op=cancel&" + f.Encode()}
+// bulkAction is the button of a bulk action (cancel, retry) on the runs a filter
+// selects, saying how many it selects now; the selection is made again on the server
+// when confirmed.
+func bulkAction(op string, f runFilter, n string) action {
+	a := action{Name: "bulk-" + op, Path: "/bulk", Fields: "op=" + op + "&" + f.Encode(), Href: "/bulk?op=" + op + "&" + f.Encode(), Danger: true}
+	switch op {
+	case "cancel":
+		a.Label, a.Title, a.Confirm = "Cancel "+n+" runs…", "Cancel "+n+" runs?", "Cancel "+n+" runs"
+		a.Text = fmt.Sprintf("Every queued, assigned or running run matching this filter (%s now) is canceled: waiting ones at once, running ones are stopped. Canceled runs are not retried.", n)
+	default:
+		a.Label, a.Title, a.Confirm = "Run "+n+" again…", "Run "+n+" failed or canceled runs again?", "Run "+n+" again"
+		a.Text = fmt.Sprintf("Every failed or canceled run matching this filter (%s now) gets one new on-demand run of its job, queued now (each job's overlap policy applies); the runs themselves stay as they ended. A run is run again once: confirming twice queues no more.", n)
+	}
+	return a
 }
 
 // runsPage lists runs, newest first, filtered; the table is kept live (new runs appear).
@@ -371,11 +390,16 @@ func (c *Console) runCancel(w http.ResponseWriter, r *http.Request) {
 // BulkMax is the most runs one bulk action changes.
 const BulkMax = 10000
 
-// bulkSelection is the cancelable runs matching a filter, found again on the server.
-func (c *Console) bulkSelection(r *http.Request, f runFilter) ([]api.Run, bool, error) {
+// bulkSelection is the runs matching a filter that a bulk action applies to (cancel:
+// the cancelable ones; retry: the failed and canceled ones), found again on the server.
+func (c *Console) bulkSelection(r *http.Request, op string, f runFilter) ([]api.Run, bool, error) {
+	applies := cancelable
+	if op == "retry" {
+		applies = retryable
+	}
 	var states []string
-	for _, s := range cmpOrSlice(f.States, cancelable) {
-		if slices.Contains(cancelable, s) {
+	for _, s := range cmpOrSlice(f.States, applies) {
+		if slices.Contains(applies, s) {
 			states = append(states, s)
 		}
 	}
@@ -400,32 +424,46 @@ type bulkData struct {
 	Runs   []api.Run
 }
 
+// bulkOp reads a bulk action's op (cancel, retry).
+func bulkOp(v string) (string, error) {
+	if v != "cancel" && v != "retry" {
+		return "", &apiError{Code: http.StatusBadRequest, Body: api.Error{Error: fmt.Sprintf("no such bulk action %q (cancel, retry)", v), Field: "op"}}
+	}
+	return v, nil
+}
+
 // bulkPage asks for the confirmation of a bulk action without JavaScript, with the count.
 func (c *Console) bulkPage(w http.ResponseWriter, r *http.Request) {
-	f := readRunFilter(r.URL.Query())
-	runs, more, err := c.bulkSelection(r, f)
+	op, err := bulkOp(r.URL.Query().Get("op"))
 	if err != nil {
 		c.fail(w, r, statusOf(err), errText(err))
 		return
 	}
-	d := bulkData{pageData: c.basePage(r, "Bulk cancel"), Action: bulkCancel(f, count(len(runs), more)), Runs: runs[:min(len(runs), 20)]}
+	f := readRunFilter(r.URL.Query())
+	runs, more, err := c.bulkSelection(r, op, f)
+	if err != nil {
+		c.fail(w, r, statusOf(err), errText(err))
+		return
+	}
+	d := confirmData{pageData: c.basePage(r, "Bulk "+op), Action: bulkAction(op, f, count(len(runs), more))}
 	d.Fields, _ = url.ParseQuery(d.Action.Fields)
-	c.render(w, http.StatusOK, "confirm", confirmData{pageData: d.pageData, Action: d.Action, Fields: d.Fields})
+	c.render(w, http.StatusOK, "confirm", d)
 }
 
-// bulkSubmit cancels every cancelable run matching the filter: the selection is made
-// here, on the server, when confirmed.
+// bulkSubmit cancels, or runs again, every run of the filter the action applies to: the
+// selection is made here, on the server, when confirmed.
 func (c *Console) bulkSubmit(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if op := r.PostForm.Get("op"); op != "cancel" {
-		c.fail(w, r, http.StatusBadRequest, fmt.Sprintf("no such bulk action %q (cancel)", op))
+	op, err := bulkOp(r.PostForm.Get("op"))
+	if err != nil {
+		c.fail(w, r, statusOf(err), errText(err))
 		return
 	}
 	f := readRunFilter(r.PostForm)
-	runs, _, err := c.bulkSelection(r, f)
+	runs, _, err := c.bulkSelection(r, op, f)
 	if err != nil {
 		back(w, r, "/runs", "", err)
 		return
@@ -433,15 +471,26 @@ func (c *Console) bulkSubmit(w http.ResponseWriter, r *http.Request) {
 	done, failed := 0, 0
 	var last error
 	for _, run := range runs {
-		if err := c.call(r, http.MethodPost, fmt.Sprintf("/api/v1/runs/%d/cancel", run.ID), nil, nil); err != nil {
+		var err error
+		if op == "cancel" {
+			err = c.call(r, http.MethodPost, fmt.Sprintf("/api/v1/runs/%d/cancel", run.ID), nil, nil)
+		} else {
+			// The key makes a run's retry happen once, however often this is confirmed.
+			err = c.callHeader(r, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(run.Job)+"/run",
+				http.Header{api.IdempotencyKeyHeader: {fmt.Sprintf("console-run-again-%d", run.ID)}}, nil, nil)
+		}
+		if err != nil {
 			failed++
 			last = err
 			continue
 		}
 		done++
 	}
-	c.p.Log.Info("console: bulk cancel", "filter", f.Encode(), "canceled", done, "failed", failed, "by", sessionOf(r).p.Name)
+	c.p.Log.Info("console: bulk "+op, "filter", f.Encode(), "done", done, "failed", failed, "by", sessionOf(r).p.Name)
 	msg := fmt.Sprintf("%d runs canceled", done)
+	if op == "retry" {
+		msg = fmt.Sprintf("%d runs run again", done)
+	}
 	if failed > 0 {
 		msg += fmt.Sprintf("; %d could not be (%s)", failed, errText(last))
 	}
