@@ -25,8 +25,12 @@ func (c *Console) registerJobs(mux *http.ServeMux) {
 	c.route(mux, "POST /jobs/{name}/delete", auth.Admin, c.jobVerb("delete"))
 }
 
-// JobRunsStrip is how many of a job's latest runs the jobs list shows.
-const JobRunsStrip = 10
+// JobRunsStrip is how many of a job's latest runs the jobs list shows; JobsShown is how
+// many jobs it shows at most (each costs a query for its strip: filter to narrow).
+const (
+	JobRunsStrip = 10
+	JobsShown    = 200
+)
 
 type jobRow struct {
 	api.Job
@@ -39,6 +43,7 @@ type jobsData struct {
 	Q, Tag, Paused, State string
 	Jobs                  []jobRow
 	Total                 int
+	More                  bool // more jobs match than are shown
 }
 
 // jobsPage lists the jobs, filtered by name, tag, paused and the last run's state,
@@ -53,6 +58,10 @@ func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Total = len(jobs)
 	for _, j := range jobs {
+		if len(d.Jobs) == JobsShown {
+			d.More = true
+			break
+		}
 		switch {
 		case d.Q != "" && !strings.Contains(strings.ToLower(j.Name), strings.ToLower(d.Q)):
 			continue
