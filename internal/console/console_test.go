@@ -630,3 +630,32 @@ func TestConfirmPageWithoutJavaScript(t *testing.T) {
 		t.Fatalf("confirmation of an action not offered: %d", code)
 	}
 }
+
+// A run's page lists its output files with download links that serve them.
+func TestRunPageOutputsDownload(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	ctx := context.Background()
+	if _, err := h.api.JobApply(ctx, []byte("name = \"csv\"\n[command]\nargv = [\"sh\", \"-c\", \"echo 'region,amount' > $TANDEM_OUTPUT_DIR/sales.csv; echo done\"]\n"), "toml"); err != nil {
+		t.Fatal(err)
+	}
+	run, err := h.api.JobRun(ctx, "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the run to succeed", func() bool {
+		r, err := h.api.RunGet(ctx, run.ID)
+		return err == nil && r.State == "succeeded"
+	})
+	b := h.browser()
+	b.loginToken(h.token)
+	_, body, _ := b.get(fmt.Sprintf("/runs/%d", run.ID))
+	link := fmt.Sprintf(`href="/runs/%d/outputs/sales.csv"`, run.ID)
+	if !strings.Contains(body, link) || !strings.Contains(body, "n1 (verified)") || !strings.Contains(body, "done\n") {
+		t.Fatalf("run page: %s", body)
+	}
+	code, data, hd := b.get(fmt.Sprintf("/runs/%d/outputs/sales.csv", run.ID))
+	if code != http.StatusOK || data != "region,amount\n" || !strings.Contains(hd.Get("Content-Disposition"), `filename="sales.csv"`) {
+		t.Fatalf("download: %d %q %v", code, data, hd)
+	}
+}
