@@ -388,9 +388,22 @@ func (s *Server) runList(r *http.Request) (int, any, error) {
 }
 
 // parseRunListQuery reads GET /api/v1/runs's job=, state= (repeated or comma
-// separated), limit= and before=.
+// separated), node=, since= and until= (RFC 3339: runs created then or after, then or
+// before), limit= and before=.
 func parseRunListQuery(q url.Values) (store.RunListParams, error) {
-	p := store.RunListParams{Job: q.Get("job")}
+	p := store.RunListParams{Job: q.Get("job"), Node: q.Get("node")}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &p.From}, {"until", &p.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return p, &badRequest{b.name, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-12-01T07:00:00Z, got %q", b.name, v)}
+			}
+			*b.t = t
+		}
+	}
 	for _, st := range q["state"] {
 		for _, one := range strings.Split(st, ",") {
 			if !store.RunState(one).Valid() {

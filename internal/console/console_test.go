@@ -412,6 +412,16 @@ func TestBulkCancel(t *testing.T) {
 	if !strings.Contains(body, "Cancel 50 runs") {
 		t.Fatalf("runs page offers no bulk cancel of 50: %s", body)
 	}
+	// Filters by node and creation time are the repository's.
+	for q, want := range map[string]string{"job=stuck&node=n1": "<strong>0</strong> runs match", "job=stuck&since=2999-01-01T00:00": "<strong>0</strong> runs match",
+		"job=stuck&until=2999-01-01T00:00": "<strong>50</strong> runs match"} {
+		if _, body, _ := b.get("/runs?" + q); !strings.Contains(body, want) {
+			t.Errorf("runs?%s: want %q in %s", q, want, body)
+		}
+	}
+	if code, body, _ := b.get("/runs?since=yesterday"); code != http.StatusBadRequest || !strings.Contains(body, "since must be an RFC 3339 time") {
+		t.Errorf("a bad since: %d %s", code, body)
+	}
 	_, body, _ = b.get("/bulk?op=cancel&job=stuck")
 	if !strings.Contains(body, "Cancel 50 runs?") {
 		t.Fatalf("bulk confirmation: %s", body)

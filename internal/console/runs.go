@@ -25,9 +25,9 @@ func (c *Console) registerRuns(mux *http.ServeMux) {
 	c.route(mux, "POST /bulk", auth.Operator, c.bulkSubmit)
 }
 
-// Runs lists show at most RunsShown runs; filters on node and time look through the
-// newest RunsScanned runs of the job and state filters (the repository is asked for no
-// more), and counts beyond that read "1000+".
+// Runs lists show at most RunsShown runs; their counts look at the newest RunsScanned
+// runs matching the filter (the repository is asked for no more) and read "1000+"
+// beyond.
 const (
 	RunsShown   = 100
 	RunsScanned = 1000
@@ -83,42 +83,41 @@ func parseLocal(v string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// match applies the filters the API does not take: node and time range (of creation).
-func (f runFilter) match(r api.Run) bool {
-	if f.Node != "" && r.Node != f.Node {
-		return false
-	}
-	if t, ok := parseLocal(f.Since); ok && r.CreatedAt.Before(t) {
-		return false
-	}
-	if t, ok := parseLocal(f.Until); ok && r.CreatedAt.After(t) {
-		return false
-	}
-	return true
-}
-
-// list reads the newest runs matching f (one API request: job and states go to the
-// repository), at most scan of them, and returns those that match, and whether the
-// scan was cut short.
-func (c *Console) list(r *http.Request, f runFilter, scan int) ([]api.Run, bool, error) {
-	q := url.Values{"limit": {strconv.Itoa(scan)}}
-	if f.Job != "" {
-		q.Set("job", f.Job)
+// apiQuery is the filter as GET /api/v1/runs takes it (times in RFC 3339 UTC).
+func (f runFilter) apiQuery(limit int) url.Values {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	for k, v := range map[string]string{"job": f.Job, "node": f.Node} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
 	if len(f.States) > 0 {
 		q.Set("state", strings.Join(f.States, ","))
 	}
+	for k, v := range map[string]string{"since": f.Since, "until": f.Until} {
+		if v == "" {
+			continue
+		}
+		if t, ok := parseLocal(v); ok {
+			v = t.UTC().Format(time.RFC3339)
+		}
+		q.Set(k, v) // an unreadable one is the API's to refuse, naming it
+	}
+	return q
+}
+
+// list reads the newest runs matching f, at most scan of them (one API request: the
+// repository filters), and whether there may be more.
+func (c *Console) list(r *http.Request, f runFilter, scan int) ([]api.Run, bool, error) {
 	var runs []api.Run
-	if err := c.call(r, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &runs); err != nil {
+	ask := min(scan+1, api.RunListLimitMax) // one more tells whether there are more
+	if err := c.call(r, http.MethodGet, "/api/v1/runs?"+f.apiQuery(ask).Encode(), nil, &runs); err != nil {
 		return nil, false, err
 	}
-	out := runs[:0]
-	for _, run := range runs {
-		if f.match(run) {
-			out = append(out, run)
-		}
+	if len(runs) > scan {
+		return runs[:scan], true, nil
 	}
-	return out, len(runs) == scan, nil
+	return runs, len(runs) == ask, nil
 }
 
 // count says how many: exact, or "N+" when the scan was cut short.
