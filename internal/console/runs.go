@@ -130,13 +130,11 @@ func count(n int, more bool) string {
 
 type runsData struct {
 	pageData
-	Filter      runFilter
-	States      []string
-	Runs        []api.Run
-	Count       string
-	Bulk        []action
-	Cancelable  string
-	NoticeLimit int
+	Filter runFilter
+	States []string
+	Runs   []api.Run
+	Count  string
+	Bulk   []action
 }
 
 var runStates = []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"}
@@ -414,13 +412,6 @@ func cmpOrSlice(a, b []string) []string {
 		return a
 	}
 	return b
-}
-
-type bulkData struct {
-	pageData
-	Action action
-	Fields url.Values
-	Runs   []api.Run
 }
 
 // bulkOp reads a bulk action's op (cancel, retry).
