@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -20,7 +21,8 @@ const chromiumPath = "/usr/bin/chromium"
 
 // newBrowser starts a headless Chromium with a fresh profile for the test. When the
 // test fails, the page it was on is saved as a PNG under the test's temporary
-// directory (the path is logged).
+// directory (the path is logged; set TANDEM_TEST_SCREENSHOTS to a directory to keep it
+// after the test).
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -29,7 +31,7 @@ func newBrowser(t *testing.T) context.Context {
 		}
 		t.Skipf("no %s: apt-get install -y chromium", chromiumPath)
 	}
-	shots := t.TempDir()
+	shots := cmp.Or(os.Getenv("TANDEM_TEST_SCREENSHOTS"), t.TempDir())
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Flag("headless", true),
