@@ -27,6 +27,9 @@ fuzz: ## run every fuzzer in the tree (schedules, job files, API requests) for F
 	  done; \
 	done
 
+golden: ## rewrite the golden files of the CLI's --json shapes and status table (review the diff)
+	$(GO) test ./cmd/tandem -run TestJSONShapesAreStable -count=1 -update
+
 lint: ## staticcheck (pinned as a tool in go.mod), go vet and gofmt
 	$(GO) tool staticcheck ./...
 	$(GO) vet ./...

@@ -53,8 +53,7 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/store/storepg"
-	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	_ "github.com/tandemhq/tandem/internal/store/engines" // store.Open
 )
 
 const jobName = "noop"
@@ -468,10 +467,7 @@ func (c *cluster) stop() {
 }
 
 func openStore(ctx context.Context, db string) (store.Store, error) {
-	if storepg.IsURL(db) {
-		return storepg.Open(ctx, db, nil)
-	}
-	return storesqlite.Open(ctx, db)
+	return store.Open(ctx, db, nil)
 }
 
 // sqlOf is the database handle under a store, for the bench's own reads.

@@ -11,6 +11,7 @@ import (
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/pgtest"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // Weighted minimum load on three worker processes of weights 1, 2 and 4 (and a primary
@@ -26,11 +27,11 @@ func TestWeightedMinLoadSharesByWeight(t *testing.T) {
 	common := []string{"--db", db, "--capacity", "20"}
 	// The primary runs nothing itself, so the three workers are alike but for their weight.
 	p := startServer(t, filepath.Join(dir, "p"), "--db", db, "--node-id", "p", "--capacity", "0", "--dispatch-algorithm", "weighted-min-load")
-	waitFor(t, 30*time.Second, "p to be primary", func() bool { return status(t, p).Primary == "p" })
+	testutil.Wait(t, 30*time.Second, "p to be primary", func() bool { return status(t, p).Primary == "p" })
 	startServer(t, filepath.Join(dir, "a"), append(common, "--node-id", "a", "--weight", "1", "--worker")...)
 	startServer(t, filepath.Join(dir, "b"), append(common, "--node-id", "b", "--weight", "2", "--worker")...)
 	startServer(t, filepath.Join(dir, "c"), append(common, "--node-id", "c", "--worker")...)
-	waitFor(t, 30*time.Second, "a, b and c to join", func() bool {
+	testutil.Wait(t, 30*time.Second, "a, b and c to join", func() bool {
 		st := status(t, p)
 		return modeOf(st, "a") == "worker" && modeOf(st, "b") == "worker" && modeOf(st, "c") == "worker"
 	})
@@ -81,7 +82,7 @@ sleep = "200ms"
 		t.Fatal(err)
 	}
 	var on map[string]int
-	waitFor(t, 2*time.Minute, "every run to succeed", func() bool {
+	testutil.Wait(t, 2*time.Minute, "every run to succeed", func() bool {
 		runs, err := c.RunList(ctx, client.RunListParams{Job: "share", Limit: 10000})
 		if err != nil {
 			return false

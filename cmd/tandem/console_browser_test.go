@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/client"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // chromiumPath is Debian's Chromium, which the browser tests drive.
@@ -124,10 +125,10 @@ func TestConsoleClusterStatusFailoverAndSwitch(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	b := startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1")
 	startServer(t, filepath.Join(dir, "c"), "--db", db, "--node-id", "c", "--priority", "2")
-	waitFor(t, 30*time.Second, "b and c to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b and c to stand by", func() bool {
 		st := status(t, a)
 		return modeOf(st, "b") == "standby" && modeOf(st, "c") == "standby"
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // GET /api/v1/runs/{id}/live on any node answers what the running command wrote so far,
@@ -19,9 +20,9 @@ func TestRunLiveOutputFromTheNodeRunningIt(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0", "--capacity", "0")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1")
-	waitFor(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
 	c := apiClient(t, a)
 	bg := context.Background()
 	if _, err := c.JobApply(bg, []byte("name = \"chatty\"\n[command]\nargv = [\"sh\", \"-c\", \"echo so-far; echo warn >&2; sleep 30\"]\n"), "toml"); err != nil {
@@ -32,7 +33,7 @@ func TestRunLiveOutputFromTheNodeRunningIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lv api.LiveOutput
-	waitFor(t, 20*time.Second, "a to show b's live output", func() bool {
+	testutil.Wait(t, 20*time.Second, "a to show b's live output", func() bool {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/v1/runs/%d/live", a.addr, run.ID), nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken(t, a))
 		resp, err := http.DefaultClient.Do(req)

@@ -11,6 +11,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // TestConsoleScreenshots writes a PNG of every console page of a small busy cluster
@@ -26,10 +28,10 @@ func TestConsoleScreenshots(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0", "--tags", "reports")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1", "--tags", "reports")
 	startServer(t, filepath.Join(dir, "c"), "--db", db, "--node-id", "c", "--priority", "2", "--capacity", "2")
-	waitFor(t, 30*time.Second, "b and c to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b and c to stand by", func() bool {
 		st := status(t, a)
 		return modeOf(st, "b") == "standby" && modeOf(st, "c") == "standby"
 	})
@@ -65,7 +67,7 @@ tags = ["gpu"]
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the sales reports to succeed", func() bool { return succeeded(runs(t, a, "sales-report")) >= 2 })
+	testutil.Wait(t, 30*time.Second, "the sales reports to succeed", func() bool { return succeeded(runs(t, a, "sales-report")) >= 2 })
 
 	ctx := newBrowser(t)
 	shoot := func(name string) {

@@ -16,6 +16,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -100,7 +101,7 @@ func TestDeliveryOfAKilledSenderIsSentAgainByAnotherNode(t *testing.T) {
 		nodes[id] = startServer(t, filepath.Join(dir, id), "--db", db, "--node-id", id, "--priority", fmt.Sprint(i), "--config", conf)
 	}
 	a := nodes["a"]
-	waitFor(t, 30*time.Second, "a primary, b and c standing by", func() bool {
+	testutil.Wait(t, 30*time.Second, "a primary, b and c standing by", func() bool {
 		st := status(t, a)
 		return st.Primary == "a" && modeOf(st, "b") == "standby" && modeOf(st, "c") == "standby"
 	})
@@ -119,7 +120,7 @@ secret  = %q
 		t.Fatal("the receiver got no verified request")
 	}
 	var rec api.Delivery
-	waitFor(t, 5*time.Second, "the delivery to show as sending", func() bool {
+	testutil.Wait(t, 5*time.Second, "the delivery to show as sending", func() bool {
 		ds := deliveries(t, a, "hook")
 		if len(ds) != 1 {
 			t.Fatalf("deliveries of the run: %+v; want one", ds)
@@ -139,7 +140,7 @@ secret  = %q
 			break
 		}
 	}
-	waitFor(t, 60*time.Second, "the delivery to end", func() bool {
+	testutil.Wait(t, 60*time.Second, "the delivery to end", func() bool {
 		ds := deliveries(t, alive, "hook")
 		rec = ds[0]
 		return rec.State != "pending" && rec.State != "sending"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // runOn is a run as `runs --json` shows it, with its node.
@@ -76,10 +77,10 @@ func TestGracefulStopDrainsRunsInFlight(t *testing.T) {
 	common := []string{"--db", db, "--shutdown-grace", "30s", "--capacity", "3"}
 	aAddr := freeAddr(t)
 	a := startServer(t, filepath.Join(dir, "a"), append(common, "--node-id", "a", "--priority", "0", "--listen", aAddr)...)
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	b := startServer(t, filepath.Join(dir, "b"), append(common, "--node-id", "b", "--priority", "1")...)
 	c := startServer(t, filepath.Join(dir, "c"), append(common, "--node-id", "c", "--priority", "2")...)
-	waitFor(t, 30*time.Second, "b and c to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b and c to stand by", func() bool {
 		st := status(t, a)
 		return modeOf(st, "b") == "standby" && modeOf(st, "c") == "standby"
 	})
@@ -93,7 +94,7 @@ argv = ["sh", "-c", "sleep 12; echo done"]
 		tandem(t, a, "run", "slow")
 	}
 	var before []runOn
-	waitFor(t, 30*time.Second, "9 runs running on three nodes", func() bool {
+	testutil.Wait(t, 30*time.Second, "9 runs running on three nodes", func() bool {
 		before = runsOn(t, a, "slow")
 		on := map[string]int{}
 		for _, r := range before {
@@ -111,7 +112,7 @@ argv = ["sh", "-c", "sleep 12; echo done"]
 	tandem(t, a, "node", "restart", "a")
 	// While they drain, the nodes say so.
 	var draining api.Status
-	waitFor(t, 5*time.Second, "b and c to show draining", func() bool {
+	testutil.Wait(t, 5*time.Second, "b and c to show draining", func() bool {
 		out, err := tandemErr(b, "status", "--json")
 		if err != nil || json.Unmarshal([]byte(out), &draining) != nil {
 			return false
@@ -134,12 +135,12 @@ argv = ["sh", "-c", "sleep 12; echo done"]
 		}
 	}
 	// a restarted itself in place (same process id, same address).
-	waitFor(t, 60*time.Second, "a to be primary again after its restart", func() bool {
+	testutil.Wait(t, 60*time.Second, "a to be primary again after its restart", func() bool {
 		out, err := tandemErr(a, "status", "--json")
 		var st api.Status
 		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Primary == "a"
 	})
-	waitFor(t, 30*time.Second, "every run to end", func() bool {
+	testutil.Wait(t, 30*time.Second, "every run to end", func() bool {
 		for _, r := range runsOn(t, a, "slow") {
 			if r.State != "succeeded" && r.State != "failed" && r.State != "canceled" {
 				return false
@@ -204,7 +205,7 @@ func TestOneProcessPerNodeIDAndDataDir(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 
 	out := startFails(t, "--db", db, "--data-dir", filepath.Join(dir, "a2"), "--node-id", "a")
 	host := strings.TrimPrefix(a.addr, "http://")
@@ -228,7 +229,7 @@ func TestOneProcessPerNodeIDAndDataDir(t *testing.T) {
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("taking over a dead process's node id took %s", took)
 	}
-	waitFor(t, 30*time.Second, "the new process of a to be primary", func() bool {
+	testutil.Wait(t, 30*time.Second, "the new process of a to be primary", func() bool {
 		st := status(t, a2)
 		return st.Primary == "a" && len(st.Nodes) == 1 && st.Nodes[0].Address == strings.TrimPrefix(a2.addr, "http://")
 	})
@@ -244,17 +245,17 @@ func TestHoldsSurviveFailoverAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	bAddr := freeAddr(t)
 	b := startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1", "--listen", bAddr)
-	waitFor(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
 	applyJob(t, a, dir, `
 name = "tick"
 schedule = ["* * * * * *"]
 misfire = "skip"
 [noop]
 `)
-	waitFor(t, 30*time.Second, "tick to fire", func() bool { return len(runsOn(t, a, "tick")) > 0 })
+	testutil.Wait(t, 30*time.Second, "tick to fire", func() bool { return len(runsOn(t, a, "tick")) > 0 })
 
 	if out := tandem(t, b, "suspend"); !strings.Contains(out, "suspend done") {
 		t.Fatalf("tandem suspend: %s", out)
@@ -266,7 +267,7 @@ misfire = "skip"
 	if err := a.stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
-	waitFor(t, 10*time.Second, "b to take over, suspended", func() bool {
+	testutil.Wait(t, 10*time.Second, "b to take over, suspended", func() bool {
 		st := status(t, b)
 		return st.Primary == "b" && modeOf(st, "b") == "suspended"
 	})
@@ -286,20 +287,20 @@ misfire = "skip"
 		t.Fatalf("primary.changed of b: %+v; want it to say the role is suspended", changed)
 	}
 	tandem(t, b, "resume")
-	waitFor(t, 10*time.Second, "b to fire again", func() bool { return len(runsOn(t, b, "tick")) > fired })
+	testutil.Wait(t, 10*time.Second, "b to fire again", func() bool { return len(runsOn(t, b, "tick")) > fired })
 	if st := status(t, b); st.Suspended != nil || modeOf(st, "b") != "primary" {
 		t.Fatalf("after resume: suspended %+v, mode %s", st.Suspended, modeOf(st, "b"))
 	}
 
 	// A held standby stays held across a restart of its process.
 	a = startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
-	waitFor(t, 30*time.Second, "a to stand by", func() bool { return modeOf(status(t, b), "a") == "standby" })
+	testutil.Wait(t, 30*time.Second, "a to stand by", func() bool { return modeOf(status(t, b), "a") == "standby" })
 	tandem(t, b, "node", "standby", "a")
 	if err := a.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	a = startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
-	waitFor(t, 30*time.Second, "a to come back held", func() bool { return modeOf(status(t, b), "a") == "held" })
+	testutil.Wait(t, 30*time.Second, "a to come back held", func() bool { return modeOf(status(t, b), "a") == "held" })
 	for _, n := range status(t, b).Nodes {
 		if n.ID == "a" && (n.Hold == nil || n.Hold.Kind != "standby" || n.Hold.By == "") {
 			t.Fatalf("status row of a: hold %+v; want the standby hold and who set it", n.Hold)
@@ -311,12 +312,12 @@ misfire = "skip"
 
 	// A kill -9'd node shows as lost at once, not as a healthy standby for seconds.
 	tandem(t, b, "node", "resume", "a")
-	waitFor(t, 10*time.Second, "a to stand by", func() bool { return modeOf(status(t, b), "a") == "standby" })
+	testutil.Wait(t, 10*time.Second, "a to stand by", func() bool { return modeOf(status(t, b), "a") == "standby" })
 	if err := a.stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	killed := time.Now()
-	waitFor(t, 10*time.Second, "a to show lost", func() bool { return modeOf(status(t, b), "a") == "lost" })
+	testutil.Wait(t, 10*time.Second, "a to show lost", func() bool { return modeOf(status(t, b), "a") == "lost" })
 	if took := time.Since(killed); took > 1500*time.Millisecond {
 		t.Errorf("a kill -9'd node showed as lost after %s; want at once (well before 3 heartbeats)", took)
 	}
@@ -342,12 +343,12 @@ func TestDeadNodesCommandsDieWithIt(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--capacity", "0")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	workers := map[string]*server{}
 	for _, id := range []string{"b", "c"} {
 		workers[id] = startServer(t, filepath.Join(dir, id), "--db", db, "--node-id", id, "--worker")
 	}
-	waitFor(t, 30*time.Second, "b and c to join", func() bool {
+	testutil.Wait(t, 30*time.Second, "b and c to join", func() bool {
 		st := status(t, a)
 		return modeOf(st, "b") == "worker" && modeOf(st, "c") == "worker"
 	})
@@ -367,7 +368,7 @@ wait''']
 `, pids, overlap))
 	tandem(t, a, "run", "long")
 	var r runOn
-	waitFor(t, 30*time.Second, "the run to be running, its processes recorded", func() bool {
+	testutil.Wait(t, 30*time.Second, "the run to be running, its processes recorded", func() bool {
 		rs := runsOn(t, a, "long")
 		b, _ := os.ReadFile(pids)
 		r = rs[0]
@@ -384,7 +385,7 @@ wait''']
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	killed := time.Now()
-	waitFor(t, time.Second, "every process of attempt 1 to die with its node", func() bool {
+	testutil.Wait(t, time.Second, "every process of attempt 1 to die with its node", func() bool {
 		for _, pid := range first {
 			if procAlive(pid) {
 				return false
@@ -393,7 +394,7 @@ wait''']
 		return true
 	})
 	var second runOn
-	waitFor(t, 30*time.Second, "attempt 2 to run on the other node", func() bool {
+	testutil.Wait(t, 30*time.Second, "attempt 2 to run on the other node", func() bool {
 		second = runsOn(t, a, "long")[0]
 		return second.Attempt == 2 && second.State == "running"
 	})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/pgtest"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 var binary string
@@ -204,17 +205,6 @@ func runs(t *testing.T, s *server, job string) []run {
 	return rs
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", within, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func succeeded(rs []run) int {
 	n := 0
 	for _, r := range rs {
@@ -241,22 +231,22 @@ argv = ["sh", "-c", "echo tick > \"$TANDEM_OUTPUT_DIR/tick.txt\""]
 	if out := tandem(t, s, "job", "apply", "-f", jobFile); !strings.Contains(out, "job tick created") {
 		t.Fatalf("apply: %s", out)
 	}
-	waitFor(t, 30*time.Second, "3 succeeded runs", func() bool { return succeeded(runs(t, s, "tick")) >= 3 })
+	testutil.Wait(t, 30*time.Second, "3 succeeded runs", func() bool { return succeeded(runs(t, s, "tick")) >= 3 })
 	if err := s.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM exit: %v", err)
 	}
 	s = startServer(t, filepath.Join(dir, "data"))
 	n := len(runs(t, s, "tick"))
-	waitFor(t, 30*time.Second, "3 more runs after the restart", func() bool { return succeeded(runs(t, s, "tick")) >= n+3 })
+	testutil.Wait(t, 30*time.Second, "3 more runs after the restart", func() bool { return succeeded(runs(t, s, "tick")) >= n+3 })
 	// kill -9 too: nothing that was committed may be lost or doubled.
 	if err := s.stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	s = startServer(t, filepath.Join(dir, "data"))
 	n = len(runs(t, s, "tick"))
-	waitFor(t, 30*time.Second, "3 more runs after kill -9", func() bool { return succeeded(runs(t, s, "tick")) >= n+3 })
+	testutil.Wait(t, 30*time.Second, "3 more runs after kill -9", func() bool { return succeeded(runs(t, s, "tick")) >= n+3 })
 	tandem(t, s, "job", "pause", "tick")
-	waitFor(t, 30*time.Second, "runs to settle", func() bool {
+	testutil.Wait(t, 30*time.Second, "runs to settle", func() bool {
 		for _, r := range runs(t, s, "tick") {
 			if r.State == "queued" || r.State == "assigned" || r.State == "running" {
 				return false
@@ -344,7 +334,7 @@ func TestWorkedExample(t *testing.T) {
 			}
 			// The example forbids overlap: an on-demand run that meets the minute's scheduled
 			// run is skipped (and says so); then it is simply asked for again.
-			waitFor(t, 60*time.Second, "an on-demand run to succeed", func() bool {
+			testutil.Wait(t, 60*time.Second, "an on-demand run to succeed", func() bool {
 				out, err := tandemErr(s, "run", "sales-report", "--wait", "--timeout", "60s")
 				if err != nil && !strings.Contains(out, "skipped") {
 					t.Fatalf("run --wait: %v: %s", err, out)
@@ -353,7 +343,7 @@ func TestWorkedExample(t *testing.T) {
 			})
 			// The scheduled run of the next minute.
 			var scheduled run
-			waitFor(t, 75*time.Second, "a scheduled run to succeed", func() bool {
+			testutil.Wait(t, 75*time.Second, "a scheduled run to succeed", func() bool {
 				for _, r := range runs(t, s, "sales-report") {
 					if r.ScheduledAt != nil && r.State == "succeeded" {
 						scheduled = r
@@ -438,7 +428,7 @@ func TestOperatorActionsFromTheCLI(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shared.db")
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--priority", "0")
-	waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
+	testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, a).Primary == "a" })
 	// A fixed port: a restarted node listens where it did.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -447,7 +437,7 @@ func TestOperatorActionsFromTheCLI(t *testing.T) {
 	bAddr := l.Addr().String()
 	l.Close()
 	b := startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1", "--listen", bAddr)
-	waitFor(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool { return modeOf(status(t, a), "b") == "standby" })
 
 	for _, c := range []struct {
 		args []string
@@ -468,7 +458,7 @@ func TestOperatorActionsFromTheCLI(t *testing.T) {
 	epoch := status(t, a).Epoch
 	joinedBefore := joined(t, a, "b")
 	tandem(t, a, "node", "restart", "b")
-	waitFor(t, 30*time.Second, "b to restart and stand by again", func() bool {
+	testutil.Wait(t, 30*time.Second, "b to restart and stand by again", func() bool {
 		return joined(t, a, "b") > joinedBefore && modeOf(status(t, a), "b") == "standby"
 	})
 	if st := status(t, a); st.Primary != "a" || st.Epoch != epoch {
@@ -485,7 +475,7 @@ func TestOperatorActionsFromTheCLI(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a did not exit after node stop")
 	}
-	waitFor(t, 10*time.Second, "b to become primary", func() bool {
+	testutil.Wait(t, 10*time.Second, "b to become primary", func() bool {
 		st := status(t, b)
 		return st.Primary == "b" && st.Epoch > epoch && modeOf(st, "a") == "stopped"
 	})

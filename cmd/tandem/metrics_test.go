@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // GET /metrics on a real server: refused without a token, and with the bootstrap admin
@@ -44,7 +46,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		return string(b)
 	}
 	var text string
-	waitFor(t, 30*time.Second, "the run to be counted", func() bool {
+	testutil.Wait(t, 30*time.Second, "the run to be counted", func() bool {
 		text = scrape()
 		return strings.Contains(text, `tandem_runs_total{state="succeeded"} 1`+"\n")
 	})

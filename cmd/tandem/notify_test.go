@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // mailbox is a real SMTP server in the test process (plain, no auth), keeping every
@@ -149,7 +150,7 @@ func TestNotifyServerDownOnceFromWhicheverNodeIsPrimary(t *testing.T) {
 	nodes["b"] = startServer(t, filepath.Join(dir, "b"), "--db", db, "--node-id", "b", "--priority", "1", "--config", conf)
 	nodes["c"] = startServer(t, filepath.Join(dir, "c"), "--db", db, "--node-id", "c", "--worker", "--config", conf)
 	a, b := nodes["a"], nodes["b"]
-	waitFor(t, 30*time.Second, "a primary, b standing by, c a worker", func() bool {
+	testutil.Wait(t, 30*time.Second, "a primary, b standing by, c a worker", func() bool {
 		st := status(t, a)
 		return st.Primary == "a" && modeOf(st, "b") == "standby" && modeOf(st, "c") == "worker"
 	})
@@ -194,7 +195,7 @@ subject = "tandem: run {{.Data.run}} of {{.Data.job}} failed (attempt {{.Data.at
 	if err := nodes["c"].stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
-	waitFor(t, 30*time.Second, "the node.lost mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
+	testutil.Wait(t, 30*time.Second, "the node.lost mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
 
 	// A run failing its last attempt (two attempts): one run.failed mail, none for
 	// the retry.
@@ -206,10 +207,10 @@ retry_backoff = "1s"
 argv = ["sh", "-c", "exit 3"]
 `)
 	tandemErr(a, "run", "breaks", "--wait")
-	waitFor(t, 30*time.Second, "the run.failed mail", func() bool { return box.withSubject("of breaks failed") >= 1 })
+	testutil.Wait(t, 30*time.Second, "the run.failed mail", func() bool { return box.withSubject("of breaks failed") >= 1 })
 	// Recorded delivered before the primary is killed: a sender killed between the
 	// mail and its record sends it again (at-least-once), which is the other test's.
-	waitFor(t, 30*time.Second, "the notices to be recorded delivered", func() bool {
+	testutil.Wait(t, 30*time.Second, "the notices to be recorded delivered", func() bool {
 		return allDelivered(t, a, "run-failed") && allDelivered(t, a, "server-down")
 	})
 
@@ -217,8 +218,8 @@ argv = ["sh", "-c", "exit 3"]
 	if err := a.stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
-	waitFor(t, 30*time.Second, "b to take over", func() bool { return status(t, b).Primary == "b" })
-	waitFor(t, 30*time.Second, "the node.lost mail about a", func() bool { return box.withSubject("node.lost on a") >= 1 })
+	testutil.Wait(t, 30*time.Second, "b to take over", func() bool { return status(t, b).Primary == "b" })
+	testutil.Wait(t, 30*time.Second, "the node.lost mail about a", func() bool { return box.withSubject("node.lost on a") >= 1 })
 	time.Sleep(3 * time.Second) // what else would come comes within the notifier's and deliverer's polls
 	subs := box.subjects()
 	if box.withSubject("node.lost on c") != 1 || box.withSubject("node.lost on a") != 1 || box.withSubject("of breaks failed (attempt 2)") != 1 || len(subs) != 3 {
@@ -269,7 +270,7 @@ func TestNotifyFlappingNodeDigestAndKilledSender(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		nodes[id] = startServer(t, filepath.Join(dir, id), start[id]...)
 	}
-	waitFor(t, 30*time.Second, "a primary, b standing by, c a worker", func() bool {
+	testutil.Wait(t, 30*time.Second, "a primary, b standing by, c a worker", func() bool {
 		st := status(t, nodes["a"])
 		return st.Primary == "a" && modeOf(st, "b") == "standby" && modeOf(st, "c") == "worker"
 	})
@@ -302,7 +303,7 @@ secret = %q
 		t.Fatal("the receiver got no verified request")
 	}
 	var rec api.Delivery
-	waitFor(t, 10*time.Second, "the notice's record to show as sending", func() bool {
+	testutil.Wait(t, 10*time.Second, "the notice's record to show as sending", func() bool {
 		ns := notifications(t, nodes["a"], "hook")
 		if len(ns) != 1 {
 			return false
@@ -329,7 +330,7 @@ secret = %q
 			break
 		}
 	}
-	waitFor(t, 60*time.Second, "the notice to be delivered again", func() bool {
+	testutil.Wait(t, 60*time.Second, "the notice to be delivered again", func() bool {
 		ns := notifications(t, alive, "hook")
 		var n api.Notification
 		if err := json.Unmarshal([]byte(tandem(t, alive, "notifications", "show", fmt.Sprint(ns[0].ID), "--json")), &n); err != nil {
@@ -372,16 +373,16 @@ secret = %q
 	for losses() < 3 {
 		if nodes["c"].cmd.ProcessState != nil {
 			nodes["c"] = startServer(t, filepath.Join(dir, "c"), start["c"]...)
-			waitFor(t, 30*time.Second, "c to rejoin", func() bool { return modeOf(status(t, alive), "c") == "worker" })
+			testutil.Wait(t, 30*time.Second, "c to rejoin", func() bool { return modeOf(status(t, alive), "c") == "worker" })
 		}
 		want := losses() + 1
 		if err := nodes["c"].stop(t, syscall.SIGKILL); err == nil {
 			t.Fatal("kill -9 reported a clean exit")
 		}
-		waitFor(t, 30*time.Second, "c to be declared lost", func() bool { return losses() >= want })
+		testutil.Wait(t, 30*time.Second, "c to be declared lost", func() bool { return losses() >= want })
 	}
-	waitFor(t, 15*time.Second, "the first mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
-	waitFor(t, 100*time.Second, "the digest after the window", func() bool { return box.withSubject("c: node.lost 2 more times within 1m0s") >= 1 })
+	testutil.Wait(t, 15*time.Second, "the first mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
+	testutil.Wait(t, 100*time.Second, "the digest after the window", func() bool { return box.withSubject("c: node.lost 2 more times within 1m0s") >= 1 })
 	time.Sleep(3 * time.Second)
 	if subs := box.subjects(); len(subs) != 2 || box.withSubject("node.lost on c") != 1 {
 		t.Fatalf("mails %q; want one notice about c and one digest", subs)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func outputsOf(t *testing.T, s *server, run int64) []api.Output {
@@ -68,10 +69,10 @@ func TestOutputsSurviveTheirNode(t *testing.T) {
 	for i, id := range []string{"a", "b", "c"} {
 		nodes[id] = startServer(t, filepath.Join(dir, id), "--db", db, "--node-id", id, "--priority", strconv.Itoa(i), "--tags", "n"+id)
 		if id == "a" {
-			waitFor(t, 30*time.Second, "a to be primary", func() bool { return status(t, nodes["a"]).Primary == "a" })
+			testutil.Wait(t, 30*time.Second, "a to be primary", func() bool { return status(t, nodes["a"]).Primary == "a" })
 		}
 	}
-	waitFor(t, 30*time.Second, "b and c to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b and c to stand by", func() bool {
 		st := status(t, nodes["a"])
 		return modeOf(st, "b") == "standby" && modeOf(st, "c") == "standby"
 	})
@@ -93,7 +94,7 @@ argv = ["sh", "-c", "echo alone > $TANDEM_OUTPUT_DIR/one.txt"]
 	var report, single runOn
 	tandem(t, nodes["b"], "run", "report")
 	tandem(t, nodes["b"], "run", "single")
-	waitFor(t, 30*time.Second, "both runs to succeed", func() bool {
+	testutil.Wait(t, 30*time.Second, "both runs to succeed", func() bool {
 		r, s := runsOn(t, nodes["b"], "report"), runsOn(t, nodes["b"], "single")
 		if len(r) == 1 && len(s) == 1 {
 			report, single = r[0], s[0]
@@ -104,7 +105,7 @@ argv = ["sh", "-c", "echo alone > $TANDEM_OUTPUT_DIR/one.txt"]
 		t.Fatalf("runs on %s and %s, want a (tags)", report.Node, single.Node)
 	}
 	var first []string
-	waitFor(t, 10*time.Second, "report.bin to have two verified copies", func() bool {
+	testutil.Wait(t, 10*time.Second, "report.bin to have two verified copies", func() bool {
 		outs := outputsOf(t, nodes["b"], report.ID)
 		first = verifiedHolders(outs, "report.bin")
 		return durable(outs, "report.bin") && durable(outs, "sub/sum.txt") && len(first) == 2
@@ -143,7 +144,7 @@ argv = ["sh", "-c", "echo alone > $TANDEM_OUTPUT_DIR/one.txt"]
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	killed := time.Now()
-	waitFor(t, 10*time.Second, "report.bin to be copied again to "+third, func() bool {
+	testutil.Wait(t, 10*time.Second, "report.bin to be copied again to "+third, func() bool {
 		outs := outputsOf(t, nodes[second], report.ID)
 		return durable(outs, "report.bin") && slices.Equal(verifiedHolders(outs, "report.bin"), []string{"b", "c"})
 	})
@@ -191,7 +192,7 @@ argv = ["sh", "-c", "echo alone > $TANDEM_OUTPUT_DIR/one.txt"]
 	if err := nodes[second].stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
-	waitFor(t, 10*time.Second, second+" to show lost", func() bool { return modeOf(status(t, nodes[third]), second) == "lost" })
+	testutil.Wait(t, 10*time.Second, second+" to show lost", func() bool { return modeOf(status(t, nodes[third]), second) == "lost" })
 	got = tandem(t, nodes[third], "runs", "output", strconv.FormatInt(report.ID, 10), "report.bin")
 	if sha([]byte(got)) != sha(want) {
 		t.Fatal("report.bin after both original holders died: not the producer's bytes")

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // testCA is a certificate authority made for one test.
@@ -79,7 +81,7 @@ func TestTLSWithATestCA(t *testing.T) {
 	if out, err := tandemErr(a, "status"); err == nil || !strings.Contains(out, "certificate") {
 		t.Fatalf("status without --ca: %v %s", err, out)
 	}
-	waitFor(t, 30*time.Second, "b to stand by", func() bool {
+	testutil.Wait(t, 30*time.Second, "b to stand by", func() bool {
 		out, err := tandemErr(a, "status", "--ca", caFile)
 		return err == nil && strings.Contains(out, "b ") && strings.Contains(out, "standby")
 	})
@@ -103,7 +105,7 @@ func TestTLSWithATestCA(t *testing.T) {
 	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
+	testutil.Wait(t, 10*time.Second, "the new certificate", func() bool { return serial() == 101 })
 }
 
 func pool(ca *testCA) *x509.CertPool {

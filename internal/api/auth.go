@@ -120,12 +120,6 @@ func (s *Server) registerAuth(mux *http.ServeMux) {
 	s.route(mux, "DELETE /api/v1/tokens/{name}", auth.Admin, s.handle(s.tokenRevoke))
 }
 
-// WhoAmI is the answer of GET /api/v1/whoami.
-type WhoAmI struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-}
-
 func (s *Server) whoami(r *http.Request) (int, any, error) {
 	p := principalOf(r)
 	return http.StatusOK, WhoAmI{Name: p.Name, Role: string(p.Role)}, nil

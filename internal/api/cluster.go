@@ -34,11 +34,6 @@ func (s *Server) requester(r *http.Request) string {
 
 var errUnreachable = errors.New("node unreachable")
 
-// SwitchRequest is the body of POST /api/v1/switch.
-type SwitchRequest struct {
-	To string `json:"to"`
-}
-
 // switchBodyMax bounds the body of a switch request.
 const switchBodyMax = 1 << 16
 
@@ -67,19 +62,6 @@ func short(b []byte, n int) string {
 		return string(b[:n]) + "…"
 	}
 	return string(b)
-}
-
-// SwitchResult is the answer of a switchover.
-type SwitchResult struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-// NodeActionResult is the answer of an operator action on a node.
-type NodeActionResult struct {
-	Node   string `json:"node"`
-	Action string `json:"action"`
-	Mode   string `json:"mode"`
 }
 
 // switchover performs a planned handover on the primary; any node accepts the request
@@ -132,17 +114,6 @@ func (s *Server) nodeAction(action string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, NodeActionResult{Node: id, Action: action, Mode: mode})
 	}
-}
-
-// WeightRequest is the body of POST /api/v1/nodes/NODE/weight.
-type WeightRequest struct {
-	Weight float64 `json:"weight"`
-}
-
-// WeightResult is the answer of a weight change.
-type WeightResult struct {
-	Node   string  `json:"node"`
-	Weight float64 `json:"weight"`
 }
 
 // nodeWeight sets a node's load-balancing weight; any node accepts it and forwards it

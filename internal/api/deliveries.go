@@ -5,44 +5,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/store"
 )
-
-// Delivery is a delivery record as the API shows it.
-type Delivery struct {
-	ID           int64             `json:"id"`
-	Key          string            `json:"key"` // the idempotency key: webhook-id, root of the Message-ID
-	Run          int64             `json:"run"`
-	Notification int64             `json:"notification,omitempty"` // the notification it sends (0: a run's)
-	Job          string            `json:"job"`
-	Entry        int               `json:"entry"`
-	Channel      string            `json:"channel"`
-	Target       string            `json:"target"`
-	State        string            `json:"state"`
-	Attempts     int               `json:"attempts"`
-	NextAt       *time.Time        `json:"next_at"`    // pending: when it is due
-	Node         string            `json:"node"`       // who claimed it last
-	LastError    string            `json:"last_error"` // of the last attempt
-	LastResponse string            `json:"last_response"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
-	DeliveredAt  *time.Time        `json:"delivered_at"`
-	History      []DeliveryAttempt `json:"history,omitempty"` // deliveries show only
-}
-
-// DeliveryAttempt is one attempt of a delivery.
-type DeliveryAttempt struct {
-	N          int       `json:"n"`
-	Node       string    `json:"node"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	Outcome    string    `json:"outcome"` // the state it left the record in
-	Response   string    `json:"response"`
-	Error      string    `json:"error"`
-}
 
 // DeliveryFrom converts a stored record.
 func DeliveryFrom(d store.Delivery) Delivery {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/auth"
 
 	"errors"
@@ -8,25 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 )
-
-// Rule is an event rule as the API shows it (a webhook secret is not shown).
-type Rule struct {
-	Name       string              `json:"name"`
-	On         []string            `json:"on"`
-	When       string              `json:"when"`
-	Repeat     string              `json:"repeat"`
-	Key        string              `json:"key"`
-	Email      *notify.EmailSpec   `json:"email"`
-	Webhook    *notify.WebhookSpec `json:"webhook"`
-	SinceEvent int64               `json:"since_event"` // it judges the events after this one
-	CreatedAt  time.Time           `json:"created_at"`
-	UpdatedAt  time.Time           `json:"updated_at"`
-}
 
 // RuleFrom converts a stored rule.
 func RuleFrom(r store.Rule) (Rule, error) {
@@ -34,58 +20,22 @@ func RuleFrom(r store.Rule) (Rule, error) {
 	if err != nil {
 		return Rule{}, err
 	}
-	v := Rule{Name: r.Name, On: s.On, When: s.When, Repeat: s.Repeat.String(), Key: s.Key, Email: s.Email,
+	v := Rule{Name: r.Name, On: s.On, When: s.When, Repeat: s.Repeat.String(), Key: s.Key,
 		SinceEvent: r.SinceEvent, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if v.Key == "" {
 		v.Key = notify.KeyDefault
 	}
+	if e := s.Email; e != nil {
+		v.Email = &wire.RuleEmail{To: e.To, CC: e.CC, BCC: e.BCC, Subject: e.Subject, Body: e.Body}
+	}
 	if w := s.Webhook; w != nil {
-		c := *w
+		c := wire.RuleWebhook{URL: w.URL, Secret: w.Secret, Timeout: w.Timeout}
 		if c.Secret != "" {
 			c.Secret = "whsec_…" // set; not shown
 		}
 		v.Webhook = &c
 	}
 	return v, nil
-}
-
-// RuleApplyResult says what applying one rule did.
-type RuleApplyResult struct {
-	Name    string `json:"name"`
-	Created bool   `json:"created"`
-	Rule    Rule   `json:"rule"`
-}
-
-// RuleTest is what a rule would do with a stored event, without sending.
-type RuleTest struct {
-	Rule     string   `json:"rule"`
-	Event    Event    `json:"event"`
-	Matched  bool     `json:"matched"`
-	Why      string   `json:"why"` // why it matched or not
-	Key      string   `json:"key,omitempty"`
-	Subject  string   `json:"subject,omitempty"`
-	Body     string   `json:"body,omitempty"`
-	Channels []string `json:"channels,omitempty"` // the targets it would send to
-	// Notifications are those the rule made for this event, if any.
-	Notifications []Notification `json:"notifications"`
-}
-
-// Notification is a rule's notification as the API shows it.
-type Notification struct {
-	ID         int64      `json:"id"`
-	Rule       string     `json:"rule"`
-	Event      int64      `json:"event"`
-	EventType  string     `json:"event_type"`
-	Kind       string     `json:"kind"`  // notice or digest
-	Key        string     `json:"key"`   // what repeats are judged by
-	State      string     `json:"state"` // sent, suppressed, recorded
-	Subject    string     `json:"subject"`
-	Count      int        `json:"count"` // a digest: events it sums up
-	Epoch      int64      `json:"epoch"`
-	Node       string     `json:"node"` // the primary that recorded it
-	CreatedAt  time.Time  `json:"created_at"`
-	Body       string     `json:"body,omitempty"`       // notifications show only
-	Deliveries []Delivery `json:"deliveries,omitempty"` // notifications show only
 }
 
 // NotificationFrom converts a stored notification.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"time"
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/job"
@@ -13,14 +12,6 @@ import (
 
 // SecretValueMax bounds a secret's value.
 const SecretValueMax = 64 << 10
-
-// Secret is a secret as the API shows it: never its value.
-type Secret struct {
-	Name      string    `json:"name"`
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
 
 func (s *Server) registerSecrets(mux *http.ServeMux) {
 	s.route(mux, "GET /api/v1/secrets", auth.Admin, s.handle(s.secretList))

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/output"
@@ -349,10 +350,6 @@ func (s *Server) jobPause(paused bool) handler {
 	}
 }
 
-// IdempotencyKeyHeader carries a client's key for a request that creates a run: the same
-// key again returns the run the first request created, so a client may retry it.
-const IdempotencyKeyHeader = "Idempotency-Key"
-
 // idempotencyKeyMax bounds an Idempotency-Key's length.
 const idempotencyKeyMax = 200
 
@@ -424,13 +421,8 @@ func parseRunListQuery(q url.Values) (store.RunListParams, error) {
 	return p, nil
 }
 
-// RunListLimitMax is the most runs one GET /api/v1/runs returns; page with before= for more.
-const RunListLimitMax = 10000
-
-// LimitProblem is what the API and the CLI say of a limit outside lo..hi.
-func LimitProblem(name string, lo, hi int, v string) string {
-	return fmt.Sprintf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
-}
+// RunListLimitMax is the most runs one GET /api/v1/runs returns (wire.RunListLimitMax).
+const RunListLimitMax = wire.RunListLimitMax
 
 func intParam(v, name string, lo, hi int) (int, error) {
 	if v == "" {
@@ -438,7 +430,7 @@ func intParam(v, name string, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, &badRequest{name, LimitProblem(name, lo, hi, v)}
+		return 0, &badRequest{name, wire.LimitProblem(name, lo, hi, v)}
 	}
 	return n, nil
 }
@@ -674,19 +666,6 @@ func (s *Server) eventList(r *http.Request) (int, any, error) {
 		out = append(out, Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data})
 	}
 	return http.StatusOK, out, nil
-}
-
-// LiveOutput is the answer of GET /api/v1/runs/{id}/live: what a running command has
-// written so far, read from the node that runs it.
-type LiveOutput struct {
-	Run   int64  `json:"run"`
-	State string `json:"state"`
-	Node  string `json:"node"`
-	// Live says the output was read from the running command; when false, the run is
-	// not running (its record has the output kept) or its node could not tell.
-	Live   bool   `json:"live"`
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
 }
 
 // liveBackend is a backend whose worker can show what a running command wrote.

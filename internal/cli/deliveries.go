@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -19,7 +19,7 @@ func newDeliveriesCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if p.Limit < 0 {
-				return fmt.Errorf("%s", api.LimitProblem("limit", 0, api.RunListLimitMax, strconv.Itoa(p.Limit)))
+				return fmt.Errorf("%s", wire.LimitProblem("limit", 0, wire.RunListLimitMax, strconv.Itoa(p.Limit)))
 			}
 			ds, err := g.client().DeliveryList(cmd.Context(), p)
 			if err != nil {
@@ -46,7 +46,7 @@ func newDeliveriesCmd(g *globals) *cobra.Command {
 }
 
 // last is what the last attempt said: its error, else the channel's answer.
-func last(d api.Delivery) string {
+func last(d wire.Delivery) string {
 	if d.LastError != "" {
 		return d.LastError
 	}
@@ -84,7 +84,7 @@ func newDeliveriesShowCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printDelivery(g *globals, d api.Delivery) {
+func printDelivery(g *globals, d wire.Delivery) {
 	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(w, "%s:\t%v\n", k, v) }
 	row("Delivery", fmt.Sprintf("%d (key %s)", d.ID, d.Key))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/job"
 )
 
@@ -117,7 +117,7 @@ const JobShowUpcoming = 5
 
 // printJob writes a job's definition and state, then each schedule's next occurrences
 // after now, computed here from the definition as `schedule next` would.
-func printJob(w io.Writer, j api.Job, now time.Time) error {
+func printJob(w io.Writer, j wire.Job, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("Name", j.Name)
@@ -155,7 +155,7 @@ func printJob(w io.Writer, j api.Job, now time.Time) error {
 // printUpcoming lists each schedule's next JobShowUpcoming occurrences. It reports
 // rather than fails when this client cannot read a definition the server accepted (an
 // older client, a zone missing here): the rest of the show is still worth printing.
-func printUpcoming(w io.Writer, j api.Job, now time.Time) error {
+func printUpcoming(w io.Writer, j wire.Job, now time.Time) error {
 	if len(j.Schedule) == 0 {
 		return nil
 	}

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/job"
 )
 
 // job show lists each schedule's next occurrences, computed from the definition.
 func TestJobShowUpcoming(t *testing.T) {
 	t.Parallel()
-	j := api.Job{Spec: job.Spec{Name: "sales", Schedule: []string{"15,45 * * * *", "30 2 * * *"},
+	j := wire.Job{Spec: job.Spec{Name: "sales", Schedule: []string{"15,45 * * * *", "30 2 * * *"},
 		Timezone: "America/New_York", Blackout: []string{"2026-03-09"}, Noop: &job.Noop{}}}
 	var out bytes.Buffer
 	if err := printJob(&out, j, time.Date(2026, 3, 8, 6, 30, 0, 0, time.UTC)); err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 func newOutputsCmd(g *globals) *cobra.Command {
@@ -51,7 +51,7 @@ func newOutputsCmd(g *globals) *cobra.Command {
 }
 
 // holdersText is "a, b (copying), c (lost)": each holder with its state unless verified.
-func holdersText(hs []api.Holder) string {
+func holdersText(hs []wire.Holder) string {
 	if len(hs) == 0 {
 		return "-"
 	}
@@ -67,7 +67,7 @@ func holdersText(hs []api.Holder) string {
 }
 
 // copiesText says how an output's copies stand, for `runs show`.
-func copiesText(o api.Output) string {
+func copiesText(o wire.Output) string {
 	state := "not durable"
 	if o.Durable {
 		state = "durable"

@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tandemhq/tandem/internal/worker"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tandemhq/tandem/internal/worker"
 
 	"github.com/spf13/cobra"
 

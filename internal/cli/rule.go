@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -85,7 +85,7 @@ func newRuleListCmd(g *globals) *cobra.Command {
 	}
 }
 
-func channels(r api.Rule) string {
+func channels(r wire.Rule) string {
 	var cs []string
 	if r.Email != nil {
 		cs = append(cs, "email "+strings.Join(r.Email.To, ","))
@@ -115,8 +115,8 @@ func newRuleShowCmd(g *globals) *cobra.Command {
 			}
 			if g.json {
 				return g.printJSON(struct {
-					api.Rule
-					Notifications []api.Notification `json:"notifications"`
+					wire.Rule
+					Notifications []wire.Notification `json:"notifications"`
 				}{r, ns})
 			}
 			fmt.Fprintf(g.out, "name:      %s\non:        %s\nwhen:      %s\nrepeat:    %s\nkey:       %s\nchannels:  %s\nsince:     event %d\nupdated:   %s\n",
@@ -131,7 +131,7 @@ func newRuleShowCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printNotifications(g *globals, ns []api.Notification) error {
+func printNotifications(g *globals, ns []wire.Notification) error {
 	w := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tRULE\tEVENT\tTYPE\tKIND\tKEY\tSTATE\tSUBJECT")
 	for _, n := range ns {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -59,7 +59,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func reasonSuffix(r api.Run) string {
+func reasonSuffix(r wire.Run) string {
 	if r.Reason == "" {
 		return ""
 	}
@@ -98,17 +98,17 @@ func newRunsCmd(g *globals) *cobra.Command {
 
 // listRuns lists runs as the API does, with the API's rule for the limit, except that
 // a limit above the API's most per request is fetched in pages (before=).
-func listRuns(ctx context.Context, c *client.Client, p client.RunListParams) ([]api.Run, error) {
+func listRuns(ctx context.Context, c *client.Client, p client.RunListParams) ([]wire.Run, error) {
 	if p.Limit < 0 {
-		return nil, errors.New(api.LimitProblem("limit", 0, api.RunListLimitMax, strconv.Itoa(p.Limit)))
+		return nil, errors.New(wire.LimitProblem("limit", 0, wire.RunListLimitMax, strconv.Itoa(p.Limit)))
 	}
-	if p.Limit <= api.RunListLimitMax {
+	if p.Limit <= wire.RunListLimitMax {
 		return c.RunList(ctx, p)
 	}
-	var runs []api.Run
+	var runs []wire.Run
 	for want := p.Limit; want > 0; {
 		page := p
-		page.Limit = min(want, api.RunListLimitMax)
+		page.Limit = min(want, wire.RunListLimitMax)
 		got, err := c.RunList(ctx, page)
 		if err != nil {
 			return nil, err
@@ -323,7 +323,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
-				return errors.New(api.LimitProblem("limit", 0, api.RunListLimitMax, strconv.Itoa(limit)))
+				return errors.New(wire.LimitProblem("limit", 0, wire.RunListLimitMax, strconv.Itoa(limit)))
 			}
 			evs, err := g.client().Events(cmd.Context(), typ, limit)
 			if err != nil {

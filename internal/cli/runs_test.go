@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // fakeRuns serves GET /api/v1/runs over runs n..1 with the API's limit rule (at most
@@ -23,16 +23,16 @@ func fakeRuns(t *testing.T, n int64, requests *atomic.Int32) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if r.URL.Path == "/api/v1/status" {
-			_ = json.NewEncoder(w).Encode(api.Status{Primary: "a", Nodes: []api.NodeStatus{{ID: "a", Mode: "primary"}}})
+			_ = json.NewEncoder(w).Encode(wire.Status{Primary: "a", Nodes: []wire.NodeStatus{{ID: "a", Mode: "primary"}}})
 			return
 		}
 		q := r.URL.Query()
 		limit, before := 100, n+1
 		if v := q.Get("limit"); v != "" {
 			l, err := strconv.Atoi(v)
-			if err != nil || l < 0 || l > api.RunListLimitMax {
+			if err != nil || l < 0 || l > wire.RunListLimitMax {
 				w.WriteHeader(http.StatusBadRequest)
-				_ = json.NewEncoder(w).Encode(api.Error{Error: api.LimitProblem("limit", 0, api.RunListLimitMax, v), Field: "limit"})
+				_ = json.NewEncoder(w).Encode(wire.Error{Error: wire.LimitProblem("limit", 0, wire.RunListLimitMax, v), Field: "limit"})
 				return
 			}
 			limit = l
@@ -41,9 +41,9 @@ func fakeRuns(t *testing.T, n int64, requests *atomic.Int32) *httptest.Server {
 			b, _ := strconv.ParseInt(v, 10, 64)
 			before = b
 		}
-		runs := []api.Run{}
+		runs := []wire.Run{}
 		for id := before - 1; id >= 1 && len(runs) < limit; id-- {
-			runs = append(runs, api.Run{ID: id, Job: "j", State: "succeeded"})
+			runs = append(runs, wire.Run{ID: id, Job: "j", State: "succeeded"})
 		}
 		_ = json.NewEncoder(w).Encode(runs)
 	}))
@@ -69,7 +69,7 @@ func TestRunsLimitPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runs []api.Run
+	var runs []wire.Run
 	if err := json.Unmarshal(out, &runs); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRunsNegativeLimitRefused(t *testing.T) {
 	var requests atomic.Int32
 	srv := fakeRuns(t, 10, &requests)
 	_, err := runCLI(t, "runs", "--server", srv.URL, "--limit", "-1")
-	if want := api.LimitProblem("limit", 0, api.RunListLimitMax, "-1"); err == nil || err.Error() != want || requests.Load() != 0 {
+	if want := wire.LimitProblem("limit", 0, wire.RunListLimitMax, "-1"); err == nil || err.Error() != want || requests.Load() != 0 {
 		t.Fatalf("error %v after %d requests, want %q before any", err, requests.Load(), want)
 	}
 	if _, err := runCLI(t, "events", "--server", srv.URL, "--limit", "-1"); err == nil {

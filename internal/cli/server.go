@@ -16,8 +16,7 @@ import (
 	"github.com/tandemhq/tandem/internal/logquiet"
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/store/storepg"
-	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	_ "github.com/tandemhq/tandem/internal/store/engines" // store.Open
 )
 
 func newServerCmd() *cobra.Command {
@@ -159,13 +158,7 @@ func runServer(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var st store.Store
-	var err error
-	if cfg.IsPostgres() {
-		st, err = storepg.Open(ctx, cfg.DB, log.With("component", "postgres"))
-	} else {
-		st, err = storesqlite.Open(ctx, storesqlite.Path(cfg.DB))
-	}
+	st, err := store.Open(ctx, cfg.DB, log.With("component", store.Engine(cfg.DB)))
 	if err != nil {
 		return err
 	}

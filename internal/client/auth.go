@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // authorize adds the client's token to req.
@@ -25,27 +25,27 @@ func (c *Client) postJSON(ctx context.Context, path string, body any, idempotent
 }
 
 // WhoAmI says who the client's token belongs to and its role.
-func (c *Client) WhoAmI(ctx context.Context) (api.WhoAmI, error) {
-	var out api.WhoAmI
+func (c *Client) WhoAmI(ctx context.Context) (wire.WhoAmI, error) {
+	var out wire.WhoAmI
 	return out, c.call(ctx, get("/api/v1/whoami"), &out)
 }
 
 // Login checks a user's password and returns a session token.
-func (c *Client) Login(ctx context.Context, user, password string) (api.LoginResult, error) {
-	var out api.LoginResult
-	return out, c.postJSON(ctx, "/api/v1/login", api.LoginRequest{User: user, Password: password}, false, &out)
+func (c *Client) Login(ctx context.Context, user, password string) (wire.LoginResult, error) {
+	var out wire.LoginResult
+	return out, c.postJSON(ctx, "/api/v1/login", wire.LoginRequest{User: user, Password: password}, false, &out)
 }
 
 // UserList lists the users.
-func (c *Client) UserList(ctx context.Context) ([]api.User, error) {
-	var out []api.User
+func (c *Client) UserList(ctx context.Context) ([]wire.User, error) {
+	var out []wire.User
 	return out, c.call(ctx, get("/api/v1/users"), &out)
 }
 
 // UserAdd adds a user.
-func (c *Client) UserAdd(ctx context.Context, name, role, password string) (api.User, error) {
-	var out api.User
-	return out, c.postJSON(ctx, "/api/v1/users", api.UserRequest{Name: name, Role: role, Password: password}, false, &out)
+func (c *Client) UserAdd(ctx context.Context, name, role, password string) (wire.User, error) {
+	var out wire.User
+	return out, c.postJSON(ctx, "/api/v1/users", wire.UserRequest{Name: name, Role: role, Password: password}, false, &out)
 }
 
 // UserDelete deletes a user and their sessions.
@@ -55,19 +55,19 @@ func (c *Client) UserDelete(ctx context.Context, name string) error {
 
 // UserPassword replaces a user's password (their sessions end).
 func (c *Client) UserPassword(ctx context.Context, name, password string) error {
-	return c.postJSON(ctx, "/api/v1/users/"+url.PathEscape(name)+"/password", api.PasswordRequest{Password: password}, true, nil)
+	return c.postJSON(ctx, "/api/v1/users/"+url.PathEscape(name)+"/password", wire.PasswordRequest{Password: password}, true, nil)
 }
 
 // TokenList lists the API tokens (never their secrets).
-func (c *Client) TokenList(ctx context.Context) ([]api.Token, error) {
-	var out []api.Token
+func (c *Client) TokenList(ctx context.Context) ([]wire.Token, error) {
+	var out []wire.Token
 	return out, c.call(ctx, get("/api/v1/tokens"), &out)
 }
 
 // TokenCreate makes an API token; its secret is in the answer, and only there.
-func (c *Client) TokenCreate(ctx context.Context, name, role, expires string) (api.TokenCreated, error) {
-	var out api.TokenCreated
-	return out, c.postJSON(ctx, "/api/v1/tokens", api.TokenRequest{Name: name, Role: role, Expires: expires}, false, &out)
+func (c *Client) TokenCreate(ctx context.Context, name, role, expires string) (wire.TokenCreated, error) {
+	var out wire.TokenCreated
+	return out, c.postJSON(ctx, "/api/v1/tokens", wire.TokenRequest{Name: name, Role: role, Expires: expires}, false, &out)
 }
 
 // TokenRevoke revokes an API token.
@@ -76,8 +76,8 @@ func (c *Client) TokenRevoke(ctx context.Context, name string) error {
 }
 
 // SecretList lists the secrets' names and versions (never their values).
-func (c *Client) SecretList(ctx context.Context) ([]api.Secret, error) {
-	var out []api.Secret
+func (c *Client) SecretList(ctx context.Context) ([]wire.Secret, error) {
+	var out []wire.Secret
 	return out, c.call(ctx, get("/api/v1/secrets"), &out)
 }
 

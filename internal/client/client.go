@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // ServerDefault is the address used when none is given.
@@ -208,7 +208,7 @@ func (c *Client) call(ctx context.Context, rq request, out any) error {
 func get(path string) request { return request{method: "GET", path: path, idempotent: true} }
 
 func decodeError(resp *http.Response) error {
-	var e api.Error
+	var e wire.Error
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if json.Unmarshal(data, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(data)))
@@ -217,27 +217,27 @@ func decodeError(resp *http.Response) error {
 }
 
 // Status returns the server-status table.
-func (c *Client) Status(ctx context.Context) (api.Status, error) {
-	var s api.Status
+func (c *Client) Status(ctx context.Context) (wire.Status, error) {
+	var s wire.Status
 	return s, c.call(ctx, get("/api/v1/status"), &s)
 }
 
 // JobApply creates or updates the jobs of a job file; format is "toml" or "json".
-func (c *Client) JobApply(ctx context.Context, data []byte, format string) ([]api.ApplyResult, error) {
-	var out []api.ApplyResult
+func (c *Client) JobApply(ctx context.Context, data []byte, format string) ([]wire.ApplyResult, error) {
+	var out []wire.ApplyResult
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs?format=" + url.QueryEscape(format), body: data,
 		ctype: "application/" + format, idempotent: true}, &out) // by name: the same file again changes nothing
 }
 
 // JobList lists the jobs.
-func (c *Client) JobList(ctx context.Context) ([]api.Job, error) {
-	var out []api.Job
+func (c *Client) JobList(ctx context.Context) ([]wire.Job, error) {
+	var out []wire.Job
 	return out, c.call(ctx, get("/api/v1/jobs"), &out)
 }
 
 // JobGet returns one job.
-func (c *Client) JobGet(ctx context.Context, name string) (api.Job, error) {
-	var out api.Job
+func (c *Client) JobGet(ctx context.Context, name string) (wire.Job, error) {
+	var out wire.Job
 	return out, c.call(ctx, get("/api/v1/jobs/"+url.PathEscape(name)), &out)
 }
 
@@ -247,22 +247,22 @@ func (c *Client) JobDelete(ctx context.Context, name string) error {
 }
 
 // JobPause pauses (true) or resumes (false) a job's schedules.
-func (c *Client) JobPause(ctx context.Context, name string, paused bool) (api.Job, error) {
+func (c *Client) JobPause(ctx context.Context, name string, paused bool) (wire.Job, error) {
 	verb := "resume"
 	if paused {
 		verb = "pause"
 	}
-	var out api.Job
+	var out wire.Job
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs/" + url.PathEscape(name) + "/" + verb, idempotent: true}, &out)
 }
 
 // JobRun starts an on-demand run. Each call sends a key of its own (Idempotency-Key),
 // so it may try the next server after one that went unanswered: a server that did
 // create the run answers the retry with that run.
-func (c *Client) JobRun(ctx context.Context, name string) (api.Run, error) {
-	var out api.Run
+func (c *Client) JobRun(ctx context.Context, name string) (wire.Run, error) {
+	var out wire.Run
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/jobs/" + url.PathEscape(name) + "/run",
-		header: http.Header{api.IdempotencyKeyHeader: {rand.Text()}}, idempotent: true}, &out)
+		header: http.Header{wire.IdempotencyKeyHeader: {rand.Text()}}, idempotent: true}, &out)
 }
 
 // RunListParams filters RunList.
@@ -274,7 +274,7 @@ type RunListParams struct {
 }
 
 // RunList lists runs, newest first.
-func (c *Client) RunList(ctx context.Context, p RunListParams) ([]api.Run, error) {
+func (c *Client) RunList(ctx context.Context, p RunListParams) ([]wire.Run, error) {
 	q := url.Values{}
 	if p.Job != "" {
 		q.Set("job", p.Job)
@@ -288,24 +288,24 @@ func (c *Client) RunList(ctx context.Context, p RunListParams) ([]api.Run, error
 	if p.Before > 0 {
 		q.Set("before", strconv.FormatInt(p.Before, 10))
 	}
-	var out []api.Run
+	var out []wire.Run
 	return out, c.call(ctx, get("/api/v1/runs?"+q.Encode()), &out)
 }
 
 // RunGet returns one run with its captured output and output files.
-func (c *Client) RunGet(ctx context.Context, id int64) (api.Run, error) {
-	var out api.Run
+func (c *Client) RunGet(ctx context.Context, id int64) (wire.Run, error) {
+	var out wire.Run
 	return out, c.call(ctx, get("/api/v1/runs/"+strconv.FormatInt(id, 10)), &out)
 }
 
 // RunCancel cancels a run.
-func (c *Client) RunCancel(ctx context.Context, id int64) (api.Run, error) {
-	var out api.Run
+func (c *Client) RunCancel(ctx context.Context, id int64) (wire.Run, error) {
+	var out wire.Run
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/runs/" + strconv.FormatInt(id, 10) + "/cancel", idempotent: true}, &out)
 }
 
 // RunWait polls a run until it is final or ctx ends.
-func (c *Client) RunWait(ctx context.Context, id int64, every time.Duration) (api.Run, error) {
+func (c *Client) RunWait(ctx context.Context, id int64, every time.Duration) (wire.Run, error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -326,8 +326,8 @@ func (c *Client) RunWait(ctx context.Context, id int64, every time.Duration) (ap
 }
 
 // OutputList lists a run's output files.
-func (c *Client) OutputList(ctx context.Context, id int64) ([]api.Output, error) {
-	var out []api.Output
+func (c *Client) OutputList(ctx context.Context, id int64) ([]wire.Output, error) {
+	var out []wire.Output
 	return out, c.call(ctx, get("/api/v1/runs/"+strconv.FormatInt(id, 10)+"/outputs"), &out)
 }
 
@@ -370,7 +370,7 @@ func (c *Client) OutputGet(ctx context.Context, id int64, name string, w io.Writ
 
 // OutputFind lists outputs with their holders: of one run (run > 0) or the newest of
 // every run, and only those not durable with underreplicated.
-func (c *Client) OutputFind(ctx context.Context, run int64, underreplicated bool, limit int) ([]api.Output, error) {
+func (c *Client) OutputFind(ctx context.Context, run int64, underreplicated bool, limit int) ([]wire.Output, error) {
 	q := url.Values{}
 	if run > 0 {
 		q.Set("run", strconv.FormatInt(run, 10))
@@ -381,7 +381,7 @@ func (c *Client) OutputFind(ctx context.Context, run int64, underreplicated bool
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out []api.Output
+	var out []wire.Output
 	return out, c.call(ctx, get("/api/v1/outputs?"+q.Encode()), &out)
 }
 
@@ -394,7 +394,7 @@ func escapePath(p string) string {
 }
 
 // Events lists recent events, newest first.
-func (c *Client) Events(ctx context.Context, typ string, limit int) ([]api.Event, error) {
+func (c *Client) Events(ctx context.Context, typ string, limit int) ([]wire.Event, error) {
 	q := url.Values{}
 	if typ != "" {
 		q.Set("type", typ)
@@ -402,22 +402,22 @@ func (c *Client) Events(ctx context.Context, typ string, limit int) ([]api.Event
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out []api.Event
+	var out []wire.Event
 	return out, c.call(ctx, get("/api/v1/events?"+q.Encode()), &out)
 }
 
 // Switch asks the cluster's primary to hand its role over to `to` (the best standby
 // when empty). Any server accepts it and forwards it to the primary.
-func (c *Client) Switch(ctx context.Context, to string) (api.SwitchResult, error) {
-	body, _ := json.Marshal(api.SwitchRequest{To: to})
-	var out api.SwitchResult
+func (c *Client) Switch(ctx context.Context, to string) (wire.SwitchResult, error) {
+	body, _ := json.Marshal(wire.SwitchRequest{To: to})
+	var out wire.SwitchResult
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/switch", body: body, ctype: "application/json"}, &out)
 }
 
 // NodeWeight sets a node's load-balancing weight (stored; it outlives the node's process).
-func (c *Client) NodeWeight(ctx context.Context, node string, weight float64) (api.WeightResult, error) {
-	var out api.WeightResult
-	body, err := json.Marshal(api.WeightRequest{Weight: weight})
+func (c *Client) NodeWeight(ctx context.Context, node string, weight float64) (wire.WeightResult, error) {
+	var out wire.WeightResult
+	body, err := json.Marshal(wire.WeightRequest{Weight: weight})
 	if err != nil {
 		return out, err
 	}
@@ -428,8 +428,8 @@ func (c *Client) NodeWeight(ctx context.Context, node string, weight float64) (a
 // NodeAction performs an operator action (suspend, resume, standby, stop, restart) on a
 // node. Any server accepts it and forwards it to that node. Suspend, resume and standby
 // set a state, so they are idempotent; stop and restart are not.
-func (c *Client) NodeAction(ctx context.Context, node, action string) (api.NodeActionResult, error) {
-	var out api.NodeActionResult
+func (c *Client) NodeAction(ctx context.Context, node, action string) (wire.NodeActionResult, error) {
+	var out wire.NodeActionResult
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/nodes/" + url.PathEscape(node) + "/" + url.PathEscape(action),
 		idempotent: action == "suspend" || action == "resume" || action == "standby"}, &out)
 }

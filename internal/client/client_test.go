@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
@@ -97,7 +98,7 @@ type nopBackend struct{ authn *auth.Authenticator }
 
 func (b nopBackend) Authenticator() *auth.Authenticator { return b.authn }
 
-func (nopBackend) Status(context.Context) (api.Status, error)                 { return api.Status{Primary: "a"}, nil }
+func (nopBackend) Status(context.Context) (wire.Status, error)                { return wire.Status{Primary: "a"}, nil }
 func (nopBackend) JobsChanged()                                               {}
 func (nopBackend) RunsQueued()                                                {}
 func (nopBackend) CancelLocal(int64, string)                                  {}

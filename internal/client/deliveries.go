@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // DeliveryListParams filters DeliveryList.
@@ -19,7 +19,7 @@ type DeliveryListParams struct {
 }
 
 // DeliveryList lists delivery records, newest first.
-func (c *Client) DeliveryList(ctx context.Context, p DeliveryListParams) ([]api.Delivery, error) {
+func (c *Client) DeliveryList(ctx context.Context, p DeliveryListParams) ([]wire.Delivery, error) {
 	q := url.Values{}
 	if p.Run > 0 {
 		q.Set("run", strconv.FormatInt(p.Run, 10))
@@ -36,20 +36,20 @@ func (c *Client) DeliveryList(ctx context.Context, p DeliveryListParams) ([]api.
 	if p.Before > 0 {
 		q.Set("before", strconv.FormatInt(p.Before, 10))
 	}
-	var out []api.Delivery
+	var out []wire.Delivery
 	return out, c.call(ctx, get("/api/v1/deliveries?"+q.Encode()), &out)
 }
 
 // DeliveryGet returns one record with its attempts.
-func (c *Client) DeliveryGet(ctx context.Context, id int64) (api.Delivery, error) {
-	var out api.Delivery
+func (c *Client) DeliveryGet(ctx context.Context, id int64) (wire.Delivery, error) {
+	var out wire.Delivery
 	return out, c.call(ctx, get("/api/v1/deliveries/"+strconv.FormatInt(id, 10)), &out)
 }
 
 // DeliveryRetry makes a failed or disabled record due again. Not sent again to the
 // next server after an unanswered one: a second retry would be refused (409, the record
 // is pending already), which is not what the first did.
-func (c *Client) DeliveryRetry(ctx context.Context, id int64) (api.Delivery, error) {
-	var out api.Delivery
+func (c *Client) DeliveryRetry(ctx context.Context, id int64) (wire.Delivery, error) {
+	var out wire.Delivery
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/deliveries/" + strconv.FormatInt(id, 10) + "/retry", idempotent: false}, &out)
 }

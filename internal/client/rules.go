@@ -5,25 +5,25 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // RuleApply applies a rule file (TOML), all its rules or none.
-func (c *Client) RuleApply(ctx context.Context, data []byte) ([]api.RuleApplyResult, error) {
-	var out []api.RuleApplyResult
+func (c *Client) RuleApply(ctx context.Context, data []byte) ([]wire.RuleApplyResult, error) {
+	var out []wire.RuleApplyResult
 	return out, c.call(ctx, request{method: "POST", path: "/api/v1/rules", body: data, ctype: "application/toml",
 		idempotent: true}, &out) // by name: the same file again changes nothing
 }
 
 // RuleList lists the rules by name.
-func (c *Client) RuleList(ctx context.Context) ([]api.Rule, error) {
-	var out []api.Rule
+func (c *Client) RuleList(ctx context.Context) ([]wire.Rule, error) {
+	var out []wire.Rule
 	return out, c.call(ctx, get("/api/v1/rules"), &out)
 }
 
 // RuleGet returns one rule.
-func (c *Client) RuleGet(ctx context.Context, name string) (api.Rule, error) {
-	var out api.Rule
+func (c *Client) RuleGet(ctx context.Context, name string) (wire.Rule, error) {
+	var out wire.Rule
 	return out, c.call(ctx, get("/api/v1/rules/"+url.PathEscape(name)), &out)
 }
 
@@ -33,8 +33,8 @@ func (c *Client) RuleDelete(ctx context.Context, name string) error {
 }
 
 // RuleTest judges a stored event by a rule and returns the message it would send.
-func (c *Client) RuleTest(ctx context.Context, name string, event int64) (api.RuleTest, error) {
-	var out api.RuleTest
+func (c *Client) RuleTest(ctx context.Context, name string, event int64) (wire.RuleTest, error) {
+	var out wire.RuleTest
 	return out, c.call(ctx, get("/api/v1/rules/"+url.PathEscape(name)+"/test?event="+strconv.FormatInt(event, 10)), &out)
 }
 
@@ -47,7 +47,7 @@ type NotificationListParams struct {
 }
 
 // NotificationList lists notifications, newest first.
-func (c *Client) NotificationList(ctx context.Context, p NotificationListParams) ([]api.Notification, error) {
+func (c *Client) NotificationList(ctx context.Context, p NotificationListParams) ([]wire.Notification, error) {
 	q := url.Values{}
 	if p.Rule != "" {
 		q.Set("rule", p.Rule)
@@ -61,12 +61,12 @@ func (c *Client) NotificationList(ctx context.Context, p NotificationListParams)
 	if p.Before > 0 {
 		q.Set("before", strconv.FormatInt(p.Before, 10))
 	}
-	var out []api.Notification
+	var out []wire.Notification
 	return out, c.call(ctx, get("/api/v1/notifications?"+q.Encode()), &out)
 }
 
 // NotificationGet returns one notification with its delivery records.
-func (c *Client) NotificationGet(ctx context.Context, id int64) (api.Notification, error) {
-	var out api.Notification
+func (c *Client) NotificationGet(ctx context.Context, id int64) (wire.Notification, error) {
+	var out wire.Notification
 	return out, c.call(ctx, get("/api/v1/notifications/"+strconv.FormatInt(id, 10)), &out)
 }

@@ -35,9 +35,19 @@ const (
 	ModeLost      = "lost"      // silent; declared lost by the primary
 )
 
+// Store is what a Membership needs of the repository: the nodes, the primary's lease
+// (to name the primary in the status), and the load of each node.
+type Store interface {
+	store.Members
+	LeaseGet(ctx context.Context, name string) (store.Lease, error)
+	RunCounts(ctx context.Context) ([]store.RunCount, error)
+	RunLoad(ctx context.Context) ([]store.RunCount, error)
+	RunRelease(ctx context.Context, p store.RunReleaseParams) ([]int64, error)
+}
+
 // Params configures a Membership.
 type Params struct {
-	Store     store.Store
+	Store     Store
 	Log       *slog.Logger
 	Self      string        // this node's id
 	Interval  time.Duration // between heartbeats
@@ -104,7 +114,7 @@ func (m *Membership) Heartbeat(ctx context.Context, mode string) error {
 	if mode != "" {
 		self.Mode = mode
 	}
-	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Now: m.p.Now(), Node: self})
+	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: self})
 }
 
 // Live lists the nodes heard from within the silence, by the repository's clock, that
@@ -302,7 +312,7 @@ func (m *Membership) ReapOnce(ctx context.Context, epoch int64, lost map[string]
 // lose declares nd lost if it is silent or, with dead, at once (its process is gone).
 // Only store.ErrFenced is returned: any other failure is tried again on the next pass.
 func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost map[string]bool, dead bool) error {
-	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), Now: m.p.Now(), OutputCopies: m.p.OutputCopies, By: m.p.Self}
+	p := store.NodeLoseParams{Epoch: epoch, Node: nd.ID, Silence: m.Silence(), OutputCopies: m.p.OutputCopies, By: m.p.Self}
 	why := fmt.Sprintf("%d heartbeats missed", m.p.MaxMissed)
 	if dead {
 		p.Dead, why = nd.Holder, fmt.Sprintf("its process %s died (its liveness lock is free)", nd.Holder)

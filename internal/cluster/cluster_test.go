@@ -254,7 +254,7 @@ func TestReapReleasesStoppedNodesRuns(t *testing.T) {
 func (f *fixture) lead(id string) store.Lease {
 	f.t.Helper()
 	l, err := f.st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: id + "#1", Node: id,
-		TTL: time.Minute, Now: time.Now()})
+		TTL: time.Minute})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -282,4 +282,35 @@ func (f *fixture) assign(jobName, node, token string) store.Run {
 		f.t.Fatalf("assign: %d %v", n, err)
 	}
 	return r
+}
+
+// The status table judges each node by the one rule of liveness (silent past the
+// silence is lost, whatever its last heartbeat said) and names the seed's services.
+func TestStatusTable(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.member("a", cluster.ModeStandby, 4, 10), f.member("b", cluster.ModeWorker, 0, 20)
+	f.beat(a, "")
+	f.beat(b, "")
+	st, err := a.Status(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range st.Nodes {
+		got[r.ID] = r.Mode + "/" + r.Services[4].Status
+	}
+	if got["a"] != "standby/Ready" || got["b"] != "worker/Disabled" {
+		t.Fatalf("status rows %v, want a standby/Ready and b worker/Disabled", got)
+	}
+	time.Sleep(a.Silence() + 100*time.Millisecond) // b falls silent; a beats on
+	f.beat(a, "")
+	st, err = a.Status(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.Nodes {
+		if r.ID == "b" && (r.Mode != cluster.ModeLost || r.Services[0].Status != "Down") {
+			t.Fatalf("silent node b shows %s with console %s, want lost and Down", r.Mode, r.Services[0].Status)
+		}
+	}
 }

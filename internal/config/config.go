@@ -22,6 +22,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/tandemhq/tandem/internal/job"
+	"github.com/tandemhq/tandem/internal/store"
 )
 
 // Defaults.
@@ -362,7 +363,7 @@ func Loopback(addr string) bool {
 
 // IsPostgres reports whether the repository is a PostgreSQL database.
 func (c *Config) IsPostgres() bool {
-	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+	return store.IsPostgresURL(c.DB)
 }
 
 // RedactedDB is DB without a password, for logs and messages.

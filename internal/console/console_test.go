@@ -25,6 +25,7 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -171,22 +172,11 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 		}
 		raw.Close()
 	})
-	waitFor(t, 10*time.Second, "the node to be primary", func() bool {
+	testutil.Wait(t, 10*time.Second, "the node to be primary", func() bool {
 		st, err := h.api.Status(context.Background())
 		return err == nil && st.Primary == "n1"
 	})
 	return h
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects.
@@ -530,7 +520,7 @@ func measureStreams(t *testing.T, h *harness, b *browser, path, event string, pa
 		})
 	}
 	// Each stream connected (its session looked up) and sent its first panels.
-	waitFor(t, 10*time.Second, "the streams' first events", func() bool { return events.Load() >= int64(pages) })
+	testutil.Wait(t, 10*time.Second, "the streams' first events", func() bool { return events.Load() >= int64(pages) })
 	before := h.st.counts()
 	time.Sleep(d) // the measuring window
 	after := h.st.counts()
@@ -631,7 +621,7 @@ func TestConfirmPageWithoutJavaScript(t *testing.T) {
 	if code, _, _ := b.post("/nodes/n1/suspend", url.Values{}); code != http.StatusSeeOther {
 		t.Fatalf("confirm: %d", code)
 	}
-	waitFor(t, 5*time.Second, "the suspension to show", func() bool {
+	testutil.Wait(t, 5*time.Second, "the suspension to show", func() bool {
 		_, body, _ := b.get("/")
 		return strings.Contains(body, `data-mode="suspended"`) && strings.Contains(body, `data-action="resume"`)
 	})
@@ -653,7 +643,7 @@ func TestRunPageOutputsDownload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the run to succeed", func() bool {
+	testutil.Wait(t, 20*time.Second, "the run to succeed", func() bool {
 		r, err := h.api.RunGet(ctx, run.ID)
 		return err == nil && r.State == "succeeded"
 	})

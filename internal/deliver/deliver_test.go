@@ -93,10 +93,10 @@ func endRun(t *testing.T, s store.Store, url, node string) store.Delivery {
 	if _, err := s.RunAssign(ctx, store.RunAssignParams{Now: time.Now(), Assignments: []store.Assignment{{RunID: r.ID, Node: node, Token: "tok"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RunStart(ctx, store.RunStartParams{RunID: r.ID, Token: "tok", Now: time.Now()}); err != nil {
+	if _, err := store.RunStart(ctx, s, store.RunStartParams{RunID: r.ID, Token: "tok", Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RunFinish(ctx, store.RunFinishParams{RunID: r.ID, Token: "tok", Now: time.Now(), State: store.RunSucceeded}); err != nil {
+	if _, err := store.RunFinish(ctx, s, store.RunFinishParams{RunID: r.ID, Token: "tok", Now: time.Now(), State: store.RunSucceeded}); err != nil {
 		t.Fatal(err)
 	}
 	ds, err := s.DeliveryList(ctx, store.DeliveryListParams{RunID: r.ID})

@@ -38,7 +38,7 @@ type Target struct {
 
 // Params configures a Dispatcher.
 type Params struct {
-	Store store.Store
+	Store store.Runs
 	Log   *slog.Logger
 	Now   func() time.Time
 	Epoch int64

@@ -120,7 +120,7 @@ func TestOnceOverlapQueue(t *testing.T) {
 func TestOnceFenced(t *testing.T) {
 	t.Parallel()
 	st := newStore(t, job.Spec{Name: "p", Noop: &job.Noop{}})
-	l, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "x#1", Node: "x", TTL: time.Minute, Now: t0})
+	l, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "x#1", Node: "x", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

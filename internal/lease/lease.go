@@ -12,7 +12,7 @@ import (
 
 // Params configures a Keeper.
 type Params struct {
-	Store store.Store
+	Store store.Leases
 	// Name is the lease kept: k.p.Name (the default) or a scheduler slot's.
 	Name string
 	// Liveness, if set, is the crash fast path: a standby that finds the holder's
@@ -44,10 +44,17 @@ type Params struct {
 	// first seeing the lease free (expired, resigned, or its holder's process dead) to
 	// holding it. A lease this process still held, or was handed, counts 0.
 	Took func(time.Duration)
-	// Elected is called when this node becomes primary; the role lasts until Deposed.
-	Elected func(epoch int64, previous store.Lease, how string)
-	// Deposed is called when this node stops being primary, with the reason.
-	Deposed func(epoch int64, reason string)
+	// Event, if set, is the event recorded in the transaction that begins a term (see
+	// store.LeaseAcquireParams.Event), told also how the term began and how long the
+	// takeover took (as Took is). It must only compute.
+	Event func(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams
+	// Elected is handed each new term as it begins; the term's context ends when the
+	// term does. It runs on the keeper's goroutine and must not block: the role is
+	// trusted for TTL − Margin from the acquire, and renewing it is this goroutine's job.
+	Elected func(Term)
+	// Deposed is told when a term has ended (its context is already done and Ended
+	// says why); it must not block either.
+	Deposed func(Term)
 }
 
 // Keeper acquires, renews and resigns the primary lease for one node. Its state is owned
@@ -55,9 +62,11 @@ type Params struct {
 type Keeper struct {
 	p         Params
 	epoch     int64
-	trust     time.Time // monotonic deadline of the role
-	lastRenew time.Time // start of the last renewal attempt
-	free      time.Time // when the lease was first seen free (for the rank delay); zero: not free
+	term      Term                    // the current term (zero when not holding)
+	end       context.CancelCauseFunc // ends term
+	trust     time.Time               // monotonic deadline of the role
+	lastRenew time.Time               // start of the last renewal attempt
+	free      time.Time               // when the lease was first seen free (for the rank delay); zero: not free
 	rank      int
 	kick      chan struct{}
 	wake      chan struct{}
@@ -167,7 +176,7 @@ func (k *Keeper) renew(ctx context.Context) {
 	}
 	k.lastRenew = start
 	rctx, cancel := context.WithDeadline(ctx, k.trust)
-	_, err := k.p.Store.LeaseRenew(rctx, store.LeaseRenewParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch, TTL: k.p.TTL, Now: start})
+	_, err := k.p.Store.LeaseRenew(rctx, store.LeaseRenewParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch, TTL: k.p.TTL})
 	cancel()
 	switch {
 	case err == nil:
@@ -236,8 +245,17 @@ func (k *Keeper) consider(ctx context.Context) {
 
 func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how string) {
 	start := k.p.Now()
-	l, err := k.p.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: k.p.Name, Holder: k.p.Holder, Node: k.p.Node,
-		TakeFrom: takeFrom, TTL: k.p.TTL, Now: start})
+	p := store.LeaseAcquireParams{Name: k.p.Name, Holder: k.p.Holder, Node: k.p.Node, TakeFrom: takeFrom, TTL: k.p.TTL}
+	if k.p.Event != nil {
+		p.Event = func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+			took := time.Duration(0)
+			if !k.free.IsZero() {
+				took = k.p.Now().Sub(k.free)
+			}
+			return k.p.Event(taken, before, holds, how, took)
+		}
+	}
+	l, err := k.p.Store.LeaseAcquire(ctx, p)
 	if err != nil {
 		if !errors.Is(err, store.ErrLeaseHeld) && ctx.Err() == nil {
 			k.p.Log.Warn("lease acquire failed", "err", err)
@@ -252,16 +270,22 @@ func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how st
 	if k.p.Took != nil {
 		k.p.Took(took)
 	}
+	ctx, end := context.WithCancelCause(context.Background())
+	k.term, k.end = Term{Epoch: l.Epoch, Previous: prev, How: how, ctx: ctx}, end
 	if k.p.Elected != nil {
-		k.p.Elected(l.Epoch, prev, how)
+		k.p.Elected(k.term)
 	}
 }
 
 func (k *Keeper) depose(reason string) {
-	epoch := k.epoch
-	k.epoch = 0
+	t := k.term
+	k.epoch, k.term = 0, Term{}
+	if k.end != nil {
+		k.end(&termEnd{reason: reason})
+		k.end = nil
+	}
 	if k.p.Deposed != nil {
-		k.p.Deposed(epoch, reason)
+		k.p.Deposed(t)
 	}
 }
 
@@ -270,7 +294,7 @@ func (k *Keeper) handover(ctx context.Context, successor string) error {
 		return ErrNotPrimary
 	}
 	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
-		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
+		Successor: successor, TTL: k.p.TTL})
 	if err != nil {
 		return fmt.Errorf("hand the lease over to %s: %w", successor, err)
 	}
@@ -290,7 +314,7 @@ func (k *Keeper) stop(ctx context.Context) {
 		successor = k.p.Successor(ctx)
 	}
 	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
-		Successor: successor, TTL: k.p.TTL, Now: k.p.Now()})
+		Successor: successor, TTL: k.p.TTL})
 	if err != nil {
 		k.p.Log.Warn("lease resign failed; standbys wait for it to expire", "err", err)
 	}

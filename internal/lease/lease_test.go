@@ -2,8 +2,10 @@ package lease_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,6 +41,7 @@ func (s *slowStore) LeaseRenew(ctx context.Context, p store.LeaseRenewParams) (s
 type events struct {
 	mu      sync.Mutex
 	elected []int64
+	terms   []lease.Term
 	deposed []string
 	at      []time.Time
 }
@@ -47,15 +51,16 @@ func (e *events) keeper(st store.Store, holder string, rank int) *lease.Keeper {
 	return lease.New(lease.Params{Store: st, Liveness: lv, Log: slog.New(slog.DiscardHandler), Holder: holder, Node: holder,
 		Renew: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Margin: 200 * time.Millisecond,
 		Rank: func(context.Context) int { return rank },
-		Elected: func(epoch int64, _ store.Lease, _ string) {
+		Elected: func(t lease.Term) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.elected = append(e.elected, epoch)
+			e.elected = append(e.elected, t.Epoch)
+			e.terms = append(e.terms, t)
 		},
-		Deposed: func(_ int64, reason string) {
+		Deposed: func(t lease.Term) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.deposed, e.at = append(e.deposed, reason), append(e.at, time.Now())
+			e.deposed, e.at = append(e.deposed, t.Reason()), append(e.at, time.Now())
 		}})
 }
 
@@ -63,17 +68,6 @@ func (e *events) counts() (int, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.elected), len(e.deposed)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func open(t *testing.T) store.Store {
@@ -103,10 +97,10 @@ func TestSlowRenewStepsDownWithinTrust(t *testing.T) {
 	var ev events
 	stop := run(t, ev.keeper(st, "a", 0))
 	defer stop()
-	waitFor(t, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "election", func() bool { n, _ := ev.counts(); return n == 1 })
 	slowFrom := time.Now()
 	st.slow.Store(true)
-	waitFor(t, "stepping down", func() bool { _, n := ev.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "stepping down", func() bool { _, n := ev.counts(); return n == 1 })
 	ev.mu.Lock()
 	took := ev.at[0].Sub(slowFrom)
 	ev.mu.Unlock()
@@ -123,12 +117,12 @@ func TestResignHandsOverAtOnce(t *testing.T) {
 	st := open(t)
 	var a, b events
 	stopA := run(t, a.keeper(st, "a", 0))
-	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
 	stopB := run(t, b.keeper(st, "b", 0))
 	defer stopB()
 	start := time.Now()
 	stopA()
-	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
 	if took := time.Since(start); took > 400*time.Millisecond {
 		t.Fatalf("takeover after a resignation took %s, want well under the TTL", took)
 	}
@@ -145,7 +139,7 @@ func TestRankOrdersTakeover(t *testing.T) {
 	st := open(t)
 	// A previous primary's lapsed lease (on an empty repository the first to start wins).
 	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "old#1",
-		Node: "old", TTL: time.Millisecond, Now: time.Now()}); err != nil {
+		Node: "old", TTL: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	var first, second events
@@ -153,7 +147,7 @@ func TestRankOrdersTakeover(t *testing.T) {
 	stop1 := run(t, first.keeper(st, "first", 0))
 	defer stop1()
 	defer stop2()
-	waitFor(t, "an election", func() bool {
+	testutil.Wait(t, 10*time.Second, "an election", func() bool {
 		a, _ := first.counts()
 		b, _ := second.counts()
 		return a+b > 0
@@ -169,13 +163,13 @@ func TestDeadHolderTakenOverBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	st := open(t)
 	if _, err := st.LeaseAcquire(context.Background(), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "ghost#1",
-		Node: "ghost", TTL: time.Hour, Now: time.Now()}); err != nil {
+		Node: "ghost", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	var b events
 	stop := run(t, b.keeper(st, "b", 0))
 	defer stop()
-	waitFor(t, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "takeover from the dead holder", func() bool { n, _ := b.counts(); return n == 1 })
 }
 
 // A planned handover goes to the named successor only, and the node that handed over can
@@ -194,7 +188,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 	ka := a.keeper(st, "a", 0)
 	stopA := run(t, ka)
 	defer stopA()
-	waitFor(t, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "a elected", func() bool { n, _ := a.counts(); return n == 1 })
 	kb := b.keeper(st, "b", 1)
 	stopB := run(t, kb)
 	defer stopB()
@@ -208,7 +202,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	kb.Wake()
-	waitFor(t, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
+	testutil.Wait(t, 10*time.Second, "b elected", func() bool { n, _ := b.counts(); return n == 1 })
 	if n, _ := c.counts(); n != 0 {
 		t.Fatal("c took a lease handed over to b")
 	}
@@ -216,7 +210,7 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ka.Wake()
-	waitFor(t, "a elected again", func() bool { n, _ := a.counts(); return n == 2 })
+	testutil.Wait(t, 10*time.Second, "a elected again", func() bool { n, _ := a.counts(); return n == 2 })
 	if took := time.Since(start); took > 300*time.Millisecond {
 		t.Fatalf("two handovers took %s, want each within a few polls (20ms)", took)
 	}
@@ -228,5 +222,35 @@ func TestHandoverAndBackAtOnce(t *testing.T) {
 	}
 	if n, _ := c.counts(); n != 0 {
 		t.Fatal("c took a lease reserved for another node")
+	}
+}
+
+// A term is a value with a lifetime: its context lasts exactly as long as the role, and
+// tells why it ended, so what runs under it stops without being told.
+func TestTermEndsWithTheRole(t *testing.T) {
+	t.Parallel()
+	st := &slowStore{Store: open(t)}
+	var ev events
+	stop := run(t, ev.keeper(st, "a", 0))
+	defer stop()
+	testutil.Wait(t, 10*time.Second, "election", func() bool { n, _ := ev.counts(); return n == 1 })
+	ev.mu.Lock()
+	term := ev.terms[0]
+	ev.mu.Unlock()
+	if term.Epoch == 0 || term.Ended() != nil || term.Context().Err() != nil {
+		t.Fatalf("a new term: epoch %d, ended %v", term.Epoch, term.Ended())
+	}
+	st.slow.Store(true)
+	select {
+	case <-term.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the term's context did not end when renewals stalled")
+	}
+	if !errors.Is(term.Ended(), lease.ErrTermEnded) || !strings.Contains(term.Reason(), "renew failed") {
+		t.Fatalf("ended term: %v (reason %q), want renew failed", term.Ended(), term.Reason())
+	}
+	var zero lease.Term
+	if zero.Ended() == nil {
+		t.Fatal("the zero term has not ended")
 	}
 }

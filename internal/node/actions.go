@@ -30,7 +30,7 @@ func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error
 		if mode != ModePrimary {
 			return mode, refuse("node %s is %s: only the primary can be suspended", n.cfg.NodeID, mode)
 		}
-		if err := n.setHold(ctx, store.HoldPrimary, store.HoldSuspend, by); err != nil {
+		if err := n.setHold(ctx, store.HoldPrimary, store.HoldSuspend, by, "primary.suspended", fmt.Sprintf("primary %s suspended by %s", n.cfg.NodeID, by)); err != nil {
 			return mode, fmt.Errorf("suspend: %w", err)
 		}
 		n.mu.Lock()
@@ -38,29 +38,27 @@ func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error
 		n.mu.Unlock()
 		n.stopRole()
 		n.log.Info(fmt.Sprintf("suspended by an operator (%s, epoch %d): keeping the lease, firing and dispatching nothing; the suspension holds for any new primary until resumed", by, n.keeperEpoch()))
-		n.event("primary.suspended", fmt.Sprintf("primary %s suspended by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 	case ActionResume:
 		switch mode {
 		case ModeSuspended:
-			if err := n.clearHold(ctx, store.HoldPrimary); err != nil {
+			if err := n.clearHold(ctx, store.HoldPrimary, by, "node.resumed", fmt.Sprintf("primary %s resumed by %s", n.cfg.NodeID, by)); err != nil {
 				return mode, fmt.Errorf("resume: %w", err)
 			}
 			n.mu.Lock()
 			n.suspended = false
-			epoch := n.epoch
+			term := n.term
 			n.mu.Unlock()
-			n.startRole(epoch)
+			epoch := term.Epoch
+			n.startRole(term)
 			n.log.Info(fmt.Sprintf("resumed by an operator (%s, epoch %d): firing and dispatching again", by, epoch))
-			n.event("node.resumed", fmt.Sprintf("primary %s resumed by %s", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 		case ModeHeld:
-			if err := n.clearHold(ctx, n.cfg.NodeID); err != nil {
+			if err := n.clearHold(ctx, n.cfg.NodeID, by, "node.resumed", fmt.Sprintf("standby %s will take over again (released by %s)", n.cfg.NodeID, by)); err != nil {
 				return mode, fmt.Errorf("resume: %w", err)
 			}
 			n.mu.Lock()
 			n.held = false
 			n.mu.Unlock()
 			n.log.Info(fmt.Sprintf("released by an operator (%s): standing by to take over again", by))
-			n.event("node.resumed", fmt.Sprintf("standby %s will take over again (released by %s)", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 		default:
 			return mode, refuse("node %s is %s: only a suspended primary or a held standby can be resumed", n.cfg.NodeID, mode)
 		}
@@ -68,14 +66,13 @@ func (n *Node) NodeAction(ctx context.Context, action, by string) (string, error
 		if mode != ModeStandby {
 			return mode, refuse("node %s is %s: only a standby can be held (switch the primary role away first)", n.cfg.NodeID, mode)
 		}
-		if err := n.setHold(ctx, n.cfg.NodeID, store.HoldStandby, by); err != nil {
+		if err := n.setHold(ctx, n.cfg.NodeID, store.HoldStandby, by, "node.held", fmt.Sprintf("standby %s held by %s: it will not take over", n.cfg.NodeID, by)); err != nil {
 			return mode, fmt.Errorf("hold: %w", err)
 		}
 		n.mu.Lock()
 		n.held = true
 		n.mu.Unlock()
 		n.log.Info(fmt.Sprintf("held by an operator (%s): will not take over, also after a restart, until released", by))
-		n.event("node.held", fmt.Sprintf("standby %s held by %s: it will not take over", n.cfg.NodeID, by), map[string]any{"node": n.cfg.NodeID, "by": by})
 	case ActionStop, ActionRestart:
 		n.log.Info(fmt.Sprintf("%s requested by an operator (%s)", action, by))
 		n.requestStop(action == ActionRestart)

@@ -79,7 +79,7 @@ func (n *Node) claim(ctx context.Context) error {
 			n.log.Info(fmt.Sprintf("taking over node id %s from its previous process %s: %s", prev.ID, prev.Holder, why))
 		}
 		self := n.describe()
-		err = n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace, Now: n.clock.Now()})
+		err = n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace})
 		if errors.Is(err, store.ErrClaimed) {
 			continue // another process claimed it between the read and the claim: look again
 		}

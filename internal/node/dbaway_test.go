@@ -12,6 +12,7 @@ import (
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // proxy forwards TCP connections to a target and can cut them all and refuse new ones,
@@ -112,26 +113,15 @@ argv = ["true"]
 `)
 	h.waitRuns("tick", 30*time.Second, "two succeeded runs", func(r []api.Run) bool { return count(r, "succeeded") >= 2 })
 	px.setDown(true)
-	waitCond(t, 20*time.Second, "the node to step down", func() bool { return h.node.Mode() == "standby" })
+	testutil.Wait(t, 20*time.Second, "the node to step down", func() bool { return h.node.Mode() == "standby" })
 	px.setDown(false)
-	waitCond(t, 30*time.Second, "the node to be primary again", func() bool { return h.node.Mode() == "primary" })
+	testutil.Wait(t, 30*time.Second, "the node to be primary again", func() bool { return h.node.Mode() == "primary" })
 	before := 0
 	if runs, err := h.c.RunList(ctx(t), clientParams("tick")); err == nil {
 		before = count(runs, "succeeded")
 	}
 	runs := h.waitRuns("tick", 30*time.Second, "runs after the outage", func(r []api.Run) bool { return count(r, "succeeded") >= before+2 })
 	checkOnce(t, runs)
-}
-
-func waitCond(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // checkOnce asserts that no scheduled second is covered twice and none is skipped

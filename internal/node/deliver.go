@@ -3,9 +3,10 @@ package node
 import (
 	"cmp"
 	"context"
+	"io"
+
 	"github.com/tandemhq/tandem/internal/output"
 	"github.com/tandemhq/tandem/internal/store"
-	"io"
 
 	"github.com/tandemhq/tandem/internal/channel"
 	"github.com/tandemhq/tandem/internal/deliver"

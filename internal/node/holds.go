@@ -63,13 +63,23 @@ func (n *Node) primarySuspension(ctx context.Context) (*store.Hold, error) {
 }
 
 // setHold stores a hold; clearHold removes one (none stored is not an error).
-func (n *Node) setHold(ctx context.Context, target, kind, by string) error {
-	return n.store.HoldSet(ctx, store.Hold{Target: target, Kind: kind, By: by, At: n.clock.Now()})
+// setHold stores a hold and its event (typ, msg, with the node and who set it) in one
+// transaction.
+func (n *Node) setHold(ctx context.Context, target, kind, by, typ, msg string) error {
+	return n.store.HoldSet(ctx, store.Hold{Target: target, Kind: kind, By: by, At: n.clock.Now()}, n.holdEvent(typ, msg, by))
 }
 
-func (n *Node) clearHold(ctx context.Context, target string) error {
-	if err := n.store.HoldClear(ctx, target); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+// clearHold removes a hold and records its event in one transaction; a hold already
+// gone still gets its event (the operator's action happened).
+func (n *Node) clearHold(ctx context.Context, target, by, typ, msg string) error {
+	err := n.store.HoldClear(ctx, target, n.holdEvent(typ, msg, by))
+	if errors.Is(err, store.ErrNotFound) {
+		n.event(typ, msg, map[string]any{"node": n.cfg.NodeID, "by": by})
+		return nil
 	}
-	return nil
+	return err
+}
+
+func (n *Node) holdEvent(typ, msg, by string) store.EventAppendParams {
+	return store.EventAppendParams{Type: typ, Node: n.cfg.NodeID, Message: msg, Data: map[string]any{"node": n.cfg.NodeID, "by": by}, Now: n.clock.Now()}
 }

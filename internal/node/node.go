@@ -1,8 +1,3 @@
-// Package node composes one running tandem node: the repository, the lease keeper, the
-// worker, heartbeats, the API, and, while this node is primary and not suspended, the
-// scheduler, the dispatcher and the reaper of lost nodes. It owns every goroutine it
-// starts and waits for them on Stop. Tests embed nodes in-process through New, Start and
-// Stop.
 package node
 
 import (
@@ -77,18 +72,19 @@ type Node struct {
 	// bootstrapPath is where this start wrote the bootstrap admin token ("" if it did not).
 	bootstrapPath string
 
-	mu         sync.Mutex
-	epoch      int64   // while primary
-	suspended  bool    // the primary role's stored suspension, as this primary read or set it
-	held       bool    // this node's stored standby hold
-	weight     float64 // load-balancing weight, as stored or configured
-	stopping   bool
-	hinting    atomic.Bool        // a round of copy hints to the other nodes is being sent
-	role       *role              // services running while primary and not suspended
-	reaper     func()             // stops the reaper of lost nodes, running while primary
-	workHints  map[string]bool    // nodes a work hint is on its way to: true, another is due
-	slots      *slots             // scheduler slots, when the cluster has more than one
-	termCancel context.CancelFunc // ends the start of the current term (reading its suspension)
+	mu        sync.Mutex
+	epoch     int64   // while primary
+	suspended bool    // the primary role's stored suspension, as this primary read or set it
+	held      bool    // this node's stored standby hold
+	weight    float64 // load-balancing weight, as stored or configured
+	stopping  bool
+	hinting   atomic.Bool     // a round of copy hints to the other nodes is being sent
+	role      *role           // services running while primary and not suspended
+	reaper    func()          // stops the reaper of lost nodes, running while primary
+	workHints map[string]bool // nodes a work hint is on its way to: true, another is due
+	slots     *slots          // scheduler slots, when the cluster has more than one
+	term      lease.Term      // the primary lease's current term (zero when not primary)
+	drained   <-chan struct{} // closed when the last term's services have ended
 	// cancel ends the services a stopping node gives up first (the lease, firing,
 	// taking work); endLife ends what runs until the node has drained (heartbeats,
 	// the worker's watch over its running attempts).
@@ -106,7 +102,7 @@ type Node struct {
 // New prepares a node over an open repository; Start runs it.
 func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	n := &Node{cfg: cfg, store: st, log: log.With("node", cfg.NodeID), holder: Holder(cfg.NodeID), clock: clock.New(cfg.ClockSkew),
-		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New()}
+		stopReq: make(chan struct{}), workHints: map[string]bool{}, peers: peer.New(), drained: closedChan()}
 	n.metrics = metrics.New(prometheus.NewRegistry(), metrics.Options{Version: cmp.Or(cfg.Version, "dev"), Node: cfg.NodeID,
 		JobLabels: cfg.Metrics.JobLabels, Cluster: n.clusterGauges})
 	n.worker = worker.New(worker.Params{Store: st, Log: n.log.With("component", "worker"), Node: cfg.NodeID,
@@ -124,7 +120,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		Retention: cfg.OutputRetention, Now: n.clock.Now})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
-		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Elected: n.elected, Deposed: n.deposed,
+		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Elected: n.elected, Deposed: n.deposed,
 		Took: n.metrics.Takeover})
 	return n
 }
@@ -138,10 +134,7 @@ func Holder(nodeID string) string {
 }
 
 // HolderNode returns the node id of a lease holder.
-func HolderNode(holder string) string {
-	id, _, _ := strings.Cut(holder, "#")
-	return id
-}
+func HolderNode(holder string) string { return cluster.HolderNode(holder) }
 
 // Addr is the address the API listens on (after Start).
 func (n *Node) Addr() string {
@@ -515,4 +508,11 @@ func (n *Node) eligible() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return !n.cfg.Worker && !n.held && !n.stopping
+}
+
+// closedChan is a channel that is already closed.
+func closedChan() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }

@@ -19,8 +19,9 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
-	"github.com/tandemhq/tandem/internal/store/storepg"
+	_ "github.com/tandemhq/tandem/internal/store/engines" // store.Open
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
@@ -67,10 +68,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 
 // openStore opens the configured repository, as `tandem server` does.
 func openStore(cfg config.Config) (store.Store, error) {
-	if cfg.IsPostgres() {
-		return storepg.Open(context.Background(), cfg.DB, nil)
-	}
-	return storesqlite.Open(context.Background(), cfg.DB)
+	return store.Open(context.Background(), cfg.DB, nil)
 }
 
 type testWriter struct{ t *testing.T }
@@ -354,4 +352,27 @@ func bootstrapToken(t *testing.T, dataDir string) string {
 		t.Fatalf("bootstrap token: %v", err)
 	}
 	return tok
+}
+
+// Start and Stop are safe to call twice: the second Start changes nothing (one
+// listener, one data directory lock), a second Stop returns at once.
+func TestStartAndStopTwice(t *testing.T) {
+	h := start(t, nil)
+	addr := h.node.Addr()
+	if err := h.node.Start(context.Background()); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if h.node.Addr() != addr {
+		t.Fatalf("second start moved the API from %s to %s", addr, h.node.Addr())
+	}
+	testutil.Wait(t, 10*time.Second, "the node to be primary", func() bool { return h.node.Mode() == node.ModePrimary })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.node.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := h.node.Stop(ctx); err != nil || time.Since(begin) > time.Second {
+		t.Fatalf("second stop: %v after %s", err, time.Since(begin))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // Outputs are kept for output_retention after their run ends, then deleted from the
@@ -19,7 +20,7 @@ func TestOutputsExpireAfterRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, 30*time.Second, "the run to succeed", func() bool {
+	testutil.Wait(t, 30*time.Second, "the run to succeed", func() bool {
 		got, err := h.c.RunGet(ctx(t), r.ID)
 		return err == nil && got.State == "succeeded"
 	})

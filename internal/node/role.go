@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/dispatch"
+	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/scheduler"
 	"github.com/tandemhq/tandem/internal/store"
@@ -25,21 +26,25 @@ type role struct {
 	wg     sync.WaitGroup
 }
 
-// elected is called by the lease keeper when this node becomes primary. It must not
-// block the keeper: the term's start (reading the role's stored suspension, starting the
-// services, recording the event) runs on a goroutine of its own.
-func (n *Node) elected(epoch int64, prev store.Lease, how string) {
+// elected is handed each new term by the lease keeper. It must not block the keeper:
+// the term's start (waiting for the previous term's services to end, reading the role's
+// stored suspension, starting the services, recording the event) runs on a goroutine of
+// its own, under the term's context, so a term that ends meanwhile stops it.
+func (n *Node) elected(t lease.Term) {
+	epoch, how := t.Epoch, t.How
 	n.metrics.Elected(epoch)
 	n.mu.Lock()
-	n.epoch = epoch
+	n.epoch, n.term = epoch, t
+	drained := n.drained
 	n.mu.Unlock()
-	n.startReaper(epoch)
-	ctx, cancel := context.WithCancel(context.Background())
-	n.mu.Lock()
-	n.termCancel = cancel
-	n.mu.Unlock()
+	ctx := t.Context()
 	n.goFn(func() {
-		defer cancel()
+		select {
+		case <-drained: // the previous term's services have ended
+		case <-ctx.Done():
+			return
+		}
+		n.startReaper(t)
 		hold, err := n.primarySuspension(ctx)
 		if err != nil {
 			return // the term ended first
@@ -51,16 +56,38 @@ func (n *Node) elected(epoch int64, prev store.Lease, how string) {
 		if !current {
 			return
 		}
-		data := map[string]any{"epoch": epoch, "previous": HolderNode(prev.Holder), "suspended": hold != nil, "reason": takeoverReason(how)}
 		if hold != nil {
-			how += fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", hold.By, hold.At.Format(time.RFC3339))
+			how += suspendedHow(*hold)
 		} else {
-			n.startRole(epoch)
+			n.startRole(t)
 		}
+		// Its primary.changed event was recorded with the lease (primaryChanged).
 		n.log.Info(fmt.Sprintf("becoming primary (epoch %d): %s", epoch, how))
-		n.event("primary.changed", fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, epoch, how), data)
 		_ = n.heartbeat(ctx) // show the new mode at once
 	})
+}
+
+// primaryChanged is the primary.changed event of a new term, recorded by the lease
+// keeper in the transaction that takes the lease, so no term begins unrecorded.
+func (n *Node) primaryChanged(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams {
+	reason := takeoverReason(how)
+	var hold *store.Hold
+	for _, h := range holds {
+		if h.Target == store.HoldPrimary && h.Kind == store.HoldSuspend {
+			hold = &h
+		}
+	}
+	if hold != nil {
+		how += suspendedHow(*hold)
+	}
+	return store.EventAppendParams{Type: "primary.changed", Node: n.cfg.NodeID,
+		Message: fmt.Sprintf("%s became primary (epoch %d): %s", n.cfg.NodeID, taken.Epoch, how),
+		Data: map[string]any{"epoch": taken.Epoch, "previous": HolderNode(before.Holder), "to": n.cfg.NodeID,
+			"suspended": hold != nil, "reason": reason, "took_ms": took.Milliseconds()}}
+}
+
+func suspendedHow(h store.Hold) string {
+	return fmt.Sprintf("; the primary role is suspended (by %s at %s): firing and dispatching nothing until resumed", h.By, h.At.Format(time.RFC3339))
 }
 
 // takeoverReason names how the role was taken, for primary.changed's data.reason,
@@ -79,20 +106,32 @@ func takeoverReason(how string) string {
 	return "takeover"
 }
 
-// deposed is called by the lease keeper when this node stops being primary.
-func (n *Node) deposed(epoch int64, reason string) {
+// deposed is told by the lease keeper that a term has ended. The term's context is
+// already done, so the services under it are stopping by themselves; this only detaches
+// them and, on a goroutine of its own (the keeper must not wait), waits for them to end
+// before the next term may start its own.
+func (n *Node) deposed(t lease.Term) {
+	epoch, reason := t.Epoch, t.Reason()
 	n.metrics.Deposed()
 	n.mu.Lock()
-	n.epoch = 0
+	n.epoch, n.term = 0, lease.Term{}
 	n.suspended = false // the suspension is stored; the next primary reads it
-	if n.termCancel != nil {
-		n.termCancel()
-		n.termCancel = nil
-	}
+	r, reaper := n.role, n.reaper
+	n.role, n.reaper = nil, nil
+	drained := make(chan struct{})
+	n.drained = drained
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("stepping down (epoch %d): %s", epoch, reason))
-	n.stopRole()
-	n.stopReaper()
+	n.goFn(func() {
+		defer close(drained)
+		if r != nil {
+			r.cancel()
+			r.wg.Wait()
+		}
+		if reaper != nil {
+			reaper()
+		}
+	})
 	n.goFn(func() {
 		n.event("primary.stepped_down", fmt.Sprintf("%s stepped down (epoch %d): %s", n.cfg.NodeID, epoch, reason),
 			map[string]any{"epoch": epoch, "reason": reason})
@@ -100,9 +139,10 @@ func (n *Node) deposed(epoch int64, reason string) {
 	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
 }
 
-// startRole starts the primary's services under epoch.
-func (n *Node) startRole(epoch int64) {
-	ctx, cancel := context.WithCancel(context.Background())
+// startRole starts the primary's services under the term t.
+func (n *Node) startRole(t lease.Term) {
+	epoch := t.Epoch
+	ctx, cancel := context.WithCancel(t.Context())
 	if _, ok := n.clock.Offset(); !ok {
 		n.syncClock(ctx) // fire nothing by an uncorrected clock
 	}
@@ -161,13 +201,13 @@ func (n *Node) analyze(ctx context.Context, a store.Analyzer) {
 	}
 }
 
-// startReaper starts the reaper of lost nodes and the notifier under epoch, for the
-// primary's whole term:
-// a suspended primary fires and dispatches nothing, but still declares silent nodes
-// lost and queues their runs again (for whoever dispatches next).
-func (n *Node) startReaper(epoch int64) {
+// startReaper starts the reaper of lost nodes and the notifier for the primary's whole
+// term t: a suspended primary fires and dispatches nothing, but still declares silent
+// nodes lost and queues their runs again (for whoever dispatches next).
+func (n *Node) startReaper(t lease.Term) {
+	epoch := t.Epoch
 	n.stopReaper() // one reaper at a time
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	nt := notify.New(notify.Params{Store: n.store, Log: n.log.With("component", "notifier"), Node: n.cfg.NodeID, Epoch: epoch,
 		Now: n.clock.Now, Sent: n.deliveriesDue})
@@ -182,8 +222,12 @@ func (n *Node) startReaper(epoch int64) {
 		wg.Wait()
 	}()
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.reaper = func() { cancel(); <-done }
-	n.mu.Unlock()
+	if n.epoch != epoch { // deposed meanwhile: its drain did not see this reaper
+		go n.reaper()
+		n.reaper = nil
+	}
 }
 
 // serviceEnded notes why one of the primary's services ended: a fenced write means

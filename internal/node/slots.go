@@ -37,6 +37,7 @@ type slots struct {
 // primary role is suspended).
 type slotTerm struct {
 	epoch  int64
+	term   lease.Term
 	cancel context.CancelFunc
 	sched  *scheduler.Scheduler
 	done   chan struct{}
@@ -97,8 +98,8 @@ func (n *Node) startSlots(ctx context.Context, count int) {
 		k := lease.New(lease.Params{Name: store.SlotLease(i), Store: n.store, Liveness: lv, Log: n.log.With("component", "slot", "slot", i),
 			Holder: n.holder, Node: n.cfg.NodeID, Renew: n.cfg.Lease.Renew, TTL: n.cfg.Lease.TTL, Margin: n.cfg.Lease.Margin,
 			Eligible: n.eligible, Rank: s.rank,
-			Elected: func(epoch int64, _ store.Lease, how string) { s.elected(i, epoch, how) },
-			Deposed: func(epoch int64, reason string) { s.deposed(i, epoch, reason) }})
+			Elected: func(t lease.Term) { s.elected(i, t) },
+			Deposed: func(t lease.Term) { s.deposed(i, t) }})
 		s.keepers = append(s.keepers, k)
 		n.goFn(func() { _ = k.Run(ctx) })
 	}
@@ -124,13 +125,12 @@ func (s *slots) rank(ctx context.Context) int {
 	if err != nil {
 		return mine
 	}
-	lv, _ := s.n.store.(store.Liveness)
 	r := 0
 	for _, nd := range live {
 		if nd.ID == s.n.cfg.NodeID || (nd.Mode != ModePrimary && nd.Mode != ModeSuspended && nd.Mode != ModeStandby) {
 			continue
 		}
-		if lv != nil && nd.Holder != "" && dead(ctx, lv, nd.Holder) {
+		if s.n.members.Dead(ctx, nd.Holder) {
 			continue
 		}
 		if h := holding[nd.ID]; h < mine || h == mine && nd.ID < s.n.cfg.NodeID {
@@ -159,27 +159,28 @@ func (s *slots) Held() []int {
 	return out
 }
 
-func (s *slots) elected(i int, epoch int64, how string) {
+func (s *slots) elected(i int, term lease.Term) {
+	epoch, how := term.Epoch, term.How
 	s.n.log.Info(fmt.Sprintf("firing slot %d of %d (epoch %d): %s", i, s.count, epoch, how))
 	s.mu.Lock()
-	s.terms[i] = &slotTerm{epoch: epoch}
+	s.terms[i] = &slotTerm{epoch: epoch, term: term}
 	s.mu.Unlock()
 	// Off the keeper's goroutine: reading the suspension must not hold up its renewals.
 	s.n.goFn(func() {
-		s.sync(context.Background())
+		s.sync(term.Context())
 		s.n.event("slot.taken", fmt.Sprintf("%s fires scheduler slot %d (epoch %d): %s", s.n.cfg.NodeID, i, epoch, how),
 			map[string]any{"slot": i, "epoch": epoch})
 	})
 }
 
-func (s *slots) deposed(i int, epoch int64, reason string) {
-	s.n.log.Info(fmt.Sprintf("leaving slot %d (epoch %d): %s", i, epoch, reason))
+func (s *slots) deposed(i int, term lease.Term) {
+	s.n.log.Info(fmt.Sprintf("leaving slot %d (epoch %d): %s", i, term.Epoch, term.Reason()))
 	s.mu.Lock()
 	t := s.terms[i]
 	delete(s.terms, i)
 	s.mu.Unlock()
 	if t != nil {
-		t.stop()
+		s.n.goFn(t.stop) // its scheduler ends with the term; the keeper does not wait for it
 	}
 }
 
@@ -205,7 +206,7 @@ func (s *slots) sync(ctx context.Context) {
 // start runs slot i's scheduler under its epoch; the caller holds s.mu.
 func (s *slots) start(i int, t *slotTerm) {
 	n := s.n
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.term.Context())
 	t.cancel, t.done = cancel, make(chan struct{})
 	t.sched = scheduler.New(scheduler.Params{Store: n.store, Log: n.log.With("component", "scheduler", "slot", i), Epoch: t.epoch,
 		Lease: store.SlotLease(i), Slice: store.Slice{Slots: s.count, Slot: i}, Now: n.clock.Now,

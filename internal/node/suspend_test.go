@@ -9,13 +9,14 @@ import (
 	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // A suspended primary fires and dispatches nothing, but still declares a silent node
 // lost and queues its runs again.
 func TestSuspendedPrimaryStillReapsLostNodes(t *testing.T) {
 	h := start(t, func(c *config.Config) { c.Heartbeat.Interval = 100 * time.Millisecond })
-	waitCond(t, 10*time.Second, "the node to become primary", func() bool { return h.node.Mode() == node.ModePrimary })
+	testutil.Wait(t, 10*time.Second, "the node to become primary", func() bool { return h.node.Mode() == node.ModePrimary })
 	h.apply("name = \"j\"\n[noop]\n")
 	st, err := storesqlite.Open(ctx(t), filepath.Join(h.dir, "tandem.db"))
 	if err != nil {
@@ -25,7 +26,7 @@ func TestSuspendedPrimaryStillReapsLostNodes(t *testing.T) {
 	if _, err := h.c.NodeAction(ctx(t), "n1", node.ActionSuspend); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{ID: "ghost", Mode: node.ModeWorker, Capacity: 4}}); err != nil {
+	if err := st.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: "ghost", Mode: node.ModeWorker, Capacity: 4}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := st.RunCreate(ctx(t), store.RunCreateParams{Job: "j", Trigger: store.TriggerManual, Now: time.Now()})
@@ -35,7 +36,7 @@ func TestSuspendedPrimaryStillReapsLostNodes(t *testing.T) {
 	if n, err := st.RunAssign(ctx(t), store.RunAssignParams{Now: time.Now(), Assignments: []store.Assignment{{RunID: r.ID, Node: "ghost", Token: "t1"}}}); err != nil || n != 1 {
 		t.Fatalf("assign: %d %v", n, err)
 	}
-	waitCond(t, 10*time.Second, "the silent node's run to be queued again", func() bool {
+	testutil.Wait(t, 10*time.Second, "the silent node's run to be queued again", func() bool {
 		got, err := st.RunGet(ctx(t), r.ID)
 		return err == nil && got.State == store.RunQueued
 	})

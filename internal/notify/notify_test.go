@@ -89,7 +89,7 @@ func newFixture(t *testing.T, rules string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	l, err := st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Hour, Now: time.Now()})
+	l, err := st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +122,10 @@ func (f *fixture) lose(node string) {
 	f.t.Helper()
 	ctx := context.Background()
 	nd := store.Node{ID: node, Holder: node + "#1", Mode: "worker", Capacity: 1, Weight: 1}
-	if err := f.st.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: nd, Now: time.Now()}); err != nil {
+	if err := f.st.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: nd}); err != nil {
 		f.t.Fatal(err)
 	}
-	res, err := f.st.NodeLose(ctx, store.NodeLoseParams{Epoch: f.epoch, Node: node, Dead: node + "#1", By: "p", Why: "test", Now: time.Now()})
+	res, err := f.st.NodeLose(ctx, store.NodeLoseParams{Epoch: f.epoch, Node: node, Dead: node + "#1", By: "p", Why: "test"})
 	if err != nil || !res.Lost {
 		f.t.Fatalf("lose %s: %+v %v", node, res, err)
 	}
@@ -184,7 +184,7 @@ func TestNodeLostMailedOnceThenDigest(t *testing.T) {
 		t.Fatalf("mails after b was lost: %q, want one about b", mails)
 	}
 	for range 3 { // b flaps
-		if err := f.st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Node: store.Node{ID: "b", Holder: "b#1", Mode: "worker"}, Now: time.Now()}); err != nil {
+		if err := f.st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Node: store.Node{ID: "b", Holder: "b#1", Mode: "worker"}}); err != nil {
 			t.Fatal(err)
 		}
 		f.lose("b")
@@ -276,7 +276,7 @@ func TestNextPrimarySendsWhatTheDeadOneRecorded(t *testing.T) {
 	if got := f.box.got(); len(got) != 0 {
 		t.Fatalf("mails before any deliverer ran: %d", len(got))
 	}
-	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "q#1", Node: "q", TakeFrom: "p#1", TTL: time.Hour, Now: time.Now()})
+	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "q#1", Node: "q", TakeFrom: "p#1", TTL: time.Hour})
 	if err != nil || l.Epoch != f.epoch+1 {
 		t.Fatalf("take over: %+v %v", l, err)
 	}

@@ -66,6 +66,8 @@ var Schema = []EventType{
 	{"primary.changed", "a node became primary", []Field{
 		{"epoch", KindInt, "the new term's epoch"},
 		{"previous", KindString, "the node that held the role before (\"\" if none)"},
+		{"to", KindString, "the node that took the role"},
+		{"took_ms", KindInt, "how long the takeover took, in milliseconds: from the new primary first seeing the lease free to holding it (0 when it was handed over or still held)"},
 		{"suspended", KindBool, "the role is suspended by an operator: it fires and dispatches nothing"},
 		{"reason", KindString, "how the role was taken: \"takeover\" (the lease was free or expired), \"crash\" (its holder's process was dead), \"handover\" (resigned to this node), \"start\""}}},
 	{"primary.suspended", "an operator suspended the primary role", []Field{

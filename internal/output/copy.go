@@ -63,17 +63,7 @@ func (s *Service) CopyOnce(ctx context.Context) error {
 		takes = takes || id == s.p.Node
 	}
 	var settle []store.OutputRef
-	work := make(chan store.Output)
-	var wg sync.WaitGroup
-	for range s.p.Copiers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for o := range work {
-				s.copyOne(ctx, o, v)
-			}
-		}()
-	}
+	var chosen []store.Output
 	for _, o := range pending {
 		target := Target(o.Copies, s.p.Copies, len(v.takes))
 		have := v.verifiedLive(o)
@@ -86,15 +76,84 @@ func (s *Service) CopyOnce(ctx context.Context) error {
 		case !s.mine(o, v, target, have):
 		case !s.roomFor(o.Size):
 		default:
-			select {
-			case work <- o:
-			case <-ctx.Done():
+			chosen = append(chosen, o)
+		}
+	}
+	for len(chosen) > 0 && ctx.Err() == nil {
+		n := min(len(chosen), copyBatchSize)
+		s.copyBatch(ctx, chosen[:n], v)
+		chosen = chosen[n:]
+	}
+	return s.p.Store.OutputSettle(ctx, settle)
+}
+
+// copyBatchSize is how many copies a copier claims, and then records, in one transaction
+// each: a busy cluster makes a copy of every run's output, and two transactions per copy
+// would cost the repository more than the copy costs the disk.
+const copyBatchSize = 64
+
+// copyBatch claims a slot of each output in one transaction, makes the copies it got
+// (Copiers at a time: from the file already on disk if it is good, else from a live
+// holder), and records those made in one transaction; a failed copy gives its slot back.
+func (s *Service) copyBatch(ctx context.Context, outs []store.Output, v view) {
+	claims := make([]store.OutputClaimParams, len(outs))
+	for i, o := range outs {
+		claims[i] = store.OutputClaimParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids, Target: Target(o.Copies, s.p.Copies, len(v.takes)),
+			TTL: transferTimeout(o.Size) + time.Minute}
+	}
+	errs, err := s.p.Store.OutputClaimBatch(ctx, claims)
+	if err != nil {
+		s.p.Log.Warn("cannot claim copy slots", "outputs", len(outs), "err", err)
+		return
+	}
+	work := make(chan int)
+	made := make([]bool, len(outs))
+	var wg sync.WaitGroup
+	for range s.p.Copiers {
+		wg.Go(func() {
+			for i := range work {
+				made[i] = s.copyOne(ctx, outs[i], v)
 			}
+		})
+	}
+	for i := range outs {
+		if errs[i] != nil {
+			continue // another node took the slot, or the output expired
+		}
+		select {
+		case work <- i:
+		case <-ctx.Done():
 		}
 	}
 	close(work)
 	wg.Wait()
-	return s.p.Store.OutputSettle(ctx, settle)
+	var adds []store.OutputHolderAddParams
+	var refs []store.Output
+	for i, o := range outs {
+		if made[i] {
+			adds = append(adds, store.OutputHolderAddParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids, Target: claims[i].Target})
+			refs = append(refs, o)
+		}
+	}
+	if len(adds) == 0 {
+		return
+	}
+	errs, err = s.p.Store.OutputHolderAddBatch(ctx, adds)
+	for i, o := range refs {
+		e := err
+		if e == nil {
+			e = errs[i]
+		}
+		switch {
+		case e == nil:
+			s.p.Log.Debug("output copied", "output", o.Ref().String(), "bytes", o.Size)
+		case errors.Is(e, store.ErrNotFound): // expired meanwhile
+			s.removeFile(o.Ref())
+		default:
+			s.p.Log.Warn(fmt.Sprintf("could not record the copy of output %s", o.Ref()), "err", e)
+			s.giveBack(ctx, o)
+		}
+	}
 }
 
 // handoverDelay is how long an output waits for the nodes it was given to before any
@@ -158,19 +217,9 @@ func (s *Service) hasFile(o store.Output) bool {
 	return true
 }
 
-// copyOne claims a slot of o, makes the copy (from the file already on disk if it is
-// good, else from a live holder) and records it; a failed copy gives its slot back.
-func (s *Service) copyOne(ctx context.Context, o store.Output, v view) {
-	target := Target(o.Copies, s.p.Copies, len(v.takes))
-	err := s.p.Store.OutputClaim(ctx, store.OutputClaimParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids, Target: target,
-		TTL: transferTimeout(o.Size) + time.Minute})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		return // another node took the slot, or the output expired
-	}
-	if err != nil {
-		s.p.Log.Warn("cannot claim a copy slot", "output", o.Ref().String(), "err", err)
-		return
-	}
+// copyOne makes the copy of o this node claimed, from the file already on disk if it
+// is good, else from a live holder; a failed copy gives its slot back.
+func (s *Service) copyOne(ctx context.Context, o store.Output, v view) bool {
 	unlock := s.locks.lock(o.Ref())
 	defer unlock()
 	start := time.Now()
@@ -180,21 +229,20 @@ func (s *Service) copyOne(ctx context.Context, o store.Output, v view) {
 	} else {
 		err = s.fetch(ctx, o, v, nil)
 	}
-	if err == nil {
-		err = s.p.Store.OutputHolderAdd(ctx, store.OutputHolderAddParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids, Target: target})
-		if errors.Is(err, store.ErrNotFound) { // expired meanwhile
-			s.removeFile(o.Ref())
-			return
-		}
-	}
 	if err != nil {
 		s.p.Log.Warn(fmt.Sprintf("could not copy output %s", o.Ref()), "err", err)
-		if derr := s.p.Store.OutputHolderDrop(context.WithoutCancel(ctx), o.Ref(), s.p.Node); derr != nil {
-			s.p.Log.Warn("cannot give the copy slot back; it expires", "output", o.Ref().String(), "err", derr)
-		}
-		return
+		s.giveBack(ctx, o)
+		return false
 	}
-	s.p.Log.Debug("output copied", "output", o.Ref().String(), "bytes", o.Size, "took", time.Since(start))
+	s.p.Log.Debug("output fetched", "output", o.Ref().String(), "bytes", o.Size, "took", time.Since(start))
+	return true
+}
+
+// giveBack drops this node's claim (or copy) of o, so another node may make it.
+func (s *Service) giveBack(ctx context.Context, o store.Output) {
+	if derr := s.p.Store.OutputHolderDrop(context.WithoutCancel(ctx), o.Ref(), s.p.Node); derr != nil {
+		s.p.Log.Warn("cannot give the copy slot back; it expires", "output", o.Ref().String(), "err", derr)
+	}
 }
 
 // roomFor reports whether this node's disk can take a copy of size bytes and keep its

@@ -206,8 +206,9 @@ func (s *Service) record(ctx context.Context, o store.Output) {
 		s.p.Log.Warn("cannot record this node's copy", "output", o.Ref().String(), "err", err)
 		return
 	}
-	err = s.p.Store.OutputHolderAdd(ctx, store.OutputHolderAddParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids,
+	err = store.OutputHolderAdd(ctx, s.p.Store, store.OutputHolderAddParams{Ref: o.Ref(), Node: s.p.Node, Live: v.ids,
 		Target: Target(o.Copies, s.p.Copies, len(v.takes))})
+
 	if err != nil {
 		s.p.Log.Warn("cannot record this node's copy", "output", o.Ref().String(), "err", err)
 	}

@@ -33,7 +33,7 @@ const (
 
 // Params configures a Scheduler.
 type Params struct {
-	Store store.Store
+	Store store.Schedules
 	Log   *slog.Logger     // default: discard
 	Now   func() time.Time // default time.Now
 	// Epoch is the lease epoch the scheduler fires under (0: unfenced, tests only).

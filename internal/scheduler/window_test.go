@@ -16,6 +16,7 @@ import (
 	"github.com/tandemhq/tandem/internal/scheduler"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 func open(t *testing.T) store.Store {
@@ -71,17 +72,6 @@ func start(t *testing.T, p scheduler.Params) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // A new primary reads the repository a page at a time, earliest first: the overdue
 // schedules fire in the order they fell due, whatever their ids.
 func TestWindowFiresEarliestFirst(t *testing.T) {
@@ -109,7 +99,7 @@ func TestWindowFiresEarliestFirst(t *testing.T) {
 			order = append(order, r.ScheduleID)
 		}
 	}})
-	waitFor(t, "every overdue schedule fired", func() bool {
+	testutil.Wait(t, 30*time.Second, "every overdue schedule fired", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(order) >= n
@@ -148,7 +138,7 @@ func TestWindowLeavesFarSchedulesInTheRepository(t *testing.T) {
 		}
 	})
 	defer func() { cancel(); wg.Wait() }()
-	waitFor(t, "30 runs of the frequent schedules", func() bool {
+	testutil.Wait(t, 30*time.Second, "30 runs of the frequent schedules", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return fired >= 30
@@ -170,16 +160,18 @@ func TestWindowLeavesFarSchedulesInTheRepository(t *testing.T) {
 // A job applied while the scheduler runs is initialised and fires.
 func TestWindowPicksUpNewJobs(t *testing.T) {
 	t.Parallel()
-	st := open(t)
+	st := &flaky{Store: open(t)}
 	applyJobs(t, st, "old", 1, func(int) string { return "0 0 0 1 1 *" }, nil)
 	s := scheduler.New(scheduler.Params{Store: st, Log: slog.New(slog.DiscardHandler), ReloadCheck: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // let it settle on the old job: the new one is a change
+	// Settled on the old job once it has checked the version again after loading it:
+	// the new job is then a change it must notice.
+	testutil.Wait(t, 30*time.Second, "the scheduler to check the configuration version twice", func() bool { return st.versions.Load() >= 2 })
 	applyJobs(t, st, "new", 1, func(int) string { return "@every 200ms" }, nil)
-	waitFor(t, "a run of the new job", func() bool {
+	testutil.Wait(t, 30*time.Second, "a run of the new job", func() bool {
 		runs, err := st.RunList(context.Background(), store.RunListParams{Job: "new-0"})
 		return err == nil && len(runs) > 0
 	})
@@ -195,7 +187,7 @@ func TestWindowTwoSchedulersAccountForEveryOccurrence(t *testing.T) {
 	for range 2 {
 		start(t, scheduler.Params{Store: st, Page: 4, Horizon: time.Second})
 	}
-	waitFor(t, "ten occurrences of each job", func() bool {
+	testutil.Wait(t, 30*time.Second, "ten occurrences of each job", func() bool {
 		runs, err := st.RunList(context.Background(), store.RunListParams{Job: fmt.Sprintf("race-%d", n-1), Limit: 1000})
 		return err == nil && total(runs) >= 10
 	})
@@ -232,20 +224,25 @@ func TestWindowTwoSchedulersAccountForEveryOccurrence(t *testing.T) {
 // flaky is a repository that fails its reads while down is set.
 type flaky struct {
 	store.Store
-	down atomic.Bool
+	down     atomic.Bool
+	refused  atomic.Int64 // calls refused while down
+	versions atomic.Int64 // ConfigVersion calls answered
 }
 
 var errDown = errors.New("repository unreachable")
 
 func (f *flaky) ConfigVersion(ctx context.Context) (int64, error) {
 	if f.down.Load() {
+		f.refused.Add(1)
 		return 0, errDown
 	}
+	f.versions.Add(1)
 	return f.Store.ConfigVersion(ctx)
 }
 
 func (f *flaky) ScheduleListDue(ctx context.Context, p store.ScheduleListDueParams) ([]store.ScheduleEntry, error) {
 	if f.down.Load() {
+		f.refused.Add(1)
 		return nil, errDown
 	}
 	return f.Store.ScheduleListDue(ctx, p)
@@ -259,9 +256,9 @@ func TestWindowStartsWhileTheRepositoryIsAway(t *testing.T) {
 	applyJobs(t, st, "tick", 1, func(int) string { return "@every 100ms" }, nil)
 	st.down.Store(true)
 	start(t, scheduler.Params{Store: st})
-	time.Sleep(300 * time.Millisecond)
+	testutil.Wait(t, 30*time.Second, "the scheduler to try the repository while it is away", func() bool { return st.refused.Load() >= 3 })
 	st.down.Store(false)
-	waitFor(t, "a run once the repository is back", func() bool {
+	testutil.Wait(t, 30*time.Second, "a run once the repository is back", func() bool {
 		runs, err := st.RunList(context.Background(), store.RunListParams{Job: "tick-0"})
 		return err == nil && len(runs) > 0
 	})

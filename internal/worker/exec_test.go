@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -49,23 +50,11 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// waitFor polls cond until it holds, failing the test after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // readPID waits for a child to have written its pid (and a newline) to path.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "pid file "+path, func() bool {
+	testutil.Wait(t, 10*time.Second, "pid file "+path, func() bool {
 		b, err := os.ReadFile(path)
 		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
 			return false
@@ -91,7 +80,7 @@ func processRunning(pid int) bool {
 
 func waitProcessGone(t *testing.T, pid int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("process %d to end", pid), func() bool { return !processRunning(pid) })
+	testutil.Wait(t, 10*time.Second, fmt.Sprintf("process %d to end", pid), func() bool { return !processRunning(pid) })
 }
 
 func TestMarkStopped(t *testing.T) {

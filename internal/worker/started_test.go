@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // assignStarted creates n runs of the job and assigns them to w1 as the dispatcher does:
@@ -51,7 +52,7 @@ func TestWorkerBeginsRunsStartedByAssignment(t *testing.T) {
 	left := assignStarted(t, base, "n", 2) // running before this worker's first listing
 	st := countingStore{Store: base, starts: make(chan int, 100)}
 	startWorker(t, st, 8)
-	waitFor(t, "the leftovers to be queued again", func() bool {
+	testutil.Wait(t, 10*time.Second, "the leftovers to be queued again", func() bool {
 		r, err := base.RunGet(context.Background(), left[1].ID)
 		return err == nil && r.State != store.RunRunning
 	})
@@ -83,7 +84,7 @@ func TestWorkerBeginsRunsStartedByAssignment(t *testing.T) {
 func TestWorkerStopHandsBackRunsNotBegun(t *testing.T) {
 	t.Parallel()
 	st := newStore(t, job.Spec{Name: "slow", Noop: &job.Noop{Sleep: job.Duration(300 * time.Millisecond)}})
-	if err := st.NodeClaim(context.Background(), store.NodeClaimParams{Node: store.Node{ID: "w1", Holder: "w1#1", Mode: "standby", Capacity: 1}, Now: time.Now()}); err != nil {
+	if err := st.NodeClaim(context.Background(), store.NodeClaimParams{Node: store.Node{ID: "w1", Holder: "w1#1", Mode: "standby", Capacity: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	w := New(Params{Store: st, Log: slog.New(slog.DiscardHandler), Node: "w1", Holder: "w1#1", DataDir: t.TempDir(), Capacity: 1, Poll: 20 * time.Millisecond})
@@ -91,9 +92,9 @@ func TestWorkerStopHandsBackRunsNotBegun(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "the first listing", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.listed })
+	testutil.Wait(t, 10*time.Second, "the first listing", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.listed })
 	runs := assignStarted(t, st, "slow", 3) // capacity 1: one is begun, two wait
-	waitFor(t, "one run to be begun", func() bool { return w.Running() == 1 })
+	testutil.Wait(t, 10*time.Second, "one run to be begun", func() bool { return w.Running() == 1 })
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := w.Shutdown(sctx); err != nil {

@@ -20,9 +20,15 @@ import (
 // PollDefault is how often a worker looks for runs assigned to it when nobody wakes it.
 const PollDefault = 250 * time.Millisecond
 
+// Store is what a Worker needs of the repository: its runs, and the job of each.
+type Store interface {
+	store.Runs
+	JobGet(ctx context.Context, name string) (store.Job, error)
+}
+
 // Params configures a Worker.
 type Params struct {
-	Store       store.Store
+	Store       Store
 	Log         *slog.Logger
 	Node        string
 	DataDir     string // outputs go to DataDir/outputs/RUN/ATTEMPT (see output.Layout)
@@ -169,8 +175,9 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) recover(ctx context.Context, runs []store.Run) {
 	for _, r := range runs {
 		now := w.p.Now()
-		_, err := w.p.Store.RunFinish(ctx, store.RunFinishParams{RunID: r.ID, Token: r.Token, Now: now, State: store.RunFailed,
+		_, err := store.RunFinish(ctx, w.p.Store, store.RunFinishParams{RunID: r.ID, Token: r.Token, Now: now, State: store.RunFailed,
 			Reason: "interrupted: the node's previous process ended while the run was running", RetryAt: &now})
+
 		if err != nil && !errors.Is(err, store.ErrStale) {
 			if ctx.Err() == nil {
 				w.p.Log.Error("cannot end a run left from an earlier process", "run", r.ID, "err", err)
@@ -418,7 +425,7 @@ func (w *Worker) recordBatch(batch []store.RunFinishParams) {
 			e = errs[i]
 		case len(batch) > 1:
 			// One result the repository refuses must not cost the others theirs.
-			_, e = w.p.Store.RunFinish(ctx, p)
+			_, e = store.RunFinish(ctx, w.p.Store, p)
 		default:
 			e = err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tandemhq/tandem/internal/job"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil"
 )
 
 // newStore opens a fresh SQLite repository holding the given jobs.
@@ -78,7 +79,7 @@ func enqueue(t *testing.T, st store.Store, name string, n int) []store.Run {
 func waitState(t *testing.T, st store.Store, id int64, state store.RunState) store.Run {
 	t.Helper()
 	var r store.Run
-	waitFor(t, "run to be "+string(state), func() bool {
+	testutil.Wait(t, 10*time.Second, "run to be "+string(state), func() bool {
 		var err error
 		r, err = st.RunGet(context.Background(), id)
 		return err == nil && r.State == state
@@ -95,7 +96,7 @@ func TestWorkerRunsNoopJobs(t *testing.T) {
 	runs := enqueue(t, st, "n", 60)
 	slow := enqueue(t, st, "slow", 8)
 	peak := 0
-	waitFor(t, "every run to end", func() bool {
+	testutil.Wait(t, 10*time.Second, "every run to end", func() bool {
 		peak = max(peak, w.Running())
 		load, err := st.RunLoad(context.Background())
 		return err == nil && len(load) == 0
@@ -150,21 +151,21 @@ func TestWorkerStaleAttemptRefused(t *testing.T) {
 	w := startWorker(t, st, 4)
 	run := enqueue(t, st, "long", 1)[0]
 	waitState(t, st, run.ID, store.RunRunning)
-	if err := st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Now: time.Now(), Node: store.Node{ID: "w1", Mode: "worker"}}); err != nil {
+	if err := st.NodeHeartbeat(context.Background(), store.NodeHeartbeatParams{Node: store.Node{ID: "w1", Mode: "worker"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Silent for any time at all, by the repository's clock (whose resolution may be 1ms).
 	var res store.NodeLoseResult
-	waitFor(t, "the node to be declared lost", func() bool {
+	testutil.Wait(t, 10*time.Second, "the node to be declared lost", func() bool {
 		var err error
-		res, err = st.NodeLose(context.Background(), store.NodeLoseParams{Node: "w1", Silence: 0, Now: time.Now()})
+		res, err = st.NodeLose(context.Background(), store.NodeLoseParams{Node: "w1", Silence: 0})
 		return err == nil && res.Lost
 	})
 	if len(res.Requeued) != 1 {
 		t.Fatalf("NodeLose: %+v", res)
 	}
 	w.Wake()
-	waitFor(t, "the superseded attempt to stop", func() bool { return w.Running() == 0 })
+	testutil.Wait(t, 10*time.Second, "the superseded attempt to stop", func() bool { return w.Running() == 0 })
 	r, err := st.RunGet(context.Background(), run.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -261,13 +262,6 @@ func (f *flakyFinish) RunFinishBatch(ctx context.Context, p store.RunFinishBatch
 	return f.Store.RunFinishBatch(ctx, p)
 }
 
-func (f *flakyFinish) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
-	if err := f.fail(); err != nil {
-		return store.Run{}, err
-	}
-	return f.Store.RunFinish(ctx, p)
-}
-
 // A result the repository cannot take for longer than the quick retries is kept and
 // recorded once it can be: it was dropped, leaving the run running forever on a live
 // node (found by the PostgreSQL soak across a server restart).
@@ -276,7 +270,7 @@ func TestResultRecordedAfterALongOutage(t *testing.T) {
 	f := &flakyFinish{Store: st, broken: true}
 	w := startWorker(t, f, 2)
 	runs := enqueue(t, st, "n", 1)
-	waitFor(t, "the quick retries to be spent", func() bool {
+	testutil.Wait(t, 10*time.Second, "the quick retries to be spent", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return f.tries > RecordAttemptsDefault+2
@@ -288,5 +282,5 @@ func TestResultRecordedAfterALongOutage(t *testing.T) {
 	f.broken = false
 	f.mu.Unlock()
 	waitState(t, st, runs[0].ID, store.RunSucceeded)
-	waitFor(t, "the slot to be freed", func() bool { return w.Running() == 0 })
+	testutil.Wait(t, 10*time.Second, "the slot to be freed", func() bool { return w.Running() == 0 })
 }

@@ -130,7 +130,7 @@ func (s *DB) notify(ctx context.Context, tx *sql.Tx, topic, payload string) erro
 
 // now is the time leases and heartbeats are judged by: the database's clock. The
 // caller's is ignored, so a node whose clock is off cannot take or keep a lease wrongly.
-func (s *DB) now(ctx context.Context, tx *sql.Tx, _ time.Time) (time.Time, error) {
+func (s *DB) now(ctx context.Context, tx *sql.Tx) (time.Time, error) {
 	var us int64
 	if err := tx.QueryRowContext(ctx, `SELECT `+s.d.NowSQL).Scan(&us); err != nil {
 		return time.Time{}, fmt.Errorf("read database clock: %w", err)

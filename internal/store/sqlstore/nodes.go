@@ -22,7 +22,7 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if err := s.checkEpoch(ctx, tx, p.Epoch); err != nil {
 			return err
 		}
-		now, err := s.now(ctx, tx, p.Now)
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -192,7 +192,7 @@ func (s *DB) upsertNode(ctx context.Context, tx *sql.Tx, n store.Node, claim boo
 	if err != nil {
 		return 0, fmt.Errorf("encode tags: %w", err)
 	}
-	now, err := s.now(ctx, tx, time.Time{})
+	now, err := s.now(ctx, tx)
 	if err != nil {
 		return 0, err
 	}
@@ -234,12 +234,15 @@ func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
 }
 
 // HoldSet implements store.Store.
-func (s *DB) HoldSet(ctx context.Context, h store.Hold) error {
+func (s *DB) HoldSet(ctx context.Context, h store.Hold, events ...store.EventAppendParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO holds (target, kind, set_by, set_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (target) DO UPDATE SET kind = excluded.kind, set_by = excluded.set_by, set_at = excluded.set_at`,
 			h.Target, h.Kind, h.By, micros(h.At))
-		return err
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("set hold on %s: %w", h.Target, err)
@@ -248,13 +251,16 @@ func (s *DB) HoldSet(ctx context.Context, h store.Hold) error {
 }
 
 // HoldClear implements store.Store.
-func (s *DB) HoldClear(ctx context.Context, target string) error {
+func (s *DB) HoldClear(ctx context.Context, target string, events ...store.EventAppendParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		k, err := s.exec(ctx, tx, `DELETE FROM holds WHERE target = ?`, target)
 		if err == nil && k == 0 {
 			err = store.ErrNotFound
 		}
-		return err
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("clear hold on %s: %w", target, err)
@@ -266,7 +272,11 @@ func (s *DB) HoldClear(ctx context.Context, target string) error {
 func (s *DB) HoldList(ctx context.Context) ([]store.Hold, error) {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT target, kind, set_by, set_at FROM holds ORDER BY target`))
+	return s.holdList(ctx, s.db)
+}
+
+func (s *DB) holdList(ctx context.Context, qr querier) ([]store.Hold, error) {
+	rows, err := qr.QueryContext(ctx, s.q(`SELECT target, kind, set_by, set_at FROM holds ORDER BY target`))
 	if err != nil {
 		return nil, fmt.Errorf("list holds: %w", err)
 	}

@@ -158,75 +158,107 @@ func (s *DB) lockOutput(ctx context.Context, tx *sql.Tx, ref store.OutputRef) ([
 	return hs[ref], err
 }
 
-// OutputClaim implements store.Store.
-func (s *DB) OutputClaim(ctx context.Context, p store.OutputClaimParams) error {
+// OutputClaimBatch implements store.Store: every claim in one transaction, each judged
+// on its own (an item refused changes nothing of its own).
+func (s *DB) OutputClaimBatch(ctx context.Context, ps []store.OutputClaimParams) ([]error, error) {
+	errs := make([]error, len(ps))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, time.Time{})
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
-		holders, err := s.lockOutput(ctx, tx, p.Ref)
-		if err != nil {
-			return err
-		}
-		taken := 0
-		for _, h := range holders {
+		for i, p := range ps {
+			errs[i] = nil
+			err := s.claim(ctx, tx, now, p)
 			switch {
-			case h.Node == p.Node && h.Verified():
-				return fmt.Errorf("node %s holds a copy already: %w", p.Node, store.ErrConflict)
-			case h.Node == p.Node || h.LostAt != nil:
-			case h.VerifiedAt != nil && slices.Contains(p.Live, h.Node):
-				taken++
-			case h.VerifiedAt == nil && h.ClaimUntil != nil && h.ClaimUntil.After(now):
-				taken++
+			case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+				errs[i] = fmt.Errorf("claim a copy of output %s: %w", p.Ref, err)
+			case err != nil:
+				return err
 			}
 		}
-		if taken >= p.Target {
-			return fmt.Errorf("its %d copies are made or being made: %w", p.Target, store.ErrConflict)
-		}
-		_, err = s.exec(ctx, tx, `INSERT INTO output_holders (run_id, attempt, name, node, claim_until) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (run_id, attempt, name, node) DO UPDATE SET verified_at = NULL, claim_until = excluded.claim_until, lost_at = NULL`,
-			p.Ref.RunID, p.Ref.Attempt, p.Ref.Name, p.Node, micros(now.Add(p.TTL)))
-		return err
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("claim a copy of output %s: %w", p.Ref, err)
+		return nil, fmt.Errorf("claim copies of %d outputs: %w", len(ps), err)
 	}
-	return nil
+	return errs, nil
 }
 
-// OutputHolderAdd implements store.Store.
-func (s *DB) OutputHolderAdd(ctx context.Context, p store.OutputHolderAddParams) error {
+func (s *DB) claim(ctx context.Context, tx *sql.Tx, now time.Time, p store.OutputClaimParams) error {
+	holders, err := s.lockOutput(ctx, tx, p.Ref)
+	if err != nil {
+		return err
+	}
+	taken := 0
+	for _, h := range holders {
+		switch {
+		case h.Node == p.Node && h.Verified():
+			return fmt.Errorf("node %s holds a copy already: %w", p.Node, store.ErrConflict)
+		case h.Node == p.Node || h.LostAt != nil:
+		case h.VerifiedAt != nil && slices.Contains(p.Live, h.Node):
+			taken++
+		case h.VerifiedAt == nil && h.ClaimUntil != nil && h.ClaimUntil.After(now):
+			taken++
+		}
+	}
+	if taken >= p.Target {
+		return fmt.Errorf("its %d copies are made or being made: %w", p.Target, store.ErrConflict)
+	}
+	_, err = s.exec(ctx, tx, `INSERT INTO output_holders (run_id, attempt, name, node, claim_until) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, attempt, name, node) DO UPDATE SET verified_at = NULL, claim_until = excluded.claim_until, lost_at = NULL`,
+		p.Ref.RunID, p.Ref.Attempt, p.Ref.Name, p.Node, micros(now.Add(p.TTL)))
+	return err
+}
+
+// OutputHolderAddBatch implements store.Store: every record in one transaction; an
+// output gone (expired meanwhile) is an ErrNotFound of its own item.
+func (s *DB) OutputHolderAddBatch(ctx context.Context, ps []store.OutputHolderAddParams) ([]error, error) {
+	errs := make([]error, len(ps))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		now, err := s.now(ctx, tx, time.Time{})
+		now, err := s.now(ctx, tx)
 		if err != nil {
 			return err
 		}
-		holders, err := s.lockOutput(ctx, tx, p.Ref)
-		if err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO output_holders (run_id, attempt, name, node, verified_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (run_id, attempt, name, node) DO UPDATE SET verified_at = excluded.verified_at, claim_until = NULL, lost_at = NULL`,
-			p.Ref.RunID, p.Ref.Attempt, p.Ref.Name, p.Node, micros(now)); err != nil {
-			return err
-		}
-		have := 1
-		for _, h := range holders {
-			if h.Node != p.Node && h.Verified() && slices.Contains(p.Live, h.Node) {
-				have++
+		for i, p := range ps {
+			errs[i] = nil
+			err := s.holderAdd(ctx, tx, now, p)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				errs[i] = fmt.Errorf("record node %s as holder of output %s: %w", p.Node, p.Ref, err)
+			case err != nil:
+				return err
 			}
 		}
-		if have >= p.Target {
-			_, err = s.exec(ctx, tx, `UPDATE outputs SET needs_copies = 0 WHERE run_id = ? AND attempt = ? AND name = ?`,
-				p.Ref.RunID, p.Ref.Attempt, p.Ref.Name)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record node %s as holder of output %s: %w", p.Node, p.Ref, err)
+		return nil, fmt.Errorf("record %d copies of outputs: %w", len(ps), err)
 	}
-	return nil
+	return errs, nil
+}
+
+func (s *DB) holderAdd(ctx context.Context, tx *sql.Tx, now time.Time, p store.OutputHolderAddParams) error {
+	holders, err := s.lockOutput(ctx, tx, p.Ref)
+	if err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, tx, `INSERT INTO output_holders (run_id, attempt, name, node, verified_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, attempt, name, node) DO UPDATE SET verified_at = excluded.verified_at, claim_until = NULL, lost_at = NULL`,
+		p.Ref.RunID, p.Ref.Attempt, p.Ref.Name, p.Node, micros(now)); err != nil {
+		return err
+	}
+	have := 1
+	for _, h := range holders {
+		if h.Node != p.Node && h.Verified() && slices.Contains(p.Live, h.Node) {
+			have++
+		}
+	}
+	if have >= p.Target {
+		_, err = s.exec(ctx, tx, `UPDATE outputs SET needs_copies = 0 WHERE run_id = ? AND attempt = ? AND name = ?`,
+			p.Ref.RunID, p.Ref.Attempt, p.Ref.Name)
+	}
+	return err
 }
 
 // OutputHolderDrop implements store.Store.

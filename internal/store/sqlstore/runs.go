@@ -577,39 +577,6 @@ func (s *DB) releaseAttempts(ctx context.Context, tx *sql.Tx, p store.RunRelease
 	return ids, nil
 }
 
-// RunStart implements store.Store: RunStartBatch of one run.
-func (s *DB) RunStart(ctx context.Context, p store.RunStartParams) (store.Run, error) {
-	runs, err := s.RunStartBatch(ctx, store.RunStartBatchParams{Now: p.Now, Runs: []store.RunToken{{ID: p.RunID, Token: p.Token}}})
-	if err != nil {
-		return store.Run{}, fmt.Errorf("start run %d: %w", p.RunID, err)
-	}
-	if len(runs) == 0 {
-		return store.Run{}, fmt.Errorf("start run %d: %w", p.RunID, store.ErrStale)
-	}
-	return runs[0], nil
-}
-
-// RunFinish implements store.Store: RunFinishBatch of one attempt, then the run as it is
-// now.
-func (s *DB) RunFinish(ctx context.Context, p store.RunFinishParams) (store.Run, error) {
-	var run store.Run
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		errs, err := s.finishBatch(ctx, tx, []store.RunFinishParams{p})
-		if err != nil {
-			return err
-		}
-		if errs[0] != nil {
-			return errs[0]
-		}
-		run, err = s.runGet(ctx, tx, p.RunID)
-		return err
-	})
-	if err != nil {
-		return run, fmt.Errorf("finish run %d: %w", p.RunID, err)
-	}
-	return run, nil
-}
-
 // RunCancel implements store.Store.
 func (s *DB) RunCancel(ctx context.Context, p store.RunCancelParams) (store.Run, error) {
 	var run store.Run

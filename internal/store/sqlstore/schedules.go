@@ -14,14 +14,6 @@ import (
 // entryColumns are the columns scanEntries reads: a schedule and its job's name and spec.
 const entryColumns = `s.id, s.job_id, s.idx, s.key, s.expr, s.next_fire_at, s.done, j.name, j.spec`
 
-// ScheduleList implements store.Store.
-func (s *DB) ScheduleList(ctx context.Context) ([]store.ScheduleEntry, error) {
-	ctx, cancel := bound(ctx)
-	defer cancel()
-	return s.entries(ctx, `SELECT `+entryColumns+` FROM schedules s JOIN jobs j ON j.id = s.job_id
-		WHERE j.paused = 0 AND s.done = 0 ORDER BY s.id`)
-}
-
 // ScheduleListDue implements store.Store. The partial index schedules_due (next_fire_at,
 // id) WHERE done = 0 serves it: a page costs its own size, however many schedules exist.
 func (s *DB) ScheduleListDue(ctx context.Context, p store.ScheduleListDueParams) ([]store.ScheduleEntry, error) {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +20,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/sqlstore"
 )
 
@@ -49,8 +49,12 @@ type Store struct {
 }
 
 // IsURL reports whether a --db value names a PostgreSQL database.
-func IsURL(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+func IsURL(db string) bool { return store.IsPostgresURL(db) }
+
+func init() {
+	store.Register("postgres", func(ctx context.Context, url string, log *slog.Logger) (store.Store, error) {
+		return Open(ctx, url, log)
+	})
 }
 
 // Open connects to the database at url, brings its schema up to date, and returns the
@@ -139,3 +143,11 @@ func notify(ctx context.Context, tx *sql.Tx, topic, payload string) error {
 	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channelPrefix+topic, payload)
 	return err
 }
+
+// What the engine implements beyond store.Store (checked by the compiler).
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Liveness = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+	_ store.Analyzer = (*Store)(nil)
+)

@@ -26,7 +26,7 @@ func open(t *testing.T) store.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) { storetest.Run(t, open) }
+func TestConformance(t *testing.T) { storetest.Run(t, open, storetest.Notifier, storetest.Analyzer) }
 
 // Nodes starting at the same moment migrate one database once.
 func TestConcurrentMigration(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/sqlstore"
 )
 
@@ -49,6 +51,12 @@ func Path(db string) string {
 		return strings.TrimPrefix(db, "file:")
 	}
 	return db
+}
+
+func init() {
+	store.Register("sqlite", func(ctx context.Context, db string, _ *slog.Logger) (store.Store, error) {
+		return Open(ctx, Path(db))
+	})
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema up to
@@ -106,3 +114,9 @@ func migrate(ctx context.Context, db *sql.DB, path string) error {
 	}
 	return nil
 }
+
+// What the engine implements beyond store.Store (checked by the compiler).
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Liveness = (*Store)(nil)
+)

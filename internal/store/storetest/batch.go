@@ -237,7 +237,7 @@ func testRunListDispatchablePages(t *testing.T, s store.Store) {
 // refused afterwards.
 func testRunAssignStart(t *testing.T, s store.Store) {
 	apply(t, s, spec("as"))
-	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "n1", Holder: "n1#a", Mode: "standby", Capacity: 4}, Now: time.Now()}); err != nil {
+	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "n1", Holder: "n1#a", Mode: "standby", Capacity: 4}}); err != nil {
 		t.Fatal(err)
 	}
 	runs := must[[]store.Run](t)(s.RunCreateBatch(ctx(t), store.RunCreateBatchParams{Job: "as", Count: 3, Now: t0}))
@@ -274,7 +274,7 @@ func testRunAssignStart(t *testing.T, s store.Store) {
 	if got := must[store.Run](t)(s.RunGet(ctx(t), runs[1].ID)); got.State != store.RunRunning {
 		t.Fatalf("run under another token: %+v", got)
 	}
-	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: runs[0].ID, Token: as[0].Token, Now: t0, State: store.RunSucceeded})
+	_, err := store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: runs[0].ID, Token: as[0].Token, Now: t0, State: store.RunSucceeded})
 	wantErr(t, err, store.ErrStale)
 	if ids := must[[]int64](t)(s.RunRelease(ctx(t), p)); len(ids) != 0 {
 		t.Fatalf("handed back %v twice", ids)

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +17,10 @@ func testNodeClaim(t *testing.T, s store.Store) {
 		return store.Node{ID: "n", Holder: holder, Address: addr, Mode: "standby", Capacity: 1}
 	}
 	claim := func(holder, addr, replace string) error {
-		return s.NodeClaim(ctx(t), store.NodeClaimParams{Node: node(holder, addr), Replace: replace, Now: time.Now()})
+		return s.NodeClaim(ctx(t), store.NodeClaimParams{Node: node(holder, addr), Replace: replace})
 	}
 	beat := func(holder, addr string) error {
-		return s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: node(holder, addr), Now: time.Now()})
+		return s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: node(holder, addr)})
 	}
 	if err := claim("n#1", "addr1", ""); err != nil {
 		t.Fatalf("first claim: %v", err)
@@ -45,14 +47,14 @@ func testNodeClaim(t *testing.T, s store.Store) {
 // while the row is still that process's: a new process of the node id is not lost.
 func testNodeLoseDead(t *testing.T, s store.Store) {
 	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
-	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "d", Holder: "d#1", Mode: "worker", Capacity: 1}, Now: time.Now()}); err != nil {
+	if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: "d", Holder: "d#1", Mode: "worker", Capacity: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#0", Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#0"}))
 	if res.Lost {
 		t.Fatal("declared lost for the death of a process that no longer holds the node id")
 	}
-	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#1", Now: time.Now()}))
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "d", Silence: time.Hour, Dead: "d#1"}))
 	if !res.Lost {
 		t.Fatal("a node whose process is dead was not declared lost at once")
 	}
@@ -97,12 +99,36 @@ func testSettingsAndWeight(t *testing.T, s store.Store) {
 		t.Fatalf("setting %q, want the last one set", v)
 	}
 	for _, n := range []store.Node{{ID: "w1", Holder: "w1#1", Weight: 2.5}, {ID: "w2", Holder: "w2#1"}} {
-		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: n, Now: time.Now()}); err != nil {
+		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: n}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
 	if len(nodes) != 2 || nodes[0].Weight != 2.5 || nodes[1].Weight != 1 {
 		t.Fatalf("weights %+v, want 2.5 and the default 1", nodes)
+	}
+}
+
+// An operator's hold and its event are one transaction: set or cleared together, and a
+// clear of no hold records neither.
+func testHoldEvents(t *testing.T, s store.Store) {
+	ev := func(typ string) store.EventAppendParams {
+		return store.EventAppendParams{Type: typ, Node: "a", Message: typ, Data: map[string]any{"by": "op"}, Now: t0}
+	}
+	if err := s.HoldSet(ctx(t), store.Hold{Target: "a", Kind: store.HoldStandby, By: "op", At: t0}, ev("node.held")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HoldClear(ctx(t), "a", ev("node.resumed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.HoldClear(ctx(t), "a", ev("node.resumed")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("clearing no hold: %v, want ErrNotFound", err)
+	}
+	var got []string
+	for _, e := range must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Follow: true})) {
+		got = append(got, e.Type)
+	}
+	if strings.Join(got, ",") != "node.held,node.resumed" {
+		t.Fatalf("events %v, want node.held then node.resumed (once)", got)
 	}
 }

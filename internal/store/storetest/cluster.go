@@ -19,7 +19,7 @@ func testClusterRead(t *testing.T, s store.Store) {
 		{ID: "b", Holder: "b#1", Address: "10.0.0.2:8200", Mode: "standby", Priority: 1, Capacity: 2, Weight: 2.5, Tags: []string{"x", "y"}, StartedAt: t0, Version: "1.2.3"},
 		{ID: "a", Holder: "a#1", Address: "10.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Weight: 1, Tags: []string{}, StartedAt: t0},
 	} {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -28,7 +28,7 @@ func testClusterRead(t *testing.T, s store.Store) {
 		must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "c1", Now: t0}))
 	}
 	for _, name := range []string{store.PrimaryLease, store.SlotLease(0)} {
-		must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: name, Holder: "a#1", Node: "a", TTL: time.Minute, Now: time.Now()}))
+		must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: name, Holder: "a#1", Node: "a", TTL: time.Minute}))
 	}
 	if err := s.HoldSet(ctx(t), store.Hold{Target: "b", Kind: "standby", By: "token t from 127.0.0.1:1 via node a", At: t0}); err != nil {
 		t.Fatal(err)

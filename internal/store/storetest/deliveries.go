@@ -53,7 +53,7 @@ func testDeliveriesCreatedWithTheResult(t *testing.T, s store.Store) {
 		if outputs {
 			p.Outputs = []store.Output{{Name: "a.csv", Size: 1, SHA256: "x"}}
 		}
-		return must[store.Run](t)(s.RunFinish(ctx(t), p))
+		return must[store.Run](t)(store.RunFinish(ctx(t), s, p))
 	}
 	ok := finish("d", "t1", store.RunSucceeded, true)
 	got := runDeliveries(t, s, ok.ID)
@@ -69,7 +69,7 @@ func testDeliveriesCreatedWithTheResult(t *testing.T, s store.Store) {
 		}
 	}
 	// A second result for the attempt is refused and makes no record.
-	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: ok.ID, Token: "t1", Now: t0, State: store.RunSucceeded})
+	_, err := store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: ok.ID, Token: "t1", Now: t0, State: store.RunSucceeded})
 	wantErr(t, err, store.ErrStale)
 	if n := len(runDeliveries(t, s, ok.ID)); n != 2 {
 		t.Fatalf("after a repeated result: %d records, want 2", n)
@@ -97,7 +97,7 @@ func testDeliveriesCreatedWithTheResult(t *testing.T, s store.Store) {
 	// A failed attempt queued for a retry has ended nothing yet.
 	r := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "dr", Now: t0})), "n1", "r1")
 	retryAt := t0.Add(time.Minute)
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "r1", Now: t0, State: store.RunFailed, RetryAt: &retryAt}))
+	must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "r1", Now: t0, State: store.RunFailed, RetryAt: &retryAt}))
 	if n := len(runDeliveries(t, s, r.ID)); n != 0 {
 		t.Fatalf("a run queued for its retry has %d records", n)
 	}
@@ -129,7 +129,7 @@ func testDeliveriesCreatedWithTheResult(t *testing.T, s store.Store) {
 func testDeliveryClaims(t *testing.T, s store.Store) {
 	apply(t, s, deliverSpec("c"))
 	r := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "c", Now: t0})), "holder", "t")
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunSucceeded}))
+	must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunSucceeded}))
 	claim := func(node, tok string, now time.Time) []store.Delivery {
 		t.Helper()
 		return must[[]store.Delivery](t)(s.DeliveryClaim(ctx(t), store.DeliveryClaimParams{Node: node, Token: tok, Now: now,
@@ -204,13 +204,13 @@ func testDeliveryClaims(t *testing.T, s store.Store) {
 func testDeliveryNodeLost(t *testing.T, s store.Store) {
 	apply(t, s, deliverSpec("nl"))
 	for _, id := range []string{"gone", "alive"} {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
 	done := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "nl", Now: t0})), "alive", "t1")
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: done.ID, Token: "t1", Now: t0, State: store.RunSucceeded}))
+	must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: done.ID, Token: "t1", Now: t0, State: store.RunSucceeded}))
 	now := time.Now()
 	claimed := must[[]store.Delivery](t)(s.DeliveryClaim(ctx(t), store.DeliveryClaimParams{Node: "gone", Token: "g", Now: now,
 		Until: now.Add(time.Hour), Handoff: 0}))
@@ -219,7 +219,7 @@ func testDeliveryNodeLost(t *testing.T, s store.Store) {
 	}
 	inFlight := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "nl", Now: t0})), "gone", "t2")
 	time.Sleep(5 * time.Millisecond)
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond}))
 	if !res.Lost || len(res.Failed) != 1 {
 		t.Fatalf("NodeLose: %+v", res)
 	}

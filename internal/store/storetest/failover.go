@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ func testNodeLose(t *testing.T, s store.Store) {
 	sp.Retries = 1
 	apply(t, s, sp, spec("once"))
 	for _, id := range []string{"gone", "alive"} {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -27,22 +28,22 @@ func testNodeLose(t *testing.T, s store.Store) {
 		t.Fatalf("assign: %d %v", n, err)
 	}
 	// Not silent long enough: nothing happens.
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Hour, Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Hour}))
 	if res.Lost {
 		t.Fatalf("a node heard from just now was declared lost: %+v", res)
 	}
 	// A stale epoch changes nothing.
-	_, err := s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch + 7, Node: "gone", Silence: 0, Now: time.Now()})
+	_, err := s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch + 7, Node: "gone", Silence: 0})
 	wantErr(t, err, store.ErrFenced)
 	time.Sleep(5 * time.Millisecond) // the heartbeat must be older than a zero silence
-	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()}))
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond}))
 	if !res.Lost || len(res.Requeued) != 2 || len(res.Failed) != 1 || res.Failed[0] != r2.ID {
 		t.Fatalf("NodeLose = %+v, want runs %d and %d re-queued and run %d failed", res, r1.ID, r3.ID, r2.ID)
 	}
 	if got := must[store.Run](t)(s.RunGet(ctx(t), r3.ID)); got.State != store.RunQueued || got.Attempt != 0 {
 		t.Fatalf("never-started run after its node was lost: %+v, want queued with no attempt spent", got)
 	}
-	if again := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond, Now: time.Now()})); again.Lost {
+	if again := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "gone", Silence: time.Millisecond})); again.Lost {
 		t.Fatal("a lost node was declared lost twice")
 	}
 	got := must[store.Run](t)(s.RunGet(ctx(t), r1.ID))
@@ -50,7 +51,7 @@ func testNodeLose(t *testing.T, s store.Store) {
 		t.Fatalf("re-queued run: %+v", got)
 	}
 	// The lost node's late result for its old attempt is refused.
-	_, err = s.RunFinish(ctx(t), store.RunFinishParams{RunID: r1.ID, Token: "t1", Now: time.Now(), State: store.RunSucceeded})
+	_, err = store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r1.ID, Token: "t1", Now: time.Now(), State: store.RunSucceeded})
 	wantErr(t, err, store.ErrStale)
 	if got := startRun(t, s, got, "alive", "t3"); got.Attempt != 2 {
 		t.Fatalf("next attempt numbered %d, want 2", got.Attempt)
@@ -66,20 +67,20 @@ func testNodeLose(t *testing.T, s store.Store) {
 func testLeaseHandover(t *testing.T, s store.Store) {
 	a := must[store.Lease](t)(acquire(t, s, "a#1", time.Minute))
 	// A holder known dead is taken over at once, with a new epoch.
-	b, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b#1", Node: "b", TakeFrom: "a#1", TTL: time.Minute, Now: time.Now()})
+	b, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b#1", Node: "b", TakeFrom: "a#1", TTL: time.Minute})
 	if err != nil || b.Epoch != a.Epoch+1 || b.Holder != "b#1" {
 		t.Fatalf("take over from a dead holder: %+v %v", b, err)
 	}
 	// TakeFrom naming someone else does not take a live lease.
-	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TakeFrom: "a#1", TTL: time.Minute, Now: time.Now()})
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TakeFrom: "a#1", TTL: time.Minute})
 	wantErr(t, err, store.ErrLeaseHeld)
 	// A planned handover reserves the lease for the successor.
-	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "b#1", Epoch: b.Epoch, Successor: "c", Now: time.Now()}); err != nil {
+	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "b#1", Epoch: b.Epoch, Successor: "c"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "d#1", Node: "d", TTL: time.Minute, Now: time.Now()})
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "d#1", Node: "d", TTL: time.Minute})
 	wantErr(t, err, store.ErrLeaseHeld)
-	c, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TTL: time.Minute, Now: time.Now()})
+	c, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "c#1", Node: "c", TTL: time.Minute})
 	if err != nil || c.Epoch != b.Epoch+1 || c.Successor != "" {
 		t.Fatalf("successor acquire: %+v %v", c, err)
 	}
@@ -92,7 +93,7 @@ func testLeaseHandover(t *testing.T, s store.Store) {
 func testLiveness(t *testing.T, s store.Store) {
 	lv, ok := s.(store.Liveness)
 	if !ok {
-		t.Skip("engine has no liveness locks")
+		t.Fatal("engine has no liveness locks")
 	}
 	release, err := lv.LivenessHold(ctx(t), "h#1")
 	if err != nil {
@@ -125,16 +126,16 @@ func testLiveness(t *testing.T, s store.Store) {
 // neither takes a live lease nor keeps an expired one.
 func testLeaseRepositoryClock(t *testing.T, s store.Store) {
 	now := time.Now()
-	a, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Minute, Now: now.Add(-5 * time.Hour)})
+	a, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a", TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := a.ExpiresAt.Sub(now); d < 50*time.Second || d > 70*time.Second {
 		t.Fatalf("lease expires %s from now, want about a minute (repository clock)", d)
 	}
-	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Minute, Now: now.Add(5 * time.Hour)})
+	_, err = s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b", TTL: time.Minute})
 	wantErr(t, err, store.ErrLeaseHeld)
-	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: "skewed"}, Now: now.Add(-time.Hour)}); err != nil {
+	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: "skewed"}}); err != nil {
 		t.Fatal(err)
 	}
 	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
@@ -150,7 +151,7 @@ func testRunRelease(t *testing.T, s store.Store) {
 	apply(t, s, spec("rel"))
 	beat := func(id, mode string) {
 		t.Helper()
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +192,7 @@ func testRunRelease(t *testing.T, s store.Store) {
 		t.Fatalf("a running run was released: %+v", got)
 	}
 	// Its old token is refused.
-	_, err = s.RunStart(ctx(t), store.RunStartParams{RunID: runs[1].ID, Token: "t1", Now: time.Now()})
+	_, err = store.RunStart(ctx(t), s, store.RunStartParams{RunID: runs[1].ID, Token: "t1", Now: time.Now()})
 	wantErr(t, err, store.ErrStale)
 	if again := must[[]int64](t)(s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: l.Epoch, Node: "leaving", Now: time.Now()})); len(again) != 0 {
 		t.Fatalf("released %v twice", again)
@@ -206,7 +207,7 @@ func testDeposedPrimaryChangesNothing(t *testing.T, s store.Store) {
 	apply(t, s, spec("due", "@every 1m"), spec("q"))
 	sc := initAt(t, s, "due", t0)[0]
 	beat := func(id, mode string) {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: mode, Capacity: 4}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +245,7 @@ func testDeposedPrimaryChangesNothing(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrFenced)
 	_, err = s.RunAssign(ctx(t), store.RunAssignParams{Epoch: old.Epoch, Now: t0, Assignments: []store.Assignment{{RunID: runs[2].ID, Node: "old", Token: "o"}}})
 	wantErr(t, err, store.ErrFenced)
-	_, err = s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: old.Epoch, Node: "gone", Silence: 0, Now: time.Now()})
+	_, err = s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: old.Epoch, Node: "gone", Silence: 0})
 	wantErr(t, err, store.ErrFenced)
 	_, err = s.RunRelease(ctx(t), store.RunReleaseParams{Epoch: old.Epoch, Node: "leaving", Now: time.Now(), Reason: "stopped"})
 	wantErr(t, err, store.ErrFenced)
@@ -254,5 +255,37 @@ func testDeposedPrimaryChangesNothing(t *testing.T, s store.Store) {
 	// The current primary's writes go through.
 	if res := fire(t, s, cur.Epoch, sc, t0); !res.Applied {
 		t.Fatalf("fire under the current epoch: %+v", res)
+	}
+}
+
+// A lease taken with an Event records it in the same transaction, told the lease as
+// taken and as it was, and the holds; a take that fails records nothing.
+func testLeaseAcquireEvent(t *testing.T, s store.Store) {
+	if err := s.HoldSet(ctx(t), store.Hold{Target: store.HoldPrimary, Kind: store.HoldSuspend, By: "op", At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var told []string
+	event := func(holder string) func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+		return func(taken, before store.Lease, holds []store.Hold) store.EventAppendParams {
+			told = append(told, fmt.Sprintf("%s took epoch %d from %q with %d holds", taken.Holder, taken.Epoch, before.Holder, len(holds)))
+			return store.EventAppendParams{Type: "primary.changed", Node: holder, Message: holder + " became primary",
+				Data: map[string]any{"epoch": taken.Epoch, "suspended": len(holds) > 0}}
+		}
+	}
+	if _, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "a#1", Node: "a",
+		TTL: time.Minute, Event: event("a")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "b#1", Node: "b",
+		TTL: time.Minute, Event: event("b")})
+	if !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("second acquire: %v, want ErrLeaseHeld", err)
+	}
+	evs := must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Type: "primary.changed"}))
+	if len(evs) != 1 || evs[0].Node != "a" || evs[0].Data["suspended"] != true {
+		t.Fatalf("events %+v, want one primary.changed of a, suspended", evs)
+	}
+	if want := `a#1 took epoch 1 from "" with 1 holds`; len(told) < 1 || told[0] != want {
+		t.Fatalf("Event told %q, want %q first", told, want)
 	}
 }

@@ -151,7 +151,7 @@ func startRun(t *testing.T, s store.Store, r store.Run, node, token string) stor
 	if err != nil || n != 1 {
 		t.Fatalf("assign run %d: n=%d err=%v", r.ID, n, err)
 	}
-	return must[store.Run](t)(s.RunStart(ctx(t), store.RunStartParams{RunID: r.ID, Token: token, Now: t0}))
+	return must[store.Run](t)(store.RunStart(ctx(t), s, store.RunStartParams{RunID: r.ID, Token: token, Now: t0}))
 }
 
 func testDispatchQueueOverlap(t *testing.T, s store.Store) {
@@ -170,7 +170,7 @@ func testDispatchQueueOverlap(t *testing.T, s store.Store) {
 		t.Fatalf("candidates while one runs: %+v", c)
 	}
 	// Not before: a run waiting for its retry time is not dispatchable yet.
-	if _, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: r1.ID, Token: "t", Now: t0, State: store.RunSucceeded}); err != nil {
+	if _, err := store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r1.ID, Token: "t", Now: t0, State: store.RunSucceeded}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RunListDispatchable(ctx(t), store.RunListDispatchableParams{Now: t0.Add(-time.Hour)}); err != nil {
@@ -198,10 +198,10 @@ func testRunLifecycle(t *testing.T, s store.Store) {
 		t.Fatalf("RunCounts = %+v, want %+v", counts, want)
 	}
 	// A stale token changes nothing.
-	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "old", Now: t0, State: store.RunFailed})
+	_, err := store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "old", Now: t0, State: store.RunFailed})
 	wantErr(t, err, store.ErrStale)
 	code := 0
-	r = must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "tok", Now: t0.Add(time.Second),
+	r = must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "tok", Now: t0.Add(time.Second),
 		State: store.RunSucceeded, ExitCode: &code, Stdout: []byte("hello"), Outputs: []store.Output{{Name: "a.csv", Size: 3, SHA256: "abc"}}}))
 	if r.State != store.RunSucceeded || r.FinishedAt == nil || *r.ExitCode != 0 {
 		t.Fatalf("finished run: %+v", r)
@@ -215,7 +215,7 @@ func testRunLifecycle(t *testing.T, s store.Store) {
 		t.Fatalf("outputs: %+v", outs)
 	}
 	// A second completion is refused: one accepted completion per attempt.
-	_, err = s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "tok", Now: t0, State: store.RunFailed})
+	_, err = store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "tok", Now: t0, State: store.RunFailed})
 	wantErr(t, err, store.ErrStale)
 	_, err = s.RunGet(ctx(t), 999999)
 	wantErr(t, err, store.ErrNotFound)
@@ -231,7 +231,7 @@ func testRunRetry(t *testing.T, s store.Store) {
 	startRun(t, s, r, "n", "a1")
 	retryAt := t0.Add(time.Minute)
 	code := 1
-	r = must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "a1", Now: t0, State: store.RunFailed, ExitCode: &code, Reason: "exit status 1", RetryAt: &retryAt}))
+	r = must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "a1", Now: t0, State: store.RunFailed, ExitCode: &code, Reason: "exit status 1", RetryAt: &retryAt}))
 	if r.State != store.RunQueued || !r.NotBefore.Equal(retryAt) || r.Attempt != 1 {
 		t.Fatalf("after a failed first attempt: %+v, want queued for a retry", r)
 	}
@@ -246,9 +246,9 @@ func testRunRetry(t *testing.T, s store.Store) {
 		t.Fatalf("second attempt numbered %d", r.Attempt)
 	}
 	// The first attempt's token is now stale.
-	_, err := s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "a1", Now: t0, State: store.RunSucceeded})
+	_, err := store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "a1", Now: t0, State: store.RunSucceeded})
 	wantErr(t, err, store.ErrStale)
-	r = must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "a2", Now: t0, State: store.RunFailed, RetryAt: &retryAt}))
+	r = must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "a2", Now: t0, State: store.RunFailed, RetryAt: &retryAt}))
 	if r.State != store.RunFailed {
 		t.Fatalf("attempts exhausted: %+v, want failed", r)
 	}
@@ -269,7 +269,7 @@ func testRunCancel(t *testing.T, s store.Store) {
 		t.Fatalf("cancel running: %+v, want running with cancel requested", got)
 	}
 	retry := t0
-	got = must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunFailed, RetryAt: &retry}))
+	got = must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t", Now: t0, State: store.RunFailed, RetryAt: &retry}))
 	if got.State != store.RunFailed {
 		t.Fatalf("a canceled run was retried: %+v", got)
 	}
@@ -321,7 +321,7 @@ func testRunListFilters(t *testing.T, s store.Store) {
 // tests use real time and short TTLs rather than a fixed instant.
 func acquire(t *testing.T, s store.Store, holder string, ttl time.Duration) (store.Lease, error) {
 	t.Helper()
-	return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: holder, TTL: ttl, Now: time.Now()})
+	return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: holder, TTL: ttl})
 }
 
 // acquireWhenFree polls until holder gets the lease (the current one expires).
@@ -353,13 +353,13 @@ func testLease(t *testing.T, s store.Store) {
 	if again := must[store.Lease](t)(acquire(t, s, "a", time.Minute)); again.Epoch != 1 {
 		t.Fatalf("holder re-acquire changed the epoch: %+v", again)
 	}
-	r := must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: 2 * time.Minute, Now: time.Now()}))
+	r := must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: 2 * time.Minute}))
 	if !r.ExpiresAt.After(a.ExpiresAt.Add(30 * time.Second)) {
 		t.Fatalf("renewed lease: %+v (was %+v)", r, a)
 	}
-	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "b", Epoch: 1, TTL: time.Second, Now: time.Now()})
+	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "b", Epoch: 1, TTL: time.Second})
 	wantErr(t, err, store.ErrFenced)
-	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, Now: time.Now()}); err != nil {
+	if err := s.LeaseResign(ctx(t), store.LeaseResignParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// Resigned: free at once, the epoch grows on the change of holder.
@@ -367,7 +367,7 @@ func testLease(t *testing.T, s store.Store) {
 	if b.Epoch != 2 || b.Holder != "b" {
 		t.Fatalf("acquire after resign: %+v", b)
 	}
-	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: time.Second, Now: time.Now()})
+	_, err = s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "a", Epoch: 1, TTL: time.Second})
 	wantErr(t, err, store.ErrFenced)
 	// Expired: exactly one of several concurrent acquirers wins.
 	for {
@@ -398,11 +398,11 @@ func testLease(t *testing.T, s store.Store) {
 
 func testNodesAndEvents(t *testing.T, s store.Store) {
 	n := store.Node{ID: "n1", Address: "127.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Tags: []string{"a"}, StartedAt: t0, Version: "0.4.0"}
-	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n, Now: time.Now()}); err != nil {
+	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n}); err != nil {
 		t.Fatal(err)
 	}
 	n.Running = 2
-	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n, Now: time.Now()}); err != nil {
+	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n}); err != nil {
 		t.Fatal(err)
 	}
 	// Heartbeats are stamped by the engine's clock (the database's where it has one).

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -12,14 +13,14 @@ func finishWithOutputs(t *testing.T, s store.Store, jobName, node string, outs .
 	t.Helper()
 	r := must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: jobName, Now: t0}))
 	startRun(t, s, r, node, "t"+node)
-	return must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t" + node, Now: t0,
+	return must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t" + node, Now: t0,
 		State: store.RunSucceeded, Outputs: outs}))
 }
 
 func heartbeatNodes(t *testing.T, s store.Store, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}, Now: time.Now()}); err != nil {
+		if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: store.Node{ID: id, Mode: "standby", Capacity: 2}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -33,7 +34,7 @@ func testOutputsExpire(t *testing.T, s store.Store) {
 	if got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Before: t0})); len(got) != 0 {
 		t.Fatalf("expired too early: %+v", got)
 	}
-	must[struct{}](t)(struct{}{}, s.OutputHolderAdd(ctx(t), store.OutputHolderAddParams{Ref: store.OutputRef{RunID: r.ID, Attempt: 1, Name: "x"}, Node: "m", Target: 2}))
+	must[struct{}](t)(struct{}{}, store.OutputHolderAdd(ctx(t), s, store.OutputHolderAddParams{Ref: store.OutputRef{RunID: r.ID, Attempt: 1, Name: "x"}, Node: "m", Target: 2}))
 	got := must[[]store.Output](t)(s.OutputExpire(ctx(t), store.OutputExpireParams{Before: t0.Add(time.Second)}))
 	if len(got) != 1 || got[0].Name != "x" || len(got[0].Holders) != 2 {
 		t.Fatalf("expired: %+v, want x with its two holders", got)
@@ -41,7 +42,7 @@ func testOutputsExpire(t *testing.T, s store.Store) {
 	if left := must[[]store.Output](t)(s.OutputList(ctx(t), r.ID)); len(left) != 0 {
 		t.Fatalf("outputs left after expiry: %+v", left)
 	}
-	err := s.OutputClaim(ctx(t), store.OutputClaimParams{Ref: got[0].Ref(), Node: "k", Target: 2, TTL: time.Minute})
+	err := store.OutputClaim(ctx(t), s, store.OutputClaimParams{Ref: got[0].Ref(), Node: "k", Target: 2, TTL: time.Minute})
 	wantErr(t, err, store.ErrNotFound)
 }
 
@@ -64,7 +65,7 @@ func testOutputCopies(t *testing.T, s store.Store) {
 	}
 	live := []string{"a", "b", "c", "d"}
 	claim := func(node string, target int, ttl time.Duration) error {
-		return s.OutputClaim(ctx(t), store.OutputClaimParams{Ref: ref, Node: node, Live: live, Target: target, TTL: ttl})
+		return store.OutputClaim(ctx(t), s, store.OutputClaimParams{Ref: ref, Node: node, Live: live, Target: target, TTL: ttl})
 	}
 	wantErr(t, claim("a", 3, time.Minute), store.ErrConflict) // a holds it
 	if err := claim("b", 3, time.Minute); err != nil {
@@ -80,7 +81,7 @@ func testOutputCopies(t *testing.T, s store.Store) {
 	}
 	add := func(node string) {
 		t.Helper()
-		if err := s.OutputHolderAdd(ctx(t), store.OutputHolderAddParams{Ref: ref, Node: node, Live: live, Target: 3}); err != nil {
+		if err := store.OutputHolderAdd(ctx(t), s, store.OutputHolderAddParams{Ref: ref, Node: node, Live: live, Target: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,6 +114,31 @@ func testOutputCopies(t *testing.T, s store.Store) {
 	if got := must[[]store.Output](t)(s.OutputFind(ctx(t), store.OutputFindParams{RunIDs: []int64{r.ID, r.ID + 100}})); len(got) != 1 {
 		t.Fatalf("by run ids: %+v", got)
 	}
+
+	// In one batch each item is judged on its own: a refused or vanished one changes
+	// nothing, the others are claimed, then recorded, in one transaction each.
+	gone := store.OutputRef{RunID: r.ID + 100, Attempt: 1, Name: "none"}
+	errs := must[[]error](t)(s.OutputClaimBatch(ctx(t), []store.OutputClaimParams{
+		{Ref: ref, Node: "a", Live: live, Target: 4, TTL: time.Minute}, // a holds it
+		{Ref: gone, Node: "e", Live: live, Target: 2, TTL: time.Minute},
+		{Ref: ref, Node: "e", Live: live, Target: 4, TTL: time.Minute},
+	}))
+	if len(errs) != 3 || !errors.Is(errs[0], store.ErrConflict) || !errors.Is(errs[1], store.ErrNotFound) || errs[2] != nil {
+		t.Fatalf("claim batch: %v, want conflict, not found, claimed", errs)
+	}
+	errs = must[[]error](t)(s.OutputHolderAddBatch(ctx(t), []store.OutputHolderAddParams{
+		{Ref: gone, Node: "e", Live: live, Target: 4},
+		{Ref: ref, Node: "e", Live: append(live, "e"), Target: 4},
+	}))
+	if len(errs) != 2 || !errors.Is(errs[0], store.ErrNotFound) || errs[1] != nil {
+		t.Fatalf("holder batch: %v, want not found, recorded", errs)
+	}
+	outs = must[[]store.Output](t)(s.OutputFind(ctx(t), store.OutputFindParams{RunID: r.ID}))
+	for _, h := range outs[0].Holders {
+		if h.Node == "e" && !h.Verified() {
+			t.Fatalf("e's copy recorded by the batch is not verified: %+v", h)
+		}
+	}
 }
 
 // Declaring a node lost marks its copies lost (they no longer count), drops its claims
@@ -126,13 +152,13 @@ func testOutputsOfALostNode(t *testing.T, s store.Store) {
 	shared := finishWithOutputs(t, s, "l", "a", store.Output{Name: "two", Size: 1, SHA256: "h2"})
 	elsewhere := finishWithOutputs(t, s, "l", "b", store.Output{Name: "three", Size: 1, SHA256: "h3"})
 	sharedRef := store.OutputRef{RunID: shared.ID, Attempt: 1, Name: "two"}
-	must[struct{}](t)(struct{}{}, s.OutputHolderAdd(ctx(t), store.OutputHolderAddParams{Ref: sharedRef, Node: "b", Live: []string{"a", "b"}, Target: 2}))
+	must[struct{}](t)(struct{}{}, store.OutputHolderAdd(ctx(t), s, store.OutputHolderAddParams{Ref: sharedRef, Node: "b", Live: []string{"a", "b"}, Target: 2}))
 	// c is making a copy of b's output when it is lost too, later.
 	elseRef := store.OutputRef{RunID: elsewhere.ID, Attempt: 1, Name: "three"}
-	must[struct{}](t)(struct{}{}, s.OutputClaim(ctx(t), store.OutputClaimParams{Ref: elseRef, Node: "c", Live: []string{"b", "c"}, Target: 2, TTL: time.Hour}))
+	must[struct{}](t)(struct{}{}, store.OutputClaim(ctx(t), s, store.OutputClaimParams{Ref: elseRef, Node: "c", Live: []string{"b", "c"}, Target: 2, TTL: time.Hour}))
 
 	time.Sleep(5 * time.Millisecond)
-	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "a", Silence: time.Millisecond, Now: time.Now()}))
+	res := must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "a", Silence: time.Millisecond}))
 	if !res.Lost || len(res.OutputsLost) != 1 || res.OutputsLost[0].RunID != alone.ID ||
 		len(res.Underreplicated) != 1 || res.Underreplicated[0] != sharedRef {
 		t.Fatalf("NodeLose = %+v, want run %d's output lost and %s under-replicated", res, alone.ID, sharedRef)
@@ -144,7 +170,7 @@ func testOutputsOfALostNode(t *testing.T, s store.Store) {
 	if p := must[[]store.Output](t)(s.OutputFind(ctx(t), store.OutputFindParams{NeedsCopies: true})); len(p) != 3 {
 		t.Fatalf("needing copies: %d outputs, want 3", len(p))
 	}
-	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "c", Silence: time.Millisecond, Now: time.Now()}))
+	res = must[store.NodeLoseResult](t)(s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: "c", Silence: time.Millisecond}))
 	if !res.Lost || len(res.OutputsLost)+len(res.Underreplicated) != 0 {
 		t.Fatalf("NodeLose of a node that only claimed a slot: %+v", res)
 	}
@@ -152,7 +178,7 @@ func testOutputsOfALostNode(t *testing.T, s store.Store) {
 		t.Fatalf("holders after the claimer was lost: %+v, want its claim gone", outs[0].Holders)
 	}
 	// a comes back and checks its copy: it counts again.
-	must[struct{}](t)(struct{}{}, s.OutputHolderAdd(ctx(t), store.OutputHolderAddParams{Ref: outs[0].Ref(), Node: "a", Live: []string{"a", "b"}, Target: 2}))
+	must[struct{}](t)(struct{}{}, store.OutputHolderAdd(ctx(t), s, store.OutputHolderAddParams{Ref: outs[0].Ref(), Node: "a", Live: []string{"a", "b"}, Target: 2}))
 	if outs := must[[]store.Output](t)(s.OutputList(ctx(t), alone.ID)); len(outs[0].Holders) != 1 || !outs[0].Holders[0].Verified() {
 		t.Fatalf("holders after a checked its copy: %+v", outs[0].Holders)
 	}

@@ -43,7 +43,7 @@ func testRules(t *testing.T, s store.Store) {
 // notifications it records: each once per (rule, event, kind), with its delivery
 // records when sent.
 func testNotifyAdvance(t *testing.T, s store.Store) {
-	l := must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Minute, Now: t0}))
+	l := must[store.Lease](t)(s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "p#1", Node: "p", TTL: time.Minute}))
 	st := must[store.NotifyState](t)(s.NotifyState(ctx(t)))
 	for i := range 3 {
 		must[error](t)(nil, s.EventAppend(ctx(t), store.EventAppendParams{Type: "node.lost", Now: t0, Data: map[string]any{"node": i}}))
@@ -105,10 +105,10 @@ func testRunEvents(t *testing.T, s store.Store) {
 	apply(t, s, sp)
 	r := startRun(t, s, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "ev", Now: t0})), "n1", "t1")
 	retry := t0.Add(time.Second)
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t1", Now: t0, State: store.RunFailed, RetryAt: &retry}))
+	must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t1", Now: t0, State: store.RunFailed, RetryAt: &retry}))
 	r = startRun(t, s, must[store.Run](t)(s.RunGet(ctx(t), r.ID)), "n1", "t2")
-	must[store.Run](t)(s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t2", Now: t0.Add(2 * time.Second), State: store.RunFailed, Reason: "exit 3"}))
-	_, _ = s.RunFinish(ctx(t), store.RunFinishParams{RunID: r.ID, Token: "t2", Now: t0.Add(3 * time.Second), State: store.RunFailed})
+	must[store.Run](t)(store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t2", Now: t0.Add(2 * time.Second), State: store.RunFailed, Reason: "exit 3"}))
+	_, _ = store.RunFinish(ctx(t), s, store.RunFinishParams{RunID: r.ID, Token: "t2", Now: t0.Add(3 * time.Second), State: store.RunFailed})
 	count := func(typ string) []store.Event {
 		return must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Type: typ}))
 	}

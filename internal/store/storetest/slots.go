@@ -19,7 +19,7 @@ func testSchedulerSlots(t *testing.T, s store.Store) {
 	}
 	slot := store.SlotLease(0)
 	acquireSlot := func(holder string, ttl time.Duration) (store.Lease, error) {
-		return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: slot, Holder: holder, TTL: ttl, Now: time.Now()})
+		return s.LeaseAcquire(ctx(t), store.LeaseAcquireParams{Name: slot, Holder: holder, TTL: ttl})
 	}
 	// Two holders race: one gets the slot.
 	var wg sync.WaitGroup
@@ -42,7 +42,7 @@ func testSchedulerSlots(t *testing.T, s store.Store) {
 	next := t0.Add(time.Minute)
 	item := []store.FireItem{{ScheduleID: sc.ID, Expected: t0, Next: &next, Fire: []time.Time{t0}}}
 	if primary.Epoch == first.Epoch {
-		primary = must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "p#1", Epoch: primary.Epoch, TTL: time.Minute, Now: time.Now()}))
+		primary = must[store.Lease](t)(s.LeaseRenew(ctx(t), store.LeaseRenewParams{Name: store.PrimaryLease, Holder: "p#1", Epoch: primary.Epoch, TTL: time.Minute}))
 	}
 	// The slot changes hands once its lease expires: the old holder is deposed.
 	var second store.Lease

@@ -18,8 +18,22 @@ import (
 // Open returns a fresh, empty store for one test; the engine closes it in t.Cleanup.
 type Open func(t *testing.T) store.Store
 
-// Run runs every conformance test against the engine.
-func Run(t *testing.T, open Open) {
+// Capability is an optional interface an engine implements beyond store.Store. An engine
+// declares the ones it has; the suite fails when a declared one is missing (a fast path
+// that silently went away is a failure, not a skip). Every engine must implement
+// store.Liveness and explain its batch plans: those are not optional.
+type Capability string
+
+// The optional capabilities.
+const (
+	Notifier Capability = "notifier" // store.Notifier: pushed wake-ups between nodes
+	Analyzer Capability = "analyzer" // store.Analyzer: the primary refreshes statistics
+)
+
+// Run runs every conformance test against the engine, which declares its optional
+// capabilities.
+func Run(t *testing.T, open Open, caps ...Capability) {
+	t.Run("Capabilities", func(t *testing.T) { testCapabilities(t, open(t), caps) })
 	tests := map[string]func(*testing.T, store.Store){
 		"JobApplyCreateUpdate":         testJobApplyCreateUpdate,
 		"JobApplyAllOrNothing":         testJobApplyAllOrNothing,
@@ -51,12 +65,14 @@ func Run(t *testing.T, open Open) {
 		"OutputCopies":                 testOutputCopies,
 		"OutputsOfALostNode":           testOutputsOfALostNode,
 		"Lease":                        testLease,
+		"LeaseAcquireEvent":            testLeaseAcquireEvent,
 		"NodesAndEvents":               testNodesAndEvents,
 		"ClusterRead":                  testClusterRead,
 		"NodeLose":                     testNodeLose,
 		"NodeLoseDead":                 testNodeLoseDead,
 		"NodeClaim":                    testNodeClaim,
 		"Holds":                        testHolds,
+		"HoldEvents":                   testHoldEvents,
 		"SettingsAndWeight":            testSettingsAndWeight,
 		"SchedulerSlots":               testSchedulerSlots,
 		"RunRelease":                   testRunRelease,
@@ -80,6 +96,30 @@ func Run(t *testing.T, open Open) {
 			t.Parallel()
 			fn(t, open(t))
 		})
+	}
+}
+
+func testCapabilities(t *testing.T, s store.Store, caps []Capability) {
+	if _, ok := s.(store.Liveness); !ok {
+		t.Errorf("%T does not implement store.Liveness (every engine must)", s)
+	}
+	if _, ok := s.(planner); !ok {
+		t.Errorf("%T does not explain its batch plans (every engine must)", s)
+	}
+	for _, c := range caps {
+		var ok bool
+		switch c {
+		case Notifier:
+			_, ok = s.(store.Notifier)
+		case Analyzer:
+			_, ok = s.(store.Analyzer)
+		default:
+			t.Errorf("unknown capability %q", c)
+			continue
+		}
+		if !ok {
+			t.Errorf("%T declares %s but does not implement it", s, c)
+		}
 	}
 }
 
