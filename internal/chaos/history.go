@@ -52,6 +52,9 @@ type History struct {
 	// EpochStarts, if given, are checked against the runs: a run created after an epoch
 	// began was written by that epoch or a later one, never by a deposed primary.
 	EpochStarts []EpochStart
+	// AllEpochs says EpochStarts lists every epoch of the primary lease (the soak reads
+	// them all): then a run carrying an epoch they lack is a violation.
+	AllEpochs bool
 	// Policy, if given, is the job's misfire and overlap policy: missed records, late
 	// firings and skipped or replaced runs are checked against it (needs Step).
 	Policy *Policy
@@ -254,7 +257,7 @@ func Check(h History) Report {
 		}
 	}
 	checkExecutions(runs, byID, rep.execs, add)
-	checkEpochs(h.EpochStarts, primaryEpochRuns(h, runs), add)
+	checkEpochs(h.EpochStarts, h.AllEpochs, primaryEpochRuns(h, runs), add)
 	checkPolicy(h, runs, add)
 	checkFaults(h, byID, rep.execs, add)
 	checkDeliveries(h, byID, &rep, add)
@@ -365,7 +368,7 @@ func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]E
 	}
 }
 
-func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, []api.Run)) {
+func checkEpochs(starts []EpochStart, all bool, runs []api.Run, add func(string, string, []api.Run)) {
 	// Two nodes in one epoch is a split brain. The same node again in its epoch is not: a
 	// holder that stepped down while it still held the lease (a slow renewal) takes it
 	// back without a change of holder. The events' order in time says nothing: a node
@@ -377,6 +380,18 @@ func checkEpochs(starts []EpochStart, runs []api.Run, add func(string, string, [
 				prev.Node, prev.Epoch, prev.At.Format("15:04:05.000000"), cur.Node, cur.At.Format("15:04:05.000000")), nil)
 		}
 		byEpoch[cur.Epoch] = cur
+	}
+	// A term's primary.changed is written in the transaction that takes the lease, so
+	// no epoch that did anything goes unrecorded (the soak lists up to 10,000 of them).
+	if all {
+		told := map[int64]bool{}
+		for i, r := range runs {
+			if r.Epoch == 0 || byEpoch[r.Epoch].Node != "" || told[r.Epoch] {
+				continue
+			}
+			told[r.Epoch] = true
+			add("unrecorded-epoch", fmt.Sprintf("run %d carries epoch %d, which no primary.changed event records", r.ID, r.Epoch), aroundIndex(runs, i))
+		}
 	}
 	for _, s := range starts {
 		for i, r := range runs {

@@ -15,6 +15,7 @@ type histBuilder struct {
 	t0    time.Time
 	runs  []api.Run
 	execs []Exec
+	all   bool // the epoch starts are all of them
 }
 
 const step = 200 * time.Millisecond
@@ -41,7 +42,7 @@ func (b *histBuilder) missed(i, j int) {
 }
 
 func (b *histBuilder) check(starts ...EpochStart) Report {
-	return Check(History{Runs: b.runs, Execs: b.execs, Step: step, EpochStarts: starts})
+	return Check(History{Runs: b.runs, Execs: b.execs, Step: step, EpochStarts: starts, AllEpochs: b.all})
 }
 
 func rules(r Report) string {
@@ -134,6 +135,17 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		{"the same node again in its epoch is no split brain", func(b *histBuilder) []EpochStart {
 			b.run(0, "a", 1)
 			return []EpochStart{{Epoch: 1, Node: "a", At: b.t0.Add(-time.Second)}, {Epoch: 1, Node: "a", At: b.t0}}
+		}, ""},
+		{"an epoch no primary.changed records", func(b *histBuilder) []EpochStart {
+			b.all = true
+			b.run(0, "a", 1)
+			b.run(1, "b", 2)
+			return []EpochStart{{Epoch: 1, Node: "a", At: b.t0.Add(-time.Second)}}
+		}, "unrecorded-epoch"},
+		{"an unlisted epoch, when the starts are not all of them", func(b *histBuilder) []EpochStart {
+			b.run(0, "a", 1)
+			b.run(1, "b", 2)
+			return []EpochStart{{Epoch: 1, Node: "a", At: b.t0.Add(-time.Second)}}
 		}, ""},
 		{"a record whose count disagrees", func(b *histBuilder) []EpochStart {
 			b.missed(0, 3)

@@ -383,7 +383,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 		if err != nil {
 			return res, fmt.Errorf("soak: %w", err)
 		}
-		h := History{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, Policy: j.policy,
+		h := History{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, AllEpochs: len(starts) < 10000, Policy: j.policy,
 			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration,
 			Slots: o.Slots, SlotTerms: terms}
 		if i == 0 {
