@@ -15,9 +15,6 @@ func (c *Cluster) IsSQLite() bool {
 	return !store.IsPostgresURL(c.db)
 }
 
-// sqlitePath is the repository's file path (without a sqlite:// prefix).
-func (c *Cluster) sqlitePath() string { return strings.TrimPrefix(c.db, "sqlite://") }
-
 // HoldsSQLiteWriteLock reports whether the node's process holds the write lock of the
 // cluster's SQLite file: the WAL write lock (byte 120 of the -shm file) or a write lock
 // on the file itself. A process frozen while holding it blocks every other process's

@@ -200,6 +200,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.claim(ctx); err != nil {
 		return err
 	}
+	if me, found, err := n.findNode(ctx); err == nil && found {
+		n.worker.Claimed(me.HeartbeatAt) // the claim's time, by the repository's clock
+	}
 	// Whatever a previous process of this data directory left running dies before this
 	// one takes work: its runs were or will be given to another attempt.
 	if err := n.worker.KillLeftovers(); err != nil {

@@ -66,8 +66,11 @@ func mailServer(t *testing.T, b *mailbox) channel.SMTP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	// Closing the listener too ends Serve even when Close came before Serve began
+	// (go-smtp then does not know the listener yet): goleak finds no accept loop left.
+	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
 	return channel.SMTP{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "tandem@example.com", TLS: channel.TLSNone, Timeout: 5 * time.Second}
 }
 

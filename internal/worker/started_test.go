@@ -115,3 +115,37 @@ func TestWorkerStopHandsBackRunsNotBegun(t *testing.T) {
 		t.Fatalf("after the stop: %v, want 1 succeeded and 2 handed back", states)
 	}
 }
+
+// A run assigned to the node after its process claimed the id, but before the worker's
+// first listing, is this process's own: it is begun, not taken for a leftover (found
+// by bench/outputs on tmpfs: nodes that started while the primary already dispatched
+// failed their first runs as "interrupted").
+func TestFirstListingKeepsRunsAssignedSinceTheClaim(t *testing.T) {
+	t.Parallel()
+	base := newStore(t, job.Spec{Name: "n", Noop: &job.Noop{}})
+	left := assignStarted(t, base, "n", 1) // before the claim: an earlier process's
+	time.Sleep(2 * time.Millisecond)
+	if err := base.NodeClaim(context.Background(), store.NodeClaimParams{Node: store.Node{ID: "w1", Holder: "w1#2", Mode: "standby", Capacity: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := base.NodeList(context.Background())
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("nodes %v: %v", nodes, err)
+	}
+	mine := assignStarted(t, base, "n", 3) // since the claim, before the first listing
+	w := New(Params{Store: base, Log: slog.New(slog.DiscardHandler), Node: "w1", Holder: "w1#2", DataDir: t.TempDir(), Capacity: 8, Poll: 20 * time.Millisecond})
+	w.Claimed(nodes[0].HeartbeatAt)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for _, r := range mine {
+		if got := waitState(t, base, r.ID, store.RunSucceeded); got.Attempt != 1 {
+			t.Fatalf("run %d: %+v", r.ID, got)
+		}
+	}
+	got := waitState(t, base, left[0].ID, store.RunFailed)
+	if !strings.HasPrefix(got.Reason, "interrupted") {
+		t.Fatalf("leftover: %+v, want interrupted", got)
+	}
+}

@@ -91,6 +91,7 @@ type Worker struct {
 	unrecorded []store.RunFinishParams
 	stopped    bool
 	listed     bool                    // the first listing was read
+	claimedAt  time.Time               // when this process claimed the node id, by the repository's clock
 	known      map[store.RunToken]bool // attempts begun, being started, or left by an earlier process
 	left       map[store.RunToken]bool // attempts left by an earlier process, not yet ended
 
@@ -123,6 +124,22 @@ func New(p Params) *Worker {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Worker{p: p, wake: make(chan struct{}, 1), launch: NewLauncher(p.Guard), active: map[int64]*attempt{},
 		live: map[int64]*liveOutput{}, known: map[store.RunToken]bool{}, left: map[store.RunToken]bool{}, runCtx: ctx, cancelAll: cancel}
+}
+
+// Claimed tells the worker when this process claimed its node id, by the repository's
+// clock; call it before Run. On its first listing, a running attempt assigned before
+// then is one an earlier process left (and is ended as interrupted); one assigned since
+// is this process's own, assigned between the claim and the listing, and is begun.
+// Without it every running attempt of the first listing counts as left.
+func (w *Worker) Claimed(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.claimedAt = at
+}
+
+// leftBefore reports whether r, running on the first listing, is an earlier process's.
+func (w *Worker) leftBefore(r store.Run) bool {
+	return w.claimedAt.IsZero() || r.StartedAt == nil || r.StartedAt.Before(w.claimedAt)
 }
 
 // Wake asks the worker to look for assigned runs now. It never blocks.
@@ -224,7 +241,7 @@ func (w *Worker) poll(ctx context.Context) error {
 			if r.CancelRequested {
 				a.cancel(errors.New(r.Reason))
 			}
-		case r.State == store.RunRunning && (first || w.left[tokenOf(r)]):
+		case r.State == store.RunRunning && (first && w.leftBefore(r) || w.left[tokenOf(r)]):
 			w.known[tokenOf(r)], w.left[tokenOf(r)] = true, true
 			leftovers = append(leftovers, r)
 		case w.known[tokenOf(r)] || w.stopped || len(starts)+len(begins) >= free:
