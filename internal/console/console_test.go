@@ -174,7 +174,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 	})
 	testutil.Wait(t, 10*time.Second, "the node to be primary", func() bool {
 		st, err := h.api.Status(context.Background())
-		return err == nil && st.Primary == "n1"
+		return err == nil && st.Primary == "n1" && len(st.Nodes) == 1 && st.Nodes[0].Mode == "primary"
 	})
 	return h
 }
@@ -609,11 +609,13 @@ func TestConfirmPageWithoutJavaScript(t *testing.T) {
 	h := start(t, nil)
 	b := h.browser()
 	b.loginToken(h.token)
-	_, body, _ := b.get("/")
-	m := regexp.MustCompile(`href="(/confirm\?[^"]*name=suspend[^"]*)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no suspend link: %s", body)
-	}
+	// The node's row shows it primary (its heartbeat after the election) within moments.
+	var m []string
+	testutil.Wait(t, 10*time.Second, "a suspend link on the primary's row", func() bool {
+		_, body, _ := b.get("/")
+		m = regexp.MustCompile(`href="(/confirm\?[^"]*name=suspend[^"]*)"`).FindStringSubmatch(body)
+		return m != nil
+	})
 	code, page, _ := b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
 	if code != http.StatusOK || !strings.Contains(page, `<form method="post" action="/nodes/n1/suspend">`) || !strings.Contains(page, "Suspend the primary role on n1?") {
 		t.Fatalf("confirmation page: %d %s", code, page)
