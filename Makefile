@@ -47,7 +47,10 @@ soak: ## the fault-injection soak, 500 faults per engine (about 25 minutes each)
 	$(GO) test -timeout 120m -run 'TestSoak$$' -v ./internal/chaos/ -soak.faults=500 -soak.norace
 	$(GO) test -timeout 120m -run 'TestSoakSlots$$' -v ./internal/chaos/ -soak.faults=500 -soak.norace
 
+screenshots: ## write a PNG of every console page of a small live cluster into docs/console/ (needs chromium)
+	TANDEM_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestConsoleScreenshots$$' ./cmd/tandem
+
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help build install test vet lint fuzz bench soak ci
+.PHONY: help build install test vet lint fuzz bench soak screenshots ci

@@ -122,6 +122,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.route(mux, "GET /api/v1/runs", auth.Viewer, s.handle(s.runList))
 	s.route(mux, "GET /api/v1/runs/{id}", auth.Viewer, s.handle(s.runGet))
 	s.route(mux, "POST /api/v1/runs/{id}/cancel", auth.Operator, s.handle(s.runCancel))
+	s.route(mux, "GET /api/v1/runs/{id}/live", auth.Viewer, s.runLive)
 	s.route(mux, "GET /api/v1/runs/{id}/outputs", auth.Viewer, s.handle(s.outputList))
 	s.route(mux, "GET /api/v1/runs/{id}/outputs/{name...}", auth.Viewer, s.outputGet)
 	s.route(mux, "GET /api/v1/outputs", auth.Viewer, s.handle(s.outputFind))
@@ -387,9 +388,22 @@ func (s *Server) runList(r *http.Request) (int, any, error) {
 }
 
 // parseRunListQuery reads GET /api/v1/runs's job=, state= (repeated or comma
-// separated), limit= and before=.
+// separated), node=, since= and until= (RFC 3339: runs created then or after, then or
+// before), limit= and before=.
 func parseRunListQuery(q url.Values) (store.RunListParams, error) {
-	p := store.RunListParams{Job: q.Get("job")}
+	p := store.RunListParams{Job: q.Get("job"), Node: q.Get("node")}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &p.From}, {"until", &p.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return p, &badRequest{b.name, fmt.Sprintf("%s must be an RFC 3339 time such as 2026-12-01T07:00:00Z, got %q", b.name, v)}
+			}
+			*b.t = t
+		}
+	}
 	for _, st := range q["state"] {
 		for _, one := range strings.Split(st, ",") {
 			if !store.RunState(one).Valid() {
@@ -655,4 +669,46 @@ func (s *Server) eventList(r *http.Request) (int, any, error) {
 		out = append(out, Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data})
 	}
 	return http.StatusOK, out, nil
+}
+
+// liveBackend is a backend whose worker can show what a running command wrote.
+type liveBackend interface {
+	LiveOutput(runID int64) (stdout, stderr []byte, ok bool)
+}
+
+// runLive answers what a running run's command has written so far: from this node's
+// worker when it runs here, else from the node that runs it (forwarded there).
+func (s *Server) runLive(w http.ResponseWriter, r *http.Request) {
+	id, err := runID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	local := func(state string) {
+		v := LiveOutput{Run: id, State: state, Node: s.b.NodeID()}
+		if lb, ok := s.b.(liveBackend); ok {
+			var o, e []byte
+			if o, e, v.Live = lb.LiveOutput(id); v.Live {
+				v.Stdout, v.Stderr = string(o), string(e)
+			}
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+	if r.Header.Get(forwardedHeader) != "" && principalOf(r).Role == auth.Peer {
+		local(string(store.RunRunning)) // the forwarding node read the run: it runs here
+		return
+	}
+	run, err := s.store.RunGet(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case run.State != store.RunRunning || run.Node == "":
+		writeJSON(w, http.StatusOK, LiveOutput{Run: id, State: string(run.State), Node: run.Node})
+	case run.Node == s.b.NodeID():
+		local(string(run.State))
+	default:
+		s.forward(w, r, run.Node, nil)
+	}
 }

@@ -38,6 +38,7 @@ type (
 	TokenRequest       = wire.TokenRequest
 	LoginRequest       = wire.LoginRequest
 	LoginResult        = wire.LoginResult
+	LiveOutput         = wire.LiveOutput
 )
 
 // IdempotencyKeyHeader carries a client's key for a request that creates a run.

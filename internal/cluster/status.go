@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -23,17 +22,14 @@ func HolderNode(holder string) string {
 // 1: none, the primary fires everything).
 func (m *Membership) Status(ctx context.Context, slots int) (wire.Status, error) {
 	var st wire.Status
-	nodes, err := m.p.Store.NodeList(ctx)
+	// One statement: a console keeps reading this every second while a page shows it.
+	view, err := m.p.Store.ClusterRead(ctx)
 	if err != nil {
 		return st, err
 	}
-	counts, err := m.p.Store.RunCounts(ctx)
-	if err != nil {
-		return st, err
-	}
+	nodes, counts := view.Nodes, view.Counts
 	now := m.p.Now()
-	l, err := m.p.Store.LeaseGet(ctx, store.PrimaryLease)
-	if err == nil {
+	if l, ok := view.Lease(store.PrimaryLease); ok {
 		now = l.Now // heartbeats and the lease are stamped by the repository's clock
 		st.Epoch = l.Epoch
 		if l.ExpiresAt.After(l.Now) {
@@ -52,19 +48,12 @@ func (m *Membership) Status(ctx context.Context, slots int) (wire.Status, error)
 			unassigned += c.Count
 		}
 	}
-	holds, err := m.p.Store.HoldList(ctx)
-	if err != nil {
-		return st, err
-	}
 	hold := map[string]*wire.Hold{}
-	for _, h := range holds {
+	for _, h := range view.Holds {
 		hold[h.Target] = &wire.Hold{Kind: h.Kind, By: h.By, At: h.At}
 	}
 	st.Suspended = hold[store.HoldPrimary]
-	slotsOf, err := m.slotHolders(ctx, slots)
-	if err != nil {
-		return st, err
-	}
+	slotsOf := slotHolders(view, slots)
 	cutoff := now.Add(-m.Silence())
 	st.Nodes = make([]wire.NodeStatus, 0, len(nodes))
 	for _, nd := range nodes {
@@ -79,7 +68,8 @@ func (m *Membership) Status(ctx context.Context, slots int) (wire.Status, error)
 			mode = ModeStandby // its lease lapsed; it steps down by itself
 		}
 		row := wire.NodeStatus{ID: nd.ID, Address: nd.Address, Mode: mode, Running: running[nd.ID], Queued: queued[nd.ID],
-			Capacity: nd.Capacity, Priority: nd.Priority, Weight: nd.Weight, Tags: nd.Tags, HeartbeatAt: nd.HeartbeatAt}
+			Capacity: nd.Capacity, Priority: nd.Priority, Weight: nd.Weight, Tags: nd.Tags, HeartbeatAt: nd.HeartbeatAt,
+			StartedAt: nd.StartedAt, Version: nd.Version}
 		if row.Tags == nil {
 			row.Tags = []string{}
 		}
@@ -158,24 +148,17 @@ func (m *Membership) Dead(ctx context.Context, holder string) bool {
 }
 
 // slotHolders maps each node to the scheduler slots it holds; nil when the cluster has
-// no slots (the primary fires everything).
-func (m *Membership) slotHolders(ctx context.Context, slots int) (map[string][]string, error) {
+// no slots (slots 0 or 1: the primary fires everything).
+func slotHolders(view store.ClusterView, slots int) map[string][]string {
 	if slots <= 1 {
-		return nil, nil
+		return nil
 	}
 	out := map[string][]string{}
 	for i := range slots {
-		l, err := m.p.Store.LeaseGet(ctx, store.SlotLease(i))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if l.ExpiresAt.After(l.Now) {
+		if l, ok := view.Lease(store.SlotLease(i)); ok && l.ExpiresAt.After(l.Now) {
 			id := HolderNode(l.Holder)
 			out[id] = append(out[id], strconv.Itoa(i))
 		}
 	}
-	return out, nil
+	return out
 }

@@ -157,6 +157,7 @@ type Config struct {
 	Deliver   Deliver   `toml:"deliver" envPrefix:"DELIVER_"`
 	Metrics   Metrics   `toml:"metrics" envPrefix:"METRICS_"`
 	SiteSync  SiteSync  `toml:"sitesync" envPrefix:"SITESYNC_"`
+	Console   Console   `toml:"console" envPrefix:"CONSOLE_"`
 	// Version is this build's version, for tandem_build_info (set by the command).
 	Version string `toml:"-"`
 }
@@ -189,6 +190,13 @@ type SMTP struct {
 type Metrics struct {
 	// JobLabels adds a job label to the per-run metrics (one series per job). Default false.
 	JobLabels bool `toml:"job_labels" env:"JOB_LABELS"`
+}
+
+// Console configures the web console this node serves at /.
+type Console struct {
+	// ReadOnly makes this node's console show everything and change nothing: every
+	// console action is refused (the API is not affected). Default false.
+	ReadOnly bool `toml:"read_only" env:"READ_ONLY"`
 }
 
 // Deliver configures this node's deliverer.

@@ -24,6 +24,7 @@ import (
 	"github.com/tandemhq/tandem/internal/clock"
 	"github.com/tandemhq/tandem/internal/cluster"
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/console"
 	"github.com/tandemhq/tandem/internal/deliver"
 	"github.com/tandemhq/tandem/internal/lease"
 	"github.com/tandemhq/tandem/internal/metrics"
@@ -67,6 +68,7 @@ type Node struct {
 	metrics  *metrics.Metrics
 	sync     *sitesync.Service // the DR-site sync: the sender runs while primary
 	authn    *auth.Authenticator
+	console  *console.Console
 	sealer   *auth.Sealer // nil: this node has not the cluster's secret key
 	certs    *certs       // the API's certificate, with tls_cert
 	redirect *http.Server // with redirect_http: plain HTTP answered with a redirect to HTTPS
@@ -220,6 +222,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.deliver = n.newDeliverer()
 	mux := http.NewServeMux()
 	api.NewServer(n.store, n, n.log.With("component", "api")).Register(mux)
+	if err := n.startConsole(mux); err != nil {
+		return err
+	}
 	tlsConf, err := n.startTLS()
 	if err != nil {
 		return err
@@ -228,6 +233,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	// node's logger, redacted as every line is.
 	n.http = &http.Server{Handler: api.Protect(mux), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelWarn)}
+	n.http.RegisterOnShutdown(n.console.Close) // its live streams end, or Shutdown would wait for them
 	serveLn := ln
 	if tlsConf != nil {
 		serveLn = tls.NewListener(ln, tlsConf)
@@ -330,6 +336,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if n.redirect != nil {
 		herr = errors.Join(herr, n.redirect.Shutdown(ctx))
 	}
+	n.console.Close()
 	n.wg.Wait()
 	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
 		n.log.Warn("cannot record that this node stopped", "err", err)
@@ -419,7 +426,7 @@ func (n *Node) describe() store.Node {
 	weight := n.weight
 	n.mu.Unlock()
 	return store.Node{ID: n.cfg.NodeID, Holder: n.holder, Address: n.cfg.Advertise, Mode: n.Mode(), Priority: n.cfg.Priority, Weight: weight,
-		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started}
+		Capacity: n.cfg.Capacity, Running: n.worker.Running(), Tags: n.cfg.Tags, StartedAt: n.started, Version: cmp.Or(n.cfg.Version, "dev")}
 }
 
 // SweepOutputs deletes the outputs past retention once, and the files the repository

@@ -28,8 +28,9 @@ type Auth interface {
 	TokenList(ctx context.Context) ([]Token, error)
 	// TokenRevoke deletes the API token named; ErrNotFound when none.
 	TokenRevoke(ctx context.Context, p TokenRevokeParams) error
-	// SessionEnd deletes the login session p.ID of user p.User (a logout);
-	// ErrNotFound when there is no such session (API tokens are revoked by name).
+	// SessionEnd deletes one login session (a logout), with a user.logout event: the
+	// session whose secret hashes to p.Hash, or else session p.ID of user p.User;
+	// ErrNotFound when there is none (API tokens are revoked by name).
 	SessionEnd(ctx context.Context, p SessionEndParams) error
 	// TokenTouch records that a token was used at p.Now.
 	TokenTouch(ctx context.Context, id int64, now time.Time) error
@@ -110,8 +111,10 @@ type TokenRevokeParams struct {
 	Audit Audit
 }
 
-// SessionEndParams are the arguments of SessionEnd.
+// SessionEndParams name the session SessionEnd ends: by the hash of its secret, or
+// else by its id and user.
 type SessionEndParams struct {
+	Hash  string
 	ID    int64
 	User  string
 	Audit Audit

@@ -16,6 +16,10 @@ type Members interface {
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	// NodeList returns every node by id, with the repository's clock of the read.
 	NodeList(ctx context.Context) ([]Node, error)
+	// ClusterRead reads, in one statement, what the server-status table is made of:
+	// the nodes, the active runs counted by node and state, every lease (the primary
+	// and the scheduler slots) and the holds.
+	ClusterRead(ctx context.Context) (ClusterView, error)
 	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs;
 	// ErrFenced when p.Epoch is not the primary's; ErrConflict when the node is not
 	// silent (or not held by p.Dead) any more. Its node.lost event is written in the
@@ -117,4 +121,23 @@ type Node struct {
 	Tags        []string
 	StartedAt   time.Time
 	HeartbeatAt time.Time
+	Version     string // the tandem version the node runs ("" before it reported one)
+}
+
+// ClusterView is what ClusterRead returns.
+type ClusterView struct {
+	Nodes  []Node     // by id
+	Counts []RunCount // as RunCounts
+	Leases []Lease    // by name, each with the repository's clock in Now
+	Holds  []Hold     // by target
+}
+
+// Lease returns the lease named and whether there is one.
+func (v ClusterView) Lease(name string) (Lease, bool) {
+	for _, l := range v.Leases {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Lease{}, false
 }

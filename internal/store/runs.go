@@ -101,8 +101,11 @@ type RunCreateParams struct {
 type RunListParams struct {
 	Job      string
 	States   []RunState
-	BeforeID int64 // 0: from the newest
-	Limit    int   // 0: 100
+	Node     string    // "": any node
+	From     time.Time // zero: unbounded; else runs created at or after it
+	Until    time.Time // zero: unbounded; else runs created at or before it
+	BeforeID int64     // 0: from the newest
+	Limit    int       // 0: 100
 }
 
 // RunListDispatchableParams lists queued runs that may be assigned now in the order they

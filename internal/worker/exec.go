@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type Execution struct {
 	Launcher *Launcher
 	// Started, if set, is told the process group of a command once it runs.
 	Started func(pgid int)
+	// LiveStdout and LiveStderr, if set, are also given what a command writes, as it
+	// writes it (the worker's view of a running attempt's output).
+	LiveStdout, LiveStderr io.Writer
 }
 
 // Result of one attempt.

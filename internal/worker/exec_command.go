@@ -30,7 +30,14 @@ func RunCommand(ctx context.Context, x Execution, c job.Command) Result {
 
 	stdout, stderr := newCapture(x.outputLimit()), newCapture(x.outputLimit())
 	r := Result{ExitCode: -1}
-	runCommand(ctx, x, c, stdout, stderr, &r)
+	var out, errOut io.Writer = stdout, stderr
+	if x.LiveStdout != nil {
+		out = io.MultiWriter(stdout, x.LiveStdout)
+	}
+	if x.LiveStderr != nil {
+		errOut = io.MultiWriter(stderr, x.LiveStderr)
+	}
+	runCommand(ctx, x, c, out, errOut, &r)
 	r.Stdout, r.StdoutTruncated = stdout.bytes()
 	r.Stderr, r.StderrTruncated = stderr.bytes()
 	r.collectInto(x.OutputDir)

@@ -87,7 +87,8 @@ type Worker struct {
 	launch *Launcher
 
 	mu         sync.Mutex
-	active     map[int64]*attempt // begun, result not yet recorded
+	active     map[int64]*attempt    // begun, result not yet recorded
+	live       map[int64]*liveOutput // what running commands wrote so far, by run
 	unrecorded []store.RunFinishParams
 	stopped    bool
 	listed     bool                    // the first listing was read
@@ -123,7 +124,7 @@ func New(p Params) *Worker {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Worker{p: p, wake: make(chan struct{}, 1), launch: NewLauncher(p.Guard), active: map[int64]*attempt{},
-		known: map[store.RunToken]bool{}, left: map[store.RunToken]bool{}, runCtx: ctx, cancelAll: cancel}
+		live: map[int64]*liveOutput{}, known: map[store.RunToken]bool{}, left: map[store.RunToken]bool{}, runCtx: ctx, cancelAll: cancel}
 }
 
 // Claimed tells the worker when this process claimed its node id, by the repository's
@@ -493,6 +494,27 @@ func (w *Worker) retryUnrecorded() {
 	}
 }
 
+// liveOutput is what a running command has written so far.
+type liveOutput struct {
+	stdout, stderr *capture
+	seen           map[string]string // secret values given to it, hidden from readers
+}
+
+// Live returns what the command of a run executing here has written so far (its first
+// output_limit bytes of each stream, secrets hidden as in the run's record); ok is false
+// when no command of that run runs here.
+func (w *Worker) Live(runID int64) (stdout, stderr []byte, ok bool) {
+	w.mu.Lock()
+	lo := w.live[runID]
+	w.mu.Unlock()
+	if lo == nil {
+		return nil, nil, false
+	}
+	o, _ := lo.stdout.bytes()
+	e, _ := lo.stderr.bytes()
+	return redactBytes(slices.Clone(o), lo.seen), redactBytes(slices.Clone(e), lo.seen), true
+}
+
 // execute runs one attempt of run with the job's spec and returns its result, to be
 // recorded under the attempt's token.
 func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) store.RunFinishParams {
@@ -528,6 +550,18 @@ func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) stor
 	spec, serr := w.resolveSecrets(ctx, spec, seen)
 	if serr != nil {
 		return store.RunFinishParams{State: store.RunFailed, Reason: "resolve secrets: " + redact(serr.Error(), seen)}
+	}
+	if spec.Command != nil {
+		lo := &liveOutput{stdout: newCapture(x.outputLimit()), stderr: newCapture(x.outputLimit()), seen: seen}
+		x.LiveStdout, x.LiveStderr = lo.stdout, lo.stderr
+		w.mu.Lock()
+		w.live[run.ID] = lo
+		w.mu.Unlock()
+		defer func() {
+			w.mu.Lock()
+			delete(w.live, run.ID)
+			w.mu.Unlock()
+		}()
 	}
 	w.p.Log.Info("run started", "run", run.ID, "job", run.Job, "attempt", run.Attempt)
 	began := time.Now()

@@ -234,7 +234,10 @@ type NodeStatus struct {
 	Weight      float64   `json:"weight"`
 	Tags        []string  `json:"tags"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
-	Services    []Service `json:"services"`
+	// StartedAt is when the node's process started; Version the tandem it runs.
+	StartedAt time.Time `json:"started_at"`
+	Version   string    `json:"version"`
+	Services  []Service `json:"services"`
 	// Slots are the scheduler slots the node fires, when the cluster has several.
 	Slots []string `json:"slots,omitempty"`
 	// Hold is the operator hold on this node: a held standby's, or, on the primary's
@@ -363,4 +366,17 @@ const RunListLimitMax = 10000
 // LimitProblem is what the API and the CLI say of a limit outside lo..hi.
 func LimitProblem(name string, lo, hi int, v string) string {
 	return fmt.Sprintf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v)
+}
+
+// LiveOutput is the answer of GET /api/v1/runs/{id}/live: what a running command has
+// written so far, read from the node that runs it.
+type LiveOutput struct {
+	Run   int64  `json:"run"`
+	State string `json:"state"`
+	Node  string `json:"node"`
+	// Live says the output was read from the running command; when false, the run is
+	// not running (its record has the output kept) or its node could not tell.
+	Live   bool   `json:"live"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
 }

@@ -263,17 +263,25 @@ func (s *DB) TokenRevoke(ctx context.Context, p store.TokenRevokeParams) error {
 // SessionEnd implements store.Auth.
 func (s *DB) SessionEnd(ctx context.Context, p store.SessionEndParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		n, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE id = ? AND kind = ? AND user_name = ?`, p.ID, store.TokenSession, p.User)
+		by, key := `id = ? AND user_name = ?`, []any{p.ID, p.User}
+		if p.Hash != "" {
+			by, key = `hash = ?`, []any{p.Hash}
+		}
+		var user string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT user_name FROM tokens WHERE kind = ? AND `+by), append([]any{store.TokenSession}, key...)...).Scan(&user)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("session", "")
+		}
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return notFound("session", fmt.Sprint(p.ID))
+		if _, err := s.exec(ctx, tx, `DELETE FROM tokens WHERE kind = ? AND `+by, append([]any{store.TokenSession}, key...)...); err != nil {
+			return err
 		}
-		return s.auditEvent(ctx, tx, "user.logout", fmt.Sprintf("user %s logged out", p.User), p.Audit, map[string]any{"user": p.User})
+		return s.auditEvent(ctx, tx, "user.logout", fmt.Sprintf("user %s logged out", user), p.Audit, map[string]any{"user": user})
 	})
 	if err != nil {
-		return fmt.Errorf("end session %d: %w", p.ID, err)
+		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
 }

@@ -139,7 +139,7 @@ func (s *DB) lockNode(ctx context.Context, tx *sql.Tx, id string) error {
 	return nil
 }
 
-const nodeColumns = `id, holder, address, mode, priority, capacity, running, weight, tags, started_at, heartbeat_at`
+const nodeColumns = `id, holder, address, mode, priority, capacity, running, weight, tags, started_at, heartbeat_at, version`
 
 // NodeClaim implements store.Store.
 func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
@@ -201,11 +201,11 @@ func (s *DB) upsertNode(ctx context.Context, tx *sql.Tx, n store.Node, claim boo
 	if claim {
 		set, where = "holder = excluded.holder, ", ""
 	}
-	return s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	return s.exec(ctx, tx, `INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET `+set+`address = excluded.address, mode = excluded.mode, priority = excluded.priority,
 		capacity = excluded.capacity, running = excluded.running, weight = excluded.weight, tags = excluded.tags,
-		started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`+where,
-		n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now))
+		started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, version = excluded.version`+where,
+		n.ID, n.Holder, n.Address, n.Mode, n.Priority, n.Capacity, n.Running, weightOf(n), string(tags), micros(n.StartedAt), micros(now), n.Version)
 }
 
 // NodeList implements store.Store.
@@ -222,7 +222,7 @@ func (s *DB) NodeList(ctx context.Context) ([]store.Node, error) {
 		var n store.Node
 		var tags string
 		var started, beat int64
-		if err := rows.Scan(&n.ID, &n.Holder, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &n.Weight, &tags, &started, &beat); err != nil {
+		if err := rows.Scan(&n.ID, &n.Holder, &n.Address, &n.Mode, &n.Priority, &n.Capacity, &n.Running, &n.Weight, &tags, &started, &beat, &n.Version); err != nil {
 			return nil, fmt.Errorf("scan node: %w", err)
 		}
 		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {

@@ -93,6 +93,18 @@ func (s *DB) RunList(ctx context.Context, p store.RunListParams) ([]store.Run, e
 			args = append(args, string(st))
 		}
 	}
+	if p.Node != "" {
+		where = append(where, "node = ?")
+		args = append(args, p.Node)
+	}
+	if !p.From.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, micros(p.From))
+	}
+	if !p.Until.IsZero() {
+		where = append(where, "created_at <= ?")
+		args = append(args, micros(p.Until))
+	}
 	if p.BeforeID > 0 {
 		where = append(where, "id < ?")
 		args = append(args, p.BeforeID)

@@ -47,6 +47,25 @@ func testAuth(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 1 || list[0].Name != "ci" || list[0].LastUsedAt == nil || !list[0].LastUsedAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("list: %+v %v", list, err)
 	}
+	// A logout ends one session, not the user's others.
+	if _, err := s.TokenCreate(ctx, store.TokenCreateParams{Name: "session-2", Kind: store.TokenSession, Role: "operator", User: "alice", Hash: "dd", ExpiresAt: &exp, Audit: a}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{Hash: "dd", Audit: a}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenByHash(ctx, "dd"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session after its logout: %v", err)
+	}
+	if _, err := s.TokenByHash(ctx, "aa"); err != nil {
+		t.Fatalf("the other session after a logout: %v", err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{Hash: "dd", Audit: a}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("logout twice: %v", err)
+	}
+	if err := s.SessionEnd(ctx, store.SessionEndParams{Hash: "bb", Audit: a}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an API token ended as a session: %v", err)
+	}
 	if err := s.UserSetPassword(ctx, store.UserSetPasswordParams{Name: "alice", Hash: "h2", Audit: a}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +108,7 @@ func testAuth(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"user.deleted", "token.revoked", "user.logout", "user.login", "user.password_changed", "token.created", "user.login", "user.added"}
+	want := []string{"user.deleted", "token.revoked", "user.logout", "user.login", "user.password_changed", "user.logout", "user.login", "token.created", "user.login", "user.added"}
 	if len(evs) != len(want) {
 		t.Fatalf("events: %+v", evs)
 	}

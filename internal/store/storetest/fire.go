@@ -300,6 +300,21 @@ func testRunListFilters(t *testing.T, s store.Store) {
 	if got := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Limit: 2, BeforeID: all[1].ID})); len(got) != 2 || got[0].ID != all[2].ID {
 		t.Fatalf("paging: %+v", got)
 	}
+	// By node, and by creation time (inclusive bounds).
+	startRun(t, s, all[2], "n2", "tok")
+	if got := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Node: "n2"})); len(got) != 1 || got[0].ID != all[2].ID {
+		t.Fatalf("node filter: %+v", got)
+	}
+	later := must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "a", Now: t0.Add(time.Hour)}))
+	if got := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{From: t0.Add(time.Hour)})); len(got) != 1 || got[0].ID != later.ID {
+		t.Fatalf("from filter: %+v", got)
+	}
+	if got := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{Until: t0})); len(got) != 5 {
+		t.Fatalf("until filter: %d runs, want 5", len(got))
+	}
+	if got := must[[]store.Run](t)(s.RunList(ctx(t), store.RunListParams{From: t0.Add(time.Minute), Until: t0.Add(2 * time.Hour), Job: "b"})); len(got) != 0 {
+		t.Fatalf("from, until and job: %+v", got)
+	}
 }
 
 // Leases are judged by the engine's clock (the database's where it has one), so these
@@ -382,7 +397,7 @@ func testLease(t *testing.T, s store.Store) {
 }
 
 func testNodesAndEvents(t *testing.T, s store.Store) {
-	n := store.Node{ID: "n1", Address: "127.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Tags: []string{"a"}, StartedAt: t0}
+	n := store.Node{ID: "n1", Address: "127.0.0.1:8200", Mode: "primary", Capacity: 4, Running: 1, Tags: []string{"a"}, StartedAt: t0, Version: "0.4.0"}
 	if err := s.NodeHeartbeat(ctx(t), store.NodeHeartbeatParams{Node: n}); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +407,8 @@ func testNodesAndEvents(t *testing.T, s store.Store) {
 	}
 	// Heartbeats are stamped by the engine's clock (the database's where it has one).
 	nodes := must[[]store.Node](t)(s.NodeList(ctx(t)))
-	if len(nodes) != 1 || nodes[0].Running != 2 || time.Since(nodes[0].HeartbeatAt).Abs() > 5*time.Second || nodes[0].Tags[0] != "a" {
+	if len(nodes) != 1 || nodes[0].Running != 2 || time.Since(nodes[0].HeartbeatAt).Abs() > 5*time.Second || nodes[0].Tags[0] != "a" ||
+		nodes[0].Version != "0.4.0" || !nodes[0].StartedAt.Equal(t0) {
 		t.Fatalf("nodes: %+v", nodes)
 	}
 	for _, typ := range []string{"node.joined", "primary.changed", "node.joined"} {

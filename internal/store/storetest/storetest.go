@@ -67,6 +67,7 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 		"Lease":                        testLease,
 		"LeaseAcquireEvent":            testLeaseAcquireEvent,
 		"NodesAndEvents":               testNodesAndEvents,
+		"ClusterRead":                  testClusterRead,
 		"NodeLose":                     testNodeLose,
 		"NodeLoseDead":                 testNodeLoseDead,
 		"NodeClaim":                    testNodeClaim,
