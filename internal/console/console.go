@@ -139,4 +139,5 @@ func (c *Console) Register(mux *http.ServeMux) {
 	c.registerJobs(mux)
 	c.registerRuns(mux)
 	c.registerEvents(mux)
+	c.registerSync(mux)
 }

@@ -562,7 +562,7 @@ func TestPagesRender(t *testing.T) {
 	h := start(t, nil)
 	b := h.browser()
 	b.loginToken(h.token)
-	for _, p := range []string{"/", "/jobs", "/runs", "/events", "/deliveries", "/rules", "/apply"} {
+	for _, p := range []string{"/", "/jobs", "/runs", "/events", "/deliveries", "/rules", "/sync", "/apply"} {
 		if code, body, _ := b.get(p); code != http.StatusOK || !strings.Contains(body, "</html>") {
 			t.Errorf("GET %s: %d %s", p, code, body)
 		}
@@ -659,5 +659,42 @@ func TestRunPageOutputsDownload(t *testing.T) {
 	code, data, hd := b.get(fmt.Sprintf("/runs/%d/outputs/sales.csv", run.ID))
 	if code != http.StatusOK || data != "region,amount\n" || !strings.Contains(hd.Get("Content-Disposition"), `filename="sales.csv"`) {
 		t.Fatalf("download: %d %q %v", code, data, hd)
+	}
+}
+
+// The Sync page shows the sender's side of the DR-site sync with the actions the role
+// allows, each behind its confirmation; a viewer sees the status without them.
+func TestSyncPage(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(c *config.Config) {
+		c.SiteSync.Target = []string{"http://127.0.0.1:1"} // nothing answers there
+		c.SiteSync.Token = "tdm_not-used"
+	})
+	b := h.browser()
+	b.loginToken(h.token)
+	code, body, _ := b.get("/sync")
+	if code != http.StatusOK || !strings.Contains(body, `id="sync-sender"`) || !strings.Contains(body, "http://127.0.0.1:1") ||
+		!strings.Contains(body, `data-action="pause"`) || !strings.Contains(body, `data-action="full"`) || strings.Contains(body, `data-action="promote"`) {
+		t.Fatalf("admin's sync page: %d %s", code, body)
+	}
+	code, page, _ := b.get("/confirm?" + url.Values{"path": {"/sync/pause"}, "name": {"pause"}, "fields": {""}}.Encode())
+	if code != http.StatusOK || !strings.Contains(page, `action="/sync/pause"`) || !strings.Contains(page, "Pause the sync to the DR site?") {
+		t.Fatalf("confirmation of pause: %d %s", code, page)
+	}
+	if code, body, _ := b.post("/sync/pause", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	testutil.Wait(t, 5*time.Second, "the sync to show paused", func() bool {
+		_, body, _ := b.get("/sync")
+		return strings.Contains(body, `data-sync-state="paused"`) && strings.Contains(body, `data-action="resume"`)
+	})
+	h.addUser("vera", "viewer")
+	v := h.browser()
+	v.loginUser("vera", "correct horse battery")
+	if _, body, _ := v.get("/sync"); strings.Contains(body, "data-confirm-path") || !strings.Contains(body, `id="sync-sender"`) {
+		t.Fatalf("viewer's sync page: %s", body)
+	}
+	if code, _, _ := v.post("/sync/resume", url.Values{}); code != http.StatusForbidden {
+		t.Fatalf("viewer's resume: %d", code)
 	}
 }

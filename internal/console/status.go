@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/cluster"
 )
 
@@ -226,6 +227,11 @@ func (c *Console) confirmPage(w http.ResponseWriter, r *http.Request) {
 		rr.SetPathValue("id", id)
 		if rd, err := c.runData(rr); err == nil {
 			offered = rd.Actions
+		}
+	case strings.HasPrefix(path, "/sync/"):
+		var st wire.SyncStatus
+		if err := c.call(r, http.MethodGet, "/api/v1/sync/status", nil, &st); err == nil {
+			offered = syncActions(st, d.CanOperate, d.CanAdmin)
 		}
 	default:
 		s := c.hub.current(r.Context())
