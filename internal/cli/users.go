@@ -125,20 +125,30 @@ func newLoginCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// savedSession is the session tandem login saved for the first server, with the saved
+// sessions and its key in them; hint ends the error when there is none.
+func savedSession(g *globals, hint string) (map[string]session, string, session, error) {
+	m, err := loadSessions()
+	if err != nil {
+		return nil, "", session{}, err
+	}
+	key := normalServer(g.servers[0])
+	sess, ok := m[key]
+	if !ok {
+		return nil, "", session{}, fmt.Errorf("no login is saved for %s%s", key, hint)
+	}
+	return m, key, sess, nil
+}
+
 func newLogoutCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
 		Short: "End the session tandem login saved for the server, and remove it from this host",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := loadSessions()
+			m, key, sess, err := savedSession(g, "")
 			if err != nil {
 				return err
-			}
-			key := normalServer(g.servers[0])
-			sess, ok := m[key]
-			if !ok {
-				return fmt.Errorf("no login is saved for %s", key)
 			}
 			// The saved session's own token, whatever --token or TANDEM_TOKEN say.
 			lerr := g.clientWith(sess.Token).Logout(cmd.Context())
@@ -168,14 +178,9 @@ func newPasswdCmd(g *globals) *cobra.Command {
 		Short: "Change your own password (you are logged in with tandem login): the current one, then the new one, from the terminal or stdin's first two lines",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := loadSessions()
+			m, key, sess, err := savedSession(g, ": log in first (tandem login --user NAME); an admin sets anyone's password with tandem user passwd NAME")
 			if err != nil {
 				return err
-			}
-			key := normalServer(g.servers[0])
-			sess, ok := m[key]
-			if !ok {
-				return fmt.Errorf("no login is saved for %s: log in first (tandem login --user NAME); an admin sets anyone's password with tandem user passwd NAME", key)
 			}
 			in := bufio.NewReader(os.Stdin)
 			cur, err := readPassword(stdinOr(in), "current password: ", false)
