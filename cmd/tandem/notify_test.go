@@ -50,16 +50,24 @@ func (s *mailSession) Data(r io.Reader) error {
 func newMailbox(t *testing.T) *mailbox {
 	t.Helper()
 	b := &mailbox{}
-	srv := smtp.NewServer(b)
+	b.addr = serveSMTP(t, smtp.NewServer(b))
+	return b
+}
+
+// serveSMTP serves srv (an in-process SMTP server) on a loopback port until the test
+// ends, and returns its address. Closing the listener too ends Serve even when Close
+// came before Serve began.
+func serveSMTP(t *testing.T, srv *smtp.Server) string {
+	t.Helper()
 	srv.Domain = "localhost"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.addr = ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return b
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
+	return ln.Addr().String()
 }
 
 // subjects are the Subject lines of the mails received, in order.

@@ -215,14 +215,8 @@ func newAuthMailbox(t *testing.T, user, pass string) *authMailbox {
 	t.Helper()
 	b := &authMailbox{user: user, pass: pass}
 	srv := smtp.NewServer(b)
-	srv.Domain, srv.AllowInsecureAuth = "localhost", true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.addr = ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	srv.AllowInsecureAuth = true
+	b.addr = serveSMTP(t, srv)
 	return b
 }
 

@@ -227,7 +227,7 @@ func (n *Node) startReaper(t lease.Term) {
 	defer n.mu.Unlock()
 	n.reaper = func() { cancel(); <-done }
 	if n.epoch != epoch { // deposed meanwhile: its drain did not see this reaper
-		go n.reaper()
+		n.goFn(n.reaper) // Stop waits for it
 		n.reaper = nil
 	}
 }
