@@ -3,7 +3,9 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -275,22 +277,18 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: bootstrapToken(t, dir)})
-	if _, err := c.JobApply(ctx(t), []byte("name = \"long\"\n[command]\nargv = [\"sleep\", \"30\"]\n"), "toml"); err != nil {
+	// The command says when it runs: a run's state is "running" from its assignment on,
+	// before the worker has begun it.
+	began := filepath.Join(t.TempDir(), "began")
+	spec := fmt.Sprintf("name = \"long\"\n[command]\nargv = [\"sh\", \"-c\", \"touch %s && exec sleep 30\"]\n", began)
+	if _, err := c.JobApply(ctx(t), []byte(spec), "toml"); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.JobRun(ctx(t), "long")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got, _ := c.RunGet(ctx(t), r.ID)
-		if got.State == "running" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run never started: %+v", got)
-		}
-	}
+	testutil.Wait(t, 10*time.Second, "the command to begin", func() bool { _, err := os.Stat(began); return err == nil })
 	start := time.Now()
 	if err := n.Stop(ctx(t)); err != nil {
 		t.Fatal(err)
