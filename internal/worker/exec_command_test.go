@@ -250,9 +250,10 @@ func TestRunCommandCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		// Cancel once the child is surely running; a failed test still cancels above.
+		// Cancel once the child is surely running and its pid written whole (the shell
+		// makes the file before it writes it); a failed test still cancels above.
 		for {
-			if _, err := os.Stat(pidFile); err == nil || ctx.Err() != nil {
+			if b, err := os.ReadFile(pidFile); err == nil && bytes.HasSuffix(b, []byte("\n")) || ctx.Err() != nil {
 				cancel()
 				return
 			}
