@@ -14,41 +14,6 @@ import (
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
 
-// FaultRecord is one injected fault: what, on which node, and from when until it healed.
-type FaultRecord struct {
-	N      int // 1, 2, … in the order injected
-	Kind   string
-	Node   string // "" for a fault of the database server
-	Detail string
-	Start  time.Time
-	End    time.Time // when it was healed
-}
-
-func (f FaultRecord) String() string {
-	who := ""
-	if f.Node != "" {
-		who = " " + f.Node
-	}
-	return fmt.Sprintf("fault %d %s..%s %s%s: %s", f.N, f.Start.Format("15:04:05.000"), f.End.Format("15:04:05.000"), f.Kind, who, f.Detail)
-}
-
-// Fault kinds of the soak. Each heals itself before the next begins.
-const (
-	FaultKill          = "kill"           // kill -9 of a node's process tree, restart after a while
-	FaultKillProcess   = "kill-process"   // kill -9 of a node's process alone: its commands must die with it
-	FaultTerm          = "term"           // SIGTERM (graceful stop), restart after a while
-	FaultNodeStop      = "node-stop"      // `tandem node stop` through another node, restart after a while
-	FaultFreeze        = "freeze"         // SIGSTOP for about the lease TTL, then SIGCONT
-	FaultSkew          = "skew"           // restart a node with its wall clock minutes off (or back)
-	FaultPeerPartition = "peer-partition" // the node's inbound peer traffic held, one way or both
-	FaultPeerReset     = "peer-reset"     // the node's peer connections reset and new ones refused
-	FaultPeerLatency   = "peer-latency"   // latency added to the node's peer traffic
-	FaultDBPartition   = "db-partition"   // the node's PostgreSQL traffic held, one way or both
-	FaultDBReset       = "db-reset"       // the node's PostgreSQL connections reset, new ones refused
-	FaultDBLatency     = "db-latency"     // latency added to the node's PostgreSQL traffic
-	FaultPGRestart     = "pg-restart"     // PostgreSQL restarted (fast or immediate shutdown)
-)
-
 // clockOffLine is what a node logs when its clock is off the repository's.
 var clockOffLine = regexp.MustCompile(`clock is .* off the repository's`)
 

@@ -448,3 +448,27 @@ func aroundTime(runs []api.Run, from, to time.Time, step time.Duration) []api.Ru
 	slices.SortStableFunc(out, func(a, b api.Run) int { return a.ScheduledAt.Compare(*b.ScheduledAt) })
 	return out
 }
+
+// Final reports whether a run state is final.
+func Final(state string) bool {
+	switch state {
+	case "succeeded", "failed", "canceled", "skipped", "missed":
+		return true
+	}
+	return false
+}
+
+// CountStates renders how many runs are in each state, e.g. "succeeded=12 queued=1".
+func CountStates(rs []api.Run) string {
+	n := map[string]int{}
+	for _, r := range rs {
+		n[r.State]++
+	}
+	var parts []string
+	for _, s := range []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"} {
+		if n[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", s, n[s]))
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -125,30 +125,6 @@ func (c *Cluster) WaitRuns(ctx context.Context, job, what string, cond func([]ap
 	return got, err
 }
 
-// Final reports whether a run state is final.
-func Final(state string) bool {
-	switch state {
-	case "succeeded", "failed", "canceled", "skipped", "missed":
-		return true
-	}
-	return false
-}
-
-// CountStates renders how many runs are in each state, e.g. "succeeded=12 queued=1".
-func CountStates(rs []api.Run) string {
-	n := map[string]int{}
-	for _, r := range rs {
-		n[r.State]++
-	}
-	var parts []string
-	for _, s := range []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"} {
-		if n[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", s, n[s]))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
 // Quiet is how long Settle wants to see no new run of a paused job: a pause reaches the
 // primary's scheduler within its configuration check (1s), and a firing that started
 // before the pause may still commit.
