@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -19,7 +20,7 @@ func (c *Cluster) ExecLogPath(job string) string {
 }
 
 // ExecLog reads a job's execution log; a log not yet written is empty.
-func (c *Cluster) ExecLog(job string) ([]Exec, error) { return ReadExecLog(c.ExecLogPath(job)) }
+func (c *Cluster) ExecLog(job string) ([]history.Exec, error) { return ReadExecLog(c.ExecLogPath(job)) }
 
 // ExecScript is a /bin/sh script that appends "RUNID ATTEMPT NODE UNIXNANO" to path, then
 // runs then (if not empty). NODE comes from the server's environment (the harness sets
@@ -60,18 +61,18 @@ done`
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // ReadExecLog parses an execution log's execution lines.
-func ReadExecLog(path string) ([]Exec, error) {
+func ReadExecLog(path string) ([]history.Exec, error) {
 	execs, _, err := readExecLog(path)
 	return execs, err
 }
 
 // ReadOverlaps parses an execution log's overlap lines (see WatchedExecScript).
-func ReadOverlaps(path string) ([]Overlap, error) {
+func ReadOverlaps(path string) ([]history.Overlap, error) {
 	_, overlaps, err := readExecLog(path)
 	return overlaps, err
 }
 
-func readExecLog(path string) ([]Exec, []Overlap, error) {
+func readExecLog(path string) ([]history.Exec, []history.Overlap, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -80,7 +81,7 @@ func readExecLog(path string) ([]Exec, []Overlap, error) {
 		return nil, nil, fmt.Errorf("read execution log: %w", err)
 	}
 	defer f.Close()
-	execs, overlaps, err := ParseExecLog(f)
+	execs, overlaps, err := history.ParseExecLog(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read execution log %s: %w", path, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -26,17 +27,15 @@ when = 'type != "run.failed" || data.attempt >= data.max_attempts'
 // settleNotifications reads the rules, their events and the notifications until every
 // matching event has its notice (the notifier caught up) or nothing changed for
 // settleStall; the check reports what is left.
-func settleNotifications(ctx context.Context, c *Cluster, progress func(string, ...any)) (*NotifyHistory, error) {
-	var last *NotifyHistory
+func settleNotifications(ctx context.Context, c *Cluster, progress func(string, ...any)) (*history.Notifications, error) {
+	var last *history.Notifications
 	lastCount, lastChange := -1, time.Now()
 	for {
-		h, err := readNotifyHistory(ctx, c)
+		h, err := readNotifications(ctx, c)
 		if err == nil {
 			last = h
-			var rep Report
-			bad := 0
-			checkNotifications(h, &rep, func(string, string, []api.Run) { bad++ })
-			if bad == 0 {
+			// A history of notifications alone is judged by the notifications rule alone.
+			if len(history.Check(history.Job{Notify: h}).Violations) == 0 {
 				return h, nil
 			}
 			if len(h.Notifications) != lastCount {
@@ -58,7 +57,7 @@ func settleNotifications(ctx context.Context, c *Cluster, progress func(string, 
 	}
 }
 
-func readNotifyHistory(ctx context.Context, c *Cluster) (*NotifyHistory, error) {
+func readNotifications(ctx context.Context, c *Cluster) (*history.Notifications, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*CallTimeout)
 	defer cancel()
 	cl := c.Client()
@@ -66,7 +65,7 @@ func readNotifyHistory(ctx context.Context, c *Cluster) (*NotifyHistory, error) 
 	if err != nil {
 		return nil, err
 	}
-	h := &NotifyHistory{Rules: rules}
+	h := &history.Notifications{Rules: rules}
 	types := map[string]bool{}
 	for _, r := range rules {
 		for _, t := range r.On {

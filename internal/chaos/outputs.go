@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 )
 
-// KeptScript writes keptFile into the attempt's output directory.
+// KeptScript writes history.KeptFile into the attempt's output directory.
 func KeptScript() string {
-	return fmt.Sprintf(`yes "run $TANDEM_RUN_ID" | head -c %d > "$TANDEM_OUTPUT_DIR/%s"`, keptSize, keptFile)
+	return fmt.Sprintf(`yes "run $TANDEM_RUN_ID" | head -c %d > "$TANDEM_OUTPUT_DIR/%s"`, history.KeptSize, history.KeptFile)
 }
 
 // fetchOutputs lists the outputs of every succeeded run and downloads each through the
 // cluster (any live node: the client tries them in turn).
-func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]Download, map[int64]int, error) {
-	var out []Download
+func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]history.Download, map[int64]int, error) {
+	var out []history.Download
 	listed := map[int64]int{}
 	for _, r := range runs {
 		if r.State != "succeeded" {
@@ -35,7 +36,7 @@ func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]Download, 
 		}
 		listed[r.ID] = len(outs)
 		for _, o := range outs {
-			d := Download{Run: r.ID, Output: o}
+			d := history.Download{Run: r.ID, Output: o}
 			for try := range 3 { // a failed answer is asked again, a wrong one is not
 				if try > 0 {
 					sleep(ctx, time.Second)

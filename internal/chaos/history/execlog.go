@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ type Exec struct {
 	Node    string
 	At      time.Time
 	Line    int // line number in the log, from 1
-	PID     int // the execution's shell, for a watched job (WatchedExecScript); else 0
+	PID     int // the execution's shell, for a watched job (chaos.WatchedExecScript); else 0
 }
 
 // Overlap is a line a watched execution wrote when it began: an earlier attempt of its
@@ -33,9 +33,10 @@ type Overlap struct {
 	Line    int
 }
 
-// ParseExecLog parses an execution log: "RUNID ATTEMPT NODE UNIXNANO" per execution
-// (ExecScript), with "pid=N" after it for a watched job's, and overlap lines ending
-// "alive=K" (WatchedExecScript). Lines are numbered from 1.
+// ParseExecLog parses an execution log, as chaos.ExecScript and chaos.WatchedExecScript
+// write it: "RUNID ATTEMPT NODE UNIXNANO" per execution, with "pid=N" after it for a
+// watched job's, and overlap lines ending "alive=K". Lines are numbered from 1; the
+// first malformed one is an error that names it.
 func ParseExecLog(r io.Reader) ([]Exec, []Overlap, error) {
 	var out []Exec
 	var overlaps []Overlap

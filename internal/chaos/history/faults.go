@@ -1,10 +1,10 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // deathMargin is how long after a kill a killed node's command may still be seen alive:
@@ -22,10 +22,10 @@ const deathMargin = 500 * time.Millisecond
 //	    (term, node-stop: it began less than Duration earlier) was followed by another
 //	    attempt of its run during the stop: the stopping node lost a run it was
 //	    finishing.
-func checkFaults(h History, byID map[int64]api.Run, execs map[int64][]Exec, add func(string, string, []api.Run)) {
-	around := func(id int64) []api.Run {
+func checkFaults(h Job, byID map[int64]wire.Run, execs map[int64][]Exec, add func(string, string, []wire.Run)) {
+	around := func(id int64) []wire.Run {
 		if r, ok := byID[id]; ok {
-			return []api.Run{r}
+			return []wire.Run{r}
 		}
 		return nil
 	}
@@ -72,8 +72,8 @@ func checkFaults(h History, byID map[int64]api.Run, execs map[int64][]Exec, add 
 	}
 }
 
-// FaultRecord is one injected fault: what, on which node, and from when until it healed.
-type FaultRecord struct {
+// Fault is one injected fault: what, on which node, and from when until it healed.
+type Fault struct {
 	N      int // 1, 2, … in the order injected
 	Kind   string
 	Node   string // "" for a fault of the database server
@@ -82,7 +82,7 @@ type FaultRecord struct {
 	End    time.Time // when it was healed
 }
 
-func (f FaultRecord) String() string {
+func (f Fault) String() string {
 	who := ""
 	if f.Node != "" {
 		who = " " + f.Node

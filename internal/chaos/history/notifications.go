@@ -1,24 +1,24 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"slices"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-func toStoreEvent(e api.Event) store.Event {
+func toStoreEvent(e wire.Event) store.Event {
 	return store.Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data}
 }
 
-// NotifyHistory is what the notification rule judges: the rules, every event of the
+// Notifications is what the notification rule judges: the rules, every event of the
 // types they are on, and every notification, once the notifier caught up.
-type NotifyHistory struct {
-	Rules         []api.Rule
-	Events        []api.Event
-	Notifications []api.Notification
+type Notifications struct {
+	Rules         []wire.Rule
+	Events        []wire.Event
+	Notifications []wire.Notification
 }
 
 // checkNotifications judges that every event matching a rule produced exactly one
@@ -29,12 +29,12 @@ type NotifyHistory struct {
 //	    notice of an event that does not match (or is not in the log).
 //
 // Digests are not judged here (they sum up suppressed notices, which are records too).
-func checkNotifications(h *NotifyHistory, rep *Report, add func(string, string, []api.Run)) {
+func checkNotifications(h *Notifications, rep *Report, add func(string, string, []wire.Run)) {
 	if h == nil {
 		return
 	}
 	rep.Notifications = len(h.Notifications)
-	events := map[int64]api.Event{}
+	events := map[int64]wire.Event{}
 	for _, e := range h.Events {
 		events[e.ID] = e
 	}

@@ -1,33 +1,33 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"slices"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // checkDeliveries judges the delivery records of a job whose every entry is delivered on
-// success (History.Entries of them) against its runs and what the receiver saw:
+// success (Job.Entries of them) against its runs and what the receiver saw:
 //
 //	deliveries: a succeeded run has other than exactly one record per entry, or a run
 //	    that did not succeed, or one not in the history, has a record;
 //	delivery-final: a record is not delivered or failed, or it failed before it spent its
-//	    History.DeliveryAttempts attempts;
+//	    Job.DeliveryAttempts attempts;
 //	delivery-unseen: the receiver never accepted a delivered record's key, or the
 //	    receiver got a key that is no record's, or a request it could not verify.
-func checkDeliveries(h History, byID map[int64]api.Run, rep *Report, add func(string, string, []api.Run)) {
+func checkDeliveries(h Job, byID map[int64]wire.Run, rep *Report, add func(string, string, []wire.Run)) {
 	if h.Entries <= 0 {
 		return
 	}
-	around := func(id int64) []api.Run {
+	around := func(id int64) []wire.Run {
 		if r, ok := byID[id]; ok {
-			return []api.Run{r}
+			return []wire.Run{r}
 		}
 		return nil
 	}
 	rep.Deliveries = len(h.Deliveries)
-	byRun := map[int64][]api.Delivery{}
+	byRun := map[int64][]wire.Delivery{}
 	keys := map[string]bool{}
 	for _, d := range h.Deliveries {
 		byRun[d.Run] = append(byRun[d.Run], d)
