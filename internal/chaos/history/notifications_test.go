@@ -7,7 +7,7 @@ import (
 	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
-func notifyHistory() *Notifications {
+func someNotifications() *Notifications {
 	return &Notifications{
 		Rules: []wire.Rule{
 			{Name: "lost", On: []string{"node.lost"}, SinceEvent: 1},
@@ -30,7 +30,7 @@ func notifyHistory() *Notifications {
 // A history where every matching event has one notice passes.
 func TestCheckNotificationsGood(t *testing.T) {
 	t.Parallel()
-	if rep := Check(Job{Notify: notifyHistory()}); rep.Err() != nil || rep.Notifications != 3 {
+	if rep := Check(Job{Notify: someNotifications()}); rep.Err() != nil || rep.Notifications != 3 {
 		t.Fatalf("good history: %v (%d notifications)", rep.Err(), rep.Notifications)
 	}
 }
@@ -58,7 +58,7 @@ func TestCheckNotificationsBad(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			h := notifyHistory()
+			h := someNotifications()
 			c.change(h)
 			rep := Check(Job{Notify: h})
 			if len(rep.Violations) != 1 || rep.Violations[0].Rule != "notifications" || !strings.Contains(rep.Violations[0].Detail, c.want) {
