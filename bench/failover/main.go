@@ -50,6 +50,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/chaos"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
@@ -508,7 +509,7 @@ func (b *bencher) finish(ctx context.Context, trials int) (summary, error) {
 	if err != nil {
 		return summary{}, err
 	}
-	rep := chaos.Check(chaos.History{Runs: runs[job], Execs: execs, Step: every, EpochStarts: starts})
+	rep := history.Check(history.Job{Runs: runs[job], Execs: execs, Step: every, EpochStarts: starts})
 	s := summary{
 		Engine: b.engine, Trials: trials,
 		CrashP50MS: msf(pct(b.crash, 50)), CrashP99MS: msf(pct(b.crash, 99)),

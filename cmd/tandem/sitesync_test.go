@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/chaos"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/pgtest"
 	"github.com/tandemhq/tandem/internal/store"
@@ -150,7 +151,7 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 		t.Fatalf("sync.replaced events: %v %v", replaced, err)
 	}
 	full := int64(replaced[0].Data["seq"].(float64))
-	for _, v := range chaos.CheckSync(chaos.SyncHistory{Source: prodLog, Target: drLog, From: full, Cursor: latest}) {
+	for _, v := range history.CheckSync(history.Sync{Source: prodLog, Target: drLog, From: full, Cursor: latest}) {
 		t.Errorf("[%s] %s", v.Rule, v.Detail)
 	}
 	streamed := 0

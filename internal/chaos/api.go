@@ -11,6 +11,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/auth"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -79,26 +80,26 @@ func (c *Cluster) Runs(ctx context.Context, job string) ([]api.Run, error) {
 }
 
 // EpochStarts returns when each primary epoch began, from the primary.changed events.
-func (c *Cluster) EpochStarts(ctx context.Context) ([]EpochStart, error) {
+func (c *Cluster) EpochStarts(ctx context.Context) ([]history.EpochStart, error) {
 	ctx, cancel := context.WithTimeout(ctx, 4*CallTimeout)
 	defer cancel()
 	evs, err := c.Client().Events(ctx, "primary.changed", 10000)
 	if err != nil {
 		return nil, fmt.Errorf("list primary.changed events: %w", err)
 	}
-	return EpochStartsFrom(evs), nil
+	return history.EpochStartsFrom(evs), nil
 }
 
 // SlotTerms returns when each scheduler slot's holders took it, from the slot.taken
 // events.
-func (c *Cluster) SlotTerms(ctx context.Context) ([]SlotTerm, error) {
+func (c *Cluster) SlotTerms(ctx context.Context) ([]history.SlotTerm, error) {
 	ctx, cancel := context.WithTimeout(ctx, 4*CallTimeout)
 	defer cancel()
 	evs, err := c.Client().Events(ctx, "slot.taken", 10000)
 	if err != nil {
 		return nil, fmt.Errorf("list slot.taken events: %w", err)
 	}
-	return SlotTermsFrom(evs), nil
+	return history.SlotTermsFrom(evs), nil
 }
 
 // CLI runs the tandem client command line against the answering nodes (--server with

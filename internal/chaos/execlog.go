@@ -1,42 +1,18 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 )
-
-// Exec is one line of an execution log: a run's attempt began executing on a node. The
-// log lives outside the repository, written by the job's own command, so it witnesses
-// what really ran whatever the repository says.
-type Exec struct {
-	Run     int64
-	Attempt int
-	Node    string
-	At      time.Time
-	Line    int // line number in the log, from 1
-	PID     int // the execution's shell, for a watched job (WatchedExecScript); else 0
-}
-
-// Overlap is a line a watched execution wrote when it began: an earlier attempt of its
-// own run was still alive (its shell process existed, not a zombie).
-type Overlap struct {
-	Run     int64
-	Attempt int // the attempt that began
-	Node    string
-	At      time.Time
-	Alive   int // the earlier attempt found alive
-	Line    int
-}
 
 // ExecLogPath is where a job's runs append their execution lines.
 func (c *Cluster) ExecLogPath(job string) string {
@@ -44,7 +20,7 @@ func (c *Cluster) ExecLogPath(job string) string {
 }
 
 // ExecLog reads a job's execution log; a log not yet written is empty.
-func (c *Cluster) ExecLog(job string) ([]Exec, error) { return ReadExecLog(c.ExecLogPath(job)) }
+func (c *Cluster) ExecLog(job string) ([]history.Exec, error) { return ReadExecLog(c.ExecLogPath(job)) }
 
 // ExecScript is a /bin/sh script that appends "RUNID ATTEMPT NODE UNIXNANO" to path, then
 // runs then (if not empty). NODE comes from the server's environment (the harness sets
@@ -85,18 +61,18 @@ done`
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // ReadExecLog parses an execution log's execution lines.
-func ReadExecLog(path string) ([]Exec, error) {
+func ReadExecLog(path string) ([]history.Exec, error) {
 	execs, _, err := readExecLog(path)
 	return execs, err
 }
 
 // ReadOverlaps parses an execution log's overlap lines (see WatchedExecScript).
-func ReadOverlaps(path string) ([]Overlap, error) {
+func ReadOverlaps(path string) ([]history.Overlap, error) {
 	_, overlaps, err := readExecLog(path)
 	return overlaps, err
 }
 
-func readExecLog(path string) ([]Exec, []Overlap, error) {
+func readExecLog(path string) ([]history.Exec, []history.Overlap, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -105,39 +81,11 @@ func readExecLog(path string) ([]Exec, []Overlap, error) {
 		return nil, nil, fmt.Errorf("read execution log: %w", err)
 	}
 	defer f.Close()
-	var out []Exec
-	var overlaps []Overlap
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		f := strings.Fields(sc.Text())
-		if len(f) != 4 && len(f) != 5 {
-			return nil, nil, fmt.Errorf("read execution log %s:%d: want 4 or 5 fields, got %q", path, n, sc.Text())
-		}
-		run, err1 := strconv.ParseInt(f[0], 10, 64)
-		attempt, err2 := strconv.Atoi(f[1])
-		nanos, err3 := strconv.ParseInt(f[3], 10, 64)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, nil, fmt.Errorf("read execution log %s:%d: %w", path, n, err)
-		}
-		e := Exec{Run: run, Attempt: attempt, Node: f[2], At: time.Unix(0, nanos), Line: n}
-		if len(f) == 5 {
-			key, val, _ := strings.Cut(f[4], "=")
-			k, err := strconv.Atoi(val)
-			switch {
-			case err != nil || (key != "pid" && key != "alive"):
-				return nil, nil, fmt.Errorf("read execution log %s:%d: want pid=N or alive=N, got %q", path, n, f[4])
-			case key == "alive":
-				overlaps = append(overlaps, Overlap{Run: run, Attempt: attempt, Node: f[2], At: e.At, Alive: k, Line: n})
-				continue
-			}
-			e.PID = k
-		}
-		out = append(out, e)
+	execs, overlaps, err := history.ParseExecLog(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read execution log %s: %w", path, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read execution log: %w", err)
-	}
-	return out, overlaps, nil
+	return execs, overlaps, nil
 }
 
 // JobSpec is a test job: a shell script that writes its execution line first.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/config"
 )
 
@@ -199,13 +200,13 @@ func (f *fixture) finish(jobs map[string]time.Duration) {
 	for _, j := range names {
 		execs, err := f.c.ExecLog(j)
 		f.must(err)
-		rep := Check(History{Runs: runs[j], Execs: execs, Step: jobs[j], EpochStarts: starts})
+		rep := history.Check(history.Job{Runs: runs[j], Execs: execs, Step: jobs[j], EpochStarts: starts})
 		f.t.Logf("job %s: %s", j, rep.Summary())
 		if err := rep.Err(); err != nil {
 			f.t.Error(err)
 		}
 		if n := countState(runs[j], "failed") + countState(runs[j], "canceled"); n > 0 {
-			f.t.Errorf("job %s: %d runs failed or were canceled: %s", j, n, CountStates(runs[j]))
+			f.t.Errorf("job %s: %d runs failed or were canceled: %s", j, n, history.CountStates(runs[j]))
 		}
 	}
 }
@@ -434,7 +435,7 @@ func suspendScenario(f *fixture) {
 	const slack = 100 * time.Millisecond
 	for _, r := range rs {
 		if r.CreatedAt.After(suspended.Add(slack)) {
-			f.t.Errorf("fired while a was suspended (since %s): %s", suspended.Format("15:04:05.000"), FormatRun(r))
+			f.t.Errorf("fired while a was suspended (since %s): %s", suspended.Format("15:04:05.000"), history.FormatRun(r))
 		}
 	}
 	st, err = f.c.Status(f.ctx)
@@ -465,7 +466,7 @@ func suspendScenario(f *fixture) {
 	rs, err = f.c.Runs(f.ctx, tickJob)
 	f.must(err)
 	if n := countState(rs, "missed"); n > 0 {
-		f.t.Errorf("%d missed records after a 2s suspension with run-all and a 10s grace: %s", n, CountStates(rs))
+		f.t.Errorf("%d missed records after a 2s suspension with run-all and a 10s grace: %s", n, history.CountStates(rs))
 	}
 	f.finishTick()
 }
@@ -582,7 +583,7 @@ func lostWorkerScenario(f *fixture) {
 	f.must(err)
 	err = Poll(f.within(15*time.Second), 50*time.Millisecond, fmt.Sprintf("run %d executing on b", run.ID), func(context.Context) (bool, string, error) {
 		execs, err := f.c.ExecLog(slowJob)
-		return slices.ContainsFunc(execs, func(e Exec) bool { return e.Run == run.ID }), fmt.Sprint(execs), err
+		return slices.ContainsFunc(execs, func(e history.Exec) bool { return e.Run == run.ID }), fmt.Sprint(execs), err
 	})
 	f.must(err)
 	_, err = f.c.Start(f.ctx, NodeSpec{ID: "c", Priority: 2, Capacity: 2})
@@ -596,7 +597,7 @@ func lostWorkerScenario(f *fixture) {
 	f.t.Logf("%s after kill -9 of b: %s", l.At.Sub(killed).Round(time.Millisecond), l.Msg)
 	final, err := f.c.Client().RunWait(f.within(30*time.Second), run.ID, 100*time.Millisecond)
 	f.must(err)
-	f.t.Logf("slow run finally: %s", FormatRun(final))
+	f.t.Logf("slow run finally: %s", history.FormatRun(final))
 	if final.State != "succeeded" || final.Attempt != 2 || final.Node != "c" {
 		f.t.Errorf("the lost run %d ended %s in attempt %d on %q, want succeeded in attempt 2 on c", run.ID, final.State, final.Attempt, final.Node)
 	}

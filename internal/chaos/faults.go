@@ -10,43 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
-)
-
-// FaultRecord is one injected fault: what, on which node, and from when until it healed.
-type FaultRecord struct {
-	N      int // 1, 2, … in the order injected
-	Kind   string
-	Node   string // "" for a fault of the database server
-	Detail string
-	Start  time.Time
-	End    time.Time // when it was healed
-}
-
-func (f FaultRecord) String() string {
-	who := ""
-	if f.Node != "" {
-		who = " " + f.Node
-	}
-	return fmt.Sprintf("fault %d %s..%s %s%s: %s", f.N, f.Start.Format("15:04:05.000"), f.End.Format("15:04:05.000"), f.Kind, who, f.Detail)
-}
-
-// Fault kinds of the soak. Each heals itself before the next begins.
-const (
-	FaultKill          = "kill"           // kill -9 of a node's process tree, restart after a while
-	FaultKillProcess   = "kill-process"   // kill -9 of a node's process alone: its commands must die with it
-	FaultTerm          = "term"           // SIGTERM (graceful stop), restart after a while
-	FaultNodeStop      = "node-stop"      // `tandem node stop` through another node, restart after a while
-	FaultFreeze        = "freeze"         // SIGSTOP for about the lease TTL, then SIGCONT
-	FaultSkew          = "skew"           // restart a node with its wall clock minutes off (or back)
-	FaultPeerPartition = "peer-partition" // the node's inbound peer traffic held, one way or both
-	FaultPeerReset     = "peer-reset"     // the node's peer connections reset and new ones refused
-	FaultPeerLatency   = "peer-latency"   // latency added to the node's peer traffic
-	FaultDBPartition   = "db-partition"   // the node's PostgreSQL traffic held, one way or both
-	FaultDBReset       = "db-reset"       // the node's PostgreSQL connections reset, new ones refused
-	FaultDBLatency     = "db-latency"     // latency added to the node's PostgreSQL traffic
-	FaultPGRestart     = "pg-restart"     // PostgreSQL restarted (fast or immediate shutdown)
 )
 
 // clockOffLine is what a node logs when its clock is off the repository's.
@@ -57,12 +23,13 @@ const leaseTTL = config.LeaseTTLDefault
 
 // faultKinds lists the kinds a soak can inject on an engine, with their weights.
 func faultKinds(postgres, skew bool) []weighted {
-	ks := []weighted{{FaultKill, 2}, {FaultKillProcess, 2}, {FaultTerm, 1}, {FaultNodeStop, 1}, {FaultFreeze, 3}, {FaultPeerPartition, 2}, {FaultPeerReset, 1}, {FaultPeerLatency, 1}}
+	ks := []weighted{{history.FaultKill, 2}, {history.FaultKillProcess, 2}, {history.FaultTerm, 1}, {history.FaultNodeStop, 1},
+		{history.FaultFreeze, 3}, {history.FaultPeerPartition, 2}, {history.FaultPeerReset, 1}, {history.FaultPeerLatency, 1}}
 	if skew {
-		ks = append(ks, weighted{FaultSkew, 1})
+		ks = append(ks, weighted{history.FaultSkew, 1})
 	}
 	if postgres {
-		ks = append(ks, weighted{FaultDBPartition, 3}, weighted{FaultDBReset, 2}, weighted{FaultDBLatency, 1}, weighted{FaultPGRestart, 1})
+		ks = append(ks, weighted{history.FaultDBPartition, 3}, weighted{history.FaultDBReset, 2}, weighted{history.FaultDBLatency, 1}, weighted{history.FaultPGRestart, 1})
 	}
 	return ks
 }
@@ -104,11 +71,11 @@ type injector struct {
 }
 
 // inject applies one fault of the kind and heals it, and returns what it did.
-func (in *injector) inject(ctx context.Context, kind string, n *Node) (FaultRecord, error) {
-	rec := FaultRecord{Kind: kind, Node: n.ID(), Start: time.Now()}
+func (in *injector) inject(ctx context.Context, kind string, n *Node) (history.Fault, error) {
+	rec := history.Fault{Kind: kind, Node: n.ID(), Start: time.Now()}
 	err := in.apply(ctx, &rec, n)
 	rec.End = time.Now()
-	if kind == FaultPGRestart {
+	if kind == history.FaultPGRestart {
 		rec.Node = ""
 	}
 	return rec, err
@@ -124,13 +91,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error {
+func (in *injector) apply(ctx context.Context, rec *history.Fault, n *Node) error {
 	rng := in.rng
 	switch rec.Kind {
-	case FaultKill, FaultKillProcess, FaultTerm, FaultNodeStop, FaultSkew:
+	case history.FaultKill, history.FaultKillProcess, history.FaultTerm, history.FaultNodeStop, history.FaultSkew:
 		down := around(rng, 0, 1)
 		skew := n.ClockSkew()
-		if rec.Kind == FaultSkew {
+		if rec.Kind == history.FaultSkew {
 			if skew != 0 {
 				skew = 0
 			} else {
@@ -141,17 +108,17 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 			}
 		}
 		switch rec.Kind {
-		case FaultKill:
+		case history.FaultKill:
 			rec.Detail = fmt.Sprintf("kill -9, restart after %s", down.Round(time.Millisecond))
 			if err := n.Kill(); err != nil {
 				return err
 			}
-		case FaultKillProcess:
+		case history.FaultKillProcess:
 			rec.Detail = fmt.Sprintf("kill -9 of the node's process alone, restart after %s", down.Round(time.Millisecond))
 			if err := n.KillProcess(); err != nil {
 				return err
 			}
-		case FaultNodeStop:
+		case history.FaultNodeStop:
 			via := in.other(n)
 			rec.Detail = fmt.Sprintf("node stop through %s, restart after %s", via.ID(), down.Round(time.Millisecond))
 			stop, cancel := context.WithTimeout(ctx, ShutdownGrace+20*time.Second)
@@ -169,7 +136,7 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 				return err
 			}
 		}
-		if rec.Kind == FaultSkew {
+		if rec.Kind == history.FaultSkew {
 			rec.Detail += fmt.Sprintf(" with --clock-skew %s", skew)
 		}
 		n.SetClockSkew(skew)
@@ -178,7 +145,7 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		if err := n.Restart(context.WithoutCancel(ctx)); err != nil {
 			return err
 		}
-		if rec.Kind == FaultSkew && skew != 0 {
+		if rec.Kind == history.FaultSkew && skew != 0 {
 			// The node says so when it finds its clock off the repository's.
 			l, err := in.c.WaitLog(withTimeout(ctx, 5*time.Second), mark, LogMatch{Node: n.ID(), Pattern: clockOffLine})
 			if err != nil {
@@ -188,7 +155,7 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 			}
 		}
 		return nil
-	case FaultFreeze:
+	case history.FaultFreeze:
 		d := around(rng, 0.5, 2)
 		rec.Detail = fmt.Sprintf("SIGSTOP for %s", d.Round(time.Millisecond))
 		for tries := 1; ; tries++ {
@@ -214,9 +181,9 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		}
 		sleep(ctx, d)
 		return n.Thaw()
-	case FaultPeerPartition, FaultDBPartition:
+	case history.FaultPeerPartition, history.FaultDBPartition:
 		p := n.PeerProxy()
-		if rec.Kind == FaultDBPartition {
+		if rec.Kind == history.FaultDBPartition {
 			p = n.DBProxy()
 		}
 		f := []Fault{Blackhole, {Hold: [2]bool{Up: true}}, {Hold: [2]bool{Down: true}}}[rng.IntN(3)]
@@ -225,9 +192,9 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		p.Set(f)
 		sleep(ctx, d)
 		p.Heal()
-	case FaultPeerReset, FaultDBReset:
+	case history.FaultPeerReset, history.FaultDBReset:
 		p := n.PeerProxy()
-		if rec.Kind == FaultDBReset {
+		if rec.Kind == history.FaultDBReset {
 			p = n.DBProxy()
 		}
 		d := around(rng, 0.2, 1.5)
@@ -236,9 +203,9 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		rec.Detail = fmt.Sprintf("reset %d connections, refuse new ones for %s", k, d.Round(time.Millisecond))
 		sleep(ctx, d)
 		p.Heal()
-	case FaultPeerLatency, FaultDBLatency:
+	case history.FaultPeerLatency, history.FaultDBLatency:
 		p := n.PeerProxy()
-		if rec.Kind == FaultDBLatency {
+		if rec.Kind == history.FaultDBLatency {
 			p = n.DBProxy()
 		}
 		var f Fault
@@ -256,7 +223,7 @@ func (in *injector) apply(ctx context.Context, rec *FaultRecord, n *Node) error 
 		p.Set(f)
 		sleep(ctx, d)
 		p.Heal()
-	case FaultPGRestart:
+	case history.FaultPGRestart:
 		o := pgtest.RestartOptions{Down: around(rng, 0, 1), Immediate: rng.IntN(2) == 0}
 		mode := "fast"
 		if o.Immediate {
@@ -303,7 +270,7 @@ func (in *injector) healAll(ctx context.Context) error {
 }
 
 // kindsIn counts faults by kind, e.g. "freeze=12 kill=9".
-func kindsIn(fs []FaultRecord) string {
+func kindsIn(fs []history.Fault) string {
 	n := map[string]int{}
 	for _, f := range fs {
 		n[f.Kind]++

@@ -44,8 +44,9 @@ var (
 )
 
 // tandemBinary builds the tandem binary with the race detector, once per test binary,
-// on first use: the history checker's tests need no binary, and a tree that does not
-// build fails the failover tests with the compiler's message rather than every test.
+// on first use: the tests of the execution scripts, the proxy and the receiver need no
+// binary, and a tree that does not build fails the failover tests with the compiler's
+// message rather than every test.
 func tandemBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {

@@ -3,26 +3,12 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
-	"github.com/tandemhq/tandem/internal/notify"
-	"github.com/tandemhq/tandem/internal/store"
 )
-
-func toStoreEvent(e api.Event) store.Event {
-	return store.Event{ID: e.ID, Type: e.Type, At: e.At, Node: e.Node, Message: e.Message, Data: e.Data}
-}
-
-// NotifyHistory is what the notification rule judges: the rules, every event of the
-// types they are on, and every notification, once the notifier caught up.
-type NotifyHistory struct {
-	Rules         []api.Rule
-	Events        []api.Event
-	Notifications []api.Notification
-}
 
 // soakRules are the rules the soak applies: recorded only (no channel), so that what
 // is judged is the notifier's exactly-once, not a mail server.
@@ -38,79 +24,18 @@ on   = ["run.failed", "delivery.failed"]
 when = 'type != "run.failed" || data.attempt >= data.max_attempts'
 `
 
-// checkNotifications judges that every event matching a rule produced exactly one
-// notice record of that rule, and that every notice record is of a matching event in
-// the log:
-//
-//	notifications: a matching event with no notice record or more than one, or a
-//	    notice of an event that does not match (or is not in the log).
-//
-// Digests are not judged here (they sum up suppressed notices, which are records too).
-func checkNotifications(h *NotifyHistory, rep *Report, add func(string, string, []api.Run)) {
-	if h == nil {
-		return
-	}
-	rep.Notifications = len(h.Notifications)
-	events := map[int64]api.Event{}
-	for _, e := range h.Events {
-		events[e.ID] = e
-	}
-	type key struct {
-		rule  string
-		event int64
-	}
-	count := map[key]int{}
-	for _, n := range h.Notifications {
-		if n.Kind == "notice" {
-			count[key{n.Rule, n.Event}]++
-		}
-	}
-	for _, ar := range h.Rules {
-		r, err := notify.Compile(notify.Spec{Name: ar.Name, On: ar.On, When: ar.When})
-		if err != nil {
-			add("notifications", fmt.Sprintf("rule %s does not compile: %v", ar.Name, err), nil)
-			continue
-		}
-		r.SinceEvent = ar.SinceEvent
-		ids := make([]int64, 0, len(events))
-		for id := range events {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		matched := map[int64]bool{}
-		for _, id := range ids {
-			e := events[id]
-			ok, _ := r.Match(notify.FromStore(toStoreEvent(e)))
-			if !ok {
-				continue
-			}
-			matched[id] = true
-			if k := count[key{ar.Name, id}]; k != 1 {
-				add("notifications", fmt.Sprintf("event %d (%s: %s) matches rule %s but has %d notice records", id, e.Type, e.Message, ar.Name, k), nil)
-			}
-		}
-		for _, n := range h.Notifications {
-			if n.Rule == ar.Name && n.Kind == "notice" && !matched[n.Event] {
-				add("notifications", fmt.Sprintf("notification %d of rule %s is about event %d (%s), which does not match it or is not in the log", n.ID, n.Rule, n.Event, n.EventType), nil)
-			}
-		}
-	}
-}
-
 // settleNotifications reads the rules, their events and the notifications until every
 // matching event has its notice (the notifier caught up) or nothing changed for
 // settleStall; the check reports what is left.
-func settleNotifications(ctx context.Context, c *Cluster, progress func(string, ...any)) (*NotifyHistory, error) {
-	var last *NotifyHistory
+func settleNotifications(ctx context.Context, c *Cluster, progress func(string, ...any)) (*history.Notifications, error) {
+	var last *history.Notifications
 	lastCount, lastChange := -1, time.Now()
 	for {
-		h, err := readNotifyHistory(ctx, c)
+		h, err := readNotifications(ctx, c)
 		if err == nil {
 			last = h
-			var rep Report
-			bad := 0
-			checkNotifications(h, &rep, func(string, string, []api.Run) { bad++ })
-			if bad == 0 {
+			// A history of notifications alone is judged by the notifications rule alone.
+			if len(history.Check(history.Job{Notify: h}).Violations) == 0 {
 				return h, nil
 			}
 			if len(h.Notifications) != lastCount {
@@ -132,7 +57,7 @@ func settleNotifications(ctx context.Context, c *Cluster, progress func(string, 
 	}
 }
 
-func readNotifyHistory(ctx context.Context, c *Cluster) (*NotifyHistory, error) {
+func readNotifications(ctx context.Context, c *Cluster) (*history.Notifications, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*CallTimeout)
 	defer cancel()
 	cl := c.Client()
@@ -140,7 +65,7 @@ func readNotifyHistory(ctx context.Context, c *Cluster) (*NotifyHistory, error) 
 	if err != nil {
 		return nil, err
 	}
-	h := &NotifyHistory{Rules: rules}
+	h := &history.Notifications{Rules: rules}
 	types := map[string]bool{}
 	for _, r := range rules {
 		for _, t := range r.On {

@@ -1,49 +1,25 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 )
 
-// keptFile is the output file of the soak's job with copies: its bytes follow from the
-// run's id, so the checker knows what every download must return.
-const keptFile = "report.txt"
-
-// keptSize is the size of keptFile.
-const keptSize = 20_000
-
-// KeptScript writes keptFile into the attempt's output directory.
+// KeptScript writes history.KeptFile into the attempt's output directory.
 func KeptScript() string {
-	return fmt.Sprintf(`yes "run $TANDEM_RUN_ID" | head -c %d > "$TANDEM_OUTPUT_DIR/%s"`, keptSize, keptFile)
-}
-
-// KeptBytes is what keptFile holds for run id.
-func KeptBytes(id int64) []byte {
-	line := []byte(fmt.Sprintf("run %d\n", id))
-	return bytes.Repeat(line, keptSize/len(line)+1)[:keptSize]
-}
-
-// Download is one output of a run as the harness found it once the cluster settled: its
-// record and the bytes a live node served for it, or the error it gave.
-type Download struct {
-	Run    int64
-	Output api.Output
-	SHA256 string // of the bytes served; "" when Err is set
-	Size   int64
-	Err    string
+	return fmt.Sprintf(`yes "run $TANDEM_RUN_ID" | head -c %d > "$TANDEM_OUTPUT_DIR/%s"`, history.KeptSize, history.KeptFile)
 }
 
 // fetchOutputs lists the outputs of every succeeded run and downloads each through the
 // cluster (any live node: the client tries them in turn).
-func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]Download, map[int64]int, error) {
-	var out []Download
+func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]history.Download, map[int64]int, error) {
+	var out []history.Download
 	listed := map[int64]int{}
 	for _, r := range runs {
 		if r.State != "succeeded" {
@@ -60,7 +36,7 @@ func fetchOutputs(ctx context.Context, c *Cluster, runs []api.Run) ([]Download, 
 		}
 		listed[r.ID] = len(outs)
 		for _, o := range outs {
-			d := Download{Run: r.ID, Output: o}
+			d := history.Download{Run: r.ID, Output: o}
 			for try := range 3 { // a failed answer is asked again, a wrong one is not
 				if try > 0 {
 					sleep(ctx, time.Second)
@@ -89,69 +65,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// checkOutputs judges the output durability rule: every succeeded run of the job kept
-// exactly its one output, recorded with the hash of the bytes it should hold, and a live
-// node served those bytes at the end, unless no holder of it was left (every holder
-// lost). Runs that did not succeed are not judged: an attempt's outputs are kept with
-// its result only.
-func checkOutputs(h History, byID map[int64]api.Run, add func(string, string, []api.Run)) (checked, gone int) {
-	if !h.Kept {
-		return 0, 0
-	}
-	for id, n := range h.Listed {
-		if n != 1 {
-			add("outputs", fmt.Sprintf("succeeded run %d lists %d outputs, want 1 (%s)", id, n, keptFile), []api.Run{byID[id]})
-		}
-	}
-	for _, d := range h.Downloads {
-		want := KeptBytes(d.Run)
-		sum := sha256.Sum256(want)
-		wantSum := hex.EncodeToString(sum[:])
-		around := []api.Run{byID[d.Run]}
-		checked++
-		switch {
-		case d.Output.Name != keptFile:
-			add("outputs", fmt.Sprintf("run %d has an output %q, want only %s", d.Run, d.Output.Name, keptFile), around)
-		case d.Output.SHA256 != wantSum || d.Output.Size != int64(len(want)):
-			add("outputs", fmt.Sprintf("run %d: %s recorded with %d bytes, SHA-256 %s; its run wrote %d bytes, %s",
-				d.Run, keptFile, d.Output.Size, short(d.Output.SHA256), len(want), short(wantSum)), around)
-		case d.Err != "" && strings.Contains(d.Err, "output lost") && allLost(d.Output):
-			gone++ // every holder was lost: the rule allows it (and the answer said so)
-		case d.Err != "":
-			add("outputs", fmt.Sprintf("run %d: %s could not be downloaded with holders %s: %s", d.Run, keptFile, holders(d.Output), d.Err), around)
-		case d.SHA256 != wantSum || d.Size != int64(len(want)):
-			add("outputs", fmt.Sprintf("run %d: %s downloaded as %d bytes, SHA-256 %s; want %d bytes, %s",
-				d.Run, keptFile, d.Size, short(d.SHA256), len(want), short(wantSum)), around)
-		}
-	}
-	return checked, gone
-}
-
-func allLost(o api.Output) bool {
-	for _, hd := range o.Holders {
-		if hd.State != "lost" {
-			return false
-		}
-	}
-	return true
-}
-
-func holders(o api.Output) string {
-	var b []string
-	for _, hd := range o.Holders {
-		b = append(b, hd.Node+" ("+hd.State+")")
-	}
-	if len(b) == 0 {
-		return "none"
-	}
-	return strings.Join(b, ", ")
-}
-
-func short(sum string) string {
-	if len(sum) > 12 {
-		return sum[:12] + "…"
-	}
-	return sum
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 )
 
@@ -104,14 +105,14 @@ func (f *fixture) slotTakeover() {
 	for _, j := range names {
 		execs, err := c.ExecLog(j)
 		f.must(err)
-		rep := Check(History{Runs: runs[j], Execs: execs, Step: tickEvery, EpochStarts: starts, Sightings: obs.sightings(j),
+		rep := history.Check(history.Job{Runs: runs[j], Execs: execs, Step: tickEvery, EpochStarts: starts, Sightings: obs.sightings(j),
 			Slots: 3, SlotTerms: terms})
 		t.Logf("job %s (slot %d): %s", j, slotOf[j], rep.Summary())
 		if err := rep.Err(); err != nil {
 			t.Error(err)
 		}
 		if n := countState(runs[j], "failed") + countState(runs[j], "canceled"); n > 0 {
-			t.Errorf("job %s: %d runs failed or were canceled: %s", j, n, CountStates(runs[j]))
+			t.Errorf("job %s: %d runs failed or were canceled: %s", j, n, history.CountStates(runs[j]))
 		}
 	}
 }

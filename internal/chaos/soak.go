@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
@@ -41,7 +42,7 @@ type SoakOptions struct {
 	Replay string
 	// Slots, when above 1, runs the cluster with --scheduler-slots Slots: every node
 	// fires the schedules of the slots it holds, the faults hit slot holders as they hit
-	// the primary, and the history check adds the slot rules (checkSlots).
+	// the primary, and the history check adds the slot rules (history.Job.Slots).
 	Slots int
 }
 
@@ -50,9 +51,9 @@ type SoakResult struct {
 	Engine string
 	Seed   uint64
 	Slots  int // 0 or 1: the primary fires everything
-	Faults []FaultRecord
+	Faults []history.Fault
 	// Reports are the history checks, by job.
-	Reports map[string]Report
+	Reports map[string]history.Report
 	// Hard are the node log lines that show a data race, a panic or a fatal error.
 	Hard []LogLine
 	// FreezesInWrite counts SQLite freezes that landed inside a write transaction and
@@ -153,7 +154,7 @@ var roleLine = regexp.MustCompile(`^(becoming primary|stepping down|suspended|re
 type soakJob struct {
 	spec     JobSpec
 	step     time.Duration // 0: on demand
-	policy   *Policy
+	policy   *history.Policy
 	duration time.Duration // how long each execution runs, for the drain rule (0: not checked)
 }
 
@@ -171,7 +172,7 @@ func soakJobs(webhook string) []soakJob {
 			spec: JobSpec{Name: name, Schedule: []string{"@every " + every.String()}, Misfire: misfire, Then: then,
 				Retries: 3, RetryBackoff: 200 * time.Millisecond, Overlap: overlap, MisfireGrace: grace, MisfireWindow: window},
 			step:   every,
-			policy: &Policy{Misfire: misfire, Grace: grace, Window: window, Overlap: overlap},
+			policy: &history.Policy{Misfire: misfire, Grace: grace, Window: window, Overlap: overlap},
 		}
 	}
 	delivered := mk("delivered", time.Second, "run-once", 0, "allow", "")
@@ -234,7 +235,7 @@ func SupportsClockSkew(ctx context.Context, binary string) bool {
 // did not settle); broken rules are in the result (see SoakResult.Err).
 func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	t0 := time.Now()
-	res = SoakResult{Engine: o.Engine, Seed: o.Seed, Slots: o.Slots, Reports: map[string]Report{}, Replay: o.Replay}
+	res = SoakResult{Engine: o.Engine, Seed: o.Seed, Slots: o.Slots, Reports: map[string]history.Report{}, Replay: o.Replay}
 	out := func(format string, args ...any) {
 		if o.Out != nil {
 			fmt.Fprintf(o.Out, "%s soak %s: %s\n", time.Now().Format("15:04:05.000"), o.Engine, fmt.Sprintf(format, args...))
@@ -367,7 +368,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
-	var terms []SlotTerm
+	var terms []history.SlotTerm
 	if o.Slots > 1 {
 		if terms, err = c.SlotTerms(ctx); err != nil {
 			return res, fmt.Errorf("soak: %w", err)
@@ -383,7 +384,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 		if err != nil {
 			return res, fmt.Errorf("soak: %w", err)
 		}
-		h := History{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, AllEpochs: len(starts) < 10000, Policy: j.policy,
+		h := history.Job{Runs: runs[j.spec.Name], Execs: execs, Step: j.step, EpochStarts: starts, AllEpochs: len(starts) < 10000, Policy: j.policy,
 			Sightings: obs.sightings(j.spec.Name), Overlaps: overlaps, Faults: res.Faults, Duration: j.duration,
 			Slots: o.Slots, SlotTerms: terms}
 		if i == 0 {
@@ -403,7 +404,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 				return res, fmt.Errorf("soak: %w", err)
 			}
 		}
-		rep := Check(h)
+		rep := history.Check(h)
 		res.Reports[j.spec.Name] = rep
 		out("job %s: %s", j.spec.Name, rep.Summary())
 	}
@@ -411,7 +412,7 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
 	}
-	rep := Check(History{Notify: nh})
+	rep := history.Check(history.Job{Notify: nh})
 	res.Reports["(notifications)"] = rep
 	out("notifications: %s", rep.Summary())
 	res.Elapsed = time.Since(t0)
@@ -443,9 +444,9 @@ type observer struct {
 	c *Cluster
 
 	mu    sync.Mutex
-	seen  map[string][]Sighting // by job
+	seen  map[string][]history.Sighting // by job
 	last  map[int64]api.Run
-	lease []LeaseSighting
+	lease []history.LeaseSighting
 }
 
 // observeEvery is how often the observer looks.
@@ -453,7 +454,7 @@ const observeEvery = 500 * time.Millisecond
 
 func (o *observer) run(ctx context.Context, jobs []soakJob) {
 	o.mu.Lock()
-	o.seen, o.last = map[string][]Sighting{}, map[int64]api.Run{}
+	o.seen, o.last = map[string][]history.Sighting{}, map[int64]api.Run{}
 	o.mu.Unlock()
 	for ctx.Err() == nil {
 		for _, j := range jobs {
@@ -472,7 +473,7 @@ func (o *observer) run(ctx context.Context, jobs []soakJob) {
 			cancel()
 			if err == nil {
 				o.mu.Lock()
-				o.lease = append(o.lease, LeaseSighting{At: at, Epoch: st.Epoch, Node: addr})
+				o.lease = append(o.lease, history.LeaseSighting{At: at, Epoch: st.Epoch, Node: addr})
 				o.mu.Unlock()
 				break
 			}
@@ -486,21 +487,21 @@ func (o *observer) add(job string, at time.Time, rs []api.Run) {
 	defer o.mu.Unlock()
 	for _, r := range rs {
 		r.Stdout, r.Stderr, r.Outputs = nil, nil, nil
-		if prev, ok := o.last[r.ID]; ok && prev.State == r.State && prev.Epoch == r.Epoch && !completionChanged(prev, r) {
+		if prev, ok := o.last[r.ID]; ok && prev.State == r.State && prev.Epoch == r.Epoch && !history.CompletionChanged(prev, r) {
 			continue
 		}
 		o.last[r.ID] = r
-		o.seen[job] = append(o.seen[job], Sighting{At: at, Run: r})
+		o.seen[job] = append(o.seen[job], history.Sighting{At: at, Run: r})
 	}
 }
 
-func (o *observer) sightings(job string) []Sighting {
+func (o *observer) sightings(job string) []history.Sighting {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.seen[job])
 }
 
-func (o *observer) leaseEpochs() []LeaseSighting {
+func (o *observer) leaseEpochs() []history.LeaseSighting {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.lease)
@@ -543,8 +544,8 @@ func settleAll(ctx context.Context, c *Cluster, jobs []string, progress func(str
 				if r.ID > newest[j] {
 					newest[j], lastNew = r.ID, time.Now()
 				}
-				if !Final(r.State) {
-					open = append(open, FormatRun(r))
+				if !history.Final(r.State) {
+					open = append(open, history.FormatRun(r))
 				}
 			}
 		}

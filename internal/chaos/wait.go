@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 )
 
 // PollEvery is how often the waits of this package look again.
@@ -120,33 +121,9 @@ func (c *Cluster) WaitRuns(ctx context.Context, job, what string, cond func([]ap
 			return false, "", err
 		}
 		got = rs
-		return cond(rs), fmt.Sprintf("%d runs of %s: %s", len(rs), job, CountStates(rs)), nil
+		return cond(rs), fmt.Sprintf("%d runs of %s: %s", len(rs), job, history.CountStates(rs)), nil
 	})
 	return got, err
-}
-
-// Final reports whether a run state is final.
-func Final(state string) bool {
-	switch state {
-	case "succeeded", "failed", "canceled", "skipped", "missed":
-		return true
-	}
-	return false
-}
-
-// CountStates renders how many runs are in each state, e.g. "succeeded=12 queued=1".
-func CountStates(rs []api.Run) string {
-	n := map[string]int{}
-	for _, r := range rs {
-		n[r.State]++
-	}
-	var parts []string
-	for _, s := range []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"} {
-		if n[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", s, n[s]))
-		}
-	}
-	return strings.Join(parts, " ")
 }
 
 // Quiet is how long Settle wants to see no new run of a paused job: a pause reaches the
@@ -179,12 +156,12 @@ func (c *Cluster) Settle(ctx context.Context, jobs ...string) (map[string][]api.
 			var open []string
 			quiet := true
 			for _, r := range rs {
-				if !Final(r.State) {
-					open = append(open, FormatRun(r))
+				if !history.Final(r.State) {
+					open = append(open, history.FormatRun(r))
 				}
 				quiet = quiet && time.Since(r.CreatedAt) >= Quiet
 			}
-			note := fmt.Sprintf("%d runs of %s: %s; not final: [%s]", len(rs), j, CountStates(rs), strings.Join(open, "; "))
+			note := fmt.Sprintf("%d runs of %s: %s; not final: [%s]", len(rs), j, history.CountStates(rs), strings.Join(open, "; "))
 			return len(open) == 0 && quiet, note, nil
 		})
 		if err != nil {

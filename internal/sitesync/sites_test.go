@@ -19,6 +19,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/chaos"
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/client"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/node"
@@ -409,7 +410,7 @@ func TestTwoSites(t *testing.T) {
 	}
 	prodLog := must(prod.st.ChangeList(ctx(t), store.ChangeListParams{Limit: 100000}))
 	drLog := must(dr.st.ChangeList(ctx(t), store.ChangeListParams{Limit: 100000}))
-	for _, v := range chaos.CheckSync(chaos.SyncHistory{Source: prodLog, Target: drLog, From: from, Cursor: must(dr.st.SyncTargetGet(ctx(t))).Cursor}) {
+	for _, v := range history.CheckSync(history.Sync{Source: prodLog, Target: drLog, From: from, Cursor: must(dr.st.SyncTargetGet(ctx(t))).Cursor}) {
 		t.Errorf("[%s] %s", v.Rule, v.Detail)
 	}
 

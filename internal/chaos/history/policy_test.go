@@ -1,20 +1,20 @@
-package chaos
+package history
 
 import (
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // at returns the builder's occurrence i.
 func (b *histBuilder) at(i int) time.Time { return b.t0.Add(time.Duration(i) * step) }
 
 // late makes run r's creation (the plan's instant) d after its scheduled time.
-func late(r *api.Run, d time.Duration) { r.CreatedAt = r.ScheduledAt.Add(d) }
+func late(r *wire.Run, d time.Duration) { r.CreatedAt = r.ScheduledAt.Add(d) }
 
 // missedAt adds a missed record of occurrences i..j created at c.
-func (b *histBuilder) missedAt(i, j int, c time.Time) *api.Run {
+func (b *histBuilder) missedAt(i, j int, c time.Time) *wire.Run {
 	b.missed(i, j)
 	r := &b.runs[len(b.runs)-1]
 	r.CreatedAt, r.Epoch = c, 0
@@ -101,7 +101,7 @@ func TestCheckPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newHist()
 			tc.build(b)
-			rep := Check(History{Runs: b.runs, Execs: b.execs, Step: step, Policy: &tc.policy})
+			rep := Check(Job{Runs: b.runs, Execs: b.execs, Step: step, Policy: &tc.policy})
 			if got := rules(rep); got != tc.want {
 				t.Fatalf("violations %q, want %q\n%v", got, tc.want, rep.Err())
 			}
@@ -112,10 +112,10 @@ func TestCheckPolicy(t *testing.T) {
 func TestCheckSightings(t *testing.T) {
 	cases := []struct {
 		name  string
-		build func(b *histBuilder, h *History)
+		build func(b *histBuilder, h *Job)
 		want  string
 	}{
-		{"a run seen queued, assigned, running, then final", func(b *histBuilder, h *History) {
+		{"a run seen queued, assigned, running, then final", func(b *histBuilder, h *Job) {
 			r := *b.run(0, "a", 2)
 			seen := r
 			seen.State, seen.Node, seen.Attempt, seen.Epoch = "queued", "", 0, 1
@@ -125,30 +125,30 @@ func TestCheckSightings(t *testing.T) {
 			h.Sightings = append(h.Sightings, Sighting{At: b.t0.Add(2 * time.Second), Run: r})
 			h.EpochStarts = []EpochStart{{Epoch: 2, Node: "b", At: b.t0.Add(500 * time.Millisecond)}}
 		}, ""},
-		{"a final run that changed: a second completion", func(b *histBuilder, h *History) {
+		{"a final run that changed: a second completion", func(b *histBuilder, h *Job) {
 			r := b.run(0, "a", 1)
 			seen := *r
 			seen.State, seen.Node = "failed", "b"
 			h.Sightings = append(h.Sightings, Sighting{At: b.t0, Run: seen})
 		}, "completions"},
-		{"an epoch that went back", func(b *histBuilder, h *History) {
+		{"an epoch that went back", func(b *histBuilder, h *Job) {
 			r := b.run(0, "a", 1)
 			seen := *r
 			seen.State, seen.Epoch = "assigned", 3
 			h.Sightings = append(h.Sightings, Sighting{At: b.t0, Run: seen})
 		}, "epoch-back"},
-		{"an assignment under an epoch already superseded", func(b *histBuilder, h *History) {
+		{"an assignment under an epoch already superseded", func(b *histBuilder, h *Job) {
 			r := b.run(0, "a", 2)
 			seen := *r
 			seen.State, seen.Epoch, seen.Node = "queued", 1, ""
 			h.Sightings = append(h.Sightings, Sighting{At: b.t0.Add(time.Second), Run: seen})
 			h.EpochStarts = []EpochStart{{Epoch: 3, Node: "c", At: b.t0.Add(500 * time.Millisecond)}}
 		}, "superseded"},
-		{"lease epochs that went back", func(b *histBuilder, h *History) {
+		{"lease epochs that went back", func(b *histBuilder, h *Job) {
 			b.run(0, "a", 1)
 			h.LeaseEpochs = []LeaseSighting{{At: b.t0, Epoch: 4, Node: "a"}, {At: b.t0.Add(time.Second), Epoch: 3, Node: "b"}}
 		}, "lease-epoch"},
-		{"an epoch recorded after a newer one began is no split brain", func(b *histBuilder, h *History) {
+		{"an epoch recorded after a newer one began is no split brain", func(b *histBuilder, h *Job) {
 			b.run(0, "a", 1)
 			h.EpochStarts = []EpochStart{{Epoch: 2, Node: "b", At: b.t0.Add(-time.Second)}, {Epoch: 1, Node: "a", At: b.t0.Add(-500 * time.Millisecond)}}
 			b.runs[0].Epoch = 2
@@ -157,7 +157,7 @@ func TestCheckSightings(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newHist()
-			h := History{Step: step}
+			h := Job{Step: step}
 			tc.build(b, &h)
 			h.Runs, h.Execs = b.runs, b.execs
 			rep := Check(h)

@@ -1,11 +1,11 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // Sighting is a run as the harness read it while the cluster ran.
@@ -13,7 +13,7 @@ type Sighting struct {
 	// At is when the harness sent the request that returned Run: the run was read at
 	// or after it.
 	At  time.Time
-	Run api.Run
+	Run wire.Run
 }
 
 // LeaseSighting is the primary lease's epoch as the harness read it (tandem status).
@@ -39,9 +39,9 @@ const sightingSlack = 50 * time.Millisecond
 //     that sighting was read) is not older than an epoch that had begun before the
 //     sighting: the write came from a holder whose lease had been superseded;
 //   - lease-epoch: the lease epochs the harness read never go down.
-func checkSightings(h History, settled []api.Run) []Violation {
+func checkSightings(h Job, settled []wire.Run) []Violation {
 	var out []Violation
-	add := func(rule, detail string, at time.Time, around ...api.Run) {
+	add := func(rule, detail string, at time.Time, around ...wire.Run) {
 		out = append(out, Violation{Rule: rule, Detail: detail, Around: around, At: at})
 	}
 	byRun := map[int64][]Sighting{}
@@ -63,7 +63,7 @@ func checkSightings(h History, settled []api.Run) []Violation {
 		ss := byRun[id]
 		for i := 1; i < len(ss); i++ {
 			a, b := ss[i-1], ss[i]
-			if Final(a.Run.State) && completionChanged(a.Run, b.Run) {
+			if Final(a.Run.State) && CompletionChanged(a.Run, b.Run) {
 				add("completions", fmt.Sprintf("run %d was seen %s at %s and later %s: a second completion was accepted",
 					id, completion(a.Run), a.At.Format("15:04:05.000"), completion(b.Run)), a.At, a.Run, b.Run)
 			}
@@ -93,13 +93,13 @@ func checkSightings(h History, settled []api.Run) []Violation {
 	return out
 }
 
-// completionChanged reports whether b differs from a in what a completion writes.
-func completionChanged(a, b api.Run) bool {
+// CompletionChanged reports whether b differs from a in what a completion writes.
+func CompletionChanged(a, b wire.Run) bool {
 	return a.State != b.State || a.Attempt != b.Attempt || a.Node != b.Node ||
 		!equalTime(a.FinishedAt, b.FinishedAt) || !equalInt(a.ExitCode, b.ExitCode)
 }
 
-func completion(r api.Run) string {
+func completion(r wire.Run) string {
 	s := fmt.Sprintf("%s (attempt %d on %q", r.State, r.Attempt, r.Node)
 	if r.FinishedAt != nil {
 		s += ", finished " + r.FinishedAt.Format("15:04:05.000000")

@@ -1,10 +1,10 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // deathMargin is how long after a kill a killed node's command may still be seen alive:
@@ -22,10 +22,10 @@ const deathMargin = 500 * time.Millisecond
 //	    (term, node-stop: it began less than Duration earlier) was followed by another
 //	    attempt of its run during the stop: the stopping node lost a run it was
 //	    finishing.
-func checkFaults(h History, byID map[int64]api.Run, execs map[int64][]Exec, add func(string, string, []api.Run)) {
-	around := func(id int64) []api.Run {
+func checkFaults(h Job, byID map[int64]wire.Run, execs map[int64][]Exec, add func(string, string, []wire.Run)) {
+	around := func(id int64) []wire.Run {
 		if r, ok := byID[id]; ok {
-			return []api.Run{r}
+			return []wire.Run{r}
 		}
 		return nil
 	}
@@ -71,3 +71,38 @@ func checkFaults(h History, byID map[int64]api.Run, execs map[int64][]Exec, add 
 		}
 	}
 }
+
+// Fault is one injected fault: what, on which node, and from when until it healed.
+type Fault struct {
+	N      int // 1, 2, … in the order injected
+	Kind   string
+	Node   string // "" for a fault of the database server
+	Detail string
+	Start  time.Time
+	End    time.Time // when it was healed
+}
+
+func (f Fault) String() string {
+	who := ""
+	if f.Node != "" {
+		who = " " + f.Node
+	}
+	return fmt.Sprintf("fault %d %s..%s %s%s: %s", f.N, f.Start.Format("15:04:05.000"), f.End.Format("15:04:05.000"), f.Kind, who, f.Detail)
+}
+
+// Fault kinds of the soak. Each heals itself before the next begins.
+const (
+	FaultKill          = "kill"           // kill -9 of a node's process tree, restart after a while
+	FaultKillProcess   = "kill-process"   // kill -9 of a node's process alone: its commands must die with it
+	FaultTerm          = "term"           // SIGTERM (graceful stop), restart after a while
+	FaultNodeStop      = "node-stop"      // `tandem node stop` through another node, restart after a while
+	FaultFreeze        = "freeze"         // SIGSTOP for about the lease TTL, then SIGCONT
+	FaultSkew          = "skew"           // restart a node with its wall clock minutes off (or back)
+	FaultPeerPartition = "peer-partition" // the node's inbound peer traffic held, one way or both
+	FaultPeerReset     = "peer-reset"     // the node's peer connections reset and new ones refused
+	FaultPeerLatency   = "peer-latency"   // latency added to the node's peer traffic
+	FaultDBPartition   = "db-partition"   // the node's PostgreSQL traffic held, one way or both
+	FaultDBReset       = "db-reset"       // the node's PostgreSQL connections reset, new ones refused
+	FaultDBLatency     = "db-latency"     // latency added to the node's PostgreSQL traffic
+	FaultPGRestart     = "pg-restart"     // PostgreSQL restarted (fast or immediate shutdown)
+)

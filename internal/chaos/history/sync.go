@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 )
 
-// SyncHistory is what CheckSync judges: a sync source's change log and its DR site's,
+// Sync is what CheckSync judges: a sync source's change log and its DR site's,
 // the source sequence streaming started after (the full sync's, or 0) and the DR
 // site's cursor at the end.
-type SyncHistory struct {
+type Sync struct {
 	Source []store.Change
 	Target []store.Change
 	From   int64
@@ -24,7 +24,7 @@ type SyncHistory struct {
 // source change at or below the cursor the DR site never applied), sync-extra (an
 // applied change the source never made), sync-mismatch (applied under another
 // operation, entity or name than the source's).
-func CheckSync(h SyncHistory) []Violation {
+func CheckSync(h Sync) []Violation {
 	sent := h.Sent
 	if sent == nil {
 		sent = func(e string) bool { return e == store.EntityJob || e == store.EntityRule || e == store.EntitySetting }

@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"cmp"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // EpochStart is when a primary epoch began: the time of its primary.changed event, which
@@ -20,7 +20,7 @@ type EpochStart struct {
 }
 
 // EpochStartsFrom picks the epoch starts out of events, oldest first.
-func EpochStartsFrom(evs []api.Event) []EpochStart {
+func EpochStartsFrom(evs []wire.Event) []EpochStart {
 	var out []EpochStart
 	for _, e := range evs {
 		if e.Type != "primary.changed" {
@@ -41,10 +41,11 @@ func EpochStartsFrom(evs []api.Event) []EpochStart {
 	return out
 }
 
-// History is what Check judges: every run of one job once the cluster settled, the
-// job's execution log, and the primary epochs' starts.
-type History struct {
-	Runs  []api.Run
+// Job is the history of one job that Check judges: every run of the job once the
+// cluster settled, its execution log, and the primary epochs' starts, with what else
+// the harness saw meanwhile.
+type Job struct {
+	Runs  []wire.Run
 	Execs []Exec
 	// Step is the schedule's period (an @every job); records of several occurrences are
 	// expanded by it. 0 checks no scheduled times (an on-demand job).
@@ -68,7 +69,7 @@ type History struct {
 	// meanwhile; Duration how long each of the job's executions runs. Together they
 	// judge the overlap and drain rules (checkFaults).
 	Overlaps []Overlap
-	Faults   []FaultRecord
+	Faults   []Fault
 	Duration time.Duration
 	// Entries, when not 0, is how many [[deliver]] entries (all on success) the job has;
 	// Deliveries are its delivery records once they settled, DeliveryAttempts the
@@ -76,13 +77,14 @@ type History struct {
 	// webhook-id and Unverified those it could not verify. Together they judge the
 	// delivery rules (checkDeliveries).
 	Entries          int
-	Deliveries       []api.Delivery
+	Deliveries       []wire.Delivery
 	DeliveryAttempts int
 	Received         map[string]int
 	Unverified       int
-	// Kept says the job writes KeptScript's file with copies; Listed is how many outputs
-	// each succeeded run lists and Downloads what the cluster served for each once it
-	// settled. Together they judge the output durability rule (checkOutputs).
+	// Kept says the job writes KeptFile (chaos.KeptScript) with copies; Listed is how
+	// many outputs each succeeded run lists and Downloads what the cluster served for
+	// each once it settled. Together they judge the output durability rule
+	// (checkOutputs).
 	Kept      bool
 	Listed    map[int64]int
 	Downloads []Download
@@ -93,7 +95,7 @@ type History struct {
 	Slots     int
 	SlotTerms []SlotTerm
 	// Notify, if given, is judged by the notifications rule (checkNotifications).
-	Notify *NotifyHistory
+	Notify *Notifications
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -120,7 +122,7 @@ type Violation struct {
 	// or a notice of no matching event).
 	Rule   string
 	Detail string
-	Around []api.Run // the runs around the violation
+	Around []wire.Run // the runs around the violation
 	// At is about when the broken rule happened (a run's creation or scheduled time, a
 	// sighting), to find the faults injected near it; zero if unknown.
 	At time.Time
@@ -136,15 +138,15 @@ type Report struct {
 	Executions  int
 	Duplicates  int // scheduled times that appear more than once (each extra appearance)
 	Lost        int // scheduled times with neither run nor record
-	// Deliveries counts the delivery records checked (History.Entries > 0), by state in
+	// Deliveries counts the delivery records checked (Job.Entries > 0), by state in
 	// DeliveryStates; Redelivered counts the webhook-ids the receiver accepted more than once.
 	Deliveries     int
 	DeliveryStates string
 	Redelivered    int
-	// Outputs counts the output files downloaded and checked (History.Kept); Gone those
+	// Outputs counts the output files downloaded and checked (Job.Kept); Gone those
 	// allowed to be missing because every holder was lost.
 	Outputs, Gone int
-	// With History.Slots > 1: SlotFired counts the scheduled runs whose firing epoch the
+	// With Job.Slots > 1: SlotFired counts the scheduled runs whose firing epoch the
 	// history shows (seen before their assignment), which slot-stale judges.
 	SlotFired     int
 	slots         int
@@ -202,7 +204,7 @@ func (r Report) Err() error {
 }
 
 // FormatRun renders a run on one line.
-func FormatRun(r api.Run) string {
+func FormatRun(r wire.Run) string {
 	sched := "-"
 	if r.ScheduledAt != nil {
 		sched = r.ScheduledAt.Format("15:04:05.000")
@@ -232,14 +234,14 @@ func FormatRun(r api.Run) string {
 //	(h) with Slots, each schedule's times were fired once across its slot's holders, none
 //	    lost, none by a deposed holder, as checkSlots says;
 //	(i) with Notify, each event matching a rule has exactly one notice of it.
-func Check(h History) Report {
+func Check(h Job) Report {
 	runs := slices.Clone(h.Runs)
-	slices.SortFunc(runs, func(a, b api.Run) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(runs, func(a, b wire.Run) int { return cmp.Compare(a.ID, b.ID) })
 	rep := Report{Runs: len(runs), States: CountStates(runs), Executions: len(h.Execs), execs: map[int64][]Exec{}}
 	for _, e := range h.Execs {
 		rep.execs[e.Run] = append(rep.execs[e.Run], e)
 	}
-	add := func(rule, detail string, around []api.Run) {
+	add := func(rule, detail string, around []wire.Run) {
 		v := Violation{Rule: rule, Detail: detail, Around: around}
 		for _, r := range around {
 			if v.At.IsZero() || r.CreatedAt.Before(v.At) {
@@ -249,7 +251,7 @@ func Check(h History) Report {
 		rep.Violations = append(rep.Violations, v)
 	}
 	checkScheduled(h, runs, &rep, add)
-	byID := map[int64]api.Run{}
+	byID := map[int64]wire.Run{}
 	for i, r := range runs {
 		byID[r.ID] = r
 		if !Final(r.State) {
@@ -272,10 +274,10 @@ func Check(h History) Report {
 // scheduledTime is one expanded occurrence and the record it belongs to.
 type scheduledTime struct {
 	at  time.Time
-	run api.Run
+	run wire.Run
 }
 
-func checkScheduled(h History, runs []api.Run, rep *Report, add func(string, string, []api.Run)) {
+func checkScheduled(h Job, runs []wire.Run, rep *Report, add func(string, string, []wire.Run)) {
 	if h.Step <= 0 {
 		return
 	}
@@ -294,10 +296,10 @@ func checkScheduled(h History, runs []api.Run, rep *Report, add func(string, str
 			n++
 		}
 		if r.Occurrences > 0 && n != r.Occurrences {
-			add("occurrences", fmt.Sprintf("run %d covers %d steps of %s but says %d occurrences", r.ID, n, h.Step, r.Occurrences), []api.Run{r})
+			add("occurrences", fmt.Sprintf("run %d covers %d steps of %s but says %d occurrences", r.ID, n, h.Step, r.Occurrences), []wire.Run{r})
 		}
 		if r.ScheduledAt.UnixNano()%int64(h.Step) != 0 {
-			add("unaligned", fmt.Sprintf("run %d is scheduled at %s, off the %s grid counted from the Unix epoch", r.ID, r.ScheduledAt.Format(time.RFC3339Nano), h.Step), []api.Run{r})
+			add("unaligned", fmt.Sprintf("run %d is scheduled at %s, off the %s grid counted from the Unix epoch", r.ID, r.ScheduledAt.Format(time.RFC3339Nano), h.Step), []wire.Run{r})
 		}
 	}
 	if len(times) == 0 {
@@ -327,7 +329,7 @@ func checkScheduled(h History, runs []api.Run, rep *Report, add func(string, str
 	rep.Occurrences = distinct
 }
 
-func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]Exec, add func(string, string, []api.Run)) {
+func checkExecutions(runs []wire.Run, byID map[int64]wire.Run, execs map[int64][]Exec, add func(string, string, []wire.Run)) {
 	for id, es := range execs {
 		r, ok := byID[id]
 		if !ok {
@@ -335,20 +337,20 @@ func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]E
 			continue
 		}
 		if r.State == "missed" || r.State == "skipped" {
-			add("executions", fmt.Sprintf("run %d is a %s record but executed %d times", id, r.State, len(es)), []api.Run{r})
+			add("executions", fmt.Sprintf("run %d is a %s record but executed %d times", id, r.State, len(es)), []wire.Run{r})
 			continue
 		}
 		if len(es) > r.Attempt {
-			add("executions", fmt.Sprintf("run %d executed %d times in %d attempts", id, len(es), r.Attempt), []api.Run{r})
+			add("executions", fmt.Sprintf("run %d executed %d times in %d attempts", id, len(es), r.Attempt), []wire.Run{r})
 		}
 		seen := map[int]Exec{}
 		for _, e := range es {
 			if first, dup := seen[e.Attempt]; dup {
-				add("executions", fmt.Sprintf("run %d attempt %d executed twice: on %s (line %d) and on %s (line %d)", id, e.Attempt, first.Node, first.Line, e.Node, e.Line), []api.Run{r})
+				add("executions", fmt.Sprintf("run %d attempt %d executed twice: on %s (line %d) and on %s (line %d)", id, e.Attempt, first.Node, first.Line, e.Node, e.Line), []wire.Run{r})
 			}
 			seen[e.Attempt] = e
 			if e.Attempt > r.Attempt || e.Attempt < 1 {
-				add("executions", fmt.Sprintf("run %d executed as attempt %d (on %s) but its attempt is %d", id, e.Attempt, e.Node, r.Attempt), []api.Run{r})
+				add("executions", fmt.Sprintf("run %d executed as attempt %d (on %s) but its attempt is %d", id, e.Attempt, e.Node, r.Attempt), []wire.Run{r})
 			}
 		}
 	}
@@ -363,12 +365,12 @@ func checkExecutions(runs []api.Run, byID map[int64]api.Run, execs map[int64][]E
 			}
 		}
 		if !witnessed {
-			add("unwitnessed", fmt.Sprintf("run %d succeeded in attempt %d on %s, but the execution log has no such line", r.ID, r.Attempt, r.Node), []api.Run{r})
+			add("unwitnessed", fmt.Sprintf("run %d succeeded in attempt %d on %s, but the execution log has no such line", r.ID, r.Attempt, r.Node), []wire.Run{r})
 		}
 	}
 }
 
-func checkEpochs(starts []EpochStart, all bool, runs []api.Run, add func(string, string, []api.Run)) {
+func checkEpochs(starts []EpochStart, all bool, runs []wire.Run, add func(string, string, []wire.Run)) {
 	// Two nodes in one epoch is a split brain. The same node again in its epoch is not: a
 	// holder that stepped down while it still held the lease (a slow renewal) takes it
 	// back without a change of holder. The events' order in time says nothing: a node
@@ -410,11 +412,11 @@ func checkEpochs(starts []EpochStart, all bool, runs []api.Run, add func(string,
 // primaryEpochRuns are the runs whose epoch is the primary's: all of them, except with
 // scheduler slots the scheduled runs never assigned, which carry their slot's epoch
 // (checkSlots judges those).
-func primaryEpochRuns(h History, runs []api.Run) []api.Run {
+func primaryEpochRuns(h Job, runs []wire.Run) []wire.Run {
 	if h.Slots <= 1 {
 		return runs
 	}
-	var out []api.Run
+	var out []wire.Run
 	for _, r := range runs {
 		if r.ScheduledAt == nil || r.Attempt > 0 {
 			out = append(out, r)
@@ -424,15 +426,15 @@ func primaryEpochRuns(h History, runs []api.Run) []api.Run {
 }
 
 // aroundIndex returns up to three runs either side of runs[i] (runs sorted by id).
-func aroundIndex(runs []api.Run, i int) []api.Run {
+func aroundIndex(runs []wire.Run, i int) []wire.Run {
 	return slices.Clone(runs[max(i-3, 0):min(i+4, len(runs))])
 }
 
 // aroundTime returns the runs whose scheduled range meets [from−3 steps, to+3 steps], in
 // scheduled order: the violation and a few neighbours either side.
-func aroundTime(runs []api.Run, from, to time.Time, step time.Duration) []api.Run {
+func aroundTime(runs []wire.Run, from, to time.Time, step time.Duration) []wire.Run {
 	lo, hi := from.Add(-3*step), to.Add(3*step)
-	var out []api.Run
+	var out []wire.Run
 	for _, r := range runs {
 		if r.ScheduledAt == nil {
 			continue
@@ -445,6 +447,30 @@ func aroundTime(runs []api.Run, from, to time.Time, step time.Duration) []api.Ru
 			out = append(out, r)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b api.Run) int { return a.ScheduledAt.Compare(*b.ScheduledAt) })
+	slices.SortStableFunc(out, func(a, b wire.Run) int { return a.ScheduledAt.Compare(*b.ScheduledAt) })
 	return out
+}
+
+// Final reports whether a run state is final.
+func Final(state string) bool {
+	switch state {
+	case "succeeded", "failed", "canceled", "skipped", "missed":
+		return true
+	}
+	return false
+}
+
+// CountStates renders how many runs are in each state, e.g. "succeeded=12 queued=1".
+func CountStates(rs []wire.Run) string {
+	n := map[string]int{}
+	for _, r := range rs {
+		n[r.State]++
+	}
+	var parts []string
+	for _, s := range []string{"queued", "assigned", "running", "succeeded", "failed", "canceled", "skipped", "missed"} {
+		if n[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", s, n[s]))
+		}
+	}
+	return strings.Join(parts, " ")
 }

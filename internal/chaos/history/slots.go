@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"cmp"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // SlotTerm is when a node began to hold a scheduler slot under an epoch: the time of its
@@ -20,7 +20,7 @@ type SlotTerm struct {
 }
 
 // SlotTermsFrom picks the slot terms out of events, oldest first.
-func SlotTermsFrom(evs []api.Event) []SlotTerm {
+func SlotTermsFrom(evs []wire.Event) []SlotTerm {
 	var out []SlotTerm
 	for _, e := range evs {
 		if e.Type != "slot.taken" {
@@ -53,7 +53,7 @@ func number(v any) (int64, bool) {
 // epoch it carried before its first assignment (which writes the primary's epoch over
 // it). ok is false when no sighting or final state shows the run unassigned with an
 // epoch.
-func firedEpoch(r api.Run, seen []Sighting) (epoch int64, ok bool) {
+func firedEpoch(r wire.Run, seen []Sighting) (epoch int64, ok bool) {
 	for _, s := range seen {
 		if s.Run.Attempt == 0 && s.Run.Epoch > 0 {
 			return s.Run.Epoch, true
@@ -65,7 +65,7 @@ func firedEpoch(r api.Run, seen []Sighting) (epoch int64, ok bool) {
 	return 0, false
 }
 
-// checkSlots judges a history fired in scheduler slots (History.Slots > 1), where each
+// checkSlots judges a history fired in scheduler slots (Job.Slots > 1), where each
 // schedule belongs to slot ScheduleID mod Slots and its firing is fenced by that slot's
 // lease:
 //
@@ -81,7 +81,7 @@ func firedEpoch(r api.Run, seen []Sighting) (epoch int64, ok bool) {
 //
 // Runs without a schedule id (on-demand) are not judged. It returns how many runs the
 // history shows with the epoch they were fired under.
-func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) (fired int) {
+func checkSlots(h Job, runs []wire.Run, add func(string, string, []wire.Run)) (fired int) {
 	if h.Slots <= 1 {
 		return 0
 	}
@@ -109,7 +109,7 @@ func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) 
 	for _, s := range h.Sightings {
 		seen[s.Run.ID] = append(seen[s.Run.ID], s)
 	}
-	bySchedule := map[int64][]api.Run{}
+	bySchedule := map[int64][]wire.Run{}
 	for _, r := range runs {
 		if r.ScheduleID == 0 || r.ScheduledAt == nil {
 			continue
@@ -124,7 +124,7 @@ func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) 
 		for _, t := range h.SlotTerms {
 			if t.Slot == slot && t.Epoch > epoch && t.At.Before(r.CreatedAt.Add(-sightingSlack)) {
 				add("slot-stale", fmt.Sprintf("run %d of schedule %d (slot %d) was fired under epoch %d at %s, after %s had taken the slot at %s: a deposed slot holder's firing was accepted",
-					r.ID, r.ScheduleID, slot, epoch, r.CreatedAt.Format("15:04:05.000000"), who(slot, t.Epoch), t.At.Format("15:04:05.000000")), []api.Run{r})
+					r.ID, r.ScheduleID, slot, epoch, r.CreatedAt.Format("15:04:05.000000"), who(slot, t.Epoch), t.At.Format("15:04:05.000000")), []wire.Run{r})
 				break
 			}
 		}
@@ -141,13 +141,13 @@ func checkSlots(h History, runs []api.Run, add func(string, string, []api.Run)) 
 }
 
 // checkSlotSchedule judges one schedule's records: each scheduled time once, none lost.
-func checkSlotSchedule(h History, id int64, rs []api.Run, seen map[int64][]Sighting, who func(int, int64) string,
-	add func(string, string, []api.Run)) {
+func checkSlotSchedule(h Job, id int64, rs []wire.Run, seen map[int64][]Sighting, who func(int, int64) string,
+	add func(string, string, []wire.Run)) {
 	if h.Step <= 0 {
 		return
 	}
 	slot := int(id % int64(h.Slots))
-	firer := func(r api.Run) string {
+	firer := func(r wire.Run) string {
 		if e, ok := firedEpoch(r, seen[r.ID]); ok {
 			return who(slot, e)
 		}
@@ -174,11 +174,11 @@ func checkSlotSchedule(h History, id int64, rs []api.Run, seen map[int64][]Sight
 		switch gap := cur.at.Sub(prev.at); {
 		case gap == 0:
 			add("slot-once", fmt.Sprintf("schedule %d (slot %d) fired %s twice: run %d by %s and run %d by %s",
-				id, slot, cur.at.Format("15:04:05.000"), prev.run.ID, firer(prev.run), cur.run.ID, firer(cur.run)), []api.Run{prev.run, cur.run})
+				id, slot, cur.at.Format("15:04:05.000"), prev.run.ID, firer(prev.run), cur.run.ID, firer(cur.run)), []wire.Run{prev.run, cur.run})
 		case gap > h.Step:
 			add("slot-lost", fmt.Sprintf("schedule %d (slot %d) has neither run nor record for %d scheduled times between %s (run %d) and %s (run %d); the slot's holders then: %s",
 				id, slot, int(gap/h.Step)-1, prev.at.Format("15:04:05.000"), prev.run.ID, cur.at.Format("15:04:05.000"), cur.run.ID,
-				holdersBetween(h.SlotTerms, slot, prev.at, cur.at)), []api.Run{prev.run, cur.run})
+				holdersBetween(h.SlotTerms, slot, prev.at, cur.at)), []wire.Run{prev.run, cur.run})
 		}
 	}
 }

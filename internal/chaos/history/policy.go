@@ -1,11 +1,11 @@
-package chaos
+package history
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // Policy is what Check needs of a job's timing policies.
@@ -30,12 +30,12 @@ const policySlack = time.Millisecond
 //   - a run fired late by more than the grace: never under skip; under run-all only within
 //     the window; under run-once only if it was the latest misfired occurrence;
 //   - a run skipped for overlap only under forbid; a run replaced only under replace.
-func checkPolicy(h History, runs []api.Run, add func(string, string, []api.Run)) {
+func checkPolicy(h Job, runs []wire.Run, add func(string, string, []wire.Run)) {
 	p := h.Policy
 	if p == nil || h.Step <= 0 {
 		return
 	}
-	at := map[time.Time]api.Run{} // scheduled time → the run or record that starts there
+	at := map[time.Time]wire.Run{} // scheduled time → the run or record that starts there
 	for _, r := range runs {
 		if r.ScheduledAt != nil {
 			at[*r.ScheduledAt] = r
@@ -56,11 +56,11 @@ func checkPolicy(h History, runs []api.Run, add func(string, string, []api.Run))
 			late := r.CreatedAt.Sub(last)
 			if late <= p.Grace-policySlack {
 				add("misfire", fmt.Sprintf("run %d records %s..%s as missed, but the last was only %s late (misfire_grace %s)",
-					r.ID, sched.Format("15:04:05.000"), last.Format("15:04:05.000"), ms(late), p.Grace), []api.Run{r})
+					r.ID, sched.Format("15:04:05.000"), last.Format("15:04:05.000"), ms(late), p.Grace), []wire.Run{r})
 			}
 			if p.Misfire == "run-all" && (p.Window == 0 || late <= p.Window-policySlack) {
 				add("misfire", fmt.Sprintf("run %d records %s..%s as missed under run-all, but the last was %s late (misfire_window %s)",
-					r.ID, sched.Format("15:04:05.000"), last.Format("15:04:05.000"), ms(late), p.Window), []api.Run{r})
+					r.ID, sched.Format("15:04:05.000"), last.Format("15:04:05.000"), ms(late), p.Window), []wire.Run{r})
 			}
 			if p.Misfire == "run-once" {
 				next, ok := at[last.Add(h.Step)]
@@ -78,11 +78,11 @@ func checkPolicy(h History, runs []api.Run, add func(string, string, []api.Run))
 				switch p.Misfire {
 				case "skip":
 					add("misfire", fmt.Sprintf("run %d for %s fired %s late under skip (misfire_grace %s)",
-						r.ID, sched.Format("15:04:05.000"), ms(late), p.Grace), []api.Run{r})
+						r.ID, sched.Format("15:04:05.000"), ms(late), p.Grace), []wire.Run{r})
 				case "run-all":
 					if p.Window > 0 && late > p.Window+policySlack {
 						add("misfire", fmt.Sprintf("run %d for %s fired %s late under run-all (misfire_window %s)",
-							r.ID, sched.Format("15:04:05.000"), ms(late), p.Window), []api.Run{r})
+							r.ID, sched.Format("15:04:05.000"), ms(late), p.Window), []wire.Run{r})
 					}
 				case "run-once":
 					if next := sched.Add(h.Step); r.CreatedAt.Sub(next) > p.Grace+policySlack {
@@ -92,10 +92,10 @@ func checkPolicy(h History, runs []api.Run, add func(string, string, []api.Run))
 				}
 			}
 			if r.State == "skipped" && p.Overlap != "forbid" {
-				add("overlap", fmt.Sprintf("run %d was skipped (%s) under overlap %s", r.ID, r.Reason, p.Overlap), []api.Run{r})
+				add("overlap", fmt.Sprintf("run %d was skipped (%s) under overlap %s", r.ID, r.Reason, p.Overlap), []wire.Run{r})
 			}
 			if r.State == "canceled" && strings.Contains(r.Reason, "replaced") && p.Overlap != "replace" {
-				add("overlap", fmt.Sprintf("run %d was replaced (%s) under overlap %s", r.ID, r.Reason, p.Overlap), []api.Run{r})
+				add("overlap", fmt.Sprintf("run %d was replaced (%s) under overlap %s", r.ID, r.Reason, p.Overlap), []wire.Run{r})
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package chaos
+package history
 
 import (
 	"strings"
@@ -54,14 +54,14 @@ func TestCheckSync(t *testing.T) {
 		{"extra", append(at(1, 2, 4, 5), store.Change{Seq: 200, SourceSeq: 9, Entity: "job", Key: "x", Op: "apply"}), 0, 9, "sync-extra"},
 	}
 	for _, c := range cases {
-		got := syncRules(CheckSync(SyncHistory{Source: src, Target: c.target, From: c.from, Cursor: c.cursor}))
+		got := syncRules(CheckSync(Sync{Source: src, Target: c.target, From: c.from, Cursor: c.cursor}))
 		if got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 	mm := at(1, 2, 4, 5)
 	mm[1].Key = "other"
-	if got := syncRules(CheckSync(SyncHistory{Source: src, Target: mm, Cursor: 5})); got != "sync-mismatch" {
+	if got := syncRules(CheckSync(Sync{Source: src, Target: mm, Cursor: 5})); got != "sync-mismatch" {
 		t.Errorf("mismatch: %q", got)
 	}
 }

@@ -1,11 +1,11 @@
-package chaos
+package history
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // slotHist is a synthetic history of a job whose 200ms @every schedule, 4, is in slot 1
@@ -32,7 +32,7 @@ func newSlotHist() *slotHist {
 
 // fire adds the run of schedule sched's occurrence i, fired under slot epoch fired (seen
 // queued with it) and assigned by the primary.
-func (b *slotHist) fire(sched int64, i int, fired int64) *api.Run {
+func (b *slotHist) fire(sched int64, i int, fired int64) *wire.Run {
 	r := b.run(i, "c", 7)
 	r.ScheduleID = sched
 	queued := *r
@@ -42,7 +42,7 @@ func (b *slotHist) fire(sched int64, i int, fired int64) *api.Run {
 }
 
 func (b *slotHist) check() Report {
-	return Check(History{Runs: b.runs, Execs: b.execs, Step: step, Slots: 3, SlotTerms: b.terms, Sightings: b.sightings,
+	return Check(Job{Runs: b.runs, Execs: b.execs, Step: step, Slots: 3, SlotTerms: b.terms, Sightings: b.sightings,
 		EpochStarts: b.starts})
 }
 
@@ -58,7 +58,7 @@ func TestCheckSlotsAcceptsACleanHistory(t *testing.T) {
 	b.clean()
 	// A record of missed occurrences carries no epoch.
 	from, until := b.t0.Add(20*step), b.t0.Add(21*step)
-	b.runs = append(b.runs, api.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "missed", Trigger: "schedule", ScheduleID: 4,
+	b.runs = append(b.runs, wire.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "missed", Trigger: "schedule", ScheduleID: 4,
 		ScheduledAt: &from, ScheduledUntil: &until, Occurrences: 2, CreatedAt: until.Add(time.Second)})
 	b.fire(4, 22, 2)
 	rep := b.check()
@@ -136,7 +136,7 @@ func TestCheckSlotEpochsAreNotThePrimarys(t *testing.T) {
 	if err := b.check().Err(); err != nil {
 		t.Fatal(err)
 	}
-	h := History{Runs: b.runs, Execs: b.execs, Step: step, Sightings: b.sightings, EpochStarts: b.starts}
+	h := Job{Runs: b.runs, Execs: b.execs, Step: step, Sightings: b.sightings, EpochStarts: b.starts}
 	if got := rules(Check(h)); !strings.Contains(got, "stale-epoch") || !strings.Contains(got, "epoch-back") {
 		t.Fatalf("without Slots the same history breaks %q, want stale-epoch and epoch-back", got)
 	}
@@ -144,7 +144,7 @@ func TestCheckSlotEpochsAreNotThePrimarys(t *testing.T) {
 
 func TestSlotTermsFrom(t *testing.T) {
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	got := SlotTermsFrom([]api.Event{
+	got := SlotTermsFrom([]wire.Event{
 		{Type: "slot.taken", Node: "b", At: at.Add(time.Second), Data: map[string]any{"slot": float64(2), "epoch": float64(5)}},
 		{Type: "primary.changed", Node: "a", At: at, Data: map[string]any{"epoch": float64(3)}},
 		{Type: "slot.taken", Node: "a", At: at, Data: map[string]any{"slot": float64(0), "epoch": float64(1)}},

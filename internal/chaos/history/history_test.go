@@ -1,19 +1,17 @@
-package chaos
+package history
 
 import (
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tandemhq/tandem/internal/api"
+	"github.com/tandemhq/tandem/internal/api/wire"
 )
 
 // histBuilder makes synthetic histories of a 200ms @every job.
 type histBuilder struct {
 	t0    time.Time
-	runs  []api.Run
+	runs  []wire.Run
 	execs []Exec
 	all   bool // the epoch starts are all of them
 }
@@ -25,9 +23,9 @@ func newHist() *histBuilder {
 }
 
 // run adds a succeeded scheduled run of occurrence i, executed once on node.
-func (b *histBuilder) run(i int, node string, epoch int64) *api.Run {
+func (b *histBuilder) run(i int, node string, epoch int64) *wire.Run {
 	at := b.t0.Add(time.Duration(i) * step)
-	r := api.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "succeeded", Attempt: 1, MaxAttempts: 1, Node: node,
+	r := wire.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "succeeded", Attempt: 1, MaxAttempts: 1, Node: node,
 		Trigger: "schedule", ScheduledAt: &at, Occurrences: 1, CreatedAt: at.Add(5 * time.Millisecond), Epoch: epoch}
 	b.runs = append(b.runs, r)
 	b.execs = append(b.execs, Exec{Run: r.ID, Attempt: 1, Node: node, At: r.CreatedAt, Line: len(b.execs) + 1})
@@ -37,12 +35,12 @@ func (b *histBuilder) run(i int, node string, epoch int64) *api.Run {
 // missed adds a missed record of occurrences i..j.
 func (b *histBuilder) missed(i, j int) {
 	from, until := b.t0.Add(time.Duration(i)*step), b.t0.Add(time.Duration(j)*step)
-	b.runs = append(b.runs, api.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "missed", Trigger: "schedule",
+	b.runs = append(b.runs, wire.Run{ID: int64(len(b.runs) + 1), Job: "tick", State: "missed", Trigger: "schedule",
 		ScheduledAt: &from, ScheduledUntil: &until, Occurrences: j - i + 1, CreatedAt: until.Add(time.Second), Epoch: 2})
 }
 
 func (b *histBuilder) check(starts ...EpochStart) Report {
-	return Check(History{Runs: b.runs, Execs: b.execs, Step: step, EpochStarts: starts, AllEpochs: b.all})
+	return Check(Job{Runs: b.runs, Execs: b.execs, Step: step, EpochStarts: starts, AllEpochs: b.all})
 }
 
 func rules(r Report) string {
@@ -174,7 +172,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 
 func TestEpochStartsFromEvents(t *testing.T) {
 	at := time.Now()
-	evs := []api.Event{
+	evs := []wire.Event{
 		{Type: "primary.changed", Node: "b", At: at, Data: map[string]any{"epoch": float64(3)}},
 		{Type: "node.joined", Node: "c", At: at},
 		{Type: "primary.changed", Node: "a", At: at.Add(-time.Second), Data: map[string]any{"epoch": float64(2)}},
@@ -183,32 +181,4 @@ func TestEpochStartsFromEvents(t *testing.T) {
 	if len(got) != 2 || got[0].Epoch != 2 || got[1].Epoch != 3 || got[1].Node != "b" {
 		t.Fatalf("%+v", got)
 	}
-}
-
-func TestExecScriptWritesOneLine(t *testing.T) {
-	path := t.TempDir() + "/it's.exec"
-	execs, err := ReadExecLog(path)
-	if err != nil || len(execs) != 0 {
-		t.Fatalf("a log not yet written: %v %v", execs, err)
-	}
-	cmd := testCommand(t, ExecScript(path, "true"), "TANDEM_RUN_ID=7", "TANDEM_ATTEMPT=2", "NODE=b")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	execs, err = ReadExecLog(path)
-	if err != nil || len(execs) != 1 {
-		t.Fatalf("%v %v", execs, err)
-	}
-	if e := execs[0]; e.Run != 7 || e.Attempt != 2 || e.Node != "b" || time.Since(e.At) > time.Minute || time.Since(e.At) < 0 {
-		t.Fatalf("%+v", e)
-	}
-}
-
-// testCommand is a /bin/sh -c script with exactly the given environment, as a node's
-// worker would start it.
-func testCommand(t *testing.T, script string, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	return cmd
 }
