@@ -154,8 +154,10 @@ func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 		case holder != p.Replace && holder != n.Holder:
 			return fmt.Errorf("held by %s: %w", holder, store.ErrClaimed)
 		}
-		_, err = s.upsertNode(ctx, tx, n, true)
-		return err
+		if _, err := s.upsertNode(ctx, tx, n, true); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, p.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("claim node %s: %w", n.ID, err)
@@ -177,7 +179,10 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 		if err == nil && k == 0 {
 			err = store.ErrClaimed
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, p.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
@@ -319,9 +324,12 @@ func (s *DB) SettingGet(ctx context.Context, key string) (string, error) {
 }
 
 // SettingSet implements store.Store.
-func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time) error {
+func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time, events ...store.EventAppendParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return s.settingSetTx(ctx, tx, key, value, now, 0, nil)
+		if err := s.settingSetTx(ctx, tx, key, value, now, 0, nil); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("store setting %s: %w", key, err)
