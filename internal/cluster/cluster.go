@@ -107,14 +107,16 @@ func (m *Membership) Silence() time.Duration {
 }
 
 // Heartbeat records this node's liveness and load; mode, if not empty, overrides the
-// described mode (a node recording that it stopped).
-func (m *Membership) Heartbeat(ctx context.Context, mode string) error {
+// described mode (a node recording that it stopped). The events are recorded in the
+// heartbeat's transaction (the drain's node.stopping, the stop's node.stopped), and
+// not at all when it is refused (ErrClaimed).
+func (m *Membership) Heartbeat(ctx context.Context, mode string, events ...store.EventAppendParams) error {
 	self := m.p.Describe()
 	self.ID = m.p.Self
 	if mode != "" {
 		self.Mode = mode
 	}
-	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: self})
+	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: self, Events: events})
 }
 
 // Live lists the nodes heard from within the silence, by the repository's clock, that
