@@ -25,8 +25,8 @@ type Members interface {
 	ClusterRead(ctx context.Context) (ClusterView, error)
 	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs;
 	// ErrFenced when p.Epoch is not the primary's; ErrConflict when the node is not
-	// silent (or not held by p.Dead) any more. Its node.lost event is written in the
-	// same transaction.
+	// silent (or not held by p.Dead) any more. Its node.lost event, and p.Events, are
+	// written in the same transaction.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
 
 	// HoldSet stores an operator hold (replacing one on the same target), and the events
@@ -63,6 +63,10 @@ type NodeLoseParams struct {
 	// event NodeLose records in its transaction.
 	By  string
 	Why string
+	// Events, if set, are the further events of what the loss did, recorded after
+	// node.lost in the same transaction (output.underreplicated, output.lost), computed
+	// from its result; it must only compute.
+	Events func(NodeLoseResult) []EventAppendParams
 }
 
 // NodeClaimParams claims Node.ID for the process Node.Holder, replacing the claim of

@@ -94,9 +94,18 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if mode == "primary" || mode == "suspended" {
 			msg = "primary " + msg
 		}
-		if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "node.lost", Node: p.By, Now: now, Message: msg,
+		evs := []store.EventAppendParams{{Type: "node.lost", Node: p.By, Now: now, Message: msg,
 			Data: map[string]any{"node": p.Node, "requeued": orEmpty(res.Requeued), "failed": orEmpty(res.Failed), "dead": p.Dead != "",
-				"mode": mode, "was_primary": mode == "primary" || mode == "suspended", "reason": p.Why}}}); err != nil {
+				"mode": mode, "was_primary": mode == "primary" || mode == "suspended", "reason": p.Why}}}
+		if p.Events != nil {
+			for _, ev := range p.Events(res) {
+				if ev.Now.IsZero() {
+					ev.Now = now
+				}
+				evs = append(evs, ev)
+			}
+		}
+		if err := s.eventsInsert(ctx, tx, evs); err != nil {
 			return err
 		}
 		if len(res.Requeued) > 0 {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,39 @@ func testSyncSourceEvents(t *testing.T, s store.Store) {
 	wantEvents(t, s, "sync.paused", 1)
 	if got := must[store.SyncSource](t)(s.SyncSourceGet(ctx(t))); got.Acked != 7 || got.Paused || got.Failures != 0 {
 		t.Fatalf("sender state %+v after failed writes", got)
+	}
+}
+
+// A loss's further events (what it did to the node's outputs) are recorded after its
+// node.lost in its transaction, computed from its result; a fenced loss, or one of a
+// node that is not silent, records none.
+func testNodeLoseEvents(t *testing.T, s store.Store) {
+	heartbeatNodes(t, s, "a")
+	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
+	lose := func(epoch int64, silence time.Duration) (store.NodeLoseResult, error) {
+		return s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: epoch, Node: "a", Silence: silence, By: "p",
+			Events: func(res store.NodeLoseResult) []store.EventAppendParams {
+				ev := event("output.lost")
+				ev.Data = map[string]any{"node": "a", "lost": res.Lost}
+				return []store.EventAppendParams{ev}
+			}})
+	}
+	_, err := lose(l.Epoch+1, 0)
+	wantErr(t, err, store.ErrFenced)
+	if res := must[store.NodeLoseResult](t)(lose(l.Epoch, time.Hour)); res.Lost {
+		t.Fatalf("a node heard from within the silence lost: %+v", res)
+	}
+	wantEvents(t, s, "node.lost", 0)
+	wantEvents(t, s, "output.lost", 0)
+	time.Sleep(5 * time.Millisecond)
+	if res := must[store.NodeLoseResult](t)(lose(l.Epoch, time.Millisecond)); !res.Lost {
+		t.Fatalf("NodeLose = %+v, want lost", res)
+	}
+	var got []string
+	for _, e := range must[[]store.Event](t)(s.EventList(ctx(t), store.EventListParams{Follow: true})) {
+		got = append(got, e.Type)
+	}
+	if strings.Join(got, ",") != "node.lost,output.lost" {
+		t.Fatalf("events %v, want node.lost then output.lost, once", got)
 	}
 }

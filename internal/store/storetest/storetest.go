@@ -99,6 +99,7 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 		"LeaseResignEvent":             testLeaseResignEvent,
 		"SlotTakenEvent":               testSlotTakenEvent,
 		"SyncSourceEvents":             testSyncSourceEvents,
+		"NodeLoseEvents":               testNodeLoseEvents,
 	}
 	// Tests of two repositories (a sync source and its target).
 	pairs := map[string]func(*testing.T, Open){
