@@ -56,7 +56,9 @@ type Params struct {
 	// Describe returns this node as its next heartbeat reports it: address, mode,
 	// priority, capacity, running, tags, start time.
 	Describe func() store.Node
-	// Event records a membership event (node.lost, node.joined) for notification rules.
+	// Event appends a membership event of what the reaper observed, on its own (a lost
+	// node rejoined: its heartbeat changed the row). node.lost and the outputs' events
+	// (output.underreplicated, output.lost) are written by NodeLose.
 	Event func(typ, msg string, data map[string]any)
 	// Requeued is called when runs were queued again, so the dispatcher looks at once.
 	Requeued func()
@@ -107,14 +109,16 @@ func (m *Membership) Silence() time.Duration {
 }
 
 // Heartbeat records this node's liveness and load; mode, if not empty, overrides the
-// described mode (a node recording that it stopped).
-func (m *Membership) Heartbeat(ctx context.Context, mode string) error {
+// described mode (a node recording that it stopped). The events are recorded in the
+// heartbeat's transaction (the drain's node.stopping, the stop's node.stopped), and
+// not at all when it is refused (ErrClaimed).
+func (m *Membership) Heartbeat(ctx context.Context, mode string, events ...store.EventAppendParams) error {
 	self := m.p.Describe()
 	self.ID = m.p.Self
 	if mode != "" {
 		self.Mode = mode
 	}
-	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: self})
+	return m.p.Store.NodeHeartbeat(ctx, store.NodeHeartbeatParams{Node: self, Events: events})
 }
 
 // Live lists the nodes heard from within the silence, by the repository's clock, that
@@ -318,6 +322,7 @@ func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost 
 		p.Dead, why = nd.Holder, fmt.Sprintf("its process %s died (its liveness lock is free)", nd.Holder)
 	}
 	p.Why = why
+	p.Events = func(res store.NodeLoseResult) []store.EventAppendParams { return m.outputsEvents(nd.ID, res) }
 	res, err := m.p.Store.NodeLose(ctx, p)
 	if errors.Is(err, store.ErrFenced) {
 		return err
@@ -332,34 +337,63 @@ func (m *Membership) lose(ctx context.Context, epoch int64, nd store.Node, lost 
 	}
 	m.p.Log.Warn(msg) // NodeLose recorded the node.lost event in its transaction
 	m.p.Requeued()
-	m.outputsEvents(nd.ID, res)
+	m.outputsLost(nd.ID, res)
 	return nil
 }
 
 // outputsEventMax bounds the outputs an output event names (its count says all).
 const outputsEventMax = 100
 
-// outputsEvents records what a node's loss did to the outputs it held:
-// output.underreplicated (copies are made again from a live holder) and output.lost (no
-// live holder left; a holder that comes back with its copy makes it available again).
-func (m *Membership) outputsEvents(node string, res store.NodeLoseResult) {
-	for _, e := range []struct {
-		typ, what string
-		refs      []store.OutputRef
-	}{
+// outputsEvents are the events of what a node's loss did to the outputs it held,
+// recorded by NodeLose after its node.lost: output.underreplicated (copies are made
+// again from a live holder) and output.lost (no live holder left; a holder that comes
+// back with its copy makes it available again).
+func (m *Membership) outputsEvents(node string, res store.NodeLoseResult) []store.EventAppendParams {
+	var evs []store.EventAppendParams
+	for _, e := range outputsLosses(res) {
+		evs = append(evs, store.EventAppendParams{Type: e.typ, Node: m.p.Self, Now: m.p.Now(), Message: e.message(node),
+			Data: map[string]any{"node": node, "count": len(e.refs), "outputs": e.names()}})
+	}
+	return evs
+}
+
+// outputsLoss is one kind of what a node's loss did to its outputs.
+type outputsLoss struct {
+	typ, what string
+	refs      []store.OutputRef
+}
+
+func (e outputsLoss) message(node string) string {
+	return fmt.Sprintf("%d outputs held by node %s %s", len(e.refs), node, e.what)
+}
+
+// names are the outputs an event names, at most outputsEventMax (its count says all).
+func (e outputsLoss) names() []string {
+	names := make([]string, 0, min(len(e.refs), outputsEventMax))
+	for _, r := range e.refs[:min(len(e.refs), outputsEventMax)] {
+		names = append(names, r.String())
+	}
+	return names
+}
+
+func outputsLosses(res store.NodeLoseResult) []outputsLoss {
+	var out []outputsLoss
+	for _, e := range []outputsLoss{
 		{"output.underreplicated", "under-replicated, copied again from a live holder", res.Underreplicated},
 		{"output.lost", "lost: no live holder left", res.OutputsLost},
 	} {
-		if len(e.refs) == 0 {
-			continue
+		if len(e.refs) > 0 {
+			out = append(out, e)
 		}
-		names := make([]string, 0, min(len(e.refs), outputsEventMax))
-		for _, r := range e.refs[:min(len(e.refs), outputsEventMax)] {
-			names = append(names, r.String())
-		}
-		msg := fmt.Sprintf("%d outputs held by node %s %s", len(e.refs), node, e.what)
-		m.p.Log.Warn(msg, "outputs", names)
-		m.p.Event(e.typ, msg, map[string]any{"node": node, "count": len(e.refs), "outputs": names})
+	}
+	return out
+}
+
+// outputsLost logs what a node's loss did to its outputs (NodeLose recorded the
+// events) and has the missing copies made.
+func (m *Membership) outputsLost(node string, res store.NodeLoseResult) {
+	for _, e := range outputsLosses(res) {
+		m.p.Log.Warn(e.message(node), "outputs", e.names())
 	}
 	if len(res.Underreplicated)+len(res.OutputsLost) > 0 {
 		m.p.CopiesNeeded()

@@ -11,6 +11,13 @@
 //	primary ──(handover to S)──▶ resign naming S ──▶ standby; for one TTL only S may
 //	        acquire, then the lease is free to every standby (the old holder too)
 //	standby ──(holder's liveness lock free: its process died)──▶ acquire at once
+//	primary ──(resign fenced: the lease was taken over meanwhile)──▶ standby
+//
+// The acquire that begins a term writes Params.Event (primary.changed, slot.taken) in
+// its transaction, and a resignation Params.Resigned (primary.stepped_down) in its
+// own: a refused acquire or a fenced resignation records nothing. A term that ends
+// without a write of its holder (a renewal failed or was fenced) has nothing to record
+// its end with; Term.EndRecorded tells Deposed which it was.
 //
 // Among standbys that see a free lease, the one with the best rank (priority, then id)
 // tries first; each rank waits four polls more (200ms at the default renewal), so a

@@ -48,6 +48,10 @@ type Params struct {
 	// store.LeaseAcquireParams.Event), told also how the term began and how long the
 	// takeover took (as Took is). It must only compute.
 	Event func(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams
+	// Resigned, if set, is the event recorded in the transaction that resigns the lease
+	// (a handover, a stop: see store.LeaseResignParams.Events), given the term and why it
+	// ends. Term.EndRecorded tells Deposed whether it was. It must only compute.
+	Resigned func(t Term, reason string) store.EventAppendParams
 	// Elected is handed each new term as it begins; the term's context ends when the
 	// term does. It runs on the keeper's goroutine and must not block: the role is
 	// trusted for TTL − Margin from the acquire, and renewing it is this goroutine's job.
@@ -277,8 +281,13 @@ func (k *Keeper) acquire(ctx context.Context, prev store.Lease, takeFrom, how st
 	}
 }
 
-func (k *Keeper) depose(reason string) {
+func (k *Keeper) depose(reason string) { k.deposeRecorded(reason, false) }
+
+// deposeRecorded ends the term; recorded: its end's event was written with the
+// resignation.
+func (k *Keeper) deposeRecorded(reason string, recorded bool) {
 	t := k.term
+	t.recorded = recorded
 	k.epoch, k.term = 0, Term{}
 	if k.end != nil {
 		k.end(&termEnd{reason: reason})
@@ -293,13 +302,25 @@ func (k *Keeper) handover(ctx context.Context, successor string) error {
 	if k.epoch == 0 {
 		return ErrNotPrimary
 	}
-	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
-		Successor: successor, TTL: k.p.TTL})
+	reason := "switching over to " + successor
+	err := k.p.Store.LeaseResign(ctx, k.resignParams(successor, reason))
+	if errors.Is(err, store.ErrFenced) {
+		k.depose("lease taken over by another node")
+	}
 	if err != nil {
 		return fmt.Errorf("hand the lease over to %s: %w", successor, err)
 	}
-	k.depose("switching over to " + successor)
+	k.deposeRecorded(reason, k.p.Resigned != nil)
 	return nil
+}
+
+// resignParams resigns the current term's lease to successor, with its Resigned event.
+func (k *Keeper) resignParams(successor, reason string) store.LeaseResignParams {
+	p := store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch, Successor: successor, TTL: k.p.TTL}
+	if k.p.Resigned != nil {
+		p.Events = []store.EventAppendParams{k.p.Resigned(k.term, reason)}
+	}
+	return p
 }
 
 // stop resigns the lease at once so a standby takes over without waiting for the TTL.
@@ -313,10 +334,15 @@ func (k *Keeper) stop(ctx context.Context) {
 	if k.p.Successor != nil {
 		successor = k.p.Successor(ctx)
 	}
-	err := k.p.Store.LeaseResign(ctx, store.LeaseResignParams{Name: k.p.Name, Holder: k.p.Holder, Epoch: k.epoch,
-		Successor: successor, TTL: k.p.TTL})
-	if err != nil {
+	reason := "stopping: lease resigned"
+	err := k.p.Store.LeaseResign(ctx, k.resignParams(successor, reason))
+	switch {
+	case errors.Is(err, store.ErrFenced):
+		k.depose("stopping: the lease was already taken over by another node")
+	case err != nil:
 		k.p.Log.Warn("lease resign failed; standbys wait for it to expire", "err", err)
+		k.depose(reason)
+	default:
+		k.deposeRecorded(reason, k.p.Resigned != nil)
 	}
-	k.depose("stopping: lease resigned")
 }

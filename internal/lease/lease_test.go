@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -252,5 +253,116 @@ func TestTermEndsWithTheRole(t *testing.T) {
 	var zero lease.Term
 	if zero.Ended() == nil {
 		t.Fatal("the zero term has not ended")
+	}
+}
+
+// A handover and a stop record the term's Resigned event in the resignation's
+// transaction, and tell Deposed so.
+func TestResignRecordsItsEvent(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	var mu sync.Mutex
+	var ended []string
+	keeper := func(holder string) *lease.Keeper {
+		return lease.New(lease.Params{Store: st, Log: slog.New(slog.DiscardHandler), Holder: holder, Node: holder,
+			Renew: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Margin: 200 * time.Millisecond,
+			Resigned: func(t lease.Term, reason string) store.EventAppendParams {
+				return store.EventAppendParams{Type: "primary.stepped_down", Node: holder, Message: reason,
+					Data: map[string]any{"epoch": t.Epoch, "reason": reason}, Now: time.Now()}
+			},
+			Deposed: func(t lease.Term) {
+				mu.Lock()
+				defer mu.Unlock()
+				ended = append(ended, fmt.Sprintf("%s %d recorded=%v", holder, t.Epoch, t.EndRecorded()))
+			}})
+	}
+	stepDowns := func() []store.Event {
+		evs, err := st.EventList(context.Background(), store.EventListParams{Type: "primary.stepped_down", Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	holder := func() string {
+		l, err := st.LeaseGet(context.Background(), store.PrimaryLease)
+		if err != nil || !l.ExpiresAt.After(l.Now) {
+			return ""
+		}
+		return l.Holder
+	}
+	a := keeper("a")
+	stopA := run(t, a)
+	defer stopA()
+	testutil.Wait(t, 10*time.Second, "a elected", func() bool { return holder() == "a" })
+	if err := a.Handover(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := stepDowns(); len(evs) != 1 || evs[0].Node != "a" || evs[0].Message != "switching over to b" {
+		t.Fatalf("events %+v, want a's step-down, switching over to b", evs)
+	}
+	b := keeper("b")
+	stopB := run(t, b)
+	testutil.Wait(t, 10*time.Second, "b elected", func() bool { return holder() == "b" })
+	stopB() // resigns: its step-down is recorded with the resignation
+	if evs := stepDowns(); len(evs) != 2 || evs[1].Node != "b" {
+		t.Fatalf("events %+v, want b's step-down second", evs)
+	}
+	mu.Lock()
+	got := strings.Join(ended, "; ")
+	mu.Unlock()
+	if got != "a 1 recorded=true; b 2 recorded=true" {
+		t.Fatalf("terms ended: %s", got)
+	}
+}
+
+// stealStore lets "x" take the lease over just before a resignation, as if the
+// resigning holder had been frozen past its lease.
+type stealStore struct{ store.Store }
+
+func (s stealStore) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
+	if err := s.Store.LeaseResign(ctx, store.LeaseResignParams{Name: p.Name, Holder: p.Holder, Epoch: p.Epoch}); err != nil {
+		return err
+	}
+	if _, err := s.Store.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: p.Name, Holder: "x", Node: "x", TTL: time.Minute}); err != nil {
+		return err
+	}
+	return s.Store.LeaseResign(ctx, p)
+}
+
+// A handover by a holder whose lease was taken over meanwhile is fenced: it records
+// nothing, says so, and the term ends unrecorded.
+func TestFencedHandoverRecordsNothing(t *testing.T) {
+	t.Parallel()
+	st := stealStore{open(t)}
+	recorded := make(chan bool, 1)
+	elected := make(chan struct{}, 1)
+	k := lease.New(lease.Params{Store: st, Log: slog.New(slog.DiscardHandler), Holder: "a", Node: "a",
+		Renew: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Margin: 200 * time.Millisecond,
+		Resigned: func(t lease.Term, reason string) store.EventAppendParams {
+			return store.EventAppendParams{Type: "primary.stepped_down", Node: "a", Message: reason, Now: time.Now()}
+		},
+		Elected: func(lease.Term) { elected <- struct{}{} },
+		Deposed: func(t lease.Term) { recorded <- t.EndRecorded() }})
+	stop := run(t, k)
+	defer stop()
+	select {
+	case <-elected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not elected within 10s")
+	}
+	if err := k.Handover(context.Background(), "b"); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("handover of a lease taken over: %v, want ErrFenced", err)
+	}
+	select {
+	case r := <-recorded:
+		if r {
+			t.Fatal("a fenced handover's term ended recorded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the term did not end within 10s")
+	}
+	evs, err := st.EventList(context.Background(), store.EventListParams{Type: "primary.stepped_down"})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("events %+v (%v), want none", evs, err)
 	}
 }

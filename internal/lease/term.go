@@ -16,7 +16,13 @@ type Term struct {
 	Previous store.Lease // the lease as it was before this term began
 	How      string      // how the term began, in words
 	ctx      context.Context
+	recorded bool // its end's event was written with the resignation (Params.Resigned)
 }
+
+// EndRecorded reports whether the term's end was recorded in the transaction that
+// resigned the lease (with Params.Resigned's event). A term that ended any other way
+// (a renewal failed or was fenced, a resignation failed) wrote nothing of its own.
+func (t Term) EndRecorded() bool { return t.recorded }
 
 // ErrTermEnded is the cause of every ended term's context; Ended wraps it with why.
 var ErrTermEnded = errors.New("term ended")

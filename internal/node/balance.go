@@ -53,16 +53,22 @@ func (n *Node) applyBalanceConfig(ctx context.Context) error {
 
 // NodeWeight implements api.Backend.
 func (n *Node) NodeWeight(ctx context.Context, weight float64, by string) error {
-	if err := n.store.SettingSet(ctx, store.SettingNodeWeightPrefix+n.cfg.NodeID, strconv.FormatFloat(weight, 'g', -1, 64), n.clock.Now()); err != nil {
+	// One change of weight at a time, so that the event's previous weight is the one
+	// this change replaced.
+	n.weightMu.Lock()
+	defer n.weightMu.Unlock()
+	n.mu.Lock()
+	was := n.weight
+	n.mu.Unlock()
+	ev := n.newEvent("node.weight", fmt.Sprintf("node %s weight %g (was %g), set by %s", n.cfg.NodeID, weight, was, by),
+		map[string]any{"node": n.cfg.NodeID, "weight": weight, "previous": was, "by": by})
+	if err := n.store.SettingSet(ctx, store.SettingNodeWeightPrefix+n.cfg.NodeID, strconv.FormatFloat(weight, 'g', -1, 64), n.clock.Now(), ev); err != nil {
 		return fmt.Errorf("set weight: %w", err)
 	}
 	n.mu.Lock()
-	was := n.weight
 	n.weight = weight
 	n.mu.Unlock()
 	n.log.Info(fmt.Sprintf("load-balancing weight %g (was %g), set by %s", weight, was, by))
-	n.event("node.weight", fmt.Sprintf("node %s weight %g (was %g), set by %s", n.cfg.NodeID, weight, was, by),
-		map[string]any{"node": n.cfg.NodeID, "weight": weight, "previous": was, "by": by})
 	return n.heartbeat(ctx)
 }
 

@@ -78,8 +78,10 @@ func (n *Node) claim(ctx context.Context) error {
 			}
 			n.log.Info(fmt.Sprintf("taking over node id %s from its previous process %s: %s", prev.ID, prev.Holder, why))
 		}
+		// The claim registers the node, so it records its node.joined.
 		self := n.describe()
-		err = n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace})
+		joined := n.newEvent("node.joined", fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise), map[string]any{"node": n.cfg.NodeID})
+		err = n.store.NodeClaim(ctx, store.NodeClaimParams{Node: self, Replace: replace, Events: []store.EventAppendParams{joined}})
 		if errors.Is(err, store.ErrClaimed) {
 			continue // another process claimed it between the read and the claim: look again
 		}

@@ -69,12 +69,14 @@ func (n *Node) setHold(ctx context.Context, target, kind, by, typ, msg string) e
 	return n.store.HoldSet(ctx, store.Hold{Target: target, Kind: kind, By: by, At: n.clock.Now()}, n.holdEvent(typ, msg, by))
 }
 
-// clearHold removes a hold and records its event in one transaction; a hold already
-// gone still gets its event (the operator's action happened).
+// clearHold removes a hold and records its event in one transaction. A hold already
+// gone still gets its event (the operator's action happened), appended on its own:
+// HoldClear recorded nothing, so this is no duplicate, and there is no change to write
+// it with.
 func (n *Node) clearHold(ctx context.Context, target, by, typ, msg string) error {
 	err := n.store.HoldClear(ctx, target, n.holdEvent(typ, msg, by))
 	if errors.Is(err, store.ErrNotFound) {
-		n.event(typ, msg, map[string]any{"node": n.cfg.NodeID, "by": by})
+		n.event(n.holdEvent(typ, msg, by))
 		return nil
 	}
 	return err

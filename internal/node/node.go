@@ -76,10 +76,11 @@ type Node struct {
 	bootstrapPath string
 
 	mu        sync.Mutex
-	epoch     int64   // while primary
-	suspended bool    // the primary role's stored suspension, as this primary read or set it
-	held      bool    // this node's stored standby hold
-	weight    float64 // load-balancing weight, as stored or configured
+	epoch     int64      // while primary
+	suspended bool       // the primary role's stored suspension, as this primary read or set it
+	held      bool       // this node's stored standby hold
+	weight    float64    // load-balancing weight, as stored or configured
+	weightMu  sync.Mutex // held across a change of weight (NodeWeight)
 	stopping  bool
 	hinting   atomic.Bool     // a round of copy hints to the other nodes is being sent
 	role      *role           // services running while primary and not suspended
@@ -116,7 +117,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 	lv, _ := st.(store.Liveness)
 	n.members = cluster.New(cluster.Params{Store: st, Log: n.log.With("component", "cluster"), Self: cfg.NodeID,
 		Interval: cfg.Heartbeat.Interval, MaxMissed: cfg.Heartbeat.MaxMissed, Now: n.clock.Now,
-		Describe: n.describe, Event: n.event, Requeued: n.RunsQueued, Liveness: lv, DeadCheck: cfg.Lease.Renew,
+		Describe: n.describe, Event: n.clusterEvent, Requeued: n.RunsQueued, Liveness: lv, DeadCheck: cfg.Lease.Renew,
 		OutputCopies: cfg.OutputCopies, CopiesNeeded: n.copiesNeeded})
 	n.outputs = output.New(output.Params{Store: st, Log: n.log.With("component", "outputs"), Node: cfg.NodeID,
 		DataDir: cfg.DataDir, Peer: n.peers, Live: n.members.Live, Copies: cfg.OutputCopies,
@@ -125,7 +126,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		Advertise: func() string { return n.cfg.Advertise }, Now: n.clock.Now, Lag: n.metrics.SyncLag})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
-		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Elected: n.elected, Deposed: n.deposed,
+		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Resigned: n.resigned, Elected: n.elected, Deposed: n.deposed,
 		Took: n.metrics.Takeover})
 	return n
 }
@@ -270,7 +271,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if nt, ok := n.store.(store.Notifier); ok {
 		n.goFn(func() { _ = nt.Listen(ctx, n.wakeup) })
 	}
-	n.event("node.joined", fmt.Sprintf("node %s started at %s", n.cfg.NodeID, n.cfg.Advertise), nil)
 	return nil
 }
 
@@ -319,12 +319,13 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.cfg.ShutdownGrace, n.worker.Running()))
 	n.worker.StopTaking()
 	// Shown as draining first, so the primary gives this node no more work; the
-	// repository refuses assignments to it from here on.
-	if err := n.heartbeat(ctx); err != nil {
+	// repository refuses assignments to it from here on. The heartbeat that records the
+	// drain records its node.stopping.
+	running := n.worker.Running()
+	if err := n.members.Heartbeat(ctx, "", n.newEvent("node.stopping", fmt.Sprintf("node %s draining: %d runs running", n.cfg.NodeID, running),
+		map[string]any{"node": n.cfg.NodeID, "running": running})); err != nil {
 		n.log.Warn("cannot record that this node is draining", "err", err)
 	}
-	n.event("node.stopping", fmt.Sprintf("node %s draining: %d runs running", n.cfg.NodeID, n.worker.Running()),
-		map[string]any{"node": n.cfg.NodeID, "running": n.worker.Running()})
 	n.cancel() // the lease keeper resigns, the scheduler and dispatcher stop
 	n.releaseAssigned(ctx)
 	grace, cancel := context.WithTimeout(ctx, n.cfg.ShutdownGrace)
@@ -338,10 +339,12 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.console.Close()
 	n.wg.Wait()
-	if err := n.heartbeatMode(context.WithoutCancel(ctx), ModeStopped); err != nil {
+	// The stop and its node.stopped are one write: a process whose id another claimed
+	// meanwhile records neither.
+	if err := n.members.Heartbeat(context.WithoutCancel(ctx), ModeStopped,
+		n.newEvent("node.stopped", fmt.Sprintf("node %s stopped", n.cfg.NodeID), map[string]any{"node": n.cfg.NodeID})); err != nil {
 		n.log.Warn("cannot record that this node stopped", "err", err)
 	}
-	n.event("node.stopped", fmt.Sprintf("node %s stopped", n.cfg.NodeID), map[string]any{"node": n.cfg.NodeID})
 	n.releaseLocks()
 	n.log.Info("node stopped")
 	return errors.Join(werr, herr)
@@ -415,10 +418,6 @@ func (n *Node) heartbeats(ctx context.Context) {
 }
 
 func (n *Node) heartbeat(ctx context.Context) error { return n.members.Heartbeat(ctx, "") }
-
-func (n *Node) heartbeatMode(ctx context.Context, mode string) error {
-	return n.members.Heartbeat(ctx, mode)
-}
 
 // describe is this node as its heartbeats report it.
 func (n *Node) describe() store.Node {

@@ -33,6 +33,7 @@ type harness struct {
 	node *node.Node
 	c    *client.Client
 	dir  string
+	st   store.Store // the node's repository
 }
 
 func start(t *testing.T, mod func(*config.Config)) *harness {
@@ -56,7 +57,7 @@ func start(t *testing.T, mod func(*config.Config)) *harness {
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, node: n, c: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: bootstrapToken(t, cfg.DataDir)}), dir: dir}
+	h := &harness{t: t, node: n, c: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: bootstrapToken(t, cfg.DataDir)}), dir: dir, st: st}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -132,11 +132,26 @@ func (n *Node) deposed(t lease.Term) {
 			reaper()
 		}
 	})
-	n.goFn(func() {
-		n.event("primary.stepped_down", fmt.Sprintf("%s stepped down (epoch %d): %s", n.cfg.NodeID, epoch, reason),
-			map[string]any{"epoch": epoch, "reason": reason})
-	})
+	if !t.EndRecorded() {
+		// Ended without a write of this node's (a renewal failed or was fenced; the
+		// lease is another's, or unreachable): there is no change to record it with, so
+		// it is appended on its own. A resignation wrote it with the lease (resigned).
+		n.goFn(func() { n.event(steppedDown(n.cfg.NodeID, epoch, reason, n.clock.Now())) })
+	}
 	n.goFn(func() { _ = n.heartbeat(context.Background()) }) // show the new mode at once
+}
+
+// steppedDown is the primary.stepped_down event of a term that ended for reason.
+func steppedDown(node string, epoch int64, reason string, now time.Time) store.EventAppendParams {
+	return store.EventAppendParams{Type: "primary.stepped_down", Node: node, Now: now,
+		Message: fmt.Sprintf("%s stepped down (epoch %d): %s", node, epoch, reason),
+		Data:    map[string]any{"epoch": epoch, "reason": reason}}
+}
+
+// resigned is the primary.stepped_down event the lease keeper records in the
+// transaction that resigns the lease (a handover, a stop).
+func (n *Node) resigned(t lease.Term, reason string) store.EventAppendParams {
+	return steppedDown(n.cfg.NodeID, t.Epoch, reason, n.clock.Now())
 }
 
 // startRole starts the primary's services under the term t.
@@ -267,12 +282,26 @@ func (n *Node) stopRole() {
 	}
 }
 
-func (n *Node) event(typ, msg string, data map[string]any) {
+// event appends an event on its own, for what has no change of this node's to be
+// written with: the step-down of a term that ended without a write, a release of a
+// hold already gone, membership's observations (a lost node rejoined). Every other
+// event is written by the store method that makes its change.
+func (n *Node) event(p store.EventAppendParams) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := n.store.EventAppend(ctx, store.EventAppendParams{Type: typ, Node: n.cfg.NodeID, Message: msg, Data: data, Now: n.clock.Now()}); err != nil {
-		n.log.Warn("cannot record event", "type", typ, "err", err)
+	if err := n.store.EventAppend(ctx, p); err != nil {
+		n.log.Warn("cannot record event", "type", p.Type, "err", err)
 	}
+}
+
+// newEvent is an event of this node, now.
+func (n *Node) newEvent(typ, msg string, data map[string]any) store.EventAppendParams {
+	return store.EventAppendParams{Type: typ, Node: n.cfg.NodeID, Message: msg, Data: data, Now: n.clock.Now()}
+}
+
+// clusterEvent is membership's Event: appended on its own (see event).
+func (n *Node) clusterEvent(typ, msg string, data map[string]any) {
+	n.event(n.newEvent(typ, msg, data))
 }
 
 // assigned wakes the workers that were given runs: this node's at once, the others with

@@ -97,7 +97,7 @@ func (n *Node) startSlots(ctx context.Context, count int) {
 	for i := range count {
 		k := lease.New(lease.Params{Name: store.SlotLease(i), Store: n.store, Liveness: lv, Log: n.log.With("component", "slot", "slot", i),
 			Holder: n.holder, Node: n.cfg.NodeID, Renew: n.cfg.Lease.Renew, TTL: n.cfg.Lease.TTL, Margin: n.cfg.Lease.Margin,
-			Eligible: n.eligible, Rank: s.rank,
+			Eligible: n.eligible, Rank: s.rank, Event: s.taken(i),
 			Elected: func(t lease.Term) { s.elected(i, t) },
 			Deposed: func(t lease.Term) { s.deposed(i, t) }})
 		s.keepers = append(s.keepers, k)
@@ -166,11 +166,17 @@ func (s *slots) elected(i int, term lease.Term) {
 	s.terms[i] = &slotTerm{epoch: epoch, term: term}
 	s.mu.Unlock()
 	// Off the keeper's goroutine: reading the suspension must not hold up its renewals.
-	s.n.goFn(func() {
-		s.sync(term.Context())
-		s.n.event("slot.taken", fmt.Sprintf("%s fires scheduler slot %d (epoch %d): %s", s.n.cfg.NodeID, i, epoch, how),
-			map[string]any{"slot": i, "epoch": epoch})
-	})
+	// Its slot.taken was recorded with the lease (taken).
+	s.n.goFn(func() { s.sync(term.Context()) })
+}
+
+// taken is slot i's slot.taken event, recorded by its keeper in the transaction that
+// takes the slot's lease, as primary.changed is with the primary's.
+func (s *slots) taken(i int) func(taken, before store.Lease, holds []store.Hold, how string, took time.Duration) store.EventAppendParams {
+	return func(taken, _ store.Lease, _ []store.Hold, how string, _ time.Duration) store.EventAppendParams {
+		return s.n.newEvent("slot.taken", fmt.Sprintf("%s fires scheduler slot %d (epoch %d): %s", s.n.cfg.NodeID, i, taken.Epoch, how),
+			map[string]any{"slot": i, "epoch": taken.Epoch})
+	}
 }
 
 func (s *slots) deposed(i int, term lease.Term) {

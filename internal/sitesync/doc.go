@@ -21,5 +21,11 @@
 //	streaming ─────────► streaming  streaming ──────────► failing (sync.failed)
 //	failing   ─────────► streaming (sync.succeeded)
 //	failing   ── max_failures consecutive ──► paused (sync.paused)
-//	paused    ── tandem sync resume ────────► streaming
+//	paused    ── tandem sync resume ────────► streaming (sync.resumed)
+//
+// Each event is written in the transaction that stores the state it reports
+// (store.Sync's SyncSourceSet, SyncSourcePause): a failure count the sender could not
+// record raises no sync.failed. sync.full goes with the cursor it moves; a full sync
+// that leaves the recorded cursor where it was changed nothing here, and its event is
+// appended on its own.
 package sitesync

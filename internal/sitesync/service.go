@@ -138,11 +138,19 @@ func (s *Service) source(ctx context.Context) (Source, error) {
 }
 
 // event records a sync event; its failure is logged (the sync goes on without it).
-func (s *Service) event(ctx context.Context, typ, msg string, data map[string]any) {
+// newEvent is an event of this node, now. Each is recorded by the write of the sender's
+// state that it reports (SyncSourceSet, SyncSourcePause), in its transaction.
+func (s *Service) newEvent(typ, msg string, data map[string]any) store.EventAppendParams {
+	return store.EventAppendParams{Type: typ, Node: s.p.Node, Message: msg, Data: data, Now: s.p.Now()}
+}
+
+// event appends an event on its own, for what changed nothing in this repository (a
+// full sync that left the recorded cursor where it was: the change is the target's).
+func (s *Service) event(ctx context.Context, ev store.EventAppendParams) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.p.Store.EventAppend(ctx, store.EventAppendParams{Type: typ, Node: s.p.Node, Message: msg, Data: data, Now: s.p.Now()}); err != nil {
-		s.p.Log.Warn("cannot record event", "type", typ, "err", err)
+	if err := s.p.Store.EventAppend(ctx, ev); err != nil {
+		s.p.Log.Warn("cannot record event", "type", ev.Type, "err", err)
 	}
 }
 
@@ -196,10 +204,9 @@ func (s *Service) Pause(ctx context.Context, by string) error {
 	if s.tr == nil {
 		return ErrNotSource
 	}
-	if err := s.p.Store.SyncSourcePause(ctx, true); err != nil {
+	if err := s.p.Store.SyncSourcePause(ctx, true, s.newEvent("sync.paused", "site sync paused by "+by, map[string]any{"by": by, "reason": "operator"})); err != nil {
 		return err
 	}
-	s.event(ctx, "sync.paused", "site sync paused by "+by, map[string]any{"by": by, "reason": "operator"})
 	s.Wake()
 	return nil
 }
@@ -209,10 +216,9 @@ func (s *Service) Resume(ctx context.Context, by string) error {
 	if s.tr == nil {
 		return ErrNotSource
 	}
-	if err := s.p.Store.SyncSourcePause(ctx, false); err != nil {
+	if err := s.p.Store.SyncSourcePause(ctx, false, s.newEvent("sync.resumed", "site sync resumed by "+by, map[string]any{"by": by})); err != nil {
 		return err
 	}
-	s.event(ctx, "sync.resumed", "site sync resumed by "+by, map[string]any{"by": by})
 	s.Wake()
 	return nil
 }
@@ -261,11 +267,18 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 	}
 	res := FullResult{Seq: snap.Seq, Items: len(s.sendable(snap.Changes)), Took: time.Since(start), Target: ts}
 	s.p.Log.Info(fmt.Sprintf("full sync to %s: %d items at sequence %d in %s", server, res.Items, res.Seq, res.Took.Round(time.Millisecond)))
-	s.event(ctx, "sync.full", fmt.Sprintf("configuration fully synced to %s at sequence %d (%d items)", server, res.Seq, res.Items),
+	ev := s.newEvent("sync.full", fmt.Sprintf("configuration fully synced to %s at sequence %d (%d items)", server, res.Seq, res.Items),
 		map[string]any{"success": true, "seq": res.Seq, "items": res.Items, "target": server, "took_ms": res.Took.Milliseconds()})
+	// Recorded with the cursor it moves; a cursor already there (or unreadable) leaves
+	// nothing here to write it with.
 	if st, err := s.p.Store.SyncSourceGet(ctx); err == nil && st.Acked < ts.Cursor {
 		st.Acked, st.Target, st.LastOKAt = ts.Cursor, server, s.p.Now()
-		_ = s.p.Store.SyncSourceSet(ctx, st)
+		if err := s.p.Store.SyncSourceSet(ctx, st, ev); err != nil {
+			s.p.Log.Warn("cannot record the full sync's cursor", "err", err)
+			s.event(ctx, ev) // the target's configuration was replaced all the same
+		}
+	} else {
+		s.event(ctx, ev)
 	}
 	s.Wake()
 	return res, nil
@@ -417,13 +430,19 @@ func (s *Service) acked(ctx context.Context, st *store.SyncSource, cursor int64,
 	}
 	failed := st.Failures
 	st.Acked, st.Target, st.Failures, st.LastOKAt = cursor, server, 0, s.p.Now()
-	if err := s.p.Store.SyncSourceSet(ctx, *st); err != nil && ctx.Err() == nil {
-		s.p.Log.Warn("cannot record the sync cursor", "err", err)
+	var evs []store.EventAppendParams
+	if recovered {
+		evs = append(evs, s.newEvent("sync.succeeded", fmt.Sprintf("site sync to %s recovered after %d failures", server, failed),
+			map[string]any{"success": true, "cursor": cursor, "target": server, "failures": failed}))
+	}
+	if err := s.p.Store.SyncSourceSet(ctx, *st, evs...); err != nil {
+		if ctx.Err() == nil {
+			s.p.Log.Warn("cannot record the sync cursor", "err", err)
+		}
+		return
 	}
 	if recovered {
 		s.p.Log.Info(fmt.Sprintf("site sync to %s recovered (cursor %d)", server, cursor))
-		s.event(ctx, "sync.succeeded", fmt.Sprintf("site sync to %s recovered after %d failures", server, failed),
-			map[string]any{"success": true, "cursor": cursor, "target": server, "failures": failed})
 	}
 }
 
@@ -437,20 +456,18 @@ func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) {
 		target = re.Server
 	}
 	s.p.Log.Warn("site sync failed", "failures", st.Failures, "cursor", st.Acked, "err", err)
-	if e := s.p.Store.SyncSourceSet(ctx, *st); e != nil {
+	if e := s.p.Store.SyncSourceSet(ctx, *st, s.newEvent("sync.failed", fmt.Sprintf("site sync failed (%d in a row): %v", st.Failures, err),
+		map[string]any{"success": false, "error": err.Error(), "cursor": st.Acked, "target": target, "failures": st.Failures})); e != nil {
 		s.p.Log.Warn("cannot record the sync failure", "err", e)
 	}
-	s.event(ctx, "sync.failed", fmt.Sprintf("site sync failed (%d in a row): %v", st.Failures, err),
-		map[string]any{"success": false, "error": err.Error(), "cursor": st.Acked, "target": target, "failures": st.Failures})
 	if st.Failures >= s.p.Config.MaxFailures {
-		if e := s.p.Store.SyncSourcePause(ctx, true); e != nil {
+		if e := s.p.Store.SyncSourcePause(ctx, true, s.newEvent("sync.paused", fmt.Sprintf("site sync paused after %d consecutive failures", st.Failures),
+			map[string]any{"reason": "failures", "failures": st.Failures, "error": err.Error(), "cursor": st.Acked, "target": target})); e != nil {
 			s.p.Log.Warn("cannot pause the site sync", "err", e)
 			return
 		}
 		st.Paused = true
 		s.p.Log.Warn(fmt.Sprintf("site sync paused after %d consecutive failures: tandem sync resume resumes it", st.Failures))
-		s.event(ctx, "sync.paused", fmt.Sprintf("site sync paused after %d consecutive failures", st.Failures),
-			map[string]any{"reason": "failures", "failures": st.Failures, "error": err.Error(), "cursor": st.Acked, "target": target})
 	}
 }
 

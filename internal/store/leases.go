@@ -14,8 +14,9 @@ type Leases interface {
 	LeaseAcquire(ctx context.Context, p LeaseAcquireParams) (Lease, error)
 	// LeaseRenew extends the lease; ErrFenced when p.Holder no longer holds it at p.Epoch.
 	LeaseRenew(ctx context.Context, p LeaseRenewParams) (Lease, error)
-	// LeaseResign expires the lease now, keeping its epoch; ErrFenced when p.Holder no
-	// longer holds it at p.Epoch.
+	// LeaseResign expires the lease now, keeping its epoch, and records p.Events in the
+	// same transaction; ErrFenced when p.Holder no longer holds it at p.Epoch (then
+	// nothing, not even the events, is recorded).
 	LeaseResign(ctx context.Context, p LeaseResignParams) error
 	// LeaseGet reads a lease (ErrNotFound when it was never taken).
 	LeaseGet(ctx context.Context, name string) (Lease, error)
@@ -56,6 +57,8 @@ type LeaseResignParams struct {
 	Epoch     int64
 	Successor string
 	TTL       time.Duration
+	// Events are recorded with the resignation (the primary's primary.stepped_down).
+	Events []EventAppendParams
 }
 
 // Lease is a named lease. Epoch grows by one on every change of holder and never resets.

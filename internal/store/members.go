@@ -9,10 +9,13 @@ import (
 // heartbeats and load, declaring the silent ones lost, and operators' holds.
 type Members interface {
 	// NodeClaim makes p.Node.Holder the process of the node id: it records the row when
-	// there is none or when its holder is p.Replace, and returns ErrClaimed otherwise.
+	// there is none or when its holder is p.Replace, and returns ErrClaimed otherwise
+	// (then nothing, not even p.Events, is recorded). p.Events are written in the same
+	// transaction.
 	NodeClaim(ctx context.Context, p NodeClaimParams) error
 	// NodeHeartbeat records a heartbeat of the node's claiming process, stamped with the
-	// repository's clock; ErrClaimed when another process claimed the id since.
+	// repository's clock, and p.Events in the same transaction; ErrClaimed when another
+	// process claimed the id since (then nothing, not even the events, is recorded).
 	NodeHeartbeat(ctx context.Context, p NodeHeartbeatParams) error
 	// NodeList returns every node by id, with the repository's clock of the read.
 	NodeList(ctx context.Context) ([]Node, error)
@@ -22,8 +25,8 @@ type Members interface {
 	ClusterRead(ctx context.Context) (ClusterView, error)
 	// NodeLose declares a silent or dead node lost and re-queues its unfinished runs;
 	// ErrFenced when p.Epoch is not the primary's; ErrConflict when the node is not
-	// silent (or not held by p.Dead) any more. Its node.lost event is written in the
-	// same transaction.
+	// silent (or not held by p.Dead) any more. Its node.lost event, and p.Events, are
+	// written in the same transaction.
 	NodeLose(ctx context.Context, p NodeLoseParams) (NodeLoseResult, error)
 
 	// HoldSet stores an operator hold (replacing one on the same target), and the events
@@ -41,8 +44,8 @@ type Members interface {
 type Settings interface {
 	// SettingGet reads a stored setting (ErrNotFound when unset).
 	SettingGet(ctx context.Context, key string) (string, error)
-	// SettingSet stores one.
-	SettingSet(ctx context.Context, key, value string, now time.Time) error
+	// SettingSet stores one, and the events that say so in the same transaction.
+	SettingSet(ctx context.Context, key, value string, now time.Time, events ...EventAppendParams) error
 }
 
 // NodeLoseParams declares Node lost if it has not sent a heartbeat for Silence (judged
@@ -60,6 +63,10 @@ type NodeLoseParams struct {
 	// event NodeLose records in its transaction.
 	By  string
 	Why string
+	// Events, if set, are the further events of what the loss did, recorded after
+	// node.lost in the same transaction (output.underreplicated, output.lost), computed
+	// from its result; it must only compute.
+	Events func(NodeLoseResult) []EventAppendParams
 }
 
 // NodeClaimParams claims Node.ID for the process Node.Holder, replacing the claim of
@@ -67,6 +74,8 @@ type NodeLoseParams struct {
 type NodeClaimParams struct {
 	Node    Node
 	Replace string
+	// Events are recorded with the claim (the node's node.joined).
+	Events []EventAppendParams
 }
 
 // Hold is an operator hold, stored so that it survives failover and restarts.
@@ -92,6 +101,9 @@ type NodeLoseResult struct {
 // NodeHeartbeatParams records a node's liveness and load.
 type NodeHeartbeatParams struct {
 	Node Node
+	// Events are recorded with the heartbeat (the mode changes a stopping node's
+	// heartbeats record: node.stopping with draining, node.stopped with stopped).
+	Events []EventAppendParams
 }
 
 // Settings keys.

@@ -55,10 +55,12 @@ type Sync interface {
 
 	// SyncSourceGet reads the sender's stored state; SyncSourceSet replaces it, all but
 	// Paused, which only SyncSourcePause sets (an operator's pause on any node is never
-	// overwritten by the sender's bookkeeping); resuming also clears Failures.
+	// overwritten by the sender's bookkeeping); resuming also clears Failures. Both
+	// record the events that say what changed (sync.failed, sync.succeeded, sync.paused,
+	// sync.resumed, sync.full) in the transaction of the change.
 	SyncSourceGet(ctx context.Context) (SyncSource, error)
-	SyncSourceSet(ctx context.Context, st SyncSource) error
-	SyncSourcePause(ctx context.Context, paused bool) error
+	SyncSourceSet(ctx context.Context, st SyncSource, events ...EventAppendParams) error
+	SyncSourcePause(ctx context.Context, paused bool, events ...EventAppendParams) error
 }
 
 // Errors of the sync concern.

@@ -11,7 +11,7 @@ import (
 )
 
 // SlotTerm is when a node began to hold a scheduler slot under an epoch: the time of its
-// slot.taken event, which the node records after its lease write committed.
+// slot.taken event, which the node records in the transaction that takes the slot's lease.
 type SlotTerm struct {
 	Slot  int
 	Epoch int64

@@ -132,7 +132,10 @@ func (s *DB) LeaseResign(ctx context.Context, p store.LeaseResignParams) error {
 			return fmt.Errorf("resign lease %s: %w", p.Name, err)
 		}
 		if k == 0 {
-			return nil
+			return fmt.Errorf("resign lease %s at epoch %d: %w", p.Name, p.Epoch, store.ErrFenced)
+		}
+		if err := s.eventsInsert(ctx, tx, p.Events); err != nil {
+			return err
 		}
 		return s.notify(ctx, tx, TopicLease, p.Holder)
 	})

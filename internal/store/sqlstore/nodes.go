@@ -94,9 +94,18 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if mode == "primary" || mode == "suspended" {
 			msg = "primary " + msg
 		}
-		if err := s.eventsInsert(ctx, tx, []store.EventAppendParams{{Type: "node.lost", Node: p.By, Now: now, Message: msg,
+		evs := []store.EventAppendParams{{Type: "node.lost", Node: p.By, Now: now, Message: msg,
 			Data: map[string]any{"node": p.Node, "requeued": orEmpty(res.Requeued), "failed": orEmpty(res.Failed), "dead": p.Dead != "",
-				"mode": mode, "was_primary": mode == "primary" || mode == "suspended", "reason": p.Why}}}); err != nil {
+				"mode": mode, "was_primary": mode == "primary" || mode == "suspended", "reason": p.Why}}}
+		if p.Events != nil {
+			for _, ev := range p.Events(res) {
+				if ev.Now.IsZero() {
+					ev.Now = now
+				}
+				evs = append(evs, ev)
+			}
+		}
+		if err := s.eventsInsert(ctx, tx, evs); err != nil {
 			return err
 		}
 		if len(res.Requeued) > 0 {
@@ -154,8 +163,10 @@ func (s *DB) NodeClaim(ctx context.Context, p store.NodeClaimParams) error {
 		case holder != p.Replace && holder != n.Holder:
 			return fmt.Errorf("held by %s: %w", holder, store.ErrClaimed)
 		}
-		_, err = s.upsertNode(ctx, tx, n, true)
-		return err
+		if _, err := s.upsertNode(ctx, tx, n, true); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, p.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("claim node %s: %w", n.ID, err)
@@ -177,7 +188,10 @@ func (s *DB) NodeHeartbeat(ctx context.Context, p store.NodeHeartbeatParams) err
 		if err == nil && k == 0 {
 			err = store.ErrClaimed
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, p.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("heartbeat node %s: %w", n.ID, err)
@@ -319,9 +333,12 @@ func (s *DB) SettingGet(ctx context.Context, key string) (string, error) {
 }
 
 // SettingSet implements store.Store.
-func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time) error {
+func (s *DB) SettingSet(ctx context.Context, key, value string, now time.Time, events ...store.EventAppendParams) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		return s.settingSetTx(ctx, tx, key, value, now, 0, nil)
+		if err := s.settingSetTx(ctx, tx, key, value, now, 0, nil); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("store setting %s: %w", key, err)

@@ -463,7 +463,7 @@ func (s *DB) SyncSourceGet(ctx context.Context) (store.SyncSource, error) {
 }
 
 // SyncSourceSet implements store.Sync.
-func (s *DB) SyncSourceSet(ctx context.Context, st store.SyncSource) error {
+func (s *DB) SyncSourceSet(ctx context.Context, st store.SyncSource, events ...store.EventAppendParams) error {
 	opt := func(t time.Time) int64 {
 		if t.IsZero() {
 			return 0
@@ -473,7 +473,10 @@ func (s *DB) SyncSourceSet(ctx context.Context, st store.SyncSource) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `UPDATE sync_source SET failures = ?, last_error = ?, last_error_at = ?, last_ok_at = ?, acked = ?, target = ? WHERE id = 1`,
 			st.Failures, st.LastError, opt(st.LastErrorAt), opt(st.LastOKAt), st.Acked, st.Target)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("store the sync sender's state: %w", err)
@@ -482,14 +485,16 @@ func (s *DB) SyncSourceSet(ctx context.Context, st store.SyncSource) error {
 }
 
 // SyncSourcePause implements store.Sync.
-func (s *DB) SyncSourcePause(ctx context.Context, paused bool) error {
+func (s *DB) SyncSourcePause(ctx context.Context, paused bool, events ...store.EventAppendParams) error {
 	q := `UPDATE sync_source SET paused = 1 WHERE id = 1`
 	if !paused {
 		q = `UPDATE sync_source SET paused = 0, failures = 0 WHERE id = 1`
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, q)
-		return err
+		if _, err := s.exec(ctx, tx, q); err != nil {
+			return err
+		}
+		return s.eventsInsert(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("pause or resume the sync sender: %w", err)

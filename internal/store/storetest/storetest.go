@@ -93,6 +93,13 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 		"ChangeLog":                    testChangeLog,
 		"ChangeLogConcurrent":          testChangeLogConcurrent,
 		"SyncSource":                   testSyncSource,
+		"NodeClaimEvent":               testNodeClaimEvent,
+		"NodeHeartbeatEvent":           testNodeHeartbeatEvent,
+		"SettingEvent":                 testSettingEvent,
+		"LeaseResignEvent":             testLeaseResignEvent,
+		"SlotTakenEvent":               testSlotTakenEvent,
+		"SyncSourceEvents":             testSyncSourceEvents,
+		"NodeLoseEvents":               testNodeLoseEvents,
 	}
 	// Tests of two repositories (a sync source and its target).
 	pairs := map[string]func(*testing.T, Open){
