@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/chaos/history"
+
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/pgtest"
@@ -131,14 +133,11 @@ func checkOnce(t *testing.T, runs []api.Run) {
 	var times []time.Time
 	seen := map[time.Time]bool{}
 	for _, r := range runs {
-		if r.ScheduledAt == nil {
+		first, last, ok := history.Span(r)
+		if !ok {
 			continue
 		}
-		last := *r.ScheduledAt
-		if r.ScheduledUntil != nil {
-			last = *r.ScheduledUntil
-		}
-		for at := *r.ScheduledAt; !at.After(last); at = at.Add(time.Second) {
+		for at := first; !at.After(last); at = at.Add(time.Second) {
 			if seen[at] {
 				t.Fatalf("%s fired twice", at)
 			}

@@ -116,10 +116,13 @@ type Violation struct {
 	// delivered record the receiver never got, or a request it got of no record),
 	// outputs (a succeeded run of the job with copies whose output is not listed, not
 	// recorded with its bytes' hash, or not served byte-identical by a live node at the
-	// end while a holder of it was left), slot-epochs, slot-stale, slot-once, slot-lost (the scheduler slot rules, see
-	// checkSlots),
-	// notifications (an event matching a rule without exactly one notice record of it,
-	// or a notice of no matching event).
+	// end while a holder of it was left), slot-epochs, slot-stale, slot-once, slot-lost
+	// (the scheduler slot rules, see checkSlots), notifications (an event matching a rule
+	// without exactly one notice record of it, or a notice of no matching event),
+	// unrecorded-epoch (a run's epoch without its primary.changed event), misfire and
+	// overlap (the job's policy, see checkPolicy), completions, epoch-back, superseded
+	// and lease-epoch (what the sightings show, see checkSightings), and sync-lost,
+	// sync-extra, sync-order and sync-mismatch (CheckSync's).
 	Rule   string
 	Detail string
 	Around []wire.Run // the runs around the violation
@@ -277,21 +280,31 @@ type scheduledTime struct {
 	run wire.Run
 }
 
+// Span is the scheduled range a record covers: its scheduled time and, for a record of
+// several occurrences, its last one. ok is false for a run that was not scheduled.
+func Span(r wire.Run) (first, last time.Time, ok bool) {
+	if r.ScheduledAt == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	first, last = *r.ScheduledAt, *r.ScheduledAt
+	if r.ScheduledUntil != nil {
+		last = *r.ScheduledUntil
+	}
+	return first, last, true
+}
+
 func checkScheduled(h Job, runs []wire.Run, rep *Report, add func(string, string, []wire.Run)) {
 	if h.Step <= 0 {
 		return
 	}
 	var times []scheduledTime
 	for _, r := range runs {
-		if r.ScheduledAt == nil {
+		first, last, ok := Span(r)
+		if !ok {
 			continue
 		}
-		last := *r.ScheduledAt
-		if r.ScheduledUntil != nil {
-			last = *r.ScheduledUntil
-		}
 		n := 0
-		for at := *r.ScheduledAt; !at.After(last); at = at.Add(h.Step) {
+		for at := first; !at.After(last); at = at.Add(h.Step) {
 			times = append(times, scheduledTime{at: at, run: r})
 			n++
 		}
@@ -436,14 +449,8 @@ func aroundTime(runs []wire.Run, from, to time.Time, step time.Duration) []wire.
 	lo, hi := from.Add(-3*step), to.Add(3*step)
 	var out []wire.Run
 	for _, r := range runs {
-		if r.ScheduledAt == nil {
-			continue
-		}
-		last := *r.ScheduledAt
-		if r.ScheduledUntil != nil {
-			last = *r.ScheduledUntil
-		}
-		if !last.Before(lo) && !r.ScheduledAt.After(hi) {
+		first, last, ok := Span(r)
+		if ok && !last.Before(lo) && !first.After(hi) {
 			out = append(out, r)
 		}
 	}

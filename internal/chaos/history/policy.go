@@ -43,13 +43,9 @@ func checkPolicy(h Job, runs []wire.Run, add func(string, string, []wire.Run)) {
 	}
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	for _, r := range runs {
-		if r.ScheduledAt == nil {
+		sched, last, ok := Span(r)
+		if !ok {
 			continue
-		}
-		sched := *r.ScheduledAt
-		last := sched
-		if r.ScheduledUntil != nil {
-			last = *r.ScheduledUntil
 		}
 		switch {
 		case r.State == "missed":

@@ -158,11 +158,8 @@ func checkSlotSchedule(h Job, id int64, rs []wire.Run, seen map[int64][]Sighting
 	}
 	var times []scheduledTime
 	for _, r := range rs {
-		last := *r.ScheduledAt
-		if r.ScheduledUntil != nil {
-			last = *r.ScheduledUntil
-		}
-		for at := *r.ScheduledAt; !at.After(last); at = at.Add(h.Step) {
+		first, last, _ := Span(r) // rs are scheduled runs
+		for at := first; !at.After(last); at = at.Add(h.Step) {
 			times = append(times, scheduledTime{at: at, run: r})
 		}
 	}
