@@ -89,8 +89,9 @@ const (
 	EntityRule    = "rule"
 	EntitySetting = "setting"
 	// Users, API tokens (their hashes) and secrets (their ciphertexts) are logged too;
-	// a source sends users and tokens only with sitesync.sync_users, and secrets not
-	// (their ciphertexts are sealed with the source's key).
+	// a source sends users and tokens only with sitesync.sync_users, and secrets only
+	// with sitesync.sync_secrets (internal/sitesync opens each and seals it again for
+	// the target's key: a target stores ChangeSecrets sealed with its own).
 	EntityUser   = "user"
 	EntityToken  = "token"
 	EntitySecret = "secret"
@@ -217,7 +218,8 @@ type SyncApplyParams struct {
 }
 
 // SyncReplaceParams is a full sync: Changes (applies and sets) are the whole
-// configuration as of Seq; every job and rule not among them is deleted.
+// configuration as of Seq; every job and rule not among them is deleted, and every
+// user, token and secret an earlier sync brought (the target's own stay).
 type SyncReplaceParams struct {
 	Source     string
 	SourceName string

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,6 +196,9 @@ func (s *DB) ConfigSnapshot(ctx context.Context) (store.Snapshot, error) {
 		if err := s.authSnapshot(ctx, tx, &snap); err != nil {
 			return err
 		}
+		if err := s.secretSnapshot(ctx, tx, &snap); err != nil {
+			return err
+		}
 		for _, k := range store.SyncedSettings {
 			var v string
 			err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE key = ?`), k).Scan(&v)
@@ -289,6 +293,27 @@ func (s *DB) authSnapshot(ctx context.Context, tx *sql.Tx, snap *store.Snapshot)
 		}
 		tk.ExpiresAt = instantPtr(exp)
 		snap.Changes = append(snap.Changes, mustChange(store.EntityToken, n, store.OpApply, tk))
+	}
+	return rows.Err()
+}
+
+// secretSnapshot adds the secrets, still encrypted, to a snapshot.
+func (s *DB) secretSnapshot(ctx context.Context, tx *sql.Tx, snap *store.Snapshot) error {
+	rows, err := tx.QueryContext(ctx, `SELECT name, version, ciphertext FROM secrets ORDER BY name`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n, ct string
+		var sc store.ChangeSecret
+		if err := rows.Scan(&n, &sc.Version, &ct); err != nil {
+			return err
+		}
+		if sc.Ciphertext, err = base64.StdEncoding.DecodeString(ct); err != nil {
+			return fmt.Errorf("secret %s: %w", n, err)
+		}
+		snap.Changes = append(snap.Changes, mustChange(store.EntitySecret, n, store.OpApply, sc))
 	}
 	return rows.Err()
 }

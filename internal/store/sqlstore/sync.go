@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -120,7 +121,7 @@ func (s *DB) SyncReplace(ctx context.Context, p store.SyncReplaceParams) (store.
 			return fmt.Errorf("%w: this cluster is the sync target of %s (fingerprint %s), not of %s (%s); tandem sync promote on it ends that role",
 				store.ErrSyncSource, t.SourceName, t.Source, p.SourceName, p.Source)
 		}
-		keep := map[string]map[string]bool{store.EntityJob: {}, store.EntityRule: {}}
+		keep := map[string]map[string]bool{store.EntityJob: {}, store.EntityRule: {}, store.EntityUser: {}, store.EntityToken: {}, store.EntitySecret: {}}
 		for _, c := range p.Changes {
 			if c.Op != store.OpApply && c.Op != store.OpSet {
 				return fmt.Errorf("snapshot change %s %s: operation %q is not apply or set", c.Entity, c.Key, c.Op)
@@ -146,6 +147,17 @@ func (s *DB) SyncReplace(ctx context.Context, p store.SyncReplaceParams) (store.
 		for _, n := range names {
 			if !keep[store.EntityRule][n] {
 				gone = append(gone, store.Change{Seq: p.Seq, Entity: store.EntityRule, Key: n, Op: store.OpDelete})
+			}
+		}
+		// Users, tokens and secrets the sync brought and the snapshot no longer has; the
+		// target's own stay.
+		items, err := s.syncItems(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if !keep[it.Entity][it.Key] {
+				gone = append(gone, store.Change{Seq: p.Seq, Entity: it.Entity, Key: it.Key, Op: store.OpDelete})
 			}
 		}
 		del, err := prepareChanges(gone, p.Now)
@@ -387,6 +399,18 @@ func (s *DB) changeApply(ctx context.Context, tx *sql.Tx, c store.Change, now ti
 			return err
 		}
 		rec.def = def
+		if err := s.syncItem(ctx, tx, c); err != nil {
+			return err
+		}
+	case c.Entity == store.EntitySecret:
+		def, err := s.secretApplySynced(ctx, tx, c, now)
+		if err != nil {
+			return err
+		}
+		rec.def = def
+		if err := s.syncItem(ctx, tx, c); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown change: entity %q, operation %q", c.Entity, c.Op)
 	}
@@ -534,4 +558,65 @@ func (s *DB) authApplySynced(ctx context.Context, tx *sql.Tx, c store.Change, no
 			c.Key, store.TokenAPI, tk.Role, tk.Hash, tk.CreatedBy, micros(now), microsPtr(tk.ExpiresAt))
 		return tk, err
 	}
+}
+
+// syncItem records that a user, token or secret is the source's (applied) or is gone
+// (deleted): a full sync deletes the source's that its snapshot no longer has.
+func (s *DB) syncItem(ctx context.Context, tx *sql.Tx, c store.Change) error {
+	q := `INSERT INTO sync_items (entity, key) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	if c.Op == store.OpDelete {
+		q = `DELETE FROM sync_items WHERE entity = ? AND key = ?`
+	}
+	if _, err := s.exec(ctx, tx, q, c.Entity, c.Key); err != nil {
+		return fmt.Errorf("record the synced %s %s: %w", c.Entity, c.Key, err)
+	}
+	return nil
+}
+
+// syncItems lists the users, tokens and secrets the sync brought.
+func (s *DB) syncItems(ctx context.Context, tx *sql.Tx) ([]store.Change, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT entity, key FROM sync_items ORDER BY entity, key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var c store.Change
+		if err := rows.Scan(&c.Entity, &c.Key); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// secretApplySynced stores a synced secret's new version (its ciphertext already
+// sealed with this repository's key by the receiver), or deletes it; it returns the
+// definition to record.
+func (s *DB) secretApplySynced(ctx context.Context, tx *sql.Tx, c store.Change, now time.Time) (any, error) {
+	if c.Op == store.OpDelete {
+		_, err := s.exec(ctx, tx, `DELETE FROM secrets WHERE name = ?`, c.Key)
+		return nil, err
+	}
+	var sc store.ChangeSecret
+	if err := json.Unmarshal(c.Def, &sc); err != nil || len(sc.Ciphertext) == 0 {
+		return nil, fmt.Errorf("decode secret %s: %v", c.Key, err)
+	}
+	var version int
+	ct := base64.StdEncoding.EncodeToString(sc.Ciphertext)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM secrets WHERE name = ?`+s.d.ForUpdate), c.Key).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		version = 1
+		_, err = s.exec(ctx, tx, `INSERT INTO secrets (name, version, ciphertext, created_at, updated_at) VALUES (?, 1, ?, ?, ?)`,
+			c.Key, ct, micros(now), micros(now))
+	case err == nil:
+		version++
+		_, err = s.exec(ctx, tx, `UPDATE secrets SET version = ?, ciphertext = ?, updated_at = ? WHERE name = ?`, version, ct, micros(now), c.Key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return store.ChangeSecret{Version: version, Ciphertext: sc.Ciphertext}, nil
 }

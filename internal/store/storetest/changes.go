@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -398,4 +399,66 @@ func testChangeLogAuth(t *testing.T, open Open) {
 	if _, err := dst.TokenByHash(ctx(t), "tokhash"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoked token on the target: %v", err)
 	}
+}
+
+// A target applies secrets by name, as the receiver sealed them; a full sync deletes
+// the users, tokens and secrets the sync brought that its snapshot no longer has, and
+// keeps the target's own.
+func testSyncSecretsAndOwnItems(t *testing.T, open Open) {
+	src, dst := open(t), open(t)
+	a := store.Audit{By: "user admin", Now: t0}
+	must[store.User](t)(src.UserAdd(ctx(t), store.UserAddParams{Name: "bob", Role: "operator", Hash: "hb", Audit: a}))
+	must[store.Token](t)(src.TokenCreate(ctx(t), store.TokenCreateParams{Name: "ci", Kind: store.TokenAPI, Role: "viewer", Hash: "tokhash", Audit: a}))
+	must[int](t)(src.SecretSet(ctx(t), store.SecretSetParams{Name: "db", Ciphertext: []byte{9, 9}, Audit: a}))
+	// The target's own: an admin, the source's sync token, a secret.
+	must[store.User](t)(dst.UserAdd(ctx(t), store.UserAddParams{Name: "dradmin", Role: "admin", Hash: "hd", Audit: a}))
+	must[store.Token](t)(dst.TokenCreate(ctx(t), store.TokenCreateParams{Name: "from-prod", Kind: store.TokenAPI, Role: "sync", Hash: "synchash", Audit: a}))
+	must[int](t)(dst.SecretSet(ctx(t), store.SecretSetParams{Name: "local", Ciphertext: []byte{1}, Audit: a}))
+
+	snap := must[store.Snapshot](t)(src.ConfigSnapshot(ctx(t)))
+	var sc store.ChangeSecret
+	for _, c := range snap.Changes {
+		if c.Entity == store.EntitySecret {
+			if err := json.Unmarshal(c.Def, &sc); err != nil || c.Key != "db" || sc.Version != 1 || !bytes.Equal(sc.Ciphertext, []byte{9, 9}) {
+				t.Fatalf("snapshot's secret %s %s", c.Key, c.Def)
+			}
+		}
+	}
+	if sc.Version == 0 {
+		t.Fatalf("the snapshot has no secret: %s", summary(snap.Changes))
+	}
+	syncFull(t, src, dst, "A")
+	if got := must[store.Secret](t)(dst.SecretGet(ctx(t), "db")); !bytes.Equal(got.Ciphertext, []byte{9, 9}) {
+		t.Fatalf("target's secret %+v", got)
+	}
+	// Streamed: a new version, as the receiver sealed it.
+	from := must[int64](t)(src.ConfigVersion(ctx(t)))
+	must[int](t)(src.SecretSet(ctx(t), store.SecretSetParams{Name: "db", Ciphertext: []byte{7}, Audit: a}))
+	cs := must[[]store.Change](t)(src.ChangeList(ctx(t), store.ChangeListParams{After: from}))
+	cs[0].Def = must[[]byte](t)(json.Marshal(store.ChangeSecret{Version: 2, Ciphertext: []byte{8, 8, 8}}))
+	must[store.SyncTarget](t)(dst.SyncApply(ctx(t), store.SyncApplyParams{Source: "A", From: from, To: cs[0].Seq, Changes: cs, Now: t0}))
+	if got := must[store.Secret](t)(dst.SecretGet(ctx(t), "db")); got.Version != 2 || !bytes.Equal(got.Ciphertext, []byte{8, 8, 8}) {
+		t.Fatalf("target's secret after the stream %+v", got)
+	}
+	last := changes(t, dst)[len(changes(t, dst))-1]
+	if last.Entity != store.EntitySecret || last.SourceSeq != cs[0].Seq {
+		t.Fatalf("target's log ends with %+v", last)
+	}
+	// Gone on the source, then a full sync: gone on the target, its own kept.
+	must[error](t)(nil, src.UserDelete(ctx(t), store.UserDeleteParams{Name: "bob", Audit: a}))
+	must[error](t)(nil, src.TokenRevoke(ctx(t), store.TokenRevokeParams{Name: "ci", Audit: a}))
+	must[error](t)(nil, src.SecretDelete(ctx(t), store.SecretDeleteParams{Name: "db", Audit: a}))
+	syncFull(t, src, dst, "A")
+	if _, err := dst.UserGet(ctx(t), "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a user gone from the source stayed on the target: %v", err)
+	}
+	if _, err := dst.TokenByHash(ctx(t), "tokhash"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a token gone from the source stayed on the target: %v", err)
+	}
+	if _, err := dst.SecretGet(ctx(t), "db"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a secret gone from the source stayed on the target: %v", err)
+	}
+	must[store.User](t)(dst.UserGet(ctx(t), "dradmin"))
+	must[store.Token](t)(dst.TokenByHash(ctx(t), "synchash"))
+	must[store.Secret](t)(dst.SecretGet(ctx(t), "local"))
 }

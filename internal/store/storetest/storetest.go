@@ -103,9 +103,10 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 	}
 	// Tests of two repositories (a sync source and its target).
 	pairs := map[string]func(*testing.T, Open){
-		"SyncTarget":           testSyncTarget,
-		"SyncReplaceAllOrNone": testSyncReplaceAllOrNone,
-		"ChangeLogAuth":        testChangeLogAuth,
+		"SyncTarget":             testSyncTarget,
+		"SyncReplaceAllOrNone":   testSyncReplaceAllOrNone,
+		"ChangeLogAuth":          testChangeLogAuth,
+		"SyncSecretsAndOwnItems": testSyncSecretsAndOwnItems,
 	}
 	for name, fn := range pairs {
 		t.Run(name, func(t *testing.T) {
