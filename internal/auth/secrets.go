@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hpke"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -27,7 +28,11 @@ const SecretKeyFile = "secret.key"
 var ErrNoSecretKey = errors.New("this node has not the cluster's secret key (secret_key_file)")
 
 // Sealer encrypts secrets with AES-256-GCM, each bound to its name (associated data).
-type Sealer struct{ aead cipher.AEAD }
+// It also has the transfer key pair derived from the same key (transfer.go).
+type Sealer struct {
+	aead     cipher.AEAD
+	transfer hpke.PrivateKey
+}
 
 // NewSealer returns a sealer over a 32-byte key.
 func NewSealer(key []byte) (*Sealer, error) {
@@ -42,7 +47,11 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: g}, nil
+	tr, err := transferPair(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: g, transfer: tr}, nil
 }
 
 // Seal encrypts value: a random nonce, then the ciphertext.

@@ -55,6 +55,11 @@ type SiteSync struct {
 	// SyncUsers sends users (their password hashes) and API tokens (their hashes) too;
 	// a target keeps its own users and tokens besides. Default false.
 	SyncUsers bool `toml:"sync_users" env:"SYNC_USERS"`
+	// SyncSecrets sends secrets too: each opened with this cluster's secret key and
+	// sealed for the target's (it needs the key on the sending primary, and the
+	// target's on the node that receives). Default false: the DR site's secrets are
+	// its own.
+	SyncSecrets bool `toml:"sync_secrets" env:"SYNC_SECRETS"`
 	// MaxFailures consecutive failed batches pause automatic sync (sync.paused) until
 	// tandem sync resume. Default 5.
 	MaxFailures int `toml:"max_failures" env:"MAX_FAILURES"`

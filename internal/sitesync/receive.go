@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tandemhq/tandem/internal/api/wire"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -17,9 +19,18 @@ func (s *Service) TargetState(ctx context.Context) (TargetState, error) {
 	if err != nil {
 		return TargetState{}, err
 	}
+	return s.state(t), nil
+}
+
+// state is what the target answers a source: its role, whether it is a source itself,
+// and the key to seal secrets for.
+func (s *Service) state(t store.SyncTarget) TargetState {
 	ts := targetState(t)
 	ts.IsSource = s.tr != nil
-	return ts, nil
+	if sl := s.p.Sealer(); sl != nil {
+		ts.TransferKey = sl.TransferKey()
+	}
+	return ts
 }
 
 // ApplyBatch applies a source's batch: each change substituted, checked and, unless
@@ -29,7 +40,7 @@ func (s *Service) ApplyBatch(ctx context.Context, b Batch) (TargetState, error) 
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(b.SyncSource, b.Changes)
+	cs, err := prepare(b.SyncSource, b.Changes, s.p.Sealer())
 	if err != nil {
 		return TargetState{}, err
 	}
@@ -37,7 +48,7 @@ func (s *Service) ApplyBatch(ctx context.Context, b Batch) (TargetState, error) 
 	if err != nil {
 		return TargetState{}, err
 	}
-	return targetState(t), nil
+	return s.state(t), nil
 }
 
 // ApplyFull replaces this repository's configuration with a source's snapshot.
@@ -45,7 +56,7 @@ func (s *Service) ApplyFull(ctx context.Context, f Full) (TargetState, error) {
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(f.SyncSource, f.Changes)
+	cs, err := prepare(f.SyncSource, f.Changes, s.p.Sealer())
 	if err != nil {
 		return TargetState{}, err
 	}
@@ -54,7 +65,7 @@ func (s *Service) ApplyFull(ctx context.Context, f Full) (TargetState, error) {
 		return TargetState{}, err
 	}
 	s.p.Log.Info(fmt.Sprintf("configuration replaced by a full sync from %s: %d items at sequence %d", f.Name, len(cs), f.Seq))
-	return targetState(t), nil
+	return s.state(t), nil
 }
 
 // ChangeError is a change the target cannot apply.
@@ -71,15 +82,34 @@ func (e *ChangeError) Error() string {
 func (e *ChangeError) Unwrap() error { return e.Err }
 
 // prepare turns a source's changes into what the target stores: addresses
-// substituted, definitions checked, jobs held paused unless the source starts them.
-func prepare(src Source, in []Change) ([]store.Change, error) {
+// substituted, definitions checked, jobs held paused unless the source starts them,
+// secrets opened from their transfer and sealed with this cluster's key (sl; nil: this
+// node has not the key).
+func prepare(src Source, in []Change, sl *auth.Sealer) ([]store.Change, error) {
 	out := make([]store.Change, 0, len(in))
 	for _, c := range in {
 		sc := store.Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def}
 		bad := func(err error) error { return &ChangeError{Seq: c.Seq, Entity: c.Entity, Key: c.Key, Err: err} }
 		switch {
-		case c.Entity == store.EntitySecret:
-			return nil, bad(fmt.Errorf("secrets are not synced (their ciphertexts are sealed with the source's key)"))
+		case c.Entity == store.EntitySecret && c.Op == store.OpApply:
+			var w wire.SyncSecret
+			if err := json.Unmarshal(c.Def, &w); err != nil || len(w.Sealed) == 0 {
+				return nil, bad(fmt.Errorf("decode: want the value sealed for this site's transfer key (%v)", err))
+			}
+			if sl == nil {
+				return nil, bad(fmt.Errorf("%w: it cannot take synced secrets", auth.ErrNoSecretKey))
+			}
+			v, err := sl.OpenTransfer(c.Key, w.Sealed)
+			if err != nil {
+				return nil, bad(err)
+			}
+			ct, err := sl.Seal(c.Key, v)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if sc.Def, err = json.Marshal(store.ChangeSecret{Version: w.Version, Ciphertext: ct}); err != nil {
+				return nil, bad(err)
+			}
 		case c.Op == store.OpDelete || c.Entity == store.EntitySetting || c.Entity == store.EntityUser || c.Entity == store.EntityToken:
 		case c.Entity == store.EntityJob:
 			def, rw, err := Substitute(c.Def, src.Substitute)

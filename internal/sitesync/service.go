@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/api/wire"
+	"github.com/tandemhq/tandem/internal/auth"
 	"github.com/tandemhq/tandem/internal/config"
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -55,6 +58,9 @@ type Params struct {
 	Lag func(seconds float64)
 	// Poll is how often a caught-up sender looks for changes. Default PollDefault.
 	Poll time.Duration
+	// Sealer is this node's secret sealer (nil, or returning nil: the node has not the
+	// cluster's secret key): a sender opens secrets with it, a target seals them.
+	Sealer func() *auth.Sealer
 }
 
 // Service is a node's part of the site sync: on a source, the sender (Run, while the
@@ -81,6 +87,9 @@ func New(p Params) *Service {
 	}
 	if p.Lag == nil {
 		p.Lag = func(float64) {}
+	}
+	if p.Sealer == nil {
+		p.Sealer = func() *auth.Sealer { return nil }
 	}
 	s := &Service{p: p, wake: make(chan struct{}, 1)}
 	if p.Config.Enabled() {
@@ -256,16 +265,25 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 	} else if t.Active {
 		return FullResult{}, fmt.Errorf("this cluster is itself the sync target of %s: promote it (tandem sync promote) before it syncs to another site", t.SourceName)
 	}
+	var ts TargetState
+	if s.p.Config.SyncSecrets { // the key secrets are sealed for
+		if _, err := s.tr.call(ctx, 1, RouteTarget, nil, &ts); err != nil {
+			return FullResult{}, fmt.Errorf("read the target's transfer key: %w", err)
+		}
+	}
 	snap, err := s.p.Store.ConfigSnapshot(ctx)
 	if err != nil {
 		return FullResult{}, err
 	}
-	var ts TargetState
-	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{SyncSource: src, Seq: snap.Seq, Changes: s.sendable(snap.Changes)}, &ts)
+	items, err := s.sendable(snap.Changes, ts.TransferKey)
 	if err != nil {
 		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
 	}
-	res := FullResult{Seq: snap.Seq, Items: len(s.sendable(snap.Changes)), Took: time.Since(start), Target: ts}
+	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{SyncSource: src, Seq: snap.Seq, Changes: items}, &ts)
+	if err != nil {
+		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
+	}
+	res := FullResult{Seq: snap.Seq, Items: len(items), Took: time.Since(start), Target: ts}
 	s.p.Log.Info(fmt.Sprintf("full sync to %s: %d items at sequence %d in %s", server, res.Items, res.Seq, res.Took.Round(time.Millisecond)))
 	ev := s.newEvent("sync.full", fmt.Sprintf("configuration fully synced to %s at sequence %d (%d items)", server, res.Seq, res.Items),
 		map[string]any{"success": true, "seq": res.Seq, "items": res.Items, "target": server, "took_ms": res.Took.Milliseconds()})
@@ -405,7 +423,11 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 			return fmt.Errorf("the target's cursor %d is older than the change log's retention (oldest kept: %d): a full sync is needed (tandem sync full)", cursor, cs[0].Seq)
 		}
 		s.p.Lag(max(s.p.Now().Sub(cs[0].At).Seconds(), 0))
-		b := Batch{SyncSource: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: s.sendable(cs)}
+		sent, err := s.sendable(cs, ts.TransferKey)
+		if err != nil {
+			return err
+		}
+		b := Batch{SyncSource: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: sent}
 		server, err = s.tr.call(ctx, 1, RouteBatch, b, &ts)
 		var re *RemoteError
 		if errors.As(err, &re) && re.Field == FieldCursor {
@@ -472,20 +494,54 @@ func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) {
 }
 
 // sendable are the changes the target gets: jobs, rules and settings; users and API
-// tokens with sync_users; never secrets (sealed with this cluster's key). The cursor
-// moves past the others all the same.
-func (s *Service) sendable(cs []store.Change) []Change {
+// tokens with sync_users; secrets with sync_secrets, each opened here and sealed for
+// the target's transfer key. The cursor moves past the others all the same.
+func (s *Service) sendable(cs []store.Change, transferKey []byte) ([]Change, error) {
 	out := make([]Change, 0, len(cs))
 	for _, c := range cs {
+		def := c.Def
 		switch c.Entity {
 		case store.EntitySecret:
-			continue
+			if !s.p.Config.SyncSecrets {
+				continue
+			}
+			if c.Op != store.OpDelete {
+				var err error
+				if def, err = s.transfer(c, transferKey); err != nil {
+					return nil, &ChangeError{Seq: c.Seq, Entity: c.Entity, Key: c.Key, Err: err}
+				}
+			}
 		case store.EntityUser, store.EntityToken:
 			if !s.p.Config.SyncUsers {
 				continue
 			}
 		}
-		out = append(out, Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def})
+		out = append(out, Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: def})
 	}
-	return out
+	return out, nil
+}
+
+// transfer is a secret's change as it is sent: opened with this cluster's key, its value
+// sealed for the target's.
+func (s *Service) transfer(c store.Change, transferKey []byte) ([]byte, error) {
+	sl := s.p.Sealer()
+	if sl == nil {
+		return nil, fmt.Errorf("%w: it cannot send secrets (sitesync.sync_secrets)", auth.ErrNoSecretKey)
+	}
+	if len(transferKey) == 0 {
+		return nil, errors.New("the target's node has not its cluster's secret key (secret_key_file): it takes no secrets (sitesync.sync_secrets)")
+	}
+	var sc store.ChangeSecret
+	if err := json.Unmarshal(c.Def, &sc); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	v, err := sl.Open(c.Key, sc.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set it again with tandem secret set, or turn sitesync.sync_secrets off)", err)
+	}
+	sealed, err := auth.SealTransfer(transferKey, c.Key, v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(wire.SyncSecret{Version: sc.Version, Sealed: sealed})
 }

@@ -58,6 +58,16 @@ type SyncTarget struct {
 	PromotedAt time.Time `json:"promoted_at,omitzero"`
 	// IsSource: this cluster has a [sitesync] target itself, so it takes no sync.
 	IsSource bool `json:"is_source"`
+	// TransferKey is the public key a source seals synced secrets for (empty: the
+	// answering node has not the cluster's secret key and takes no secrets).
+	TransferKey []byte `json:"transfer_key,omitempty"`
+}
+
+// SyncSecret is a secret's change as a source sends it (sync_secrets): its value
+// sealed for the target's transfer key, never the source's ciphertext.
+type SyncSecret struct {
+	Version int    `json:"version"`
+	Sealed  []byte `json:"sealed"`
 }
 
 // SyncSender is what tandem sync status shows of a source.

@@ -1,6 +1,8 @@
 package history
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -17,13 +19,18 @@ type Sync struct {
 	Cursor int64
 	// Sent says which entities the source sends (nil: jobs, rules and settings).
 	Sent func(entity string) bool
+	// Open, if set, decrypts a secret's ciphertext with the source's key (target
+	// false) or the DR site's (target true), for the sync-secret rule.
+	Open func(target bool, name string, ciphertext []byte) (string, error)
 }
 
 // CheckSync judges a DR site's applied changes against its source's log. Rules:
 // sync-order (a source change applied after a later one, or twice), sync-lost (a sent
 // source change at or below the cursor the DR site never applied), sync-extra (an
 // applied change the source never made), sync-mismatch (applied under another
-// operation, entity or name than the source's).
+// operation, entity or name than the source's), sync-secret (a secret the DR site
+// stored with the source's ciphertext, not sealed again with its own key, or, with
+// Open, whose value differs from the source's or that its own key cannot open).
 func CheckSync(h Sync) []Violation {
 	sent := h.Sent
 	if sent == nil {
@@ -54,6 +61,10 @@ func CheckSync(h Sync) []Violation {
 			add("sync-extra", "the DR site applied source change %d (%s), which the source's log does not have", c.SourceSeq, describe(c))
 		case s.Op != c.Op || s.Entity != c.Entity || s.Key != c.Key:
 			add("sync-mismatch", "source change %d is %s on the source, %s on the DR site", c.SourceSeq, describe(s), describe(c))
+		case c.Entity == store.EntitySecret && c.Op == store.OpApply:
+			if why := secretSynced(h.Open, s, c); why != "" {
+				add("sync-secret", "source change %d (%s): %s", c.SourceSeq, describe(c), why)
+			}
 		}
 	}
 	var lost []string
@@ -69,3 +80,30 @@ func CheckSync(h Sync) []Violation {
 }
 
 func describe(c store.Change) string { return c.Op + " " + c.Entity + " " + c.Key }
+
+// secretSynced says what is wrong with a secret's change src as the DR site applied
+// it (dst); "" when nothing is.
+func secretSynced(open func(bool, string, []byte) (string, error), src, dst store.Change) string {
+	var a, b store.ChangeSecret
+	if json.Unmarshal(src.Def, &a) != nil || json.Unmarshal(dst.Def, &b) != nil || len(b.Ciphertext) == 0 {
+		return fmt.Sprintf("definitions do not decode as secrets: %s on the source, %s on the DR site", src.Def, dst.Def)
+	}
+	if bytes.Equal(a.Ciphertext, b.Ciphertext) {
+		return "the DR site stored the source's ciphertext: it was not sealed again with the DR site's key"
+	}
+	if open == nil {
+		return ""
+	}
+	want, err := open(false, src.Key, a.Ciphertext)
+	if err != nil {
+		return "the source's key does not open the source's ciphertext: " + err.Error()
+	}
+	got, err := open(true, dst.Key, b.Ciphertext)
+	switch {
+	case err != nil:
+		return "the DR site's key does not open what it stored: " + err.Error()
+	case got != want:
+		return "the DR site's value differs from the source's"
+	}
+	return ""
+}

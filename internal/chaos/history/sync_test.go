@@ -1,6 +1,8 @@
 package history
 
 import (
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -63,5 +65,41 @@ func TestCheckSync(t *testing.T) {
 	mm[1].Key = "other"
 	if got := syncRules(CheckSync(Sync{Source: src, Target: mm, Cursor: 5})); got != "sync-mismatch" {
 		t.Errorf("mismatch: %q", got)
+	}
+}
+
+func TestCheckSyncSecrets(t *testing.T) {
+	t.Parallel()
+	def := func(ct ...byte) []byte {
+		b, _ := json.Marshal(store.ChangeSecret{Version: 1, Ciphertext: ct})
+		return b
+	}
+	// A toy pair of keys: the source's ciphertexts start with 's', the DR site's with 'd'.
+	open := func(target bool, _ string, ct []byte) (string, error) {
+		if len(ct) == 0 || (ct[0] == 'd') != target {
+			return "", errors.New("not this site's key")
+		}
+		return string(ct[1:]), nil
+	}
+	src := []store.Change{{Seq: 1, Entity: "secret", Key: "db", Op: "apply", Def: def('s', 'p', 'w')}}
+	sent := func(string) bool { return true }
+	cases := []struct {
+		name string
+		ct   []byte
+		open func(bool, string, []byte) (string, error)
+		want string
+	}{
+		{"sealed again", []byte("dpw"), open, ""},
+		{"sealed again, no key to check with", []byte("dpw"), nil, ""},
+		{"the source's ciphertext", []byte("spw"), nil, "sync-secret"},
+		{"another value", []byte("dxx"), open, "sync-secret"},
+		{"not the DR site's key", []byte("xpw"), open, "sync-secret"},
+		{"no ciphertext", nil, nil, "sync-secret"},
+	}
+	for _, c := range cases {
+		dst := []store.Change{{Seq: 10, SourceSeq: 1, Entity: "secret", Key: "db", Op: "apply", Def: def(c.ct...)}}
+		if got := syncRules(CheckSync(Sync{Source: src, Target: dst, Cursor: 1, Sent: sent, Open: c.open})); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }
