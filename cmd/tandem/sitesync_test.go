@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -28,14 +30,20 @@ import (
 // DR node receiving the batches are each killed with SIGKILL, the latter behind a
 // proxy that delays its answers (so it dies with batches committed and not yet
 // acknowledged). Afterwards the DR site has applied every production change once, in
-// production's order, and holds the same jobs.
+// production's order, and holds the same jobs; secrets (sync_secrets, each site its
+// own key) open on the DR site to production's values.
 func TestSiteSyncSurvivesKilledSenderAndReceiver(t *testing.T) {
 	// Not parallel: four processes on two cores.
 	dir := t.TempDir()
 	pg := pgtest.NewDatabase(t)
+	// Each cluster's nodes share their cluster's secret key; the two clusters' differ.
+	prodKey, drKey := filepath.Join(dir, "prod.key"), filepath.Join(dir, "dr.key")
+	prodSealer, drSealer := secretKey(t, prodKey), secretKey(t, drKey)
+	drConf := filepath.Join(dir, "dr.toml")
+	must(t, os.WriteFile(drConf, []byte(fmt.Sprintf("secret_key_file = %q\n", drKey)), 0o644))
 	draAddr, drbAddr := freeAddr(t), freeAddr(t)
-	dra := startServer(t, filepath.Join(dir, "dr-a"), "--db", pg, "--node-id", "dr-a", "--listen", draAddr)
-	drb := startServer(t, filepath.Join(dir, "dr-b"), "--db", pg, "--node-id", "dr-b", "--listen", drbAddr, "--priority", "1")
+	dra := startServer(t, filepath.Join(dir, "dr-a"), "--db", pg, "--node-id", "dr-a", "--listen", draAddr, "--config", drConf)
+	drb := startServer(t, filepath.Join(dir, "dr-b"), "--db", pg, "--node-id", "dr-b", "--listen", drbAddr, "--priority", "1", "--config", drConf)
 	drAdmin := client.NewConfig(client.Config{Servers: []string{dra.addr, drb.addr}, Token: readToken(t, dra.tokenDir)})
 	tok, err := drAdmin.TokenCreate(ctx(t), "prod-sync", "sync", "")
 	if err != nil {
@@ -52,6 +60,7 @@ func TestSiteSyncSurvivesKilledSenderAndReceiver(t *testing.T) {
 
 	conf := filepath.Join(dir, "prod.toml")
 	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
+secret_key_file = %q
 [sitesync]
 target = ["http://%s", "http://%s"]
 token_file = %q
@@ -59,8 +68,9 @@ timeout = "2s"
 retry = "100ms"
 max_failures = 1000
 batch = 20
+sync_secrets = true
 substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
-`, proxy.Addr(), drbAddr, tokenFile)), 0o644))
+`, prodKey, proxy.Addr(), drbAddr, tokenFile)), 0o644))
 	db := filepath.Join(dir, "prod.db")
 	aAddr, bAddr := freeAddr(t), freeAddr(t)
 	a := startServer(t, filepath.Join(dir, "a"), "--db", db, "--node-id", "a", "--listen", aAddr, "--config", conf)
@@ -80,6 +90,8 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 			var err error
 			for try := 0; try < 100; try++ {
 				switch {
+				case i%15 == 14:
+					err = prod.SecretSet(ctx(t), fmt.Sprintf("secret-%d", i%4), []byte(fmt.Sprintf("value of change %d", i)))
 				case i%10 == 9:
 					_, err = prod.JobPause(ctx(t), fmt.Sprintf("job-%d", i%7), i%20 == 9)
 				case i%25 == 24:
@@ -151,7 +163,22 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 		t.Fatalf("sync.replaced events: %v %v", replaced, err)
 	}
 	full := int64(replaced[0].Data["seq"].(float64))
-	for _, v := range history.CheckSync(history.Sync{Source: prodLog, Target: drLog, From: full, Cursor: latest}) {
+	open := func(target bool, name string, ct []byte) (string, error) {
+		if target {
+			return drSealer.Open(name, ct)
+		}
+		return prodSealer.Open(name, ct)
+	}
+	secrets := 0
+	for _, c := range drLog {
+		if c.Entity == store.EntitySecret && c.SourceSeq > full {
+			secrets++
+		}
+	}
+	if secrets == 0 {
+		t.Error("no secret change was streamed to the DR site")
+	}
+	for _, v := range history.CheckSync(history.Sync{Source: prodLog, Target: drLog, From: full, Cursor: latest, Sent: func(e string) bool { return e != store.EntityUser && e != store.EntityToken }, Open: open}) {
 		t.Errorf("[%s] %s", v.Rule, v.Detail)
 	}
 	streamed := 0
@@ -182,7 +209,21 @@ substitute = [{ from = "prod.example.com", to = "dr.example.com" }]
 	if out, err := tandemErr(drb, "job", "delete", "job-1"); err == nil || !strings.Contains(out, "sync target of") {
 		t.Errorf("a local delete on the DR site: %v\n%s", err, out)
 	}
-	t.Logf("%d changes streamed after the full sync at %d; the sender and the receiver were killed on the way", streamed, full)
+	t.Logf("%d changes (%d of secrets) streamed after the full sync at %d; the sender and the receiver were killed on the way", streamed, secrets, full)
+}
+
+// secretKey writes a new secret key file and returns its sealer.
+func secretKey(t *testing.T, path string) *auth.Sealer {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600))
+	sl, err := auth.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sl
 }
 
 func listChanges(t *testing.T, s store.Store) []store.Change {
