@@ -297,8 +297,11 @@ func TestTwoSites(t *testing.T) {
 	}
 	defer proxy.Close()
 
+	box := &mailbox{}
+	mailPort := mailServer(t, box)
 	prod := newSite(t, "prod", "")
 	prodSync := func(c *config.Config) {
+		c.SMTP.Host, c.SMTP.Port, c.SMTP.From, c.SMTP.TLS = "127.0.0.1", mailPort, "tandem@reports.prod", "none"
 		c.SiteSync.Target = []string{"http://" + proxy.Addr()}
 		c.SiteSync.TokenFile = tokenFile
 		c.SiteSync.Timeout = 500 * time.Millisecond
@@ -311,7 +314,7 @@ func TestTwoSites(t *testing.T) {
 	// Apply: the never-synced DR site gets a full sync, then the stream.
 	prod.apply(jobsV1)
 	waitFor(t, 10*time.Second, "jobs on the DR site", sameJobs(prod, dr))
-	rule := "[[rule]]\nname = \"sync-failed\"\non = [\"sync.failed\"]\n[rule.webhook]\nurl = \"https://reports.prod/alerts\"\n"
+	rule := "[[rule]]\nname = \"sync-failed\"\non = [\"sync.failed\"]\n[rule.email]\nto = [\"ops@reports.prod\"]\n[rule.webhook]\nurl = \"https://reports.prod/alerts\"\n"
 	if _, err := prod.c.RuleApply(ctx(t), []byte(rule)); err != nil {
 		t.Fatal(err)
 	}
@@ -381,11 +384,19 @@ func TestTwoSites(t *testing.T) {
 	if d := failed[0].Data; d["success"] != false || d["error"] == "" || d["target"] == "" || d["cursor"] != float64(from) {
 		t.Fatalf("sync.failed data %v", d)
 	}
-	// The rule on sync.failed made its notices (sent as webhooks to reports.prod, which
-	// this test does not serve: the notice records are what counts here).
+	// The rule on sync.failed mailed the operators (its webhook goes to reports.prod,
+	// which this test does not serve).
 	waitFor(t, 10*time.Second, "the sync-failed rule's notices", func() (bool, string) {
 		ns := must(prod.st.NotificationList(ctx(t), store.NotificationListParams{Rule: "sync-failed"}))
 		return len(ns) >= 1 && ns[0].EventType == "sync.failed", fmt.Sprint(len(ns))
+	})
+	waitFor(t, 20*time.Second, "the sync-failed rule's email", func() (bool, string) {
+		for _, m := range box.got() {
+			if strings.Contains(m, "ops@reports.prod") && strings.Contains(m, "sync.failed") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d mails: %q", len(box.got()), box.got())
 	})
 	st = must(prod.c.SyncStatus(ctx(t)))
 	if st.Sender.LagChanges != 5 || st.Sender.LastError == "" || st.Sender.LagSeconds <= 0 {
