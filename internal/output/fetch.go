@@ -109,6 +109,32 @@ func (s *Service) checkLocal(o store.Output) (*os.File, error) {
 	return f, nil
 }
 
+// chunkSize is how much a received copy gathers before it writes to its file and hash:
+// a socket gives a few kilobytes per read, and each write to the file and the hash
+// costs per call.
+const chunkSize = 256 << 10
+
+// copyChunks copies src to dst in writes of chunkSize (the last one shorter).
+func copyChunks(dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, chunkSize)
+	var n int64
+	for {
+		k, err := io.ReadFull(src, buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return n, nil
+		case err != nil:
+			return n, err
+		}
+	}
+}
+
 func short(sum string) string {
 	if len(sum) > 12 {
 		return sum[:12] + "…"
@@ -282,7 +308,7 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 	}
 	// No fsync: a copy the host lost in a crash is found by its hash when next read,
 	// and deleted, like any corrupt copy.
-	n, err := io.Copy(dst, io.LimitReader(resp.Body, o.Size+1))
+	n, err := copyChunks(dst, io.LimitReader(resp.Body, o.Size+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
