@@ -124,7 +124,7 @@ func New(cfg config.Config, st store.Store, log *slog.Logger) *Node {
 		Retention: cfg.OutputRetention, Now: n.clock.Now})
 	n.sync = sitesync.New(sitesync.Params{Store: st, Config: cfg.SiteSync, Log: n.log.With("component", "sitesync"), Node: cfg.NodeID,
 		Advertise: func() string { return n.cfg.Advertise }, Now: n.clock.Now, Lag: n.metrics.SyncLag,
-		Sealer: func() *auth.Sealer { return n.sealer }})
+		Sealer: func() *auth.Sealer { return n.sealer }, SecretSeen: cfg.SecretSeen})
 	n.keeper = lease.New(lease.Params{Store: st, Liveness: lv, Log: n.log.With("component", "lease"), Holder: n.holder,
 		Node: cfg.NodeID, Renew: cfg.Lease.Renew, TTL: cfg.Lease.TTL, Margin: cfg.Lease.Margin,
 		Eligible: n.eligible, Rank: func(ctx context.Context) int { return n.members.Rank(ctx, n.cfg.Priority) }, Successor: n.bestStandby, Event: n.primaryChanged, Resigned: n.resigned, Elected: n.elected, Deposed: n.deposed,

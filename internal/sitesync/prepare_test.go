@@ -25,13 +25,17 @@ func TestPrepareSecret(t *testing.T) {
 		def, _ := json.Marshal(wire.SyncSecret{Version: 3, Sealed: sealed})
 		return Change{Seq: 7, Entity: store.EntitySecret, Key: "DB", Op: store.OpApply, Def: def}
 	}
-	out, err := prepare(Source{}, []Change{change(dr.TransferKey())}, dr)
+	var seen []string
+	out, err := prepare(Source{}, []Change{change(dr.TransferKey())}, dr, func(v string) { seen = append(seen, v) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sc store.ChangeSecret
 	if err := json.Unmarshal(out[0].Def, &sc); err != nil || sc.Version != 3 {
 		t.Fatalf("stored %s: %v", out[0].Def, err)
+	}
+	if len(seen) != 1 || seen[0] != "pw" {
+		t.Fatalf("values told to the log redactor: %q", seen)
 	}
 	if v, err := dr.Open("DB", sc.Ciphertext); err != nil || v != "pw" {
 		t.Fatalf("the stored ciphertext opens to %q, %v", v, err)
@@ -47,7 +51,7 @@ func TestPrepareSecret(t *testing.T) {
 		{"the source's ciphertext, not a transfer", Change{Seq: 7, Entity: store.EntitySecret, Key: "DB", Op: store.OpApply, Def: json.RawMessage(`{"version":1,"ciphertext":"AAEC"}`)}, dr, "sealed for this site"},
 	}
 	for _, c := range cases {
-		_, err := prepare(Source{}, []Change{c.c}, c.sl)
+		_, err := prepare(Source{}, []Change{c.c}, c.sl, func(string) {})
 		var ce *ChangeError
 		if !errors.As(err, &ce) || ce.Seq != 7 || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want a ChangeError of change 7 saying %q", c.name, err, c.want)

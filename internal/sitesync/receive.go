@@ -40,7 +40,7 @@ func (s *Service) ApplyBatch(ctx context.Context, b Batch) (TargetState, error) 
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(b.SyncSource, b.Changes, s.p.Sealer())
+	cs, err := prepare(b.SyncSource, b.Changes, s.p.Sealer(), s.p.SecretSeen)
 	if err != nil {
 		return TargetState{}, err
 	}
@@ -56,7 +56,7 @@ func (s *Service) ApplyFull(ctx context.Context, f Full) (TargetState, error) {
 	if s.tr != nil {
 		return TargetState{}, ErrIsSource
 	}
-	cs, err := prepare(f.SyncSource, f.Changes, s.p.Sealer())
+	cs, err := prepare(f.SyncSource, f.Changes, s.p.Sealer(), s.p.SecretSeen)
 	if err != nil {
 		return TargetState{}, err
 	}
@@ -84,8 +84,8 @@ func (e *ChangeError) Unwrap() error { return e.Err }
 // prepare turns a source's changes into what the target stores: addresses
 // substituted, definitions checked, jobs held paused unless the source starts them,
 // secrets opened from their transfer and sealed with this cluster's key (sl; nil: this
-// node has not the key).
-func prepare(src Source, in []Change, sl *auth.Sealer) ([]store.Change, error) {
+// node has not the key; seen is told each value).
+func prepare(src Source, in []Change, sl *auth.Sealer, seen func(string)) ([]store.Change, error) {
 	out := make([]store.Change, 0, len(in))
 	for _, c := range in {
 		sc := store.Change{Seq: c.Seq, At: c.At, Entity: c.Entity, Key: c.Key, Op: c.Op, Def: c.Def}
@@ -103,6 +103,7 @@ func prepare(src Source, in []Change, sl *auth.Sealer) ([]store.Change, error) {
 			if err != nil {
 				return nil, bad(err)
 			}
+			seen(v)
 			ct, err := sl.Seal(c.Key, v)
 			if err != nil {
 				return nil, bad(err)

@@ -61,6 +61,8 @@ type Params struct {
 	// Sealer is this node's secret sealer (nil, or returning nil: the node has not the
 	// cluster's secret key): a sender opens secrets with it, a target seals them.
 	Sealer func() *auth.Sealer
+	// SecretSeen, if set, is told each secret value the sync opens (the log redactor).
+	SecretSeen func(value string)
 }
 
 // Service is a node's part of the site sync: on a source, the sender (Run, while the
@@ -90,6 +92,9 @@ func New(p Params) *Service {
 	}
 	if p.Sealer == nil {
 		p.Sealer = func() *auth.Sealer { return nil }
+	}
+	if p.SecretSeen == nil {
+		p.SecretSeen = func(string) {}
 	}
 	s := &Service{p: p, wake: make(chan struct{}, 1)}
 	if p.Config.Enabled() {
@@ -539,6 +544,7 @@ func (s *Service) transfer(c store.Change, transferKey []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (set it again with tandem secret set, or turn sitesync.sync_secrets off)", err)
 	}
+	s.p.SecretSeen(v)
 	sealed, err := auth.SealTransfer(transferKey, c.Key, v)
 	if err != nil {
 		return nil, err
