@@ -3,13 +3,10 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,81 +15,25 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/testutil"
+	"github.com/tandemhq/tandem/internal/testutil/mailtest"
 )
 
 // mailbox is a real SMTP server in the test process (plain, no auth), keeping every
 // mail it accepts.
 type mailbox struct {
-	mu    sync.Mutex
-	mails []string
-	addr  string
-}
-
-func (b *mailbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailSession{b}, nil }
-
-type mailSession struct{ b *mailbox }
-
-func (s *mailSession) Reset()                               {}
-func (s *mailSession) Logout() error                        { return nil }
-func (s *mailSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *mailSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *mailSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.b.mu.Lock()
-	s.b.mails = append(s.b.mails, string(data))
-	s.b.mu.Unlock()
-	return nil
+	*mailtest.Box
+	addr string
 }
 
 func newMailbox(t *testing.T) *mailbox {
 	t.Helper()
-	b := &mailbox{}
-	b.addr = serveSMTP(t, smtp.NewServer(b))
-	return b
+	b, addr := mailtest.Start(t)
+	return &mailbox{Box: b, addr: addr.String()}
 }
 
 // serveSMTP serves srv (an in-process SMTP server) on a loopback port until the test
-// ends, and returns its address. Closing the listener too ends Serve even when Close
-// came before Serve began.
-func serveSMTP(t *testing.T, srv *smtp.Server) string {
-	t.Helper()
-	srv.Domain = "localhost"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
-	return ln.Addr().String()
-}
-
-// subjects are the Subject lines of the mails received, in order.
-func (b *mailbox) subjects() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, m := range b.mails {
-		if s := regexp.MustCompile(`(?m)^Subject: (.*)\r?$`).FindStringSubmatch(m); s != nil {
-			out = append(out, strings.TrimSpace(s[1]))
-		}
-	}
-	return out
-}
-
-// withSubject counts the mails whose subject contains s.
-func (b *mailbox) withSubject(s string) int {
-	n := 0
-	for _, sub := range b.subjects() {
-		if strings.Contains(sub, s) {
-			n++
-		}
-	}
-	return n
-}
+// ends, and returns its address.
+func serveSMTP(t *testing.T, srv *smtp.Server) string { return mailtest.Serve(t, srv).String() }
 
 // mailConfig writes a server configuration sending mail to b.
 func mailConfig(t *testing.T, dir string, b *mailbox, extra string) string {
@@ -203,7 +144,7 @@ subject = "tandem: run {{.Data.run}} of {{.Data.job}} failed (attempt {{.Data.at
 	if err := nodes["c"].stop(t, syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
-	testutil.Wait(t, 30*time.Second, "the node.lost mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
+	testutil.Wait(t, 30*time.Second, "the node.lost mail about c", func() bool { return box.WithSubject("node.lost on c") >= 1 })
 
 	// A run failing its last attempt (two attempts): one run.failed mail, none for
 	// the retry.
@@ -215,7 +156,7 @@ retry_backoff = "1s"
 argv = ["sh", "-c", "exit 3"]
 `)
 	tandemErr(a, "run", "breaks", "--wait")
-	testutil.Wait(t, 30*time.Second, "the run.failed mail", func() bool { return box.withSubject("of breaks failed") >= 1 })
+	testutil.Wait(t, 30*time.Second, "the run.failed mail", func() bool { return box.WithSubject("of breaks failed") >= 1 })
 	// Recorded delivered before the primary is killed: a sender killed between the
 	// mail and its record sends it again (at-least-once), which is the other test's.
 	testutil.Wait(t, 30*time.Second, "the notices to be recorded delivered", func() bool {
@@ -227,10 +168,10 @@ argv = ["sh", "-c", "exit 3"]
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	testutil.Wait(t, 30*time.Second, "b to take over", func() bool { return status(t, b).Primary == "b" })
-	testutil.Wait(t, 30*time.Second, "the node.lost mail about a", func() bool { return box.withSubject("node.lost on a") >= 1 })
+	testutil.Wait(t, 30*time.Second, "the node.lost mail about a", func() bool { return box.WithSubject("node.lost on a") >= 1 })
 	time.Sleep(3 * time.Second) // what else would come comes within the notifier's and deliverer's polls
-	subs := box.subjects()
-	if box.withSubject("node.lost on c") != 1 || box.withSubject("node.lost on a") != 1 || box.withSubject("of breaks failed (attempt 2)") != 1 || len(subs) != 3 {
+	subs := box.Subjects()
+	if box.WithSubject("node.lost on c") != 1 || box.WithSubject("node.lost on a") != 1 || box.WithSubject("of breaks failed (attempt 2)") != 1 || len(subs) != 3 {
 		t.Fatalf("mails: %q; want one node.lost on c, one node.lost on a, one run.failed of attempt 2", subs)
 	}
 	down := notifications(t, b, "server-down")
@@ -389,10 +330,10 @@ secret = %q
 		}
 		testutil.Wait(t, 30*time.Second, "c to be declared lost", func() bool { return losses() >= want })
 	}
-	testutil.Wait(t, 15*time.Second, "the first mail about c", func() bool { return box.withSubject("node.lost on c") >= 1 })
-	testutil.Wait(t, 100*time.Second, "the digest after the window", func() bool { return box.withSubject("c: node.lost 2 more times within 1m0s") >= 1 })
+	testutil.Wait(t, 15*time.Second, "the first mail about c", func() bool { return box.WithSubject("node.lost on c") >= 1 })
+	testutil.Wait(t, 100*time.Second, "the digest after the window", func() bool { return box.WithSubject("c: node.lost 2 more times within 1m0s") >= 1 })
 	time.Sleep(3 * time.Second)
-	if subs := box.subjects(); len(subs) != 2 || box.withSubject("node.lost on c") != 1 {
+	if subs := box.Subjects(); len(subs) != 2 || box.WithSubject("node.lost on c") != 1 {
 		t.Fatalf("mails %q; want one notice about c and one digest", subs)
 	}
 	flap := notifications(t, alive, "flap")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tandemhq/tandem/internal/api"
 	"github.com/tandemhq/tandem/internal/testutil"
+	"github.com/tandemhq/tandem/internal/testutil/mailtest"
 )
 
 // readmeBlock returns the command lines of the first ```sh block after heading in the
@@ -198,7 +199,7 @@ func TestDeliveredExampleWordForWord(t *testing.T) {
 	if err != nil {
 		t.Skipf("the example's mail catcher port 1025 is taken on this host: %v", err)
 	}
-	box := &mailbox{addr: ln.Addr().String()}
+	box := &mailtest.Box{}
 	srv := smtp.NewServer(box)
 	srv.Domain = "localhost"
 	go func() { _ = srv.Serve(ln) }()
@@ -302,9 +303,8 @@ func TestDeliveredExampleWordForWord(t *testing.T) {
 			}
 		}
 	}
-	box.mu.Lock()
-	defer box.mu.Unlock()
-	if len(box.mails) == 0 || !strings.Contains(box.mails[0], "sales.csv") || !strings.Contains(box.mails[0], "sales-leads@example.com") {
-		t.Fatalf("mails: %q", box.mails)
+	mails := box.Mails()
+	if len(mails) == 0 || !strings.Contains(mails[0], "sales.csv") || !strings.Contains(mails[0], "sales-leads@example.com") {
+		t.Fatalf("mails: %q", mails)
 	}
 }

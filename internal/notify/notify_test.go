@@ -3,15 +3,11 @@ package notify_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"go.uber.org/goleak"
 
 	"github.com/tandemhq/tandem/internal/channel"
@@ -20,65 +16,23 @@ import (
 	"github.com/tandemhq/tandem/internal/notify"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil/mailtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// mailbox is a real SMTP server in the test process (plain, no auth).
-type mailbox struct {
-	mu    sync.Mutex
-	mails []string
-	down  bool // answer DATA with 554
-}
-
-func (b *mailbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b}, nil }
-
-type session struct{ b *mailbox }
-
-func (s *session) Reset()                               {}
-func (s *session) Logout() error                        { return nil }
-func (s *session) Mail(string, *smtp.MailOptions) error { return nil }
-func (s *session) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *session) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
-	if s.b.down {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "down for the test"}
-	}
-	s.b.mails = append(s.b.mails, string(data))
-	return nil
-}
-
-func (b *mailbox) got() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.mails...)
-}
-
-func mailServer(t *testing.T, b *mailbox) channel.SMTP {
-	srv := smtp.NewServer(b)
-	srv.Domain, srv.AllowInsecureAuth = "localhost", true
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	// Closing the listener too ends Serve even when Close came before Serve began
-	// (go-smtp then does not know the listener yet): goleak finds no accept loop left.
-	t.Cleanup(func() { srv.Close(); ln.Close(); <-done })
-	return channel.SMTP{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, From: "tandem@example.com", TLS: channel.TLSNone, Timeout: 5 * time.Second}
+// mailServer serves b, a real SMTP server in the test process (plain, no auth), until
+// the test ends.
+func mailServer(t *testing.T) (*mailtest.Box, channel.SMTP) {
+	b, addr := mailtest.Start(t)
+	return b, channel.SMTP{Host: "127.0.0.1", Port: addr.Port, From: "tandem@example.com", TLS: channel.TLSNone, Timeout: 5 * time.Second}
 }
 
 type fixture struct {
 	t     *testing.T
 	st    store.Store
 	epoch int64
-	box   *mailbox
+	box   *mailtest.Box
 	now   time.Time // the notifier's clock
 	n     *notify.Notifier
 	d     *deliver.Deliverer
@@ -96,11 +50,12 @@ func newFixture(t *testing.T, rules string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, st: st, epoch: l.Epoch, box: &mailbox{}, now: time.Now()}
+	box, mail := mailServer(t)
+	f := &fixture{t: t, st: st, epoch: l.Epoch, box: box, now: time.Now()}
 	f.apply(rules)
 	f.n = notify.New(notify.Params{Store: st, Node: "p", Epoch: l.Epoch, Now: func() time.Time { return f.now }})
 	f.d = deliver.New(deliver.Params{Store: st, Node: "p", MaxAttempts: 2, Backoff: time.Millisecond, Now: func() time.Time { return f.now },
-		Senders: map[string]channel.Sender{job.ChannelEmail: &channel.Email{SMTP: mailServer(t, f.box)}}})
+		Senders: map[string]channel.Sender{job.ChannelEmail: &channel.Email{SMTP: mail}}})
 	return f
 }
 
@@ -182,7 +137,7 @@ func TestNodeLostMailedOnceThenDigest(t *testing.T) {
 	f := newFixture(t, serverDown)
 	f.lose("b")
 	f.pass()
-	mails := f.box.got()
+	mails := f.box.Mails()
 	if len(mails) != 1 || !strings.Contains(mails[0], "Subject: tandem: node.lost on b") {
 		t.Fatalf("mails after b was lost: %q, want one about b", mails)
 	}
@@ -193,7 +148,7 @@ func TestNodeLostMailedOnceThenDigest(t *testing.T) {
 		f.lose("b")
 	}
 	f.pass()
-	if got := f.box.got(); len(got) != 1 {
+	if got := f.box.Mails(); len(got) != 1 {
 		t.Fatalf("%d mails after b flapped within the window, want still 1", len(got))
 	}
 	ns := f.notifications("server-down")
@@ -203,7 +158,7 @@ func TestNodeLostMailedOnceThenDigest(t *testing.T) {
 	f.now = f.now.Add(2 * time.Minute) // the window has passed
 	f.pass()
 	f.pass()
-	mails = f.box.got()
+	mails = f.box.Mails()
 	if len(mails) != 2 || !strings.Contains(mails[1], "node.lost 3 more times within 1m0s") {
 		t.Fatalf("mails after the window: %q, want a digest of 3", mails)
 	}
@@ -232,7 +187,7 @@ to = ["ops@example.com"]
 name = "audit"
 on   = ["delivery.failed"]
 `)
-	f.box.down = true
+	f.box.SetDown(true)
 	f.lose("c")
 	f.pass()
 	f.pass()
@@ -276,7 +231,7 @@ func TestNextPrimarySendsWhatTheDeadOneRecorded(t *testing.T) {
 	if _, err := f.n.Once(ctx); err != nil { // recorded, not sent: no deliverer ran
 		t.Fatal(err)
 	}
-	if got := f.box.got(); len(got) != 0 {
+	if got := f.box.Mails(); len(got) != 0 {
 		t.Fatalf("mails before any deliverer ran: %d", len(got))
 	}
 	l, err := f.st.LeaseAcquire(ctx, store.LeaseAcquireParams{Name: store.PrimaryLease, Holder: "q#1", Node: "q", TakeFrom: "p#1", TTL: time.Hour})
@@ -292,7 +247,7 @@ func TestNextPrimarySendsWhatTheDeadOneRecorded(t *testing.T) {
 		t.Fatalf("the deposed primary's notifier: %v, want ErrFenced", err)
 	}
 	f.pass()
-	mails := f.box.got()
+	mails := f.box.Mails()
 	if len(mails) != 2 || !strings.Contains(mails[0], "node.lost on b") || !strings.Contains(mails[1], "node.lost on c") {
 		t.Fatalf("mails %q; want b's (recorded by the old primary) and c's, once each", mails)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/store/storepg"
 	"github.com/tandemhq/tandem/internal/store/storesqlite"
+	"github.com/tandemhq/tandem/internal/testutil/mailtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Wrap(m)) }
@@ -297,11 +298,10 @@ func TestTwoSites(t *testing.T) {
 	}
 	defer proxy.Close()
 
-	box := &mailbox{}
-	mailPort := mailServer(t, box)
+	box, mailAddr := mailtest.Start(t)
 	prod := newSite(t, "prod", "")
 	prodSync := func(c *config.Config) {
-		c.SMTP.Host, c.SMTP.Port, c.SMTP.From, c.SMTP.TLS = "127.0.0.1", mailPort, "tandem@reports.prod", "none"
+		c.SMTP.Host, c.SMTP.Port, c.SMTP.From, c.SMTP.TLS = "127.0.0.1", mailAddr.Port, "tandem@reports.prod", "none"
 		c.SiteSync.Target = []string{"http://" + proxy.Addr()}
 		c.SiteSync.TokenFile = tokenFile
 		c.SiteSync.Timeout = 500 * time.Millisecond
@@ -391,12 +391,12 @@ func TestTwoSites(t *testing.T) {
 		return len(ns) >= 1 && ns[0].EventType == "sync.failed", fmt.Sprint(len(ns))
 	})
 	waitFor(t, 20*time.Second, "the sync-failed rule's email", func() (bool, string) {
-		for _, m := range box.got() {
+		for _, m := range box.Mails() {
 			if strings.Contains(m, "ops@reports.prod") && strings.Contains(m, "sync.failed") {
 				return true, ""
 			}
 		}
-		return false, fmt.Sprintf("%d mails: %q", len(box.got()), box.got())
+		return false, fmt.Sprintf("%d mails: %q", len(box.Mails()), box.Mails())
 	})
 	st = must(prod.c.SyncStatus(ctx(t)))
 	if st.Sender.LagChanges != 5 || st.Sender.LastError == "" || st.Sender.LagSeconds <= 0 {
