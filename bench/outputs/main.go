@@ -3,7 +3,7 @@
 // 1, 2 and 3; then one run writes a -big file that a node without a copy streams through
 // fetch on demand.
 //
-//	go run ./bench/outputs [-n 1000] [-size 1048576] [-copies 1,2,3] [-capacity 4] [-reps 1] [-big 1073741824]
+//	go run ./bench/outputs [-n 1000] [-size 1048576] [-copies 1,2,3] [-capacity 4] [-reps 1] [-settle 0] [-big 1073741824]
 //
 // For each copies setting, on a fresh repository and fresh nodes: the n runs are queued in
 // one transaction; the figures are runs/s (n ÷ (last finished_at − first created_at)),
@@ -15,12 +15,11 @@
 // most 20 % of runs/s for copies = 2). -big 0 skips the large file; its line reports the
 // fetch's time and the process's resident memory before and at most during the fetch
 // (the three nodes are in this process). The data directories go under $TMPDIR
-// (TMPDIR=/dev/shm to take the disk out of the figures); they are kept until the bench
-// ends, and what each configuration wrote is flushed (sync) before the next starts, so
-// that no configuration pays for another's files. On an ext4 file system without a
+// (TMPDIR=/dev/shm to take the disk out of the figures); each configuration's are
+// removed and flushed (sync) before the next starts. On an ext4 file system without a
 // journal, every file and directory created steps over the inodes freed in the last
-// minute: start the bench a minute after a build or a test run, or its first figures
-// pay for their clean-up.
+// minute, so a configuration pays for the clean-up before it: there, start the bench a
+// minute after a build or a test run and give -settle 65s.
 package main
 
 import (
@@ -69,6 +68,7 @@ func main() {
 	flag.Int64Var(&s.big, "big", 1<<30, "bytes of the file streamed through fetch on demand (0: skip)")
 	flag.IntVar(&s.reps, "reps", 1, "repetitions of each copies setting, interleaved (medians are reported)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.DurationVar(&settle, "settle", 0, "pause after each configuration (65s on ext4 without a journal: see the doc comment)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -107,11 +107,6 @@ type result struct {
 
 func run(s settings) error {
 	ctx := context.Background()
-	defer func() {
-		for _, d := range removeLater {
-			os.RemoveAll(d)
-		}
-	}()
 	// Repetitions are interleaved (1, 2, 3, 1, 2, 3 …) so that a noisy neighbour
 	// weighs on every setting alike; each figure is the median over repetitions.
 	reps := map[int][]result{}
@@ -241,14 +236,16 @@ func (c *cluster) stop() {
 	for _, st := range c.stores {
 		st.Close()
 	}
-	// The directory stays until the bench ends (removeLater): on an ext4 file system
-	// without a journal, the inode allocator steps over every inode freed in the last
-	// minute, so removing thousands of files here would slow every file and directory
-	// the next configuration creates, and weigh on whichever setting comes next.
-	removeLater = append(removeLater, c.dir)
-	// What this configuration wrote goes to disk now, not while the next one runs
-	// (write-back starts 30 s after a write, in the middle of a later configuration).
+	os.RemoveAll(c.dir)
+	// What this configuration wrote and removed goes to disk now, not while the next one
+	// runs (write-back starts 30 s after a write, in the middle of a later one).
 	syscall.Sync()
+	// On an ext4 file system without a journal, every file and directory created steps
+	// over the inodes freed in the last minute: -settle waits that out, so that the next
+	// configuration does not pay for this one's clean-up. (Keeping the files until the
+	// end instead makes every configuration slower than the one before on a VM whose
+	// fresh memory is slow to touch.)
+	time.Sleep(settle)
 }
 
 // cpuTime is the CPU (user and system) this process and its ended commands have used:
@@ -262,8 +259,8 @@ func cpuTime() time.Duration {
 	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
 }
 
-// removeLater are the data directories removed when the bench ends.
-var removeLater []string
+// settle is the pause after each configuration (-settle).
+var settle time.Duration
 
 func apply(ctx context.Context, st store.Store, sp job.Spec) error {
 	sp.Default()
