@@ -14,12 +14,14 @@
 // p99 ≤ 1 s).
 //
 // Full: -full jobs are put on a fresh production repository (in batches of 1000, not
-// through the sync), then one full sync (tandem sync full) sends them; printed: its time
-// and the peak heap of this process while it ran (both clusters are in this process,
-// so it counts the sender's snapshot as well as the target's).
+// through the sync), then one full sync (tandem sync full) sends them to a DR site that
+// runs in a process of its own (this program again); printed: its time, the DR site's
+// resident memory before and at its peak (the target's memory), and the peak heap of
+// production (this process: the sender's snapshot).
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -27,9 +29,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +49,9 @@ import (
 )
 
 func main() {
+	if db, ok := os.LookupEnv(drChildEnv); ok {
+		os.Exit(serveDR(db))
+	}
 	changes := flag.Int("changes", 10000, "job changes streamed (0: skip)")
 	full := flag.Int("full", 100000, "jobs sent by one full sync (0: skip)")
 	rate := flag.Int("rate", 0, "job changes a second at most (0: as fast as production's API takes them)")
@@ -61,6 +68,7 @@ type site struct {
 	st  store.Store
 	c   *client.Client
 	dir string
+	db  string
 }
 
 func open(db string) (store.Store, error) {
@@ -99,7 +107,7 @@ func start(name, db string, mod func(*config.Config)) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &site{n: n, st: st, dir: dir, c: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: tok})}
+	s := &site{n: n, st: st, dir: dir, db: cfg.DB, c: client.NewConfig(client.Config{Servers: []string{n.Addr()}, Token: tok})}
 	return s, waitFor(30*time.Second, name+" to be primary", func() bool {
 		st, err := s.c.Status(context.Background())
 		return err == nil && st.Primary == name
@@ -130,21 +138,109 @@ func pair(drDB, mode string) (prod, dr *site, err error) {
 	if dr, err = start("dr", drDB, nil); err != nil {
 		return nil, nil, err
 	}
-	tok, err := dr.c.TokenCreate(context.Background(), "prod-sync", "sync", "")
+	tokenFile, err := syncToken(dr)
 	if err != nil {
 		return nil, nil, err
 	}
-	tokenFile := filepath.Join(dr.dir, "sync.token")
-	if err := os.WriteFile(tokenFile, []byte(tok.Secret), 0o600); err != nil {
-		return nil, nil, err
+	prod, err = startProd(dr.n.Addr(), tokenFile, mode)
+	return prod, dr, err
+}
+
+// syncToken makes a token with the sync role on the DR site, in a file.
+func syncToken(dr *site) (string, error) {
+	tok, err := dr.c.TokenCreate(context.Background(), "prod-sync", "sync", "")
+	if err != nil {
+		return "", err
 	}
-	prod, err = start("prod", "", func(c *config.Config) {
-		c.SiteSync.Target = []string{"http://" + dr.n.Addr()}
+	tokenFile := filepath.Join(dr.dir, "sync.token")
+	return tokenFile, os.WriteFile(tokenFile, []byte(tok.Secret), 0o600)
+}
+
+// startProd starts production, syncing to the DR site at addr.
+func startProd(addr, tokenFile, mode string) (*site, error) {
+	return start("prod", "", func(c *config.Config) {
+		c.SiteSync.Target = []string{"http://" + addr}
 		c.SiteSync.TokenFile = tokenFile
 		c.SiteSync.Mode = mode
 		c.SiteSync.Retry = 100 * time.Millisecond
 	})
-	return prod, dr, err
+}
+
+// drChildEnv, set, makes this program the DR site of the full-sync measurement (its
+// value: the repository, "" for a SQLite file), in a process of its own so that its
+// memory is measured apart from production's.
+const drChildEnv = "TANDEM_BENCH_SITESYNC_DR"
+
+// serveDR runs the DR site of the full-sync measurement: it prints its address, the
+// sync token's file and its repository on one line, and stops when its standard input
+// ends.
+func serveDR(db string) int {
+	dr, err := start("dr", db, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/sitesync DR site:", err)
+		return 1
+	}
+	defer dr.stop()
+	tokenFile, err := syncToken(dr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/sitesync DR site:", err)
+		return 1
+	}
+	fmt.Println(dr.n.Addr(), tokenFile, dr.db)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// childDR starts the DR site in a child process; stop ends it.
+type childDR struct {
+	cmd                 *exec.Cmd
+	stdin               io.Closer
+	addr, tokenFile, db string
+}
+
+func startChildDR(db string) (*childDR, error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), drChildEnv+"="+db)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &childDR{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if f := strings.Fields(line); err == nil && len(f) == 3 {
+		c.addr, c.tokenFile, c.db = f[0], f[1], f[2]
+		return c, nil
+	}
+	c.stop()
+	return nil, fmt.Errorf("the DR site's process did not start: %q %v", line, err)
+}
+
+func (c *childDR) stop() {
+	c.stdin.Close()
+	_ = c.cmd.Wait()
+}
+
+// memory reads a process's resident memory now (VmRSS) and at its peak (VmHWM), in MiB.
+func (c *childDR) memory() (rss, peak int64) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &kb); err == nil {
+			rss = kb >> 10
+		}
+		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil {
+			peak = kb >> 10
+		}
+	}
+	return rss, peak
 }
 
 func run(changes, rate, full int, pg bool) error {
@@ -265,11 +361,15 @@ func changesAfter(ctx context.Context, st store.Store, after int64) func(func(st
 }
 
 func fullSync(jobs int, drDB string) error {
-	prod, dr, err := pair(drDB, config.SiteSyncModeOnDemand)
+	dr, err := startChildDR(drDB)
 	if err != nil {
 		return err
 	}
 	defer dr.stop()
+	prod, err := startProd(dr.addr, dr.tokenFile, config.SiteSyncModeOnDemand)
+	if err != nil {
+		return err
+	}
 	defer prod.stop()
 	ctx := context.Background()
 	for lo := 0; lo < jobs; lo += 1000 {
@@ -306,6 +406,7 @@ func fullSync(jobs int, drDB string) error {
 			}
 		}
 	}()
+	drBefore, drStartPeak := dr.memory()
 	start := time.Now()
 	res, err := prod.c.SyncFull(ctx)
 	took := time.Since(start)
@@ -314,14 +415,20 @@ func fullSync(jobs int, drDB string) error {
 	if err != nil {
 		return err
 	}
-	n, err := dr.st.JobList(ctx)
+	_, drPeak := dr.memory()
+	dst, err := open(dr.db)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	n, err := dst.JobList(ctx)
 	if err != nil {
 		return err
 	}
 	if len(n) != jobs {
 		return errors.New("the DR site has " + fmt.Sprint(len(n)) + " jobs after the full sync")
 	}
-	fmt.Printf("full sync: %d jobs at sequence %d in %s (%.0f jobs/s); process heap in use %d MiB before, peak %d MiB during (both sites in this process)\n",
-		res.Items, res.Seq, took.Round(time.Millisecond), float64(res.Items)/took.Seconds(), base.HeapInuse>>20, peak.Load()>>20)
+	fmt.Printf("full sync: %d jobs at sequence %d in %s (%.0f jobs/s); the DR site's process (the target): RSS %d MiB before (peak %d MiB at start), peak %d MiB; production's heap in use %d MiB before, peak %d MiB during\n",
+		res.Items, res.Seq, took.Round(time.Millisecond), float64(res.Items)/took.Seconds(), drBefore, drStartPeak, drPeak, base.HeapInuse>>20, peak.Load()>>20)
 	return nil
 }
