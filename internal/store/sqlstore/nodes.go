@@ -31,6 +31,15 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		if p.Dead != "" {
 			q, arg = `UPDATE nodes SET mode = 'lost' WHERE id = ? AND mode NOT IN ('lost', 'stopped') AND holder = ?`, p.Dead
 		}
+		// Locked for update before it is marked lost: the assignments to the node in
+		// progress hold a key-share lock on the row (RunAssign), so this waits for them
+		// to commit and their runs are among those read below; one that starts later
+		// waits for this transaction and then finds the node lost. (Marked first, the
+		// row's new version would not carry their locks, and a run given to the node
+		// meanwhile would be left on it.)
+		if err := s.lockNode(ctx, tx, p.Node); err != nil {
+			return err
+		}
 		var mode string
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT mode FROM nodes WHERE id = ?`), p.Node).Scan(&mode); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read node %s: %w", p.Node, err)
@@ -41,12 +50,6 @@ func (s *DB) NodeLose(ctx context.Context, p store.NodeLoseParams) (store.NodeLo
 		}
 		res.Lost = true
 		if err := s.loseCopies(ctx, tx, p, now, &res); err != nil {
-			return err
-		}
-		// Marked lost first (an update no assignment waits for, nor it for them), then
-		// locked for update: the assignments to the node still in progress commit first,
-		// and their runs are among those read next.
-		if err := s.lockNode(ctx, tx, p.Node); err != nil {
 			return err
 		}
 		runs, err := s.runs(ctx, tx, `SELECT `+runColumns+` FROM runs WHERE node = ? AND state IN ('assigned', 'running')`+s.d.ForUpdate, p.Node)

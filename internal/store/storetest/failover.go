@@ -289,3 +289,41 @@ func testLeaseAcquireEvent(t *testing.T, s store.Store) {
 		t.Fatalf("Event told %q, want %q first", told, want)
 	}
 }
+
+// Runs given to a node while it is being declared lost are never left on it: each
+// assignment either sees the node lost and skips it, or commits before the loss reads
+// the node's runs and is re-queued by it.
+func testAssignRacesLose(t *testing.T, s store.Store) {
+	sp := spec("race")
+	sp.Retries = 2
+	apply(t, s, sp)
+	l := must[store.Lease](t)(acquire(t, s, "p", time.Minute))
+	for round := range 20 {
+		node, holder := fmt.Sprintf("x%d", round), fmt.Sprintf("x%d#1", round)
+		if err := s.NodeClaim(ctx(t), store.NodeClaimParams{Node: store.Node{ID: node, Holder: holder, Mode: "worker", Capacity: 100}}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for range 30 {
+			ids = append(ids, must[store.Run](t)(s.RunCreate(ctx(t), store.RunCreateParams{Job: "race", Now: t0})).ID)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i, id := range ids {
+				_, _ = s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0, Start: i%2 == 0,
+					Assignments: []store.Assignment{{RunID: id, Node: node, Token: fmt.Sprintf("t%d", id)}}})
+			}
+		}()
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		if _, err := s.NodeLose(ctx(t), store.NodeLoseParams{Epoch: l.Epoch, Node: node, Silence: time.Hour, Dead: holder}); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		for _, id := range ids {
+			if r := must[store.Run](t)(s.RunGet(ctx(t), id)); r.Node == node && (r.State == store.RunAssigned || r.State == store.RunRunning) {
+				t.Fatalf("round %d: run %d left %s on node %s after it was declared lost", round, id, r.State, node)
+			}
+		}
+	}
+}

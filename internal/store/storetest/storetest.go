@@ -100,6 +100,7 @@ func Run(t *testing.T, open Open, caps ...Capability) {
 		"SlotTakenEvent":               testSlotTakenEvent,
 		"SyncSourceEvents":             testSyncSourceEvents,
 		"NodeLoseEvents":               testNodeLoseEvents,
+		"AssignRacesLose":              testAssignRacesLose,
 	}
 	// Tests of two repositories (a sync source and its target).
 	pairs := map[string]func(*testing.T, Open){
