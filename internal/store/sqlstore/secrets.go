@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tandemhq/tandem/internal/store"
 )
@@ -13,20 +14,9 @@ import (
 // SecretSet implements store.Secrets.
 func (s *DB) SecretSet(ctx context.Context, p store.SecretSetParams) (int, error) {
 	var version int
-	ct := base64.StdEncoding.EncodeToString(p.Ciphertext)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM secrets WHERE name = ?`+s.d.ForUpdate), p.Name).Scan(&version)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			version = 1
-			_, err = s.exec(ctx, tx, `INSERT INTO secrets (name, version, ciphertext, created_at, updated_at) VALUES (?, 1, ?, ?, ?)`,
-				p.Name, ct, micros(p.Audit.Now), micros(p.Audit.Now))
-		case err == nil:
-			version++
-			_, err = s.exec(ctx, tx, `UPDATE secrets SET version = ?, ciphertext = ?, updated_at = ? WHERE name = ?`,
-				version, ct, micros(p.Audit.Now), p.Name)
-		}
-		if err != nil {
+		var err error
+		if version, err = s.secretPut(ctx, tx, p.Name, p.Ciphertext, p.Audit.Now); err != nil {
 			return err
 		}
 		if err := s.changesAppend(ctx, tx, []changeNew{{entity: store.EntitySecret, key: p.Name, op: store.OpApply,
@@ -40,6 +30,24 @@ func (s *DB) SecretSet(ctx context.Context, p store.SecretSetParams) (int, error
 		return 0, fmt.Errorf("set secret %s: %w", p.Name, err)
 	}
 	return version, nil
+}
+
+// secretPut stores a secret's new version in tx and returns its number: 1 for a new
+// secret, one above the last otherwise.
+func (s *DB) secretPut(ctx context.Context, tx *sql.Tx, name string, ciphertext []byte, now time.Time) (int, error) {
+	var version int
+	ct := base64.StdEncoding.EncodeToString(ciphertext)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM secrets WHERE name = ?`+s.d.ForUpdate), name).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		version = 1
+		_, err = s.exec(ctx, tx, `INSERT INTO secrets (name, version, ciphertext, created_at, updated_at) VALUES (?, 1, ?, ?, ?)`,
+			name, ct, micros(now), micros(now))
+	case err == nil:
+		version++
+		_, err = s.exec(ctx, tx, `UPDATE secrets SET version = ?, ciphertext = ?, updated_at = ? WHERE name = ?`, version, ct, micros(now), name)
+	}
+	return version, err
 }
 
 // SecretGet implements store.Secrets.

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -603,18 +602,7 @@ func (s *DB) secretApplySynced(ctx context.Context, tx *sql.Tx, c store.Change, 
 	if err := json.Unmarshal(c.Def, &sc); err != nil || len(sc.Ciphertext) == 0 {
 		return nil, fmt.Errorf("decode secret %s: %v", c.Key, err)
 	}
-	var version int
-	ct := base64.StdEncoding.EncodeToString(sc.Ciphertext)
-	err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM secrets WHERE name = ?`+s.d.ForUpdate), c.Key).Scan(&version)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		version = 1
-		_, err = s.exec(ctx, tx, `INSERT INTO secrets (name, version, ciphertext, created_at, updated_at) VALUES (?, 1, ?, ?, ?)`,
-			c.Key, ct, micros(now), micros(now))
-	case err == nil:
-		version++
-		_, err = s.exec(ctx, tx, `UPDATE secrets SET version = ?, ciphertext = ?, updated_at = ? WHERE name = ?`, version, ct, micros(now), c.Key)
-	}
+	version, err := s.secretPut(ctx, tx, c.Key, sc.Ciphertext, now)
 	if err != nil {
 		return nil, err
 	}
