@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bufio"
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
@@ -116,23 +117,12 @@ const chunkSize = 256 << 10
 
 // copyChunks copies src to dst in writes of chunkSize (the last one shorter).
 func copyChunks(dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, chunkSize)
-	var n int64
-	for {
-		k, err := io.ReadFull(src, buf)
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return n, werr
-			}
-			n += int64(k)
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return n, nil
-		case err != nil:
-			return n, err
-		}
+	w := bufio.NewWriterSize(dst, chunkSize)
+	n, err := w.ReadFrom(src)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
 	}
+	return n, err
 }
 
 func short(sum string) string {
