@@ -68,7 +68,8 @@ func (s *Service) ApplyFull(ctx context.Context, f Full) (TargetState, error) {
 	return s.state(t), nil
 }
 
-// ChangeError is a change the target cannot apply.
+// ChangeError is a change that cannot be sent (the sender cannot open a secret) or
+// that the target cannot apply.
 type ChangeError struct {
 	Seq         int64
 	Entity, Key string

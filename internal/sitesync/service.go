@@ -255,6 +255,12 @@ func (s *Service) Promote(ctx context.Context, a store.Audit) (PromoteResult, er
 // FullSync sends this cluster's whole configuration to the target, which replaces its
 // own with it in one transaction.
 func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
+	return s.fullSync(ctx, nil)
+}
+
+// fullSync is FullSync with the target's transfer key when the caller has just read it
+// (nil: read it here, if secrets are sent).
+func (s *Service) fullSync(ctx context.Context, transferKey []byte) (FullResult, error) {
 	if s.tr == nil {
 		return FullResult{}, ErrNotSource
 	}
@@ -270,20 +276,22 @@ func (s *Service) FullSync(ctx context.Context) (FullResult, error) {
 	} else if t.Active {
 		return FullResult{}, fmt.Errorf("this cluster is itself the sync target of %s: promote it (tandem sync promote) before it syncs to another site", t.SourceName)
 	}
-	var ts TargetState
-	if s.p.Config.SyncSecrets { // the key secrets are sealed for
+	if s.p.Config.SyncSecrets && transferKey == nil { // the key secrets are sealed for
+		var ts TargetState
 		if _, err := s.tr.call(ctx, 1, RouteTarget, nil, &ts); err != nil {
 			return FullResult{}, fmt.Errorf("read the target's transfer key: %w", err)
 		}
+		transferKey = ts.TransferKey
 	}
 	snap, err := s.p.Store.ConfigSnapshot(ctx)
 	if err != nil {
 		return FullResult{}, err
 	}
-	items, err := s.sendable(snap.Changes, ts.TransferKey)
+	items, err := s.sendable(snap.Changes, transferKey)
 	if err != nil {
 		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
 	}
+	var ts TargetState
 	server, err := s.tr.call(ctx, FullScale, RouteFull, Full{SyncSource: src, Seq: snap.Seq, Changes: items}, &ts)
 	if err != nil {
 		return FullResult{}, fmt.Errorf("full sync at sequence %d: %w", snap.Seq, err)
@@ -394,7 +402,7 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 		return fmt.Errorf("target %s is itself a sync source: a cluster cannot be source and target at once", server)
 	case !ts.Active && ts.Source == "" && ts.PromotedAt.IsZero():
 		s.p.Log.Info(fmt.Sprintf("target %s was never synced: a full sync first", server))
-		res, err := s.FullSync(ctx)
+		res, err := s.fullSync(ctx, ts.TransferKey)
 		if err != nil {
 			return err
 		}
@@ -433,6 +441,7 @@ func (s *Service) stream(ctx context.Context, st *store.SyncSource) error {
 			return err
 		}
 		b := Batch{SyncSource: src, From: cursor, To: cs[len(cs)-1].Seq, Changes: sent}
+		ts = TargetState{} // each answer whole: a node without the key gives none
 		server, err = s.tr.call(ctx, 1, RouteBatch, b, &ts)
 		var re *RemoteError
 		if errors.As(err, &re) && re.Field == FieldCursor {
