@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tandemhq/tandem/internal/api/wire"
@@ -33,11 +34,7 @@ func checkDeliveries(h Job, byID map[int64]wire.Run, rep *Report, add func(strin
 		byRun[d.Run] = append(byRun[d.Run], d)
 		keys[d.Key] = true
 	}
-	runs := make([]int64, 0, len(byID))
-	for id := range byID {
-		runs = append(runs, id)
-	}
-	slices.Sort(runs)
+	runs := slices.Sorted(maps.Keys(byID))
 	for _, id := range runs {
 		r := byID[id]
 		ds := byRun[id]

@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/tandemhq/tandem/internal/api/wire"
@@ -55,11 +56,7 @@ func checkNotifications(h *Notifications, rep *Report, add func(string, string, 
 			continue
 		}
 		r.SinceEvent = ar.SinceEvent
-		ids := make([]int64, 0, len(events))
-		for id := range events {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
+		ids := slices.Sorted(maps.Keys(events))
 		matched := map[int64]bool{}
 		for _, id := range ids {
 			e := events[id]

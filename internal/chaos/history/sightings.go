@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -54,11 +55,7 @@ func checkSightings(h Job, settled []wire.Run) []Violation {
 			byRun[r.ID] = append(ss, Sighting{At: ss[len(ss)-1].At, Run: r})
 		}
 	}
-	ids := make([]int64, 0, len(byRun))
-	for id := range byRun {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(byRun))
 	for _, id := range ids {
 		ss := byRun[id]
 		for i := 1; i < len(ss); i++ {

@@ -3,6 +3,7 @@ package history
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -129,11 +130,7 @@ func checkSlots(h Job, runs []wire.Run, add func(string, string, []wire.Run)) (f
 			}
 		}
 	}
-	ids := make([]int64, 0, len(bySchedule))
-	for id := range bySchedule {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(bySchedule))
 	for _, id := range ids {
 		checkSlotSchedule(h, id, bySchedule[id], seen, who, add)
 	}

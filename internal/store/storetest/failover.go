@@ -311,8 +311,10 @@ func testAssignRacesLose(t *testing.T, s store.Store) {
 		go func() {
 			defer close(done)
 			for i, id := range ids {
-				_, _ = s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0, Start: i%2 == 0,
-					Assignments: []store.Assignment{{RunID: id, Node: node, Token: fmt.Sprintf("t%d", id)}}})
+				if _, err := s.RunAssign(ctx(t), store.RunAssignParams{Epoch: l.Epoch, Now: t0, Start: i%2 == 0,
+					Assignments: []store.Assignment{{RunID: id, Node: node, Token: fmt.Sprintf("t%d", id)}}}); err != nil {
+					t.Errorf("assign run %d: %v", id, err)
+				}
 			}
 		}()
 		time.Sleep(time.Duration(round%5) * time.Millisecond)
