@@ -1,7 +1,6 @@
 package output
 
 import (
-	"bufio"
 	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
@@ -108,21 +107,6 @@ func (s *Service) checkLocal(o store.Output) (*os.File, error) {
 		return nil, fmt.Errorf("output %s: SHA-256 on disk %s, recorded %s: %w", o.Ref(), short(sum), short(o.SHA256), errCorrupt)
 	}
 	return f, nil
-}
-
-// chunkSize is how much a received copy gathers before it writes to its file and hash:
-// a socket gives a few kilobytes per read, and each write to the file and the hash
-// costs per call.
-const chunkSize = 256 << 10
-
-// copyChunks copies src to dst in writes of chunkSize (the last one shorter).
-func copyChunks(dst io.Writer, src io.Reader) (int64, error) {
-	w := bufio.NewWriterSize(dst, chunkSize)
-	n, err := w.ReadFrom(src)
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	return n, err
 }
 
 func short(sum string) string {
@@ -292,13 +276,13 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 	}
 	defer os.Remove(tmp) // gone once renamed
 	h := sha256.New()
-	dst := io.MultiWriter(f, h)
+	var also io.Writer = h
 	if tee != nil {
-		dst = io.MultiWriter(f, h, tee)
+		also = io.MultiWriter(h, tee)
 	}
 	// No fsync: a copy the host lost in a crash is found by its hash when next read,
 	// and deleted, like any corrupt copy.
-	n, err := copyChunks(dst, io.LimitReader(resp.Body, o.Size+1))
+	n, err := receive(f, io.LimitReader(resp.Body, o.Size+1), also)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
