@@ -310,15 +310,12 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 }
 
 // ServeCopy serves this node's own copy of the output ref to another node; it never
-// fetches. 404 when this node has no copy or one known to be bad. A copy not yet checked
-// is hashed as it is sent (one read, not two): the receiver checks the bytes anyway, and
-// a mismatch found here deletes this node's copy.
+// fetches. 404 when this node has no copy or one known to be bad. A file this node
+// checked or received, unchanged since (by size and time), is sent by the kernel
+// (sendfile) without reading its record: the receiver checks the bytes against its own.
+// A copy not yet checked is hashed as it is sent (one read, not two), and a mismatch
+// found here deletes this node's copy.
 func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.OutputRef) {
-	o, err := s.find(r.Context(), ref)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
 	path := s.layout.File(ref)
 	f, err := os.Open(path)
 	if err != nil {
@@ -327,24 +324,29 @@ func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.Ou
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != o.Size {
+	if err != nil || !fi.Mode().IsRegular() {
+		http.Error(w, "no good copy", http.StatusNotFound)
+		return
+	}
+	if sum, known := s.hashes.get(path, fi); known {
+		serveHeader(w, fi.Size(), sum)
+		if r.Method != http.MethodHead {
+			_, _ = io.Copy(w, f)
+		}
+		return
+	}
+	o, err := s.find(r.Context(), ref)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if fi.Size() != o.Size {
 		s.discardLocked(r.Context(), o, fmt.Errorf("output %s: not a regular file of %d bytes: %w", ref, o.Size, errCorrupt))
 		http.Error(w, "no good copy", http.StatusNotFound)
 		return
 	}
-	sum, known := s.hashes.get(path, fi)
-	if known && sum != o.SHA256 {
-		http.Error(w, "no good copy", http.StatusNotFound)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(o.Size, 10))
-	w.Header().Set(peer.SHA256Header, o.SHA256)
+	serveHeader(w, o.Size, o.SHA256)
 	if r.Method == http.MethodHead {
-		return
-	}
-	if known {
-		_, _ = io.Copy(w, f) // checked before: the kernel sends it (sendfile), unread here
 		return
 	}
 	h := sha256.New()
@@ -357,6 +359,12 @@ func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.Ou
 		return
 	}
 	s.hashes.put(path, fi, o.SHA256)
+}
+
+func serveHeader(w http.ResponseWriter, size int64, sum string) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.Header().Set(peer.SHA256Header, sum)
 }
 
 // discardLocked is discard under the output's lock.

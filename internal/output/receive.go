@@ -10,7 +10,7 @@ import (
 // chunkSize is how much a received copy gathers before it writes to its file and hash:
 // a socket gives a few kilobytes per read, and each write to the file and the hash
 // costs per call. A multiple of every direct I/O alignment in use (4 KiB at most).
-const chunkSize = 256 << 10
+const chunkSize = 1 << 20
 
 // pageSize is the memory alignment a chunk gets, enough for direct I/O on any device.
 const pageSize = 4 << 10
