@@ -18,8 +18,10 @@
 // (TMPDIR=/dev/shm to take the disk out of the figures); each configuration's are
 // removed and flushed (sync) before the next starts. On an ext4 file system without a
 // journal, every file and directory created steps over the inodes freed in the last
-// minute, so a configuration pays for the clean-up before it: there, start the bench a
-// minute after a build or a test run and give -settle 65s.
+// minute (six, once their part of the inode table is dirty), so a configuration pays
+// for the clean-ups before it: there, start the bench a minute after a build or a test
+// run and give -settle 65s, or put TMPDIR on a journaled file system (the README shows
+// one in a loop file).
 package main
 
 import (
