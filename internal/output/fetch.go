@@ -316,6 +316,10 @@ func (s *Service) fetchFrom(ctx context.Context, o store.Output, addr string, te
 // A copy not yet checked is hashed as it is sent (one read, not two), and a mismatch
 // found here deletes this node's copy.
 func (s *Service) ServeCopy(w http.ResponseWriter, r *http.Request, ref store.OutputRef) {
+	if !filepath.IsLocal(filepath.FromSlash(ref.Name)) {
+		http.Error(w, fmt.Sprintf("output %s: no such output", ref), http.StatusNotFound)
+		return
+	}
 	path := s.layout.File(ref)
 	f, err := os.Open(path)
 	if err != nil {
