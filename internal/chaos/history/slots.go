@@ -52,15 +52,18 @@ func number(v any) (int64, bool) {
 
 // firedEpoch is the epoch a scheduled run was fired under, if the history shows it: the
 // epoch it carried before its first assignment (which writes the primary's epoch over
-// it). ok is false when no sighting or final state shows the run unassigned with an
-// epoch.
+// it). A run given back before it started (its node stopped or was lost) is queued
+// again with attempt 0 but the assigning primary's epoch, and a reason saying why: such
+// a sighting shows nothing of the firing. ok is false when no sighting or final state
+// shows the run unassigned, as fired, with an epoch.
 func firedEpoch(r wire.Run, seen []Sighting) (epoch int64, ok bool) {
+	asFired := func(r wire.Run) bool { return r.Attempt == 0 && r.Epoch > 0 && r.Reason == "" }
 	for _, s := range seen {
-		if s.Run.Attempt == 0 && s.Run.Epoch > 0 {
+		if asFired(s.Run) {
 			return s.Run.Epoch, true
 		}
 	}
-	if r.Attempt == 0 && r.Epoch > 0 {
+	if asFired(r) {
 		return r.Epoch, true
 	}
 	return 0, false

@@ -154,3 +154,34 @@ func TestSlotTermsFrom(t *testing.T) {
 		t.Fatalf("SlotTermsFrom = %+v, want %+v", got, want)
 	}
 }
+
+// A run given back before it started (its node stopped or was lost) is queued again
+// with attempt 0 and the epoch of the primary that assigned it, which may be below the
+// slot's: the harness seeing it then has not seen the epoch it was fired under (seen in
+// CI: a run of slot 1, fired in the slot's epoch 7, read back queued under the primary's
+// epoch 4 after its first node stopped, was judged a deposed holder's firing).
+func TestCheckSlotsReadsNoFiringEpochFromARunQueuedAgain(t *testing.T) {
+	b := newSlotHist()
+	b.starts = []EpochStart{{Epoch: 1, Node: "c", At: b.t0.Add(-time.Hour)}}
+	for i := range 20 {
+		fired := map[bool]int64{true: 1, false: 2}[i < 10]
+		r := b.run(i, "c", 1)
+		r.ScheduleID = 4
+		seen := *r
+		seen.State, seen.Attempt, seen.Node = "queued", 0, ""
+		if i == 15 {
+			// Only seen after a gave it back; fired by b under slot epoch 2.
+			seen.Reason = "node a stopped before starting the run; queued again"
+		} else {
+			seen.Epoch = fired
+		}
+		b.sightings = append(b.sightings, Sighting{At: r.CreatedAt.Add(time.Millisecond), Run: seen})
+	}
+	rep := b.check()
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep.SlotFired != 19 {
+		t.Fatalf("SlotFired %d, want 19 (the run queued again shows no firing epoch)", rep.SlotFired)
+	}
+}
