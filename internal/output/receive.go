@@ -16,7 +16,7 @@ const chunkSize = 1 << 20
 const pageSize = 4 << 10
 
 // chunks holds the buffers of copies being received, so a busy copier does not make
-// (and fault in) 256 KiB of fresh memory per copy.
+// (and fault in) a fresh chunk of memory per copy.
 var chunks = sync.Pool{New: func() any {
 	b := make([]byte, chunkSize+pageSize)
 	off := 0

@@ -26,11 +26,7 @@ func startDirect(f *os.File) *fileWriter {
 		if mem == 0 || off == 0 || mem > pageSize || off > pageSize || chunkSize%off != 0 {
 			return
 		}
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
-		if err != nil {
-			return
-		}
-		if _, err := unix.FcntlInt(fd, unix.F_SETFL, flags|unix.O_DIRECT); err == nil {
+		if setDirect(fd, true) == nil {
 			w.align = off
 		}
 	})
@@ -44,15 +40,25 @@ func stopDirect(f *os.File) error {
 		return err
 	}
 	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		var flags int
-		if flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0); ferr == nil {
-			_, ferr = unix.FcntlInt(fd, unix.F_SETFL, flags&^unix.O_DIRECT)
-		}
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { ferr = setDirect(fd, false) }); err != nil {
 		return err
 	}
 	return ferr
+}
+
+// setDirect turns O_DIRECT on or off for fd.
+func setDirect(fd uintptr, on bool) error {
+	flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= unix.O_DIRECT
+	} else {
+		flags &^= unix.O_DIRECT
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, flags)
+	return err
 }
 
 // refusedDirect reports whether a write failed because direct I/O was refused (the file
