@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -94,6 +93,7 @@ type Worker struct {
 	listed     bool                    // the first listing was read
 	claimedAt  time.Time               // when this process claimed the node id, by the repository's clock
 	known      map[store.RunToken]bool // attempts begun, being started, or left by an earlier process
+	groups     groupSlots              // the files recording running commands' process groups
 	left       map[store.RunToken]bool // attempts left by an earlier process, not yet ended
 
 	fmu       sync.Mutex
@@ -518,9 +518,15 @@ func (w *Worker) Live(runID int64) (stdout, stderr []byte, ok bool) {
 // execute runs one attempt of run with the job's spec and returns its result, to be
 // recorded under the attempt's token.
 func (w *Worker) execute(ctx context.Context, run store.Run, spec job.Spec) store.RunFinishParams {
+	slot, recorded := w.groups.take(), false
+	defer func() {
+		if recorded {
+			w.forgetGroup(slot, run.ID)
+		}
+		w.groups.put(slot)
+	}()
 	x := Execution{RunID: run.ID, Job: run.Job, Attempt: run.Attempt, Timeout: spec.Timeout.D(), OutputLimit: w.p.OutputLimit,
-		Launcher: w.launch, Started: func(pgid int) { w.recordGroup(run.ID, run.Attempt, pgid) }}
-	defer os.Remove(w.groupFile(run.ID, run.Attempt))
+		Launcher: w.launch, Started: func(pgid int) { recorded = true; w.recordGroup(slot, run.ID, run.Attempt, pgid) }}
 	if run.ScheduledAt != nil {
 		x.ScheduledAt = *run.ScheduledAt
 	}
