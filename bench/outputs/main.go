@@ -15,13 +15,14 @@
 // most 20 % of runs/s for copies = 2). -big 0 skips the large file; its line reports the
 // fetch's time and the process's resident memory before and at most during the fetch
 // (the three nodes are in this process). The data directories go under $TMPDIR
-// (TMPDIR=/dev/shm to take the disk out of the figures); each configuration's are
-// removed and flushed (sync) before the next starts. On an ext4 file system without a
-// journal, every file and directory created steps over the inodes freed in the last
-// minute (six, once their part of the inode table is dirty), so a configuration pays
-// for the clean-ups before it: there, start the bench a minute after a build or a test
-// run and give -settle 65s, or put TMPDIR on a journaled file system (the README shows
-// one in a loop file).
+// (TMPDIR=/dev/shm to take the disk out of the figures); each configuration's files are
+// emptied and flushed (sync) before the next starts, and removed when the bench ends.
+// On an ext4 file system without a journal, every file and directory created steps over
+// the inodes freed in the last minute (six, once their part of the inode table is dirty,
+// which new files next to them make it), so a configuration would pay for the clean-ups
+// before it: that is why files are emptied, not removed, between configurations; there,
+// start the bench six minutes after a build or a test run, or put TMPDIR on a journaled
+// file system (the README shows one in a loop file).
 package main
 
 import (
@@ -70,7 +71,7 @@ func main() {
 	flag.Int64Var(&s.big, "big", 1<<30, "bytes of the file streamed through fetch on demand (0: skip)")
 	flag.IntVar(&s.reps, "reps", 1, "repetitions of each copies setting, interleaved (medians are reported)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	flag.DurationVar(&settle, "settle", 0, "pause after each configuration (65s on ext4 without a journal: see the doc comment)")
+	flag.DurationVar(&settle, "settle", 0, "pause after each configuration")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -91,7 +92,9 @@ func main() {
 		}
 		s.copies = append(s.copies, k)
 	}
-	if err := run(s); err != nil {
+	err := run(s)
+	removeEmptied()
+	if err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "outputs:", err)
 		os.Exit(1)
@@ -238,16 +241,35 @@ func (c *cluster) stop() {
 	for _, st := range c.stores {
 		st.Close()
 	}
-	os.RemoveAll(c.dir)
-	// What this configuration wrote and removed goes to disk now, not while the next one
+	// The files are emptied, and the emptied files and their directories removed when
+	// the bench ends: on an ext4 file system without a journal, every file and directory
+	// created steps over the inodes freed in the last minute (six, once their part of the
+	// inode table is dirty, which the next configuration's creations make it), so a
+	// clean-up would slow the configurations after it. Emptying frees the data and its
+	// page cache, as a removal does (keeping the files whole made every configuration
+	// slower than the one before, on a VM whose fresh memory is slow to touch).
+	_ = filepath.WalkDir(c.dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			_ = os.Truncate(path, 0)
+		}
+		return nil
+	})
+	emptied = append(emptied, c.dir)
+	// What this configuration wrote and freed goes to disk now, not while the next one
 	// runs (write-back starts 30 s after a write, in the middle of a later one).
 	syscall.Sync()
-	// On an ext4 file system without a journal, every file and directory created steps
-	// over the inodes freed in the last minute: -settle waits that out, so that the next
-	// configuration does not pay for this one's clean-up. (Keeping the files until the
-	// end instead makes every configuration slower than the one before on a VM whose
-	// fresh memory is slow to touch.)
 	time.Sleep(settle)
+}
+
+// emptied are the directories of configurations that ended, removed when the bench ends.
+var emptied []string
+
+// removeEmptied removes the emptied directories.
+func removeEmptied() {
+	for _, d := range emptied {
+		os.RemoveAll(d)
+	}
+	emptied = nil
 }
 
 // cpuTime is the CPU (user and system) this process and its ended commands have used:
