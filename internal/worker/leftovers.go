@@ -75,9 +75,6 @@ func groupRecord(pgid int, run int64, attempt int) []byte {
 
 // recordGroup notes in slot that pgid runs the attempt.
 func (w *Worker) recordGroup(slot int, run int64, attempt, pgid int) {
-	if w.p.DataDir == "" {
-		return
-	}
 	if err := w.writeGroup(slot, groupRecord(pgid, run, attempt)); err != nil {
 		w.p.Log.Warn("cannot record a command's process group", "run", run, "err", err)
 	}
@@ -91,10 +88,16 @@ func (w *Worker) forgetGroup(slot int, run int64) {
 }
 
 func (w *Worker) writeGroup(slot int, rec []byte) error {
-	if err := os.MkdirAll(w.groupsDir(), 0o700); err != nil {
-		return err
+	if w.p.DataDir == "" {
+		return nil // no data directory: nothing is recorded
 	}
 	f, err := os.OpenFile(w.groupFile(slot), os.O_WRONLY|os.O_CREATE, 0o600)
+	if errors.Is(err, os.ErrNotExist) { // the directory is made when missing, not checked every time
+		if err := os.MkdirAll(w.groupsDir(), 0o700); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(w.groupFile(slot), os.O_WRONLY|os.O_CREATE, 0o600)
+	}
 	if err != nil {
 		return err
 	}
