@@ -36,7 +36,7 @@ func TestUnrecordedFailureRaisesNoEvent(t *testing.T) {
 	}
 	defer st.Close()
 	cfg := config.Default().SiteSync
-	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, 2
+	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, 100
 	var refused atomic.Int32
 	s := sitesync.New(sitesync.Params{Store: stateRefused{st, &refused}, Config: cfg, Node: "a", Poll: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,5 +59,50 @@ func TestUnrecordedFailureRaisesNoEvent(t *testing.T) {
 	}
 	if got, err := st.SyncSourceGet(context.Background()); err != nil || got.Failures != 0 {
 		t.Fatalf("sender state %+v (%v), want no failure recorded", got, err)
+	}
+}
+
+// stateUnwritable refuses every write of the failure count (SyncSourceSet) but takes the
+// pause (SyncSourcePause), counting the refusals.
+type stateUnwritable struct {
+	stateRefused
+	st store.Store
+}
+
+func (s stateUnwritable) SyncSourcePause(ctx context.Context, paused bool, events ...store.EventAppendParams) error {
+	return s.st.SyncSourcePause(ctx, paused, events...)
+}
+
+// While the sender cannot store its failure count, it still counts its failures in a
+// row: the backoff grows and max_failures pauses it (the pause is stored apart, with its
+// sync.paused). It read the stored count on every retry before, and stayed at one.
+func TestUnrecordedFailuresStillPauseTheSender(t *testing.T) {
+	t.Parallel()
+	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := config.Default().SiteSync
+	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, 4
+	var refused atomic.Int32
+	s := sitesync.New(sitesync.Params{Store: stateUnwritable{stateRefused{st, &refused}, st}, Config: cfg, Node: "a", Poll: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	testutil.Wait(t, 10*time.Second, "the sender to pause itself", func() bool {
+		got, err := st.SyncSourceGet(context.Background())
+		return err == nil && got.Paused
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := refused.Load(); n != 4 {
+		t.Fatalf("%d failure counts refused before the pause, want max_failures (4)", n)
+	}
+	evs, err := st.EventList(context.Background(), store.EventListParams{Type: "sync.paused"})
+	if err != nil || len(evs) != 1 || evs[0].Data["failures"] != float64(4) {
+		t.Fatalf("sync.paused events %+v (%v), want one after 4 failures", evs, err)
 	}
 }

@@ -320,6 +320,7 @@ func (s *Service) fullSync(ctx context.Context, transferKey []byte) (FullResult,
 func (s *Service) Run(ctx context.Context) error {
 	defer s.p.Lag(0) // the next primary reports the lag
 	var pruned time.Time
+	var carry *unrecorded
 	for ctx.Err() == nil {
 		if time.Since(pruned) >= PruneEvery {
 			pruned = time.Now()
@@ -339,6 +340,9 @@ func (s *Service) Run(ctx context.Context) error {
 			s.sleep(ctx, time.Second)
 			continue
 		}
+		stored := st
+		carry.onto(&st)
+		carry = nil
 		if st.Paused {
 			s.p.Lag(s.lag(ctx, st.Acked))
 			s.sleep(ctx, time.Second)
@@ -352,12 +356,30 @@ func (s *Service) Run(ctx context.Context) error {
 			continue // another sender or a full sync moved the cursor: read it again
 		}
 		if err != nil {
-			s.failed(ctx, &st, err)
+			if !s.failed(ctx, &st, err) {
+				carry = &unrecorded{read: stored, st: st}
+			}
 			wait := s.p.Config.Retry << min(max(st.Failures-1, 0), 12)
 			s.sleep(ctx, min(wait, RetryMax))
 		}
 	}
 	return nil
+}
+
+// unrecorded is a failure count the sender could not store: the next loop carries it
+// over what it reads, so that the backoff still grows and max_failures still pauses the
+// sender while its state cannot be written. It is carried only onto the state it was
+// counted from: a resume or a full sync written meanwhile (from any node) wins.
+type unrecorded struct {
+	read store.SyncSource // what the failed loop read from the store
+	st   store.SyncSource // its state after the failure
+}
+
+func (u *unrecorded) onto(st *store.SyncSource) {
+	if u == nil || st.Paused || st.Failures != u.read.Failures || st.Acked != u.read.Acked || !st.LastErrorAt.Equal(u.read.LastErrorAt) {
+		return
+	}
+	st.Failures, st.LastError, st.LastErrorAt = u.st.Failures, u.st.LastError, u.st.LastErrorAt
 }
 
 // prune applies the change log's retention.
@@ -482,8 +504,9 @@ func (s *Service) acked(ctx context.Context, st *store.SyncSource, cursor int64,
 	}
 }
 
-// failed records a failed batch: sync.failed, and sync.paused after max_failures.
-func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) {
+// failed records a failed batch: sync.failed, and sync.paused after max_failures. It
+// reports whether the failure count was stored.
+func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) bool {
 	st.Failures++
 	st.LastError, st.LastErrorAt = err.Error(), s.p.Now()
 	target := st.Target
@@ -492,19 +515,21 @@ func (s *Service) failed(ctx context.Context, st *store.SyncSource, err error) {
 		target = re.Server
 	}
 	s.p.Log.Warn("site sync failed", "failures", st.Failures, "cursor", st.Acked, "err", err)
-	if e := s.p.Store.SyncSourceSet(ctx, *st, s.newEvent("sync.failed", fmt.Sprintf("site sync failed (%d in a row): %v", st.Failures, err),
-		map[string]any{"success": false, "error": err.Error(), "cursor": st.Acked, "target": target, "failures": st.Failures})); e != nil {
-		s.p.Log.Warn("cannot record the sync failure", "err", e)
+	setErr := s.p.Store.SyncSourceSet(ctx, *st, s.newEvent("sync.failed", fmt.Sprintf("site sync failed (%d in a row): %v", st.Failures, err),
+		map[string]any{"success": false, "error": err.Error(), "cursor": st.Acked, "target": target, "failures": st.Failures}))
+	if setErr != nil {
+		s.p.Log.Warn("cannot record the sync failure", "err", setErr)
 	}
 	if st.Failures >= s.p.Config.MaxFailures {
 		if e := s.p.Store.SyncSourcePause(ctx, true, s.newEvent("sync.paused", fmt.Sprintf("site sync paused after %d consecutive failures", st.Failures),
 			map[string]any{"reason": "failures", "failures": st.Failures, "error": err.Error(), "cursor": st.Acked, "target": target})); e != nil {
 			s.p.Log.Warn("cannot pause the site sync", "err", e)
-			return
+			return setErr == nil
 		}
 		st.Paused = true
 		s.p.Log.Warn(fmt.Sprintf("site sync paused after %d consecutive failures: tandem sync resume resumes it", st.Failures))
 	}
+	return setErr == nil
 }
 
 // sendable are the changes the target gets: jobs, rules and settings; users and API
