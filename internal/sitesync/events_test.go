@@ -26,22 +26,30 @@ func (s stateRefused) SyncSourceSet(context.Context, store.SyncSource, ...store.
 	return errors.New("disk full")
 }
 
-// A failure the sender cannot record raises no sync.failed: the event goes with the
-// failure count it reports, in its transaction.
-func TestUnrecordedFailureRaisesNoEvent(t *testing.T) {
-	t.Parallel()
+// runUnreachable runs a sender, until cancel, whose target refuses every connection,
+// on a fresh SQLite repository seen through wrap; done gives Run's error.
+func runUnreachable(t *testing.T, maxFailures int, wrap func(store.Store) sitesync.Store) (st store.Store, cancel func(), done chan error) {
+	t.Helper()
 	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	cfg := config.Default().SiteSync
-	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, 100
-	var refused atomic.Int32
-	s := sitesync.New(sitesync.Params{Store: stateRefused{st, &refused}, Config: cfg, Node: "a", Poll: time.Millisecond})
+	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, maxFailures
+	s := sitesync.New(sitesync.Params{Store: wrap(st), Config: cfg, Node: "a", Poll: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	return st, cancel, done
+}
+
+// A failure the sender cannot record raises no sync.failed: the event goes with the
+// failure count it reports, in its transaction.
+func TestUnrecordedFailureRaisesNoEvent(t *testing.T) {
+	t.Parallel()
+	var refused atomic.Int32
+	st, cancel, done := runUnreachable(t, 100, func(st store.Store) sitesync.Store { return stateRefused{st, &refused} })
 	events := func(typ string) []store.Event {
 		evs, err := st.EventList(context.Background(), store.EventListParams{Type: typ})
 		if err != nil {
@@ -78,18 +86,8 @@ func (s stateUnwritable) SyncSourcePause(ctx context.Context, paused bool, event
 // sync.paused). It read the stored count on every retry before, and stayed at one.
 func TestUnrecordedFailuresStillPauseTheSender(t *testing.T) {
 	t.Parallel()
-	st, err := storesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	cfg := config.Default().SiteSync
-	cfg.Target, cfg.Token, cfg.Timeout, cfg.Retry, cfg.MaxFailures = []string{"http://127.0.0.1:1"}, "t", time.Second, time.Millisecond, 4
 	var refused atomic.Int32
-	s := sitesync.New(sitesync.Params{Store: stateUnwritable{stateRefused{st, &refused}, st}, Config: cfg, Node: "a", Poll: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	st, cancel, done := runUnreachable(t, 4, func(st store.Store) sitesync.Store { return stateUnwritable{stateRefused{st, &refused}, st} })
 	testutil.Wait(t, 10*time.Second, "the sender to pause itself", func() bool {
 		got, err := st.SyncSourceGet(context.Background())
 		return err == nil && got.Paused
