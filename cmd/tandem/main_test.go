@@ -48,9 +48,10 @@ func TestMain(m *testing.M) {
 
 // server is a real tandem process.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan error
+	cmd    *exec.Cmd
+	addr   string
+	done   chan error    // the process's exit, once
+	exited chan struct{} // closed when it has exited
 	// workDir is the server's working directory when it keeps the default data
 	// directory (./tandem-data); tokenDir is the data directory holding the bootstrap
 	// admin token of its repository. The CLI finds the token as on a user's host: run in
@@ -110,7 +111,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1)}
+	s := &server{cmd: cmd, done: make(chan error, 1), exited: make(chan struct{})}
 	if dataDir == "" {
 		s.workDir = cmd.Dir
 	}
@@ -128,6 +129,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 			}
 		}
 		s.done <- cmd.Wait()
+		close(s.exited)
 	}()
 	select {
 	case s.addr = <-addr:
@@ -141,13 +143,27 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if d, ok := tokenDirs.Load(repo); ok {
 		s.tokenDir = d.(string)
 	}
+	// Not cmd.ProcessState: the goroutine's Wait writes it, and a test that killed the
+	// process itself (cmd.Process.Kill) need not have waited for that.
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-s.exited:
+		default:
 			cmd.Process.Kill()
-			<-s.done
+			<-s.exited
 		}
 	})
 	return s
+}
+
+// hasExited reports whether the server's process has exited.
+func (s *server) hasExited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *server) stop(t *testing.T, sig syscall.Signal) error {

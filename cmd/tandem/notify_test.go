@@ -320,7 +320,7 @@ secret = %q
 		return n
 	}
 	for losses() < 3 {
-		if nodes["c"].cmd.ProcessState != nil {
+		if nodes["c"].hasExited() {
 			nodes["c"] = startServer(t, filepath.Join(dir, "c"), start["c"]...)
 			testutil.Wait(t, 30*time.Second, "c to rejoin", func() bool { return modeOf(status(t, alive), "c") == "worker" })
 		}
