@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,6 +45,10 @@ type SoakOptions struct {
 	// fires the schedules of the slots it holds, the faults hit slot holders as they hit
 	// the primary, and the history check adds the slot rules (history.Job.Slots).
 	Slots int
+	// Site runs a DR site beside the cluster (drSite): the cluster's configuration
+	// changes all through the soak, the site's node is killed and its link cut now and
+	// then, and at the end its change log is judged against the cluster's (history.Sync).
+	Site bool
 }
 
 // SoakResult is what a soak found.
@@ -267,6 +272,14 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	if o.Slots > 1 {
 		args = []string{"--scheduler-slots", strconv.Itoa(o.Slots)}
 	}
+	var site *drSite
+	if o.Site {
+		if site, err = startSite(ctx, o.Binary, filepath.Join(o.Dir, "dr")); err != nil {
+			return res, fmt.Errorf("soak: %w", err)
+		}
+		defer func() { err = errors.Join(err, site.Close()) }()
+		args = append(args, "--config", site.Conf)
+	}
 	c, err := New(Options{Binary: o.Binary, Dir: o.Dir, DB: db, Proxied: true, Env: soakDeliverEnv, Args: args})
 	if err != nil {
 		return res, fmt.Errorf("soak: %w", err)
@@ -318,6 +331,11 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	work.Go(func() { demand(wctx, c, workRNG, "on-demand", 200*time.Millisecond, 1200*time.Millisecond) })
 	longRNG := rand.New(rand.NewPCG(o.Seed, 0x10e))
 	work.Go(func() { demand(wctx, c, longRNG, longJob, time.Second, 3*time.Second) })
+	if site != nil {
+		churnRNG, siteRNG := rand.New(rand.NewPCG(o.Seed, 0xd5)), rand.New(rand.NewPCG(o.Seed, 0xd6))
+		work.Go(func() { churn(wctx, c, churnRNG) })
+		work.Go(func() { site.disturb(wctx, siteRNG, out) })
+	}
 	defer func() {
 		stopWork()
 		work.Wait()
@@ -355,6 +373,11 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	}
 	if _, _, err := c.WaitPrimary(withTimeout(ctx, time.Minute)); err != nil {
 		return res, fmt.Errorf("soak: after healing: %w", err)
+	}
+	if site != nil {
+		if err := site.heal(withTimeout(ctx, time.Minute)); err != nil {
+			return res, fmt.Errorf("soak: heal the DR site: %w", err)
+		}
 	}
 	names := make([]string, len(jobs))
 	for i, j := range jobs {
@@ -415,6 +438,15 @@ func Soak(ctx context.Context, o SoakOptions) (res SoakResult, err error) {
 	rep := history.Check(history.Job{Notify: nh})
 	res.Reports["(notifications)"] = rep
 	out("notifications: %s", rep.Summary())
+	if site != nil {
+		sh, err := site.checkSite(withTimeout(ctx, 3*time.Minute), o.Engine, c.DB(), out)
+		if err != nil {
+			return res, fmt.Errorf("soak: %w", err)
+		}
+		rep := history.Check(history.Job{Sync: sh})
+		res.Reports["(site sync)"] = rep
+		out("site sync: %s", rep.Summary())
+	}
 	res.Elapsed = time.Since(t0)
 	out("%s", res.Summary())
 	return res, nil

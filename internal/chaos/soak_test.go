@@ -68,7 +68,7 @@ func TestSoak(t *testing.T) {
 	for _, engine := range strings.Split(*soakEngines, ",") {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			soak(t, "TestSoak", engine, soakSeeds[engine], 0)
+			soak(t, "TestSoak", engine, soakSeeds[engine], 0, true)
 		})
 	}
 }
@@ -82,12 +82,12 @@ func TestSoakSlots(t *testing.T) {
 	for _, engine := range strings.Split(*soakEngines, ",") {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			soak(t, "TestSoakSlots", engine, soakSlotSeeds[engine], soakSlots)
+			soak(t, "TestSoakSlots", engine, soakSlotSeeds[engine], soakSlots, false)
 		})
 	}
 }
 
-func soak(t *testing.T, test, engine string, seed uint64, slots int) {
+func soak(t *testing.T, test, engine string, seed uint64, slots int, site bool) {
 	if *soakSeed != 0 {
 		seed = *soakSeed
 	}
@@ -109,7 +109,7 @@ func soak(t *testing.T, test, engine string, seed uint64, slots int) {
 		replay += " -soak.norace"
 	}
 	res, err := Soak(t.Context(), SoakOptions{Binary: bin, Dir: t.TempDir(), Engine: engine, Seed: seed,
-		Duration: dur, Faults: *soakFaults, Out: t.Output(), Replay: replay, Slots: slots})
+		Duration: dur, Faults: *soakFaults, Out: t.Output(), Replay: replay, Slots: slots, Site: site})
 	if errors.Is(err, pgtest.ErrNotInstalled) {
 		t.Skip(err)
 	}

@@ -96,6 +96,9 @@ type Job struct {
 	SlotTerms []SlotTerm
 	// Notify, if given, is judged by the notifications rule (checkNotifications).
 	Notify *Notifications
+	// Sync, if given, is a DR site's change log against its source's, judged by
+	// CheckSync's rules.
+	Sync *Sync
 }
 
 // Violation is one broken rule, with the runs around it.
@@ -154,7 +157,9 @@ type Report struct {
 	SlotFired     int
 	slots         int
 	Notifications int
-	execs         map[int64][]Exec
+	// With Job.Sync: Synced counts the changes the DR site applied after its full sync.
+	Synced int
+	execs  map[int64][]Exec
 }
 
 // Summary is one line: what was checked and how many rules broke.
@@ -174,6 +179,9 @@ func (r Report) Summary() string {
 	}
 	if r.Notifications > 0 {
 		s += fmt.Sprintf(", %d notifications", r.Notifications)
+	}
+	if r.Synced > 0 {
+		s += fmt.Sprintf(", %d changes synced to the DR site", r.Synced)
 	}
 	if len(r.Violations) == 0 {
 		return s + ": history OK"
@@ -236,7 +244,8 @@ func FormatRun(r wire.Run) string {
 //	(g) with Kept, each succeeded run's output is served as checkOutputs says;
 //	(h) with Slots, each schedule's times were fired once across its slot's holders, none
 //	    lost, none by a deposed holder, as checkSlots says;
-//	(i) with Notify, each event matching a rule has exactly one notice of it.
+//	(i) with Notify, each event matching a rule has exactly one notice of it;
+//	(j) with Sync, the DR site applied its source's changes as CheckSync says.
 func Check(h Job) Report {
 	runs := slices.Clone(h.Runs)
 	slices.SortFunc(runs, func(a, b wire.Run) int { return cmp.Compare(a.ID, b.ID) })
@@ -270,6 +279,14 @@ func Check(h Job) Report {
 	rep.slots = h.Slots
 	rep.SlotFired = checkSlots(h, runs, add)
 	checkNotifications(h.Notify, &rep, add)
+	if h.Sync != nil {
+		rep.Violations = append(rep.Violations, CheckSync(*h.Sync)...)
+		for _, c := range h.Sync.Target {
+			if c.SourceSeq > h.Sync.From {
+				rep.Synced++
+			}
+		}
+	}
 	rep.Violations = append(rep.Violations, checkSightings(h, runs)...)
 	return rep
 }
