@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/chaos/history"
@@ -26,10 +26,8 @@ type drSite struct {
 	node  *Node
 	proxy *Proxy
 	// Conf is the cluster's server configuration that makes the site its target.
-	Conf string
-
-	mu     sync.Mutex
-	faults int
+	Conf   string
+	faults atomic.Int32 // faults that hit the site
 }
 
 // drNode is the DR site's node.
@@ -85,13 +83,6 @@ func (s *drSite) Close() error {
 	return errors.Join(s.proxy.Close(), s.c.Close())
 }
 
-// Faults is how many faults hit the site.
-func (s *drSite) Faults() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.faults
-}
-
 // disturb hits the site until ctx ends: every 2 to 6 s its node is killed (SIGKILL) and
 // restarted, or its link slowed or refused for a while.
 func (s *drSite) disturb(ctx context.Context, rng *rand.Rand, out func(string, ...any)) {
@@ -124,9 +115,7 @@ func (s *drSite) disturb(ctx context.Context, rng *rand.Rand, out func(string, .
 			sleep(ctx, between(rng, 500*time.Millisecond, 3*time.Second))
 			s.proxy.Set(Fault{})
 		}
-		s.mu.Lock()
-		s.faults++
-		s.mu.Unlock()
+		s.faults.Add(1)
 	}
 }
 
@@ -224,7 +213,7 @@ func (s *drSite) checkSite(ctx context.Context, engine, db string, progress func
 			h.From = int64(seq)
 		}
 	}
-	progress("DR site: caught up at sequence %d (full sync at %d, %d faults on the site)", cursor, h.From, s.Faults())
+	progress("DR site: caught up at sequence %d (full sync at %d, %d faults on the site)", cursor, h.From, s.faults.Load())
 	return h, nil
 }
 

@@ -26,7 +26,7 @@
 // Each event is written in the transaction that stores the state it reports
 // (store.Sync's SyncSourceSet, SyncSourcePause): a failure count the sender could not
 // record raises no sync.failed. The sender keeps counting such failures itself, onto the
-// state it read, so its backoff grows and max_failures pauses it all the same. sync.full goes with the cursor it moves; a full sync
-// that leaves the recorded cursor where it was changed nothing here, and its event is
-// appended on its own.
+// state it read, so its backoff grows and max_failures pauses it all the same. sync.full
+// goes with the cursor it moves; a full sync that leaves the recorded cursor where it was
+// changed nothing here, and its event is appended on its own.
 package sitesync

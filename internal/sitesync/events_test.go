@@ -70,24 +70,14 @@ func TestUnrecordedFailureRaisesNoEvent(t *testing.T) {
 	}
 }
 
-// stateUnwritable refuses every write of the failure count (SyncSourceSet) but takes the
-// pause (SyncSourcePause), counting the refusals.
-type stateUnwritable struct {
-	stateRefused
-	st store.Store
-}
-
-func (s stateUnwritable) SyncSourcePause(ctx context.Context, paused bool, events ...store.EventAppendParams) error {
-	return s.st.SyncSourcePause(ctx, paused, events...)
-}
-
 // While the sender cannot store its failure count, it still counts its failures in a
 // row: the backoff grows and max_failures pauses it (the pause is stored apart, with its
 // sync.paused). It read the stored count on every retry before, and stayed at one.
 func TestUnrecordedFailuresStillPauseTheSender(t *testing.T) {
 	t.Parallel()
 	var refused atomic.Int32
-	st, cancel, done := runUnreachable(t, 4, func(st store.Store) sitesync.Store { return stateUnwritable{stateRefused{st, &refused}, st} })
+	// stateRefused refuses the failure count only: the pause (SyncSourcePause) is stored.
+	st, cancel, done := runUnreachable(t, 4, func(st store.Store) sitesync.Store { return stateRefused{st, &refused} })
 	testutil.Wait(t, 10*time.Second, "the sender to pause itself", func() bool {
 		got, err := st.SyncSourceGet(context.Background())
 		return err == nil && got.Paused
