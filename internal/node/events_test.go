@@ -2,10 +2,15 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tandemhq/tandem/internal/config"
+	"github.com/tandemhq/tandem/internal/node"
 	"github.com/tandemhq/tandem/internal/store"
 	"github.com/tandemhq/tandem/internal/testutil"
 )
@@ -90,5 +95,41 @@ func TestWeightEventWithTheWeight(t *testing.T) {
 	}
 	if v, err := h.st.SettingGet(ctx(t), store.SettingNodeWeightPrefix+"n1"); err != nil || v != "3" {
 		t.Fatalf("stored weight %q (%v), want 3", v, err)
+	}
+}
+
+// A process that claimed its node id (recording its node.joined) and then could not
+// start records its stop, with why: the node shows stopped, not live until its silence
+// has it declared lost.
+func TestFailedStartRecordsTheStop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen, cfg.NodeID = dir, "127.0.0.1:0", "n1"
+	cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "missing.crt"), filepath.Join(dir, "missing.key")
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := node.New(cfg, st, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	if err := n.Start(ctx(t)); err == nil {
+		_ = n.Stop(ctx(t))
+		t.Fatal("a node whose certificate file is missing started")
+	}
+	h := &harness{t: t, st: st}
+	if evs := h.events("node.joined"); len(evs) != 1 {
+		t.Fatalf("node.joined events %+v, want the claim's", evs)
+	}
+	evs := h.events("node.stopped")
+	if len(evs) != 1 || evs[0].Data["node"] != "n1" || !strings.Contains(fmt.Sprint(evs[0].Data["error"]), "missing.crt") {
+		t.Fatalf("node.stopped events %+v, want one naming n1 and the missing certificate", evs)
+	}
+	nodes, err := st.NodeList(ctx(t))
+	if err != nil || len(nodes) != 1 || nodes[0].Mode != "stopped" {
+		t.Fatalf("nodes %+v (%v), want n1 stopped", nodes, err)
 	}
 }

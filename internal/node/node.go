@@ -154,6 +154,17 @@ func (n *Node) Addr() string {
 	return n.ln.Addr().String()
 }
 
+// recordFailedStart records that this process, which claimed the node id and recorded
+// its node.joined, will not serve: the node shows stopped with its node.stopped (naming
+// why), as after a graceful stop, not live until its silence has it declared lost.
+func (n *Node) recordFailedStart(ctx context.Context, why error) {
+	ev := n.newEvent("node.stopped", fmt.Sprintf("node %s stopped: it could not start: %v", n.cfg.NodeID, why),
+		map[string]any{"node": n.cfg.NodeID, "error": why.Error()})
+	if err := n.members.Heartbeat(context.WithoutCancel(ctx), ModeStopped, ev); err != nil {
+		n.log.Warn("cannot record that this node did not start", "err", err)
+	}
+}
+
 // Start claims the data directory and the node id, opens the listener and starts every
 // service. It returns once the node serves. A data directory or node id in use by
 // another live process is an error (ErrNodeIDInUse for the id). Safe to call twice.
@@ -164,8 +175,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if again {
 		return nil
 	}
+	claimed := false
 	defer func() {
 		if err != nil {
+			if claimed {
+				n.recordFailedStart(ctx, err)
+			}
 			n.releaseLocks()
 		}
 	}()
@@ -210,6 +225,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.claim(ctx); err != nil {
 		return err
 	}
+	claimed = true
 	if me, found, err := n.findNode(ctx); err == nil && found {
 		n.worker.Claimed(me.HeartbeatAt) // the claim's time, by the repository's clock
 	}
