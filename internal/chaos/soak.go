@@ -92,9 +92,8 @@ func (r SoakResult) Summary() string {
 		runs += r.Reports[j].Runs
 		occ += r.Reports[j].Occurrences
 	}
-	if _, ok := r.Reports["(notifications)"]; ok {
-		jobs = jobs[1:] // not a job: "(" sorts first
-	}
+	// "(notifications)" and "(site sync)" are checked like jobs but are none.
+	jobs = slices.DeleteFunc(jobs, func(j string) bool { return strings.HasPrefix(j, "(") })
 	engine := r.Engine
 	if r.Slots > 1 {
 		engine += fmt.Sprintf(" slots=%d", r.Slots)

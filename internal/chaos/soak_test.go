@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhq/tandem/internal/chaos/history"
 	"github.com/tandemhq/tandem/internal/pgtest"
 )
 
@@ -119,5 +120,16 @@ func soak(t *testing.T, test, engine string, seed uint64, slots int, site bool) 
 	}
 	if err := res.Err(); err != nil {
 		t.Error(err)
+	}
+}
+
+// The summary counts the jobs, not the notifications' and the DR site's checks that sit
+// beside them in the reports.
+func TestSoakSummaryCountsJobsOnly(t *testing.T) {
+	r := SoakResult{Engine: "sqlite", Seed: 1, Reports: map[string]history.Report{
+		"(notifications)": {Runs: 3}, "(site sync)": {Runs: 4}, "a": {Runs: 10, Occurrences: 10}, "b": {Runs: 5, Occurrences: 6},
+	}}
+	if s := r.Summary(); !strings.Contains(s, "22 records over 2 jobs, 16 scheduled times") {
+		t.Fatalf("summary %q, want 22 records over 2 jobs", s)
 	}
 }
