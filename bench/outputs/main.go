@@ -12,7 +12,8 @@
 // the time from a run's end to its output's last needed verified copy (p50, p99), and
 // copy throughput (bytes copied ÷ (last copy − first run end)). The summary on stdout
 // has one line per configuration and the cost of copies against copies = 1 (target: at
-// most 20 % of runs/s for copies = 2). -big 0 skips the large file; its line reports the
+// most 20 % of runs/s for copies = 2), with each repetition's against the copies = 1 run
+// of its own repetition. -big 0 skips the large file; its line reports the
 // fetch's time and the process's resident memory before and at most during the fetch
 // (the three nodes are in this process). The data directories go under $TMPDIR
 // (TMPDIR=/dev/shm to take the disk out of the figures); each configuration's files are
@@ -141,6 +142,9 @@ func run(s settings) error {
 			if r.copies == 2 {
 				cost += " (target ≤ 20%)"
 			}
+			if each := perRepetition(reps[1], reps[r.copies]); each != "" {
+				cost += " (each repetition: " + each + ")"
+			}
 			cost += fmt.Sprintf(", CPU per run +%.0f%%", 100*(float64(r.cpuPerRun)/float64(base.cpuPerRun)-1))
 		}
 		fmt.Printf("outputs engine=sqlite nodes=3 n=%d size=%d copies=%d capacity=%d reps=%d: %.0f runs/s, CPU per run %.1fms, durable %d/%d, time to durable p50 %s p99 %s, copy throughput %.1f MB/s (%d copies)%s\n",
@@ -154,6 +158,20 @@ func run(s settings) error {
 		fmt.Println(line)
 	}
 	return nil
+}
+
+// perRepetition lists each repetition's cost in runs/s against the copies = 1 run of the
+// same repetition (measured just before it): the spread says how far a single
+// repetition can be trusted on this machine.
+func perRepetition(base, rs []result) string {
+	if len(base) != len(rs) || len(rs) < 2 {
+		return ""
+	}
+	each := make([]string, len(rs))
+	for i, r := range rs {
+		each[i] = fmt.Sprintf("%.0f%%", 100*(1-r.runsPerSec/base[i].runsPerSec))
+	}
+	return strings.Join(each, " ")
 }
 
 // median takes each figure's median over repetitions.
