@@ -156,11 +156,15 @@ func (n *Node) Addr() string {
 
 // recordFailedStart records that this process, which claimed the node id and recorded
 // its node.joined, will not serve: the node shows stopped with its node.stopped (naming
-// why), as after a graceful stop, not live until its silence has it declared lost.
+// why), as after a graceful stop, not live until its silence has it declared lost. It
+// waits at most the heartbeat silence: past that the node is declared lost anyway, and
+// the start's error is not held up by a repository that does not answer.
 func (n *Node) recordFailedStart(ctx context.Context, why error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.members.Silence())
+	defer cancel()
 	ev := n.newEvent("node.stopped", fmt.Sprintf("node %s stopped: it could not start: %v", n.cfg.NodeID, why),
 		map[string]any{"node": n.cfg.NodeID, "error": why.Error()})
-	if err := n.members.Heartbeat(context.WithoutCancel(ctx), ModeStopped, ev); err != nil {
+	if err := n.members.Heartbeat(ctx, ModeStopped, ev); err != nil {
 		n.log.Warn("cannot record that this node did not start", "err", err)
 	}
 }
